@@ -1,0 +1,235 @@
+//! Engine configuration. It is persisted with the queue so a background job can
+//! finish uploads after a restart without any JavaScript loaded.
+
+use crate::error::{err, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub const DEFAULT_MAX_PARTS_IN_FLIGHT: u32 = 4;
+pub const MAX_PARTS_IN_FLIGHT: u32 = 32;
+
+/// Retry policy for every call (backend calls and part PUTs).
+///
+/// Delays grow exponentially from `base_delay_ms` up to `max_delay_ms`, with
+/// full jitter (a uniform draw between 0 and the exponential value), and are
+/// never shorter than a `Retry-After` the server sent. After `max_attempts`
+/// consecutive failures of the same call the upload becomes FAILED; `resume`
+/// starts a fresh round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// How many times in a row one part's URL may be refreshed after a 403
+    /// before the upload fails with `storage_rejected`.
+    pub max_url_refreshes: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+            max_url_refreshes: 4,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt + 1`, given `attempt` failures so far (>= 1).
+    pub(crate) fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        let ceiling = self
+            .base_delay_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.max_delay_ms);
+        let jittered = if ceiling == 0 {
+            0
+        } else {
+            rand::random_range(0..=ceiling)
+        };
+        let delay = Duration::from_millis(jittered);
+        match retry_after {
+            // Honour the server, but within the same bound as our own delays
+            // (times ten) so a hostile header cannot park an upload for days.
+            Some(ra) => delay.max(ra.min(Duration::from_millis(self.max_delay_ms.saturating_mul(10)))),
+            None => delay,
+        }
+    }
+}
+
+/// Where and how the engine talks to the app's backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub start_upload_url: String,
+    pub upload_urls_url: String,
+    pub complete_url: String,
+    /// Optional extension: called on cancel so the backend can abort the multipart upload.
+    #[serde(default)]
+    pub abort_url: Option<String>,
+    /// Sent with every backend call (not with part PUTs, which carry their own signature).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Global limit of part PUTs in flight, shared by all files (1..=32).
+    #[serde(default = "default_parts_in_flight")]
+    pub max_parts_in_flight: u32,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+fn default_parts_in_flight() -> u32 {
+    DEFAULT_MAX_PARTS_IN_FLIGHT
+}
+
+impl Config {
+    /// A configuration with the three required endpoints and defaults for the rest.
+    pub fn new(
+        start_upload_url: impl Into<String>,
+        upload_urls_url: impl Into<String>,
+        complete_url: impl Into<String>,
+    ) -> Self {
+        Config {
+            start_upload_url: start_upload_url.into(),
+            upload_urls_url: upload_urls_url.into(),
+            complete_url: complete_url.into(),
+            abort_url: None,
+            headers: Vec::new(),
+            max_parts_in_flight: DEFAULT_MAX_PARTS_IN_FLIGHT,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The four endpoints under one base URL: `B/startUpload`, `B/getUploadUrls`,
+    /// `B/complete` and `B/abort` (the reference backend's routes).
+    pub fn for_base_url(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let mut c = Config::new(
+            format!("{base}/startUpload"),
+            format!("{base}/getUploadUrls"),
+            format!("{base}/complete"),
+        );
+        c.abort_url = Some(format!("{base}/abort"));
+        c
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (name, url) in [
+            ("startUploadApi", Some(&self.start_upload_url)),
+            ("getUploadUrlsApi", Some(&self.upload_urls_url)),
+            ("completeApi", Some(&self.complete_url)),
+            ("abortApi", self.abort_url.as_ref()),
+        ] {
+            let Some(url) = url else { continue };
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(err(
+                        ErrorCode::InvalidConfig,
+                        format!("{name} must be an absolute http(s) URL"),
+                    ))
+                }
+            }
+        }
+        for (name, value) in &self.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(err(
+                    ErrorCode::InvalidConfig,
+                    format!("header name {name:?} is not a valid HTTP header name"),
+                ));
+            }
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                // The value may be a secret: name the header only.
+                return Err(err(
+                    ErrorCode::InvalidConfig,
+                    format!("the value of header {name:?} is not a valid HTTP header value"),
+                ));
+            }
+        }
+        if !(1..=MAX_PARTS_IN_FLIGHT).contains(&self.max_parts_in_flight) {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "maxPartsInFlight must be between 1 and {MAX_PARTS_IN_FLIGHT}, got {}",
+                    self.max_parts_in_flight
+                ),
+            ));
+        }
+        let r = &self.retry;
+        if !(1..=100).contains(&r.max_attempts) {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                "retry.maxAttempts must be between 1 and 100",
+            ));
+        }
+        if r.max_delay_ms > 3_600_000 || r.base_delay_ms > r.max_delay_ms {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                "retry delays must satisfy baseDelayMs <= maxDelayMs <= 3600000",
+            ));
+        }
+        if r.max_url_refreshes > 100 {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                "retry.maxUrlRefreshes must be at most 100",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Header values, for redaction.
+    pub(crate) fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_urls_limits_and_headers() {
+        let ok = Config::for_base_url("http://127.0.0.1:9/api/");
+        assert_eq!(ok.start_upload_url, "http://127.0.0.1:9/api/startUpload");
+        ok.validate().unwrap();
+
+        let mut c = ok.clone();
+        c.complete_url = "ftp://x/complete".into();
+        assert_eq!(c.validate().unwrap_err().code(), ErrorCode::InvalidConfig);
+
+        let mut c = ok.clone();
+        c.max_parts_in_flight = 0;
+        assert!(c.validate().is_err());
+        c.max_parts_in_flight = 33;
+        assert!(c.validate().is_err());
+        c.max_parts_in_flight = 32;
+        c.validate().unwrap();
+
+        let mut c = ok.clone();
+        c.headers = vec![("Authorization".into(), "Bearer sec\nret".into())];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("Authorization"), "{e}");
+        assert!(!e.contains("sec"), "secret leaked: {e}");
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_honours_retry_after() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay_ms: 100,
+            max_delay_ms: 1_000,
+            max_url_refreshes: 2,
+        };
+        for failures in 1..50 {
+            let d = p.backoff(failures, None);
+            assert!(d <= Duration::from_millis(1_000), "{d:?}");
+        }
+        let d = p.backoff(1, Some(Duration::from_secs(3)));
+        assert_eq!(d, Duration::from_secs(3));
+        // Capped at ten times the maximum delay.
+        let d = p.backoff(1, Some(Duration::from_secs(100_000)));
+        assert_eq!(d, Duration::from_secs(10));
+    }
+}

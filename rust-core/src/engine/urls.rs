@@ -1,0 +1,201 @@
+//! Presigned part URLs: kept in memory only (they are bearer secrets), with
+//! the expiry the URL itself states so they are refreshed before S3 refuses them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest margin before a URL's expiry at which it is refreshed rather than used.
+const MAX_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub(crate) struct CachedUrl {
+    pub url: String,
+    /// After this instant the URL is not used any more.
+    pub usable_until: Option<Instant>,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct UrlCache {
+    urls: HashMap<u32, CachedUrl>,
+}
+
+impl UrlCache {
+    pub(crate) fn insert(&mut self, part: u32, url: String, fetched_at: Instant) {
+        let usable_until = lifetime(&url, SystemTime::now()).map(|life| {
+            // Keep a margin for the request to reach the server: a quarter
+            // of the lifetime, at most a minute.
+            let margin = (life / 4).min(MAX_MARGIN);
+            fetched_at + life.saturating_sub(margin)
+        });
+        self.urls.insert(part, CachedUrl { url, usable_until });
+    }
+
+    /// A URL for the part that can still be used now.
+    pub(crate) fn usable(&self, part: u32, now: Instant) -> Option<&str> {
+        self.urls
+            .get(&part)
+            .filter(|c| c.usable_until.is_none_or(|t| t > now))
+            .map(|c| c.url.as_str())
+    }
+
+    pub(crate) fn remove(&mut self, part: u32) {
+        self.urls.remove(&part);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.urls.clear();
+    }
+
+    /// The earliest moment a cached URL stops being usable (to wake the scheduler).
+    pub(crate) fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        self.urls
+            .values()
+            .filter_map(|c| c.usable_until)
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// How long a presigned URL stays valid from `now`, from what it states:
+/// SigV4 `X-Amz-Date` + `X-Amz-Expires`, or SigV2 `Expires` (a Unix time).
+///
+/// If the signing time lies in our future or far in the past (clock skew
+/// between device and server), the stated lifetime alone is used, so a skewed
+/// clock can never make every URL look expired and loop refreshing.
+pub(crate) fn lifetime(url: &str, now: SystemTime) -> Option<Duration> {
+    let parsed = url::Url::parse(url).ok()?;
+    let mut amz_date = None;
+    let mut amz_expires = None;
+    let mut v2_expires = None;
+    for (k, v) in parsed.query_pairs() {
+        if k.eq_ignore_ascii_case("x-amz-date") {
+            amz_date = parse_amz_date(&v);
+        } else if k.eq_ignore_ascii_case("x-amz-expires") {
+            amz_expires = v.parse::<u64>().ok().map(Duration::from_secs);
+        } else if k == "Expires" {
+            v2_expires = v.parse::<u64>().ok();
+        }
+    }
+    if let Some(expires) = amz_expires {
+        return Some(match amz_date {
+            Some(signed) => match now.duration_since(signed) {
+                Ok(age) if age <= expires => expires - age,
+                // Already past its stated expiry by our clock: trust the
+                // lifetime instead; a 403 will still trigger a refresh.
+                Ok(_) => expires,
+                Err(_) => expires,
+            },
+            None => expires,
+        });
+    }
+    if let Some(at) = v2_expires {
+        let at = UNIX_EPOCH + Duration::from_secs(at);
+        return at.duration_since(now).ok();
+    }
+    None
+}
+
+/// `YYYYMMDD'T'HHMMSS'Z'` to a time.
+fn parse_amz_date(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + se;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amz_date_parses() {
+        let t = parse_amz_date("20261121T203000Z").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_795_293_000
+        );
+        assert!(parse_amz_date("2026-11-21").is_none());
+        assert!(parse_amz_date("20261321T203000Z").is_none());
+    }
+
+    #[test]
+    fn lifetime_from_sigv4_and_sigv2() {
+        let signed = parse_amz_date("20261121T203000Z").unwrap();
+        let url = "https://s3.example/b/k?partNumber=1&X-Amz-Date=20261121T203000Z&X-Amz-Expires=900&X-Amz-Signature=x";
+        assert_eq!(
+            lifetime(url, signed + Duration::from_secs(100)),
+            Some(Duration::from_secs(800))
+        );
+        // Device clock behind the signer: the stated lifetime is used.
+        assert_eq!(
+            lifetime(url, signed - Duration::from_secs(5000)),
+            Some(Duration::from_secs(900))
+        );
+        // Device clock far ahead: never "already expired".
+        assert_eq!(
+            lifetime(url, signed + Duration::from_secs(5000)),
+            Some(Duration::from_secs(900))
+        );
+        let v2 = "https://s3.example/b/k?Expires=2000000000&Signature=x";
+        assert_eq!(
+            lifetime(v2, UNIX_EPOCH + Duration::from_secs(1_999_999_000)),
+            Some(Duration::from_secs(1000))
+        );
+        assert_eq!(lifetime("https://x.example/upload/1", SystemTime::now()), None);
+    }
+
+    #[test]
+    fn cache_refreshes_before_expiry() {
+        let mut c = UrlCache::default();
+        let now = Instant::now();
+        let date = {
+            // Sign "now" so the lifetime is the full 8 s.
+            let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+            let days = secs.div_euclid(86_400);
+            let rem = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(days);
+            format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+        };
+        c.insert(1, format!("https://s/b/k?X-Amz-Date={date}&X-Amz-Expires=8"), now);
+        c.insert(2, "https://s/b/k?no-expiry".into(), now);
+        assert!(c.usable(1, now).is_some());
+        // Margin is a quarter of the lifetime: unusable after ~6 s.
+        assert!(c.usable(1, now + Duration::from_secs(7)).is_none());
+        assert!(c.usable(2, now + Duration::from_secs(7000)).is_some());
+        let exp = c.next_expiry(now).unwrap();
+        assert!(exp > now + Duration::from_secs(4) && exp <= now + Duration::from_secs(6));
+        c.remove(1);
+        assert!(c.usable(1, now).is_none());
+    }
+
+    fn civil_from_days(z: i64) -> (i64, i64, i64) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(m <= 2), m, d)
+    }
+}

@@ -1,0 +1,172 @@
+//! Errors in two levels: [`Error`] is what the engine's modules return to each
+//! other; [`UploadError`] is what callers see, with a stable [`ErrorCode`] and a
+//! message that never carries presigned query strings, headers or user params.
+
+use std::fmt;
+
+/// Stable, machine-readable error codes. The string forms (`as_str`) are part
+/// of the public contract: apps and scripts may branch on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The configuration is missing or invalid (URLs, headers, limits).
+    InvalidConfig,
+    /// An argument of the call is invalid (reserved user param, empty transfer id...).
+    InvalidArgument,
+    /// No upload matches the given id.
+    NotFound,
+    /// The file does not exist or cannot be opened.
+    FileNotFound,
+    /// The file's size or modification time changed after it was added.
+    FileChanged,
+    /// Reading the file failed for another reason.
+    FileUnreadable,
+    /// The backend refused the request (4xx other than 401).
+    BackendRejected,
+    /// The backend answered 2xx with a body that does not follow the contract.
+    BackendInvalidResponse,
+    /// The backend could not be reached or kept failing (network, 5xx, 429) after every retry.
+    BackendUnavailable,
+    /// The storage refused a part (4xx after URL refreshes, or a 2xx without ETag).
+    StorageRejected,
+    /// The storage could not be reached or kept failing after every retry.
+    StorageUnavailable,
+    /// The backend answered 401: new headers are needed, then resume.
+    AuthRequired,
+    /// The queue database failed (corrupt, full disk, unwritable).
+    Database,
+    /// The engine was shut down while the call was waiting.
+    Shutdown,
+    /// A bug in the engine; the message says where.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable string form, e.g. `file_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::FileNotFound => "file_not_found",
+            ErrorCode::FileChanged => "file_changed",
+            ErrorCode::FileUnreadable => "file_unreadable",
+            ErrorCode::BackendRejected => "backend_rejected",
+            ErrorCode::BackendInvalidResponse => "backend_invalid_response",
+            ErrorCode::BackendUnavailable => "backend_unavailable",
+            ErrorCode::StorageRejected => "storage_rejected",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::Database => "database",
+            ErrorCode::Shutdown => "shutdown",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Parses the stable string form back (used when reading the database).
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ALL_CODES.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+const ALL_CODES: [ErrorCode; 15] = [
+    ErrorCode::InvalidConfig,
+    ErrorCode::InvalidArgument,
+    ErrorCode::NotFound,
+    ErrorCode::FileNotFound,
+    ErrorCode::FileChanged,
+    ErrorCode::FileUnreadable,
+    ErrorCode::BackendRejected,
+    ErrorCode::BackendInvalidResponse,
+    ErrorCode::BackendUnavailable,
+    ErrorCode::StorageRejected,
+    ErrorCode::StorageUnavailable,
+    ErrorCode::AuthRequired,
+    ErrorCode::Database,
+    ErrorCode::Shutdown,
+    ErrorCode::Internal,
+];
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The public error: a stable code and a message a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl UploadError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        UploadError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for UploadError {}
+
+/// Internal error. Converted into [`UploadError`] at the public boundary.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("{0}")]
+    Public(#[from] UploadError),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> ErrorCode {
+        match self {
+            Error::Public(e) => e.code,
+            Error::Sqlite(_) | Error::Json(_) => ErrorCode::Database,
+        }
+    }
+}
+
+impl From<Error> for UploadError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Public(e) => e,
+            Error::Sqlite(e) => UploadError::new(ErrorCode::Database, describe_sqlite(&e)),
+            Error::Json(e) => {
+                UploadError::new(ErrorCode::Database, format!("stored record is unreadable: {e}"))
+            }
+        }
+    }
+}
+
+/// A short, actionable description of a SQLite failure (never contains data).
+fn describe_sqlite(e: &rusqlite::Error) -> String {
+    use rusqlite::ffi::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => {
+            "the queue database is corrupt or not a database".to_string()
+        }
+        Some(C::DiskFull) => "the disk is full: the queue database cannot be written".to_string(),
+        Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => {
+            format!("the queue database cannot be opened for writing: {e}")
+        }
+        _ => format!("queue database error: {e}"),
+    }
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error::Public(UploadError::new(code, message))
+}

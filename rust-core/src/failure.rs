@@ -1,0 +1,108 @@
+//! How a failed call is classified: the engine's retry policy acts on this.
+
+use crate::error::{ErrorCode, UploadError};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Failure {
+    /// Worth retrying after a delay: network errors, timeouts, 408, 429, 5xx.
+    Transient {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// The backend answered 401: the app must provide new headers.
+    Auth { detail: String },
+    /// The storage refused a presigned URL (403, or 400 saying it expired):
+    /// fetch a new URL for the part and try again.
+    UrlRejected { detail: String },
+    /// Final for this upload.
+    Fatal(UploadError),
+}
+
+impl Failure {
+    pub(crate) fn fatal(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure::Fatal(UploadError::new(code, message))
+    }
+}
+
+impl From<crate::error::Error> for Failure {
+    fn from(e: crate::error::Error) -> Self {
+        Failure::Fatal(e.into())
+    }
+}
+
+/// Parses `Retry-After` (delay in seconds, or an HTTP date).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Statuses the contract says to retry.
+pub(crate) fn is_transient_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// A reqwest error described without its URL (presigned URLs carry signatures).
+pub(crate) fn describe_reqwest(e: reqwest::Error) -> String {
+    let timeout = e.is_timeout();
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut msg = if timeout {
+        "timed out".to_string()
+    } else if connect {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    // The source chain says why (refused, reset, DNS...).
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    let mut depth = 0;
+    while let Some(s) = source {
+        if depth == 3 {
+            break;
+        }
+        msg.push_str(": ");
+        msg.push_str(&crate::redact::redact(&s.to_string(), &[]));
+        source = s.source();
+        depth += 1;
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for s in [408, 429, 500, 502, 503, 599] {
+            assert!(is_transient_status(s));
+        }
+        for s in [400, 401, 403, 404, 409, 413] {
+            assert!(!is_transient_status(s));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The upload engine of react-native-s3-bg-uploader.
+//!
+//! [`Uploader`] queues files, hashes them (XXH3-128), asks the app's backend
+//! for S3 multipart uploads and presigned part URLs, streams the parts and
+//! completes the uploads. Its queue lives in SQLite, so a killed or restarted
+//! process picks up where it stopped without sending a confirmed part again.
+//!
+//! All methods are `async` and cheap: they send a command to the engine's own
+//! runtime and wait for the answer, so any executor (or `block_on`) can drive
+//! them. Only [`Uploader::add_file`] does real work on the way (hashing the
+//! file on a blocking thread of the engine's runtime).
+
+mod backend;
+mod config;
+mod engine;
+mod error;
+mod failure;
+mod hash;
+mod model;
+pub mod redact;
+mod store;
+mod transfer;
+
+pub use config::{Config, RetryPolicy, DEFAULT_MAX_PARTS_IN_FLIGHT, MAX_PARTS_IN_FLIGHT};
+pub use error::{ErrorCode, UploadError};
+pub use model::{
+    NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
+    UploadState,
+};
+
+use engine::{Command, Engine, HashedFile};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// User params that would collide with the contract's own fields.
+const RESERVED_PARAMS: [&str; 3] = ["fileName", "fileHash", "fileSize"];
+
+/// How to open an [`Uploader`].
+#[derive(Clone, Debug)]
+pub struct UploaderOptions {
+    /// Path of the queue database (created if missing).
+    pub db_path: PathBuf,
+    /// Start working on the queue right away (default). Otherwise call
+    /// [`Uploader::start`].
+    pub start: bool,
+    /// Worker threads of the engine's runtime.
+    pub worker_threads: usize,
+}
+
+impl UploaderOptions {
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        UploaderOptions {
+            db_path: db_path.into(),
+            start: true,
+            worker_threads: 2,
+        }
+    }
+}
+
+/// Handle to a running engine. Dropping it stops the engine; nothing that was
+/// committed is lost, and parts in flight are sent again next time.
+pub struct Uploader {
+    runtime: Option<tokio::runtime::Runtime>,
+    commands: mpsc::UnboundedSender<Command>,
+    changes: watch::Receiver<u64>,
+}
+
+fn shutdown_error() -> UploadError {
+    UploadError::new(ErrorCode::Shutdown, "the uploader has been shut down")
+}
+
+impl Uploader {
+    /// Opens the queue database and starts the engine on its own runtime.
+    /// Blocking (opens the database); call it once per process and database.
+    pub fn open(options: UploaderOptions) -> Result<Uploader, UploadError> {
+        let store = store::Store::open(&options.db_path).map_err(UploadError::from)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.worker_threads.max(1))
+            .thread_name("s3bgu-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("cannot start the engine runtime: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("s3bgu/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("cannot create the HTTP client: {e}")))?;
+        let (changes_tx, changes) = watch::channel(0u64);
+        let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
+        engine.set_running(options.start);
+        let (commands, rx) = mpsc::unbounded_channel();
+        runtime.spawn(engine.run(rx));
+        Ok(Uploader {
+            runtime: Some(runtime),
+            commands,
+            changes,
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, UploadError>>) -> Command,
+    ) -> Result<T, UploadError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).map_err(|_| shutdown_error())?;
+        rx.await.map_err(|_| shutdown_error())?
+    }
+
+    /// Validates and stores the configuration (persisted with the queue).
+    pub async fn set_config(&self, config: Config) -> Result<(), UploadError> {
+        self.call(|r| Command::SetConfig(config, r)).await
+    }
+
+    /// The stored configuration, if any.
+    pub async fn config(&self) -> Result<Option<Config>, UploadError> {
+        self.call(Command::GetConfig).await
+    }
+
+    /// Hashes the file (XXH3-128, on a blocking thread) and queues it. Adding
+    /// the same content to the same transfer again returns the existing
+    /// upload, unless that one was cancelled.
+    pub async fn add_file(&self, new: NewUpload) -> Result<UploadInfo, UploadError> {
+        if new.transfer_id.trim().is_empty() {
+            return Err(UploadError::new(
+                ErrorCode::InvalidArgument,
+                "transferId must not be empty",
+            ));
+        }
+        if let Some(k) = RESERVED_PARAMS.iter().find(|k| new.user_params.contains_key(**k)) {
+            return Err(UploadError::new(
+                ErrorCode::InvalidArgument,
+                format!("user param \"{k}\" is reserved: fileName, fileHash and fileSize are set by the uploader"),
+            ));
+        }
+        let path = std::path::absolute(&new.path).map_err(|e| {
+            UploadError::new(
+                ErrorCode::FileNotFound,
+                format!("{} is not a usable path: {e}", new.path.display()),
+            )
+        })?;
+        let file_name = match new.file_name.clone() {
+            Some(n) if !n.is_empty() => n,
+            _ => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    UploadError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{} has no file name", path.display()),
+                    )
+                })?,
+        };
+        let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
+        let hash_path = path.clone();
+        let (file_hash, stamp) = runtime
+            .spawn_blocking(move || hash::hash_file(&hash_path))
+            .await
+            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
+            .map_err(UploadError::from)?;
+        let file = HashedFile {
+            path,
+            transfer_id: new.transfer_id,
+            file_name,
+            file_hash,
+            stamp,
+            user_params: new.user_params,
+        };
+        self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// Pauses the selected unfinished uploads. Parts in flight are stopped and
+    /// sent again on resume. Returns the uploads that changed.
+    pub async fn pause(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
+        self.call(|r| Command::Pause(selector, r)).await
+    }
+
+    /// Resumes the selected PAUSED or FAILED uploads (a fresh round of retries).
+    pub async fn resume(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
+        self.call(|r| Command::Resume(selector, r)).await
+    }
+
+    /// Cancels the selected unfinished uploads; calls `abortApi` when configured.
+    pub async fn cancel(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
+        self.call(|r| Command::Cancel(selector, r)).await
+    }
+
+    /// Snapshots of the selected uploads, in queue order.
+    pub async fn uploads(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
+        self.call(|r| Command::List(selector, r)).await
+    }
+
+    /// Aggregate of one transfer, or of everything with `None`.
+    pub async fn summary(&self, transfer_id: Option<String>) -> Result<Summary, UploadError> {
+        self.call(|r| Command::Summary(transfer_id, r)).await
+    }
+
+    /// Sets (or removes) the event listener.
+    pub fn set_listener(&self, listener: Option<Arc<dyn UploadListener>>) {
+        let _ = self.commands.send(Command::SetListener(listener));
+    }
+
+    /// Lets the engine work on the queue (after `start: false` or [`Uploader::stop`]).
+    pub async fn start(&self) -> Result<(), UploadError> {
+        self.call(|r| Command::SetRunning(true, r)).await
+    }
+
+    /// Checkpoint: stops all network work without changing any upload's
+    /// state (for a background job that must stop now). Parts in flight are
+    /// sent again after [`Uploader::start`].
+    pub async fn stop(&self) -> Result<(), UploadError> {
+        self.call(|r| Command::SetRunning(false, r)).await
+    }
+
+    /// Waits until no selected upload is PENDING, INITIALIZED or RUNNING
+    /// (every one is completed, paused, failed or cancelled).
+    pub async fn wait_idle(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            let list = self.uploads(selector.clone()).await?;
+            if list.iter().all(|u| !u.state.is_active()) {
+                return Ok(list);
+            }
+            changes.changed().await.map_err(|_| shutdown_error())?;
+        }
+    }
+
+    /// Stops the engine: network work ends, the database is closed.
+    pub async fn shutdown(mut self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Uploader {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Safe from inside another runtime, unlike a plain drop.
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The queue database: SQLite in WAL mode, one writer connection owned by the
+//! engine, schema versions by `PRAGMA user_version`.
+
+use crate::config::Config;
+use crate::error::{err, ErrorCode, Result, UploadError};
+use crate::model::{UploadId, UploadState};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An upload as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct UploadRow {
+    pub id: UploadId,
+    pub transfer_id: String,
+    pub path: String,
+    pub file_name: String,
+    pub file_hash: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub user_params: serde_json::Map<String, serde_json::Value>,
+    pub state: UploadState,
+    pub key: Option<String>,
+    pub upload_id: Option<String>,
+    pub part_size: Option<u64>,
+    pub parts_total: u32,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub error: Option<UploadError>,
+    pub abort_state: AbortState,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AbortState {
+    None = 0,
+    Pending = 1,
+    Done = 2,
+}
+
+/// A part as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartRow {
+    pub number: u32,
+    pub etag: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+}
+
+/// Fields of a new upload.
+pub(crate) struct NewRow<'a> {
+    pub transfer_id: &'a str,
+    pub path: &'a str,
+    pub file_name: &'a str,
+    pub file_hash: &'a str,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub user_params: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+pub(crate) struct Store {
+    conn: Connection,
+}
+
+const UPLOAD_COLUMNS: &str = "id, transfer_id, path, file_name, file_hash, size, mtime_ns, \
+     user_params, state, object_key, upload_id, part_size, parts_total, attempts, \
+     next_attempt_at, error_code, error_message, abort_state, created_at, updated_at";
+
+fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    let params_json: String = row.get(7)?;
+    let state: String = row.get(8)?;
+    let code: Option<String> = row.get(15)?;
+    let message: Option<String> = row.get(16)?;
+    let abort: i64 = row.get(17)?;
+    let bad = |col: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            format!("unreadable {what}").into(),
+        )
+    };
+    Ok(UploadRow {
+        id: row.get(0)?,
+        transfer_id: row.get(1)?,
+        path: row.get(2)?,
+        file_name: row.get(3)?,
+        file_hash: row.get(4)?,
+        size: row.get::<_, i64>(5)? as u64,
+        mtime_ns: row.get(6)?,
+        user_params: serde_json::from_str(&params_json).map_err(|_| bad(7, "user params"))?,
+        state: UploadState::parse(&state).ok_or_else(|| bad(8, "state"))?,
+        key: row.get(9)?,
+        upload_id: row.get(10)?,
+        part_size: row.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+        parts_total: row.get::<_, i64>(12)? as u32,
+        attempts: row.get::<_, i64>(13)? as u32,
+        next_attempt_at: row.get(14)?,
+        error: match (code, message) {
+            (Some(c), m) => Some(UploadError::new(
+                ErrorCode::parse(&c).unwrap_or(ErrorCode::Internal),
+                m.unwrap_or_default(),
+            )),
+            _ => None,
+        },
+        abort_state: match abort {
+            1 => AbortState::Pending,
+            2 => AbortState::Done,
+            _ => AbortState::None,
+        },
+        created_at: row.get(18)?,
+        updated_at: row.get(19)?,
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the database and brings its schema up to date.
+    pub(crate) fn open(path: &Path) -> Result<Store> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    err(
+                        ErrorCode::Database,
+                        format!("cannot create {}: {e}", parent.display()),
+                    )
+                })?;
+            }
+        }
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Store> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // journal_mode answers with a row; in-memory databases answer "memory".
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // FULL: a committed ETag survives power loss, not only a killed process.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(err(
+                ErrorCode::Database,
+                format!(
+                    "the queue database has schema version {version}, newer than this engine ({}); \
+                     it was written by a newer version of the library",
+                    MIGRATIONS.len()
+                ),
+            ));
+        }
+        for sql in &MIGRATIONS[version..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>> {
+        Ok(self.conn.transaction()?)
+    }
+
+    pub(crate) fn load_config(&self) -> Result<Option<Config>> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT json FROM config WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(match json {
+            Some(j) => Some(serde_json::from_str(&j)?),
+            None => None,
+        })
+    }
+
+    pub(crate) fn save_config(&mut self, config: &Config) -> Result<()> {
+        let json = serde_json::to_string(config)?;
+        self.conn.execute(
+            "INSERT INTO config (id, json) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET json = ?1",
+            params![json],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn upload(&self, id: UploadId) -> Result<Option<UploadRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"),
+                params![id],
+                read_upload,
+            )
+            .optional()?)
+    }
+
+    /// Every upload in queue order.
+    pub(crate) fn uploads(&self) -> Result<Vec<UploadRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads ORDER BY id"))?;
+        let rows = stmt.query_map([], read_upload)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// An upload of the same content in the same transfer that was not cancelled.
+    pub(crate) fn find_duplicate(&self, transfer_id: &str, hash: &str) -> Result<Option<UploadId>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM uploads WHERE transfer_id = ?1 AND file_hash = ?2 \
+                 AND state != 'CANCELLED' ORDER BY id LIMIT 1",
+                params![transfer_id, hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn parts(&self, id: UploadId) -> Result<Vec<PartRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT number, etag, attempts, next_attempt_at FROM parts WHERE upload = ?1 ORDER BY number",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(PartRow {
+                number: r.get::<_, i64>(0)? as u32,
+                etag: r.get(1)?,
+                attempts: r.get::<_, i64>(2)? as u32,
+                next_attempt_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The ETags to send with `complete`, read back from the database, by part number.
+    pub(crate) fn etags(&self, id: UploadId) -> Result<Vec<(u32, Option<String>)>> {
+        Ok(self
+            .parts(id)?
+            .into_iter()
+            .map(|p| (p.number, p.etag))
+            .collect())
+    }
+}
+
+/// Write operations. Each takes a transaction so callers group what must be atomic.
+pub(crate) mod write {
+    use super::*;
+
+    pub(crate) fn insert_upload(tx: &Transaction<'_>, new: &NewRow<'_>) -> Result<UploadId> {
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO uploads (transfer_id, path, file_name, file_hash, size, mtime_ns, \
+             user_params, state, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', ?8, ?8)",
+            params![
+                new.transfer_id,
+                new.path,
+                new.file_name,
+                new.file_hash,
+                new.size as i64,
+                new.mtime_ns,
+                serde_json::to_string(new.user_params)?,
+                now
+            ],
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    pub(crate) fn set_state(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&UploadError>,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE uploads SET state = ?2, error_code = ?3, error_message = ?4, updated_at = ?5 \
+             WHERE id = ?1",
+            params![
+                id,
+                state.as_str(),
+                error.map(|e| e.code.as_str()),
+                error.map(|e| e.message.as_str()),
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn set_attempts(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        attempts: u32,
+        next_attempt_at: i64,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE uploads SET attempts = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            params![id, attempts, next_attempt_at],
+        )?;
+        Ok(())
+    }
+
+    /// Records startUpload's answer and creates the part rows.
+    pub(crate) fn set_initialized(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        key: &str,
+        upload_id: &str,
+        part_size: u64,
+        parts_total: u32,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE uploads SET state = 'INITIALIZED', object_key = ?2, upload_id = ?3, \
+             part_size = ?4, parts_total = ?5, attempts = 0, next_attempt_at = 0, \
+             error_code = NULL, error_message = NULL, updated_at = ?6 WHERE id = ?1",
+            params![id, key, upload_id, part_size as i64, parts_total, now_ms()],
+        )?;
+        let mut stmt = tx.prepare_cached("INSERT INTO parts (upload, number) VALUES (?1, ?2)")?;
+        for n in 1..=parts_total {
+            stmt.execute(params![id, n])?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn part_done(tx: &Transaction<'_>, id: UploadId, number: u32, etag: &str) -> Result<()> {
+        tx.execute(
+            "UPDATE parts SET etag = ?3, attempts = 0, next_attempt_at = 0 \
+             WHERE upload = ?1 AND number = ?2",
+            params![id, number, etag],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn part_attempts(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        number: u32,
+        attempts: u32,
+        next_attempt_at: i64,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE parts SET attempts = ?3, next_attempt_at = ?4 WHERE upload = ?1 AND number = ?2",
+            params![id, number, attempts, next_attempt_at],
+        )?;
+        Ok(())
+    }
+
+    /// A fresh round of retries for every part and call of the upload (resume).
+    pub(crate) fn reset_attempts(tx: &Transaction<'_>, id: UploadId) -> Result<()> {
+        tx.execute(
+            "UPDATE uploads SET attempts = 0, next_attempt_at = 0 WHERE id = ?1",
+            params![id],
+        )?;
+        tx.execute(
+            "UPDATE parts SET attempts = 0, next_attempt_at = 0 WHERE upload = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn set_abort_state(tx: &Transaction<'_>, id: UploadId, state: AbortState) -> Result<()> {
+        tx.execute(
+            "UPDATE uploads SET abort_state = ?2 WHERE id = ?1",
+            params![id, state as i64],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_row<'a>(params: &'a serde_json::Map<String, serde_json::Value>) -> NewRow<'a> {
+        NewRow {
+            transfer_id: "t1",
+            path: "/tmp/a.bin",
+            file_name: "a.bin",
+            file_hash: "00112233445566778899aabbccddeeff",
+            size: 12,
+            mtime_ns: 7,
+            user_params: params,
+        }
+    }
+
+    #[test]
+    fn round_trip_upload_parts_and_config() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut p = serde_json::Map::new();
+        p.insert("album".into(), "x".into());
+        let tx = s.transaction().unwrap();
+        let id = write::insert_upload(&tx, &new_row(&p)).unwrap();
+        write::set_initialized(&tx, id, "k/a.bin", "up-1", 5, 3).unwrap();
+        write::part_done(&tx, id, 2, "\"etag-2\"").unwrap();
+        tx.commit().unwrap();
+
+        let row = s.upload(id).unwrap().unwrap();
+        assert_eq!(row.state, UploadState::Initialized);
+        assert_eq!(row.user_params, p);
+        assert_eq!(row.parts_total, 3);
+        let etags = s.etags(id).unwrap();
+        assert_eq!(
+            etags,
+            vec![(1, None), (2, Some("\"etag-2\"".into())), (3, None)]
+        );
+        assert_eq!(s.find_duplicate("t1", &row.file_hash).unwrap(), Some(id));
+        assert_eq!(s.find_duplicate("t2", &row.file_hash).unwrap(), None);
+
+        assert_eq!(s.load_config().unwrap(), None);
+        let c = Config::for_base_url("http://127.0.0.1:1");
+        s.save_config(&c).unwrap();
+        s.save_config(&c).unwrap();
+        assert_eq!(s.load_config().unwrap(), Some(c));
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_reopen_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        drop(Store::open(&path).unwrap());
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Store::open(&path).err().unwrap();
+        assert_eq!(e.code(), ErrorCode::Database);
+    }
+
+    #[test]
+    fn garbage_file_is_a_database_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        std::fs::write(&path, vec![0x5au8; 8192]).unwrap();
+        let e: UploadError = Store::open(&path).err().unwrap().into();
+        assert_eq!(e.code, ErrorCode::Database);
+        assert!(e.message.contains("corrupt"), "{}", e.message);
+    }
+}

@@ -1,0 +1,132 @@
+//! One part PUT: the body is streamed from the file in small chunks, so memory
+//! does not grow with the part size and a retry simply reads the file again.
+
+use crate::error::ErrorCode;
+use crate::failure::{describe_reqwest, is_transient_status, retry_after, Failure};
+use crate::hash::file_error;
+use crate::redact;
+use futures_util::StreamExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+/// Size of each read from the file; the only per-part buffer.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// A part PUT that has made no progress for this long is abandoned and retried.
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) struct PartJob<'a> {
+    pub url: &'a str,
+    pub path: &'a Path,
+    pub offset: u64,
+    pub len: u64,
+    /// Bytes of this part handed to the connection so far (for progress).
+    pub sent: Arc<AtomicU64>,
+}
+
+/// Sends the part and returns its ETag exactly as the storage sent it.
+pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
+    let mut file = tokio::fs::File::open(job.path)
+        .await
+        .map_err(|e| Failure::from(file_error(job.path, &e)))?;
+    file.seek(std::io::SeekFrom::Start(job.offset))
+        .await
+        .map_err(|e| Failure::from(file_error(job.path, &e)))?;
+    let sent = job.sent.clone();
+    sent.store(0, Ordering::Relaxed);
+    let counter = sent.clone();
+    let stream = ReaderStream::with_capacity(file.take(job.len), CHUNK).inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+        }
+    });
+    let request = http
+        .put(job.url)
+        // An explicit length: S3 refuses chunked part uploads.
+        .header(reqwest::header::CONTENT_LENGTH, job.len)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    tokio::pin!(request);
+
+    // Watch for a stalled connection: no bytes sent and no answer for too long.
+    let mut last = 0u64;
+    let mut idle = Duration::ZERO;
+    let tick = Duration::from_secs(1);
+    let response = loop {
+        tokio::select! {
+            r = &mut request => break r,
+            _ = tokio::time::sleep(tick) => {
+                let now = sent.load(Ordering::Relaxed);
+                if now == last {
+                    idle += tick;
+                    if idle >= STALL_TIMEOUT {
+                        return Err(Failure::Transient {
+                            detail: format!("part upload stalled for {}s", STALL_TIMEOUT.as_secs()),
+                            retry_after: None,
+                        });
+                    }
+                } else {
+                    last = now;
+                    idle = Duration::ZERO;
+                }
+            }
+        }
+    };
+    let resp = response.map_err(|e| Failure::Transient {
+        detail: format!("part upload {}", describe_reqwest(e)),
+        retry_after: None,
+    })?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return match resp.headers().get(reqwest::header::ETAG) {
+            Some(v) if !v.as_bytes().is_empty() => Ok(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            _ => Err(Failure::fatal(
+                ErrorCode::StorageRejected,
+                format!("storage answered HTTP {status} to a part upload without an ETag header"),
+            )),
+        };
+    }
+    let ra = retry_after(resp.headers());
+    // Error bodies are small; read a bounded prefix for the message.
+    let mut body = Vec::new();
+    let mut resp = resp;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 16 * 1024 {
+            break;
+        }
+    }
+    let excerpt = redact::excerpt(&body, &[]);
+    let detail = format!("storage answered HTTP {status} to a part upload: {excerpt}");
+    Err(if status == 403 || (status == 400 && body_says_expired(&body)) {
+        Failure::UrlRejected { detail }
+    } else if is_transient_status(status) {
+        Failure::Transient {
+            detail,
+            retry_after: ra,
+        }
+    } else {
+        Failure::fatal(ErrorCode::StorageRejected, detail)
+    })
+}
+
+fn body_says_expired(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    text.contains("expired") || text.contains("expiredtoken")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_messages_are_recognised() {
+        assert!(body_says_expired(b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"));
+        assert!(body_says_expired(b"<Code>ExpiredToken</Code>"));
+        assert!(!body_says_expired(b"<Code>InvalidArgument</Code>"));
+    }
+}
