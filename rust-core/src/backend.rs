@@ -94,7 +94,10 @@ impl BackendClient<'_> {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).map_err(|e| {
-                Failure::fatal(ErrorCode::Internal, format!("cannot encode {}: {e}", call.name()))
+                Failure::fatal(
+                    ErrorCode::Internal,
+                    format!("cannot encode {}: {e}", call.name()),
+                )
             })?);
         for (name, value) in &self.config.headers {
             req = req.header(name.as_str(), value.as_str());
@@ -105,10 +108,12 @@ impl BackendClient<'_> {
         })?;
         let status = resp.status().as_u16();
         let ra = retry_after(resp.headers());
-        let body = read_limited(resp).await.map_err(|detail| Failure::Transient {
-            detail: format!("{} answer could not be read: {detail}", call.name()),
-            retry_after: None,
-        })?;
+        let body = read_limited(resp)
+            .await
+            .map_err(|detail| Failure::Transient {
+                detail: format!("{} answer could not be read: {detail}", call.name()),
+                retry_after: None,
+            })?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -167,8 +172,12 @@ impl BackendClient<'_> {
         let text = |field: &str| -> Result<String, Failure> {
             match m.get(field) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(Value::String(_)) => Err(self.invalid(Call::StartUpload, format!("\"{field}\" is empty"))),
-                Some(_) => Err(self.invalid(Call::StartUpload, format!("\"{field}\" must be a string"))),
+                Some(Value::String(_)) => {
+                    Err(self.invalid(Call::StartUpload, format!("\"{field}\" is empty")))
+                }
+                Some(_) => {
+                    Err(self.invalid(Call::StartUpload, format!("\"{field}\" must be a string")))
+                }
                 None => Err(self.invalid(Call::StartUpload, format!("\"{field}\" is missing"))),
             }
         };
@@ -279,7 +288,12 @@ impl BackendClient<'_> {
             .map(|_| ())
     }
 
-    pub(crate) async fn abort(&self, base: &str, key: &str, upload_id: &str) -> Result<(), Failure> {
+    pub(crate) async fn abort(
+        &self,
+        base: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), Failure> {
         let url = join_complete_url(base, upload_id, key);
         self.post(Call::Abort, &url, &json!({})).await.map(|_| ())
     }
@@ -307,7 +321,11 @@ mod tests {
             "https://api.example/complete/abc/uploads/x/video.mp4"
         );
         assert_eq!(
-            join_complete_url("https://api.example/complete/", "a/b+c=", "dir/my file ä.mp4"),
+            join_complete_url(
+                "https://api.example/complete/",
+                "a/b+c=",
+                "dir/my file ä.mp4"
+            ),
             "https://api.example/complete/a%2Fb%2Bc%3D/dir/my%20file%20%C3%A4.mp4"
         );
         assert_eq!(

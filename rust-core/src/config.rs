@@ -54,7 +54,9 @@ impl RetryPolicy {
         match retry_after {
             // Honour the server, but within the same bound as our own delays
             // (times ten) so a hostile header cannot park an upload for days.
-            Some(ra) => delay.max(ra.min(Duration::from_millis(self.max_delay_ms.saturating_mul(10)))),
+            Some(ra) => {
+                delay.max(ra.min(Duration::from_millis(self.max_delay_ms.saturating_mul(10))))
+            }
             None => delay,
         }
     }

@@ -143,9 +143,10 @@ impl From<Error> for UploadError {
         match e {
             Error::Public(e) => e,
             Error::Sqlite(e) => UploadError::new(ErrorCode::Database, describe_sqlite(&e)),
-            Error::Json(e) => {
-                UploadError::new(ErrorCode::Database, format!("stored record is unreadable: {e}"))
-            }
+            Error::Json(e) => UploadError::new(
+                ErrorCode::Database,
+                format!("stored record is unreadable: {e}"),
+            ),
         }
     }
 }

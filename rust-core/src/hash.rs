@@ -94,7 +94,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.bin");
         // Larger than the read buffer so the streaming path is exercised.
-        let data: Vec<u8> = (0..(READ_BUF * 3 + 17)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(READ_BUF * 3 + 17))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         std::fs::write(&p, &data).unwrap();
         let (h, stamp) = hash_file(&p).unwrap();
         assert_eq!(h, format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&data)));

@@ -37,6 +37,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// User params that would collide with the contract's own fields.
 const RESERVED_PARAMS: [&str; 3] = ["fileName", "fileHash", "fileSize"];
 
+/// The contract's `fileHash` of a file: XXH3-128 of its whole content, as 32
+/// lowercase hex digits. Blocking: it reads the whole file.
+pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
+    hash::hash_file(path)
+        .map(|(h, _)| h)
+        .map_err(UploadError::from)
+}
+
 /// How to open an [`Uploader`].
 #[derive(Clone, Debug)]
 pub struct UploaderOptions {
@@ -81,13 +89,23 @@ impl Uploader {
             .thread_name("s3bgu-engine")
             .enable_all()
             .build()
-            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("cannot start the engine runtime: {e}")))?;
+            .map_err(|e| {
+                UploadError::new(
+                    ErrorCode::Internal,
+                    format!("cannot start the engine runtime: {e}"),
+                )
+            })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("s3bgu/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("cannot create the HTTP client: {e}")))?;
+            .map_err(|e| {
+                UploadError::new(
+                    ErrorCode::Internal,
+                    format!("cannot create the HTTP client: {e}"),
+                )
+            })?;
         let (changes_tx, changes) = watch::channel(0u64);
         let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
         engine.set_running(options.start);
@@ -129,7 +147,10 @@ impl Uploader {
                 "transferId must not be empty",
             ));
         }
-        if let Some(k) = RESERVED_PARAMS.iter().find(|k| new.user_params.contains_key(**k)) {
+        if let Some(k) = RESERVED_PARAMS
+            .iter()
+            .find(|k| new.user_params.contains_key(**k))
+        {
             return Err(UploadError::new(
                 ErrorCode::InvalidArgument,
                 format!("user param \"{k}\" is reserved: fileName, fileHash and fileSize are set by the uploader"),

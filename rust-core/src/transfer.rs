@@ -83,7 +83,9 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
         return match resp.headers().get(reqwest::header::ETAG) {
-            Some(v) if !v.as_bytes().is_empty() => Ok(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            Some(v) if !v.as_bytes().is_empty() => {
+                Ok(String::from_utf8_lossy(v.as_bytes()).into_owned())
+            }
             _ => Err(Failure::fatal(
                 ErrorCode::StorageRejected,
                 format!("storage answered HTTP {status} to a part upload without an ETag header"),
@@ -102,16 +104,18 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     }
     let excerpt = redact::excerpt(&body, &[]);
     let detail = format!("storage answered HTTP {status} to a part upload: {excerpt}");
-    Err(if status == 403 || (status == 400 && body_says_expired(&body)) {
-        Failure::UrlRejected { detail }
-    } else if is_transient_status(status) {
-        Failure::Transient {
-            detail,
-            retry_after: ra,
-        }
-    } else {
-        Failure::fatal(ErrorCode::StorageRejected, detail)
-    })
+    Err(
+        if status == 403 || (status == 400 && body_says_expired(&body)) {
+            Failure::UrlRejected { detail }
+        } else if is_transient_status(status) {
+            Failure::Transient {
+                detail,
+                retry_after: ra,
+            }
+        } else {
+            Failure::fatal(ErrorCode::StorageRejected, detail)
+        },
+    )
 }
 
 fn body_says_expired(body: &[u8]) -> bool {
@@ -125,7 +129,9 @@ mod tests {
 
     #[test]
     fn expiry_messages_are_recognised() {
-        assert!(body_says_expired(b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"));
+        assert!(body_says_expired(
+            b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+        ));
         assert!(body_says_expired(b"<Code>ExpiredToken</Code>"));
         assert!(!body_says_expired(b"<Code>InvalidArgument</Code>"));
     }

@@ -269,7 +269,11 @@ pub(crate) struct Engine {
 impl Engine {
     /// Loads the queue. Parts that were in flight when the process stopped have
     /// no ETag, so they are simply pending again.
-    pub(crate) fn load(store: Store, http: reqwest::Client, changes: watch::Sender<u64>) -> Result<Engine> {
+    pub(crate) fn load(
+        store: Store,
+        http: reqwest::Client,
+        changes: watch::Sender<u64>,
+    ) -> Result<Engine> {
         let config = store.load_config()?;
         let mut uploads = BTreeMap::new();
         for row in store.uploads()? {
@@ -565,7 +569,12 @@ impl Engine {
 
     // ----- state changes: committed first, then reported -----
 
-    fn commit_state(&mut self, id: UploadId, state: UploadState, error: Option<&UploadError>) -> Result<()> {
+    fn commit_state(
+        &mut self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&UploadError>,
+    ) -> Result<()> {
         let tx = self.store.transaction()?;
         write::set_state(&tx, id, state, error)?;
         tx.commit()?;
@@ -746,7 +755,9 @@ impl Engine {
                 .parts
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at <= now_ms)
+                .filter(|(_, p)| {
+                    p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at <= now_ms
+                })
                 .filter_map(|(i, _)| {
                     let n = i as u32 + 1;
                     t.urls.usable(n, now).map(|u| (n, u.to_string()))
@@ -908,7 +919,8 @@ impl Engine {
             // Nothing can be aborted: record that so it is not retried.
             t.row.abort_state = AbortState::Done;
             if let Ok(tx) = self.store.transaction() {
-                let _ = write::set_abort_state(&tx, id, AbortState::Done).and_then(|_| Ok(tx.commit()?));
+                let _ = write::set_abort_state(&tx, id, AbortState::Done)
+                    .and_then(|_| Ok(tx.commit()?));
             }
             return;
         };
@@ -1027,7 +1039,10 @@ impl Engine {
                 tracing::error!(upload = id, "an upload task panicked");
                 self.fail(
                     id,
-                    UploadError::new(ErrorCode::Internal, "an upload task panicked; resume to retry"),
+                    UploadError::new(
+                        ErrorCode::Internal,
+                        "an upload task panicked; resume to retry",
+                    ),
                 );
             }
             // Otherwise it was stopped by us (pause, cancel, checkpoint).
@@ -1058,7 +1073,14 @@ impl Engine {
         let abort_configured = self.config.as_ref().is_some_and(|c| c.abort_url.is_some());
         let result = (|| -> Result<()> {
             let tx = self.store.transaction()?;
-            write::set_initialized(&tx, id, &answer.key, &answer.upload_id, answer.part_size, total)?;
+            write::set_initialized(
+                &tx,
+                id,
+                &answer.key,
+                &answer.upload_id,
+                answer.part_size,
+                total,
+            )?;
             match state {
                 // Paused or failed meanwhile: keep that state, but remember the
                 // multipart upload so nothing is orphaned.
@@ -1203,7 +1225,10 @@ impl Engine {
     fn on_abort(&mut self, id: UploadId, r: std::result::Result<(), Failure>) {
         let give_up = match r {
             Ok(()) => true,
-            Err(Failure::Transient { detail, retry_after }) => {
+            Err(Failure::Transient {
+                detail,
+                retry_after,
+            }) => {
                 let max = self.config.as_ref().map_or(1, |c| c.retry.max_attempts);
                 let t = &self.uploads[&id];
                 let attempts = t.row.attempts + 1;
@@ -1239,7 +1264,11 @@ impl Engine {
 
     /// Records a failed backend call and when to try again (persisted).
     fn record_call_retry(&mut self, id: UploadId, attempts: u32, retry_after: Option<Duration>) {
-        let policy = self.config.as_ref().map(|c| c.retry.clone()).unwrap_or_default();
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.retry.clone())
+            .unwrap_or_default();
         let delay = policy.backoff(attempts, retry_after);
         let next = now_ms() + delay.as_millis() as i64;
         let tx = self.store.transaction();
@@ -1271,7 +1300,11 @@ impl Engine {
                         ),
                     );
                 } else {
-                    tracing::info!(upload = id, attempts, "backend call failed, will retry: {detail}");
+                    tracing::info!(
+                        upload = id,
+                        attempts,
+                        "backend call failed, will retry: {detail}"
+                    );
                     self.record_call_retry(id, attempts, retry_after);
                 }
             }
@@ -1292,7 +1325,11 @@ impl Engine {
     }
 
     fn on_part_failure(&mut self, id: UploadId, number: u32, f: Failure) {
-        let policy = self.config.as_ref().map(|c| c.retry.clone()).unwrap_or_default();
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.retry.clone())
+            .unwrap_or_default();
         match f {
             Failure::Transient {
                 detail,
@@ -1308,7 +1345,12 @@ impl Engine {
                         ),
                     );
                 }
-                tracing::info!(upload = id, part = number, attempts, "part failed, will retry: {detail}");
+                tracing::info!(
+                    upload = id,
+                    part = number,
+                    attempts,
+                    "part failed, will retry: {detail}"
+                );
                 let next = now_ms() + policy.backoff(attempts, retry_after).as_millis() as i64;
                 let tx = self.store.transaction();
                 if let Err(e) = tx.and_then(|tx| {
@@ -1317,7 +1359,8 @@ impl Engine {
                 }) {
                     return self.db_failed(id, e);
                 }
-                let slot = &mut self.uploads.get_mut(&id).expect("upload exists").parts[number as usize - 1];
+                let slot = &mut self.uploads.get_mut(&id).expect("upload exists").parts
+                    [number as usize - 1];
                 slot.attempts = attempts;
                 slot.next_attempt_at = next;
             }
@@ -1332,11 +1375,18 @@ impl Engine {
                         id,
                         UploadError::new(
                             ErrorCode::StorageRejected,
-                            format!("part {number}: {detail} (still refused after {} new URLs)", n - 1),
+                            format!(
+                                "part {number}: {detail} (still refused after {} new URLs)",
+                                n - 1
+                            ),
                         ),
                     );
                 }
-                tracing::info!(upload = id, part = number, "part URL refused, fetching a new one: {detail}");
+                tracing::info!(
+                    upload = id,
+                    part = number,
+                    "part URL refused, fetching a new one: {detail}"
+                );
             }
             Failure::Auth { detail } => {
                 self.fail(id, UploadError::new(ErrorCode::StorageRejected, detail))

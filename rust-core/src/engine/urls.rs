@@ -160,7 +160,10 @@ mod tests {
             lifetime(v2, UNIX_EPOCH + Duration::from_secs(1_999_999_000)),
             Some(Duration::from_secs(1000))
         );
-        assert_eq!(lifetime("https://x.example/upload/1", SystemTime::now()), None);
+        assert_eq!(
+            lifetime("https://x.example/upload/1", SystemTime::now()),
+            None
+        );
     }
 
     #[test]
@@ -169,13 +172,25 @@ mod tests {
         let now = Instant::now();
         let date = {
             // Sign "now" so the lifetime is the full 8 s.
-            let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
             let days = secs.div_euclid(86_400);
             let rem = secs.rem_euclid(86_400);
             let (y, m, d) = civil_from_days(days);
-            format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+            format!(
+                "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            )
         };
-        c.insert(1, format!("https://s/b/k?X-Amz-Date={date}&X-Amz-Expires=8"), now);
+        c.insert(
+            1,
+            format!("https://s/b/k?X-Amz-Date={date}&X-Amz-Expires=8"),
+            now,
+        );
         c.insert(2, "https://s/b/k?no-expiry".into(), now);
         assert!(c.usable(1, now).is_some());
         // Margin is a quarter of the lifetime: unusable after ~6 s.

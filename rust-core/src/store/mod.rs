@@ -338,7 +338,12 @@ pub(crate) mod write {
         Ok(())
     }
 
-    pub(crate) fn part_done(tx: &Transaction<'_>, id: UploadId, number: u32, etag: &str) -> Result<()> {
+    pub(crate) fn part_done(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        number: u32,
+        etag: &str,
+    ) -> Result<()> {
         tx.execute(
             "UPDATE parts SET etag = ?3, attempts = 0, next_attempt_at = 0 \
              WHERE upload = ?1 AND number = ?2",
@@ -374,7 +379,11 @@ pub(crate) mod write {
         Ok(())
     }
 
-    pub(crate) fn set_abort_state(tx: &Transaction<'_>, id: UploadId, state: AbortState) -> Result<()> {
+    pub(crate) fn set_abort_state(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        state: AbortState,
+    ) -> Result<()> {
         tx.execute(
             "UPDATE uploads SET abort_state = ?2 WHERE id = ?1",
             params![id, state as i64],

@@ -1,0 +1,484 @@
+//! `s3bgu`: the upload engine and the reference backend from a terminal.
+
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
+use s3bgu_core::{Config, NewUpload, Selector, UploadInfo, UploadState, Uploader, UploaderOptions};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_DB: &str = ".s3bgu/queue.db";
+const DEFAULT_STORE: &str = ".s3bgu/store";
+/// Exit code after Ctrl-C (128 + SIGINT), as shells do.
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "s3bgu",
+    version,
+    about = "Background multipart uploads to S3-compatible storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the reference backend (with an embedded S3 store unless --s3-endpoint is given).
+    Serve(ServeArgs),
+    /// Upload files, then wait until they are done.
+    Upload(UploadArgs),
+    /// Finish every unfinished upload in the queue database.
+    Resume(ResumeArgs),
+    /// Show the uploads in the queue database.
+    Status(StatusArgs),
+    /// Print a file's fileHash (XXH3-128, 32 hex digits).
+    Hash { file: PathBuf },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = DEFAULT_STORE)]
+    store: PathBuf,
+    /// An S3-compatible endpoint (path-style) to use instead of the embedded store.
+    #[arg(long, requires_all = ["bucket", "access_key", "secret_key"])]
+    s3_endpoint: Option<url::Url>,
+    #[arg(long)]
+    bucket: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[arg(long)]
+    access_key: Option<String>,
+    #[arg(long)]
+    secret_key: Option<String>,
+    /// Part size the backend hands out, in bytes.
+    #[arg(long)]
+    part_size: Option<u64>,
+    /// Lifetime of presigned part URLs, in seconds.
+    #[arg(long)]
+    url_ttl: Option<u64>,
+}
+
+#[derive(Args, Clone, Default)]
+struct BackendArgs {
+    /// Base URL of a backend with the reference routes (B/startUpload, B/getUploadUrls, B/complete, B/abort).
+    #[arg(long, conflicts_with_all = ["start_url", "urls_url", "complete_url"])]
+    backend: Option<String>,
+    #[arg(long, requires_all = ["urls_url", "complete_url"])]
+    start_url: Option<String>,
+    #[arg(long, requires_all = ["start_url", "complete_url"])]
+    urls_url: Option<String>,
+    #[arg(long, requires_all = ["start_url", "urls_url"])]
+    complete_url: Option<String>,
+    /// Called on cancel so the backend can abort the multipart upload.
+    #[arg(long)]
+    abort_url: Option<String>,
+    /// A header sent with every backend call, as 'Name: value' (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Parts in flight, shared by all files (1-32).
+    #[arg(long)]
+    concurrency: Option<u32>,
+}
+
+impl BackendArgs {
+    fn given(&self) -> bool {
+        self.backend.is_some() || self.start_url.is_some()
+    }
+}
+
+#[derive(Args)]
+struct UploadArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Transfer that groups these files.
+    #[arg(long, default_value = "default")]
+    transfer: String,
+    /// Extra field of the startUpload body, as key=value (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
+    /// Print one JSON object with every upload on exit.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ResumeArgs {
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| "expected 'Name: value'".to_string())?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("header name is empty".into());
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| "expected key=value".to_string())?;
+    if k.is_empty() {
+        return Err("param name is empty".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// One clear line on stderr.
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("s3bgu: error: {msg}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start: {e}")),
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => run_serve(a).await,
+            Command::Upload(a) => run_upload(a).await,
+            Command::Resume(a) => run_resume(a).await,
+            Command::Status(a) => run_status(a).await,
+            Command::Hash { file } => match s3bgu_core::hash_file(&file) {
+                Ok(h) => {
+                    println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+        }
+    })
+}
+
+fn init_logging() {
+    // Quiet unless asked: the CLI prints its own results and errors.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("S3BGU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run_serve(a: ServeArgs) -> ExitCode {
+    let store = match a.s3_endpoint {
+        Some(endpoint) => StoreChoice::External(StoreTarget {
+            endpoint,
+            bucket: a.bucket.unwrap_or_default(),
+            region: a.region,
+            access_key: a.access_key.unwrap_or_default(),
+            secret_key: a.secret_key.unwrap_or_default(),
+        }),
+        None => StoreChoice::Embedded { dir: a.store },
+    };
+    let running = match serve(ServeOptions {
+        listen: a.listen,
+        store,
+        part_size: a.part_size,
+        url_ttl: a.url_ttl.map(Duration::from_secs),
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "listening on {}",
+        running.url.as_str().trim_end_matches('/')
+    );
+    eprintln!(
+        "s3 store at {}",
+        running.store_url.as_str().trim_end_matches('/')
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// The marker beside a queue database whose uploads use the embedded backend.
+fn embedded_marker(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".embedded");
+    PathBuf::from(p)
+}
+
+fn embedded_store_dir(db: &Path) -> PathBuf {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("store")
+}
+
+/// Starts the embedded reference backend on a free loopback port.
+async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
+    let dir = match std::fs::read_to_string(embedded_marker(db)) {
+        Ok(s) if !s.trim().is_empty() => PathBuf::from(s.trim()),
+        _ => embedded_store_dir(db),
+    };
+    let running = serve(ServeOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store: StoreChoice::Embedded { dir: dir.clone() },
+        part_size: None,
+        url_ttl: None,
+    })
+    .await
+    .map_err(|e| format!("cannot start the embedded backend: {e}"))?;
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    std::fs::write(embedded_marker(db), dir.to_string_lossy().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", embedded_marker(db).display()))?;
+    Ok(running)
+}
+
+/// The configuration the flags ask for, on top of `base` (the stored one).
+fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
+    let mut c = if let Some(url) = &b.backend {
+        let mut c = Config::for_base_url(url);
+        if let Some(old) = &base {
+            c.headers = old.headers.clone();
+            c.max_parts_in_flight = old.max_parts_in_flight;
+            c.retry = old.retry.clone();
+        }
+        c
+    } else if let (Some(s), Some(u), Some(c)) = (&b.start_url, &b.urls_url, &b.complete_url) {
+        let mut cfg = Config::new(s, u, c);
+        if let Some(old) = &base {
+            cfg.headers = old.headers.clone();
+            cfg.max_parts_in_flight = old.max_parts_in_flight;
+            cfg.retry = old.retry.clone();
+        }
+        cfg
+    } else {
+        base?
+    };
+    if let Some(a) = &b.abort_url {
+        c.abort_url = Some(a.clone());
+    }
+    if !b.headers.is_empty() {
+        c.headers = b.headers.clone();
+    }
+    if let Some(n) = b.concurrency {
+        c.max_parts_in_flight = n;
+    }
+    Some(c)
+}
+
+/// Opens the queue and sets the configuration: from the flags, else the
+/// embedded backend (started here) when none is given or the stored one used it.
+async fn open_configured(
+    db: &Path,
+    flags: &BackendArgs,
+    embedded_by_default: bool,
+) -> Result<(Uploader, Option<RunningBackend>), String> {
+    let uploader = Uploader::open(UploaderOptions::new(db)).map_err(|e| e.to_string())?;
+    let stored = uploader.config().await.map_err(|e| e.to_string())?;
+    let mut embedded = None;
+    let config = if flags.given() {
+        let _ = std::fs::remove_file(embedded_marker(db));
+        config_from_flags(flags, stored)
+    } else if embedded_by_default || embedded_marker(db).exists() || stored.is_none() {
+        let running = start_embedded(db).await?;
+        let mut c = BackendArgs {
+            backend: Some(running.url.as_str().trim_end_matches('/').to_string()),
+            ..flags.clone()
+        };
+        c.headers = flags.headers.clone();
+        let cfg = config_from_flags(&c, stored);
+        embedded = Some(running);
+        cfg
+    } else {
+        config_from_flags(flags, stored)
+    };
+    let config = config.ok_or("no backend configured: pass --backend URL")?;
+    uploader
+        .set_config(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((uploader, embedded))
+}
+
+struct Session {
+    uploader: Uploader,
+    _embedded: Option<RunningBackend>,
+    ids: Vec<i64>,
+    json: bool,
+    had_errors: bool,
+}
+
+async fn run_upload(a: UploadArgs) -> ExitCode {
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, true).await {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let params: serde_json::Map<String, serde_json::Value> = a
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let mut ids = Vec::new();
+    let mut had_errors = false;
+    for file in &a.files {
+        let added = uploader
+            .add_file(NewUpload {
+                path: file.clone(),
+                transfer_id: a.transfer.clone(),
+                file_name: None,
+                user_params: params.clone(),
+            })
+            .await;
+        match added {
+            Ok(info) => ids.push(info.id),
+            Err(e) => {
+                had_errors = true;
+                eprintln!("s3bgu: error: {}: {e}", file.display());
+            }
+        }
+    }
+    // Uploads paused or failed earlier (same content, same transfer) go on.
+    for id in &ids {
+        if let Err(e) = uploader.resume(Selector::Upload(*id)).await {
+            return fail(e);
+        }
+    }
+    finish(Session {
+        uploader,
+        _embedded: embedded,
+        ids,
+        json: a.json,
+        had_errors,
+    })
+    .await
+}
+
+async fn run_resume(a: ResumeArgs) -> ExitCode {
+    if !a.db.exists() {
+        return fail(format!("no queue database at {}", a.db.display()));
+    }
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false).await {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let unfinished: Vec<i64> = match uploader.uploads(Selector::All).await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|u| !u.state.is_final())
+            .map(|u| u.id)
+            .collect(),
+        Err(e) => return fail(e),
+    };
+    for id in &unfinished {
+        if let Err(e) = uploader.resume(Selector::Upload(*id)).await {
+            return fail(e);
+        }
+    }
+    finish(Session {
+        uploader,
+        _embedded: embedded,
+        ids: unfinished,
+        json: a.json,
+        had_errors: false,
+    })
+    .await
+}
+
+/// Waits for the session's uploads (progress bars on a terminal), then reports.
+async fn finish(s: Session) -> ExitCode {
+    let bars = output::Bars::new(!s.json);
+    s.uploader.set_listener(Some(Arc::new(bars.clone())));
+    if let Ok(list) = s.uploader.uploads(Selector::All).await {
+        bars.add(list.iter().filter(|u| s.ids.contains(&u.id)));
+    }
+    let wait = async {
+        for id in &s.ids {
+            s.uploader.wait_idle(Selector::Upload(*id)).await?;
+        }
+        Ok::<(), s3bgu_core::UploadError>(())
+    };
+    let interrupted = tokio::select! {
+        r = wait => {
+            if let Err(e) = r {
+                return fail(e);
+            }
+            false
+        }
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        for id in &s.ids {
+            let _ = s.uploader.pause(Selector::Upload(*id)).await;
+        }
+    }
+    s.uploader.set_listener(None);
+    bars.finish();
+    let list: Vec<UploadInfo> = match s.uploader.uploads(Selector::All).await {
+        Ok(list) => list.into_iter().filter(|u| s.ids.contains(&u.id)).collect(),
+        Err(e) => return fail(e),
+    };
+    s.uploader.shutdown().await;
+    output::report(&list, s.json);
+    if interrupted {
+        eprintln!("s3bgu: interrupted: uploads paused; run `s3bgu resume` to finish them");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    if !s.had_errors && list.iter().all(|u| u.state == UploadState::Completed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run_status(a: StatusArgs) -> ExitCode {
+    if !a.db.exists() {
+        return fail(format!("no queue database at {}", a.db.display()));
+    }
+    let mut opts = UploaderOptions::new(&a.db);
+    opts.start = false;
+    let uploader = match Uploader::open(opts) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let list = match uploader.uploads(Selector::All).await {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    uploader.shutdown().await;
+    output::report(&list, a.json);
+    ExitCode::SUCCESS
+}
