@@ -825,10 +825,10 @@ impl Engine {
 
     fn spawn_urls(&mut self, id: UploadId, parts: Vec<u32>, config: &Config) {
         let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
-        t.busy.insert(TaskKindTag::Urls);
         let (Some(key), Some(upload_id)) = (t.row.key.clone(), t.row.upload_id.clone()) else {
             return;
         };
+        t.busy.insert(TaskKindTag::Urls);
         let http = self.http.clone();
         let config = config.clone();
         let secrets = self.secrets_for(id);
@@ -892,10 +892,10 @@ impl Engine {
             }
         }
         let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
-        t.busy.insert(TaskKindTag::Complete);
         let (Some(key), Some(upload_id)) = (t.row.key.clone(), t.row.upload_id.clone()) else {
             return;
         };
+        t.busy.insert(TaskKindTag::Complete);
         let http = self.http.clone();
         let config = config.clone();
         let secrets = self.secrets_for(id);
