@@ -264,6 +264,8 @@ async fn same_content_in_same_transfer_is_deduplicated() {
     let path = e.file("dup.bin", 1000);
     let copy = e.dir.path().join("copy-of-dup.bin");
     std::fs::copy(&path, &copy).unwrap();
+    // Slow parts, so the cancel below lands before the upload completes.
+    h.faults.delay_put_responses(Duration::from_millis(300));
     let first = e.add(&path, "t1").await;
     let again = e.add(&copy, "t1").await;
     assert_eq!(
@@ -272,11 +274,12 @@ async fn same_content_in_same_transfer_is_deduplicated() {
     );
     let other = e.add(&path, "t2").await;
     assert_ne!(first.id, other.id, "another transfer gets its own upload");
-    assert_eq!(e.settle(first.id).await.state, UploadState::Completed);
-    // Still the same upload once completed.
-    assert_eq!(e.add(&path, "t1").await.id, first.id);
     // A cancelled one does not block adding the content again.
-    e.uploader.cancel(Selector::Upload(other.id)).await.unwrap();
+    let cancelled = e.uploader.cancel(Selector::Upload(other.id)).await.unwrap();
+    assert_eq!(cancelled.len(), 1, "cancelled while unfinished");
+    // Still the same upload once completed.
+    assert_eq!(e.settle(first.id).await.state, UploadState::Completed);
+    assert_eq!(e.add(&path, "t1").await.id, first.id);
     let fresh = e.add(&path, "t2").await;
     assert_ne!(fresh.id, other.id);
     assert_eq!(e.settle(fresh.id).await.state, UploadState::Completed);

@@ -315,7 +315,8 @@ async fn ctrl_c_pauses_and_exits_130_then_resume_finishes() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
-    let u = &uploads(&json_of(&resumed))[0];
+    let v = json_of(&resumed);
+    let u = &uploads(&v)[0];
     assert_eq!(u["state"], "COMPLETED");
     let stored = h.object_bytes(u["key"].as_str().unwrap()).unwrap();
     assert_eq!(stored, std::fs::read(&f).unwrap());

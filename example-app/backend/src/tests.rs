@@ -1,0 +1,413 @@
+//! End-to-end tests against a real embedded store on loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::config::MIB;
+use crate::{serve, RunningBackend, ServeOptions, StoreChoice, EMBEDDED_BUCKET};
+
+const FIVE_MIB: usize = 5 * 1024 * 1024;
+
+struct Fixture {
+    running: RunningBackend,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Fixture {
+    async fn start(url_ttl: Option<Duration>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let running = serve(ServeOptions {
+            listen,
+            store: StoreChoice::Embedded {
+                dir: dir.path().join("store"),
+            },
+            part_size: Some(5 * MIB),
+            url_ttl,
+        })
+        .await
+        .expect("serve");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Self { running, dir, http }
+    }
+
+    fn store_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = self.running.url.join(path).expect("join");
+        let res = self
+            .http
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json answer")
+        };
+        (status, value)
+    }
+
+    async fn start_upload(&self, name: &str, size: u64) -> (String, String, u64) {
+        let (status, v) = self
+            .post(
+                "startUpload",
+                json!({ "fileName": name, "fileHash": "0123456789abcdef0123456789abcdef", "fileSize": size, "extra": [1, 2] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        (
+            v["key"].as_str().expect("key").to_owned(),
+            v["uploadId"].as_str().expect("uploadId").to_owned(),
+            v["partSize"].as_u64().expect("partSize"),
+        )
+    }
+
+    async fn urls(&self, key: &str, upload_id: &str, parts: &[u32]) -> Vec<String> {
+        let (status, v) = self
+            .post(
+                "getUploadUrls",
+                json!({ "key": key, "uploadId": upload_id, "parts": parts }),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        parts
+            .iter()
+            .map(|p| v["urls"][p.to_string()].as_str().expect("url").to_owned())
+            .collect()
+    }
+
+    async fn put(&self, url: &str, data: Vec<u8>) -> reqwest::Response {
+        self.http.put(url).body(data).send().await.expect("put")
+    }
+
+    fn complete_path(key: &str, upload_id: &str) -> String {
+        format!("complete/{}/{}", encode(upload_id), encode_key(key))
+    }
+
+    fn abort_path(key: &str, upload_id: &str) -> String {
+        format!("abort/{}/{}", encode(upload_id), encode_key(key))
+    }
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Encodes each segment but keeps the slashes, as clients do.
+fn encode_key(key: &str) -> String {
+    key.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn etag_of(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("etag header")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_completes_and_completes_again() {
+    let f = Fixture::start(None).await;
+    let first = pattern(FIVE_MIB, 1);
+    let second = pattern(12_345, 7);
+    let (key, upload_id, part_size) = f
+        .start_upload("holiday/clip\\1.mov", (first.len() + second.len()) as u64)
+        .await;
+    assert_eq!(part_size, 5 * MIB);
+    assert!(
+        key.starts_with("uploads/0123456789abcdef0123456789abcdef/"),
+        "{key}"
+    );
+    assert!(key.ends_with("/holiday_clip_1.mov"), "{key}");
+
+    let urls = f.urls(&key, &upload_id, &[1, 2]).await;
+    let mut parts = Vec::new();
+    for (i, (url, data)) in urls.iter().zip([first.clone(), second.clone()]).enumerate() {
+        let res = f.put(url, data).await;
+        assert!(
+            res.status().is_success(),
+            "part {} answered {}",
+            i + 1,
+            res.status()
+        );
+        parts.push(json!({ "PartNumber": i + 1, "ETag": etag_of(&res) }));
+    }
+
+    let path = Fixture::complete_path(&key, &upload_id);
+    let (status, done) = f.post(&path, json!({ "parts": parts })).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["key"], key.as_str());
+    let etag = done["etag"].as_str().expect("etag").to_owned();
+    assert!(etag.ends_with("-2\""), "{etag}");
+
+    let on_disk = std::fs::read(f.store_dir().join("store").join(EMBEDDED_BUCKET).join(&key))
+        .expect("object");
+    let mut expected = first;
+    expected.extend_from_slice(&second);
+    assert!(on_disk == expected, "object content differs");
+
+    // A retried completion (lost answer) still succeeds, with the same ETag.
+    let (status, again) = f.post(&path, json!({ "parts": parts })).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["etag"], etag.as_str());
+
+    // Different parts do not match the stored object: not a success.
+    let wrong = json!({ "parts": [
+        { "PartNumber": 1, "ETag": "\"00000000000000000000000000000000\"" },
+        { "PartNumber": 2, "ETag": "\"00000000000000000000000000000000\"" },
+    ]});
+    let (status, v) = f.post(&path, wrong).await;
+    assert_eq!(status, 502, "{v}");
+    assert!(v["error"].is_string());
+
+    f.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_empty_part_upload() {
+    let f = Fixture::start(None).await;
+    let (key, upload_id, _) = f.start_upload("", 0).await;
+    assert!(key.ends_with("/file"), "{key}");
+    let urls = f.urls(&key, &upload_id, &[1]).await;
+    let res = f.put(&urls[0], Vec::new()).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let parts = json!({ "parts": [{ "PartNumber": 1, "ETag": etag_of(&res) }] });
+    let (status, v) = f
+        .post(&Fixture::complete_path(&key, &upload_id), parts)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let on_disk = std::fs::read(f.store_dir().join("store").join(EMBEDDED_BUCKET).join(&key))
+        .expect("object");
+    assert!(on_disk.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_bad_requests() {
+    let f = Fixture::start(None).await;
+    let hash = "0123456789abcdef0123456789abcdef";
+    let bad_starts = [
+        json!({ "fileHash": hash, "fileSize": 1 }),
+        json!({ "fileName": 5, "fileHash": hash, "fileSize": 1 }),
+        json!({ "fileName": "a", "fileHash": "ABCDEF", "fileSize": 1 }),
+        json!({ "fileName": "a", "fileHash": hash.to_uppercase(), "fileSize": 1 }),
+        json!({ "fileName": "a", "fileHash": hash, "fileSize": -1 }),
+        json!({ "fileName": "a", "fileHash": hash, "fileSize": 1.5 }),
+        json!({ "fileName": "a", "fileHash": hash, "fileSize": "1" }),
+        json!({ "fileName": "a", "fileHash": hash }),
+        json!([1, 2]),
+    ];
+    for body in bad_starts {
+        let (status, v) = f.post("startUpload", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    let url = f.running.url.join("startUpload").expect("join");
+    let res = f
+        .http
+        .post(url)
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+
+    let (key, upload_id, _) = f.start_upload("a.bin", 10).await;
+    let too_many: Vec<u32> = (1..=1001).collect();
+    let bad_urls = [
+        json!({ "key": key, "uploadId": upload_id, "parts": [] }),
+        json!({ "key": key, "uploadId": upload_id, "parts": too_many }),
+        json!({ "key": key, "uploadId": upload_id, "parts": [0] }),
+        json!({ "key": key, "uploadId": upload_id, "parts": [10001] }),
+        json!({ "key": key, "uploadId": upload_id, "parts": ["1"] }),
+        json!({ "key": key, "uploadId": upload_id }),
+        json!({ "key": key, "parts": [1] }),
+        json!({ "key": "elsewhere/x", "uploadId": upload_id, "parts": [1] }),
+        json!({ "key": "uploads/../x", "uploadId": upload_id, "parts": [1] }),
+    ];
+    for body in bad_urls {
+        let (status, v) = f.post("getUploadUrls", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {v}");
+    }
+    let edge: Vec<u32> = (9001..=10000).collect();
+    assert_eq!(f.urls(&key, &upload_id, &edge).await.len(), 1000);
+
+    let path = Fixture::complete_path(&key, &upload_id);
+    let etag = "\"0cc175b9c0f1b6a831c399e269772661\"";
+    let bad_completes = [
+        json!({ "parts": [] }),
+        json!({ "parts": [{ "PartNumber": 2, "ETag": etag }] }),
+        json!({ "parts": [{ "PartNumber": 1, "ETag": etag }, { "PartNumber": 3, "ETag": etag }] }),
+        json!({ "parts": [{ "PartNumber": 2, "ETag": etag }, { "PartNumber": 1, "ETag": etag }] }),
+        json!({ "parts": [{ "PartNumber": 1 }] }),
+        json!({ "parts": [{ "PartNumber": 1, "ETag": "" }] }),
+        json!({ "parts": "1" }),
+        json!({}),
+    ];
+    for body in bad_completes {
+        let (status, v) = f.post(&path, body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {v}");
+    }
+    let outside = Fixture::complete_path("other/key", &upload_id);
+    let (status, _) = f
+        .post(
+            &outside,
+            json!({ "parts": [{ "PartNumber": 1, "ETag": etag }] }),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grows_part_size_for_large_files() {
+    let f = Fixture::start(None).await;
+    let size = 5 * MIB * 10_000 + 1;
+    let (_, _, part_size) = f.start_upload("big.iso", size).await;
+    assert_eq!(part_size, 6 * MIB);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_is_idempotent_and_stops_uploads() {
+    let f = Fixture::start(None).await;
+    let (key, upload_id, _) = f.start_upload("a.bin", 10).await;
+    let urls = f.urls(&key, &upload_id, &[1]).await;
+    let path = Fixture::abort_path(&key, &upload_id);
+    let (status, _) = f.post(&path, Value::Null).await;
+    assert_eq!(status, 204);
+    let (status, _) = f.post(&path, Value::Null).await;
+    assert_eq!(status, 204);
+    let res = f.put(&urls[0], b"0123456789".to_vec()).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_url_is_refused() {
+    let f = Fixture::start(None).await;
+    let (key, upload_id, _) = f.start_upload("a.bin", 10).await;
+    let url = f.urls(&key, &upload_id, &[1]).await.remove(0);
+    // Sign for part 1 but send to part 2.
+    let tampered = url.replace("partNumber=1", "partNumber=2");
+    assert_ne!(tampered, url);
+    let res = f.put(&tampered, b"0123456789".to_vec()).await;
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_url_is_refused() {
+    let f = Fixture::start(Some(Duration::from_secs(1))).await;
+    let (key, upload_id, _) = f.start_upload("a.bin", 10).await;
+    let url = f.urls(&key, &upload_id, &[1]).await.remove(0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let res = f.put(&url, b"0123456789".to_vec()).await;
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let opts = |store: &Path| ServeOptions {
+        listen,
+        store: StoreChoice::Embedded {
+            dir: store.to_owned(),
+        },
+        part_size: None,
+        url_ttl: None,
+    };
+
+    let first = serve(opts(&store)).await.expect("serve");
+    let res = http
+        .post(first.url.join("startUpload").expect("join"))
+        .body(json!({ "fileName": "x", "fileHash": "0123456789abcdef0123456789abcdef", "fileSize": 3 }).to_string())
+        .send()
+        .await
+        .expect("start");
+    let started: Value = serde_json::from_str(&res.text().await.expect("body")).expect("json");
+    assert_eq!(started["partSize"], 8 * MIB);
+    first.shutdown().await;
+
+    let second = serve(opts(&store)).await.expect("serve again");
+    let res = http
+        .post(second.url.join("getUploadUrls").expect("join"))
+        .body(
+            json!({ "key": started["key"], "uploadId": started["uploadId"], "parts": [1] })
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("urls");
+    let urls: Value = serde_json::from_str(&res.text().await.expect("body")).expect("json");
+    let url = urls["urls"]["1"].as_str().expect("url");
+    let res = http.put(url).body("abc").send().await.expect("put");
+    assert!(res.status().is_success(), "{}", res.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_file_names_round_trip() {
+    let f = Fixture::start(None).await;
+    for name in [
+        "100% a+b #1?&=(x)!'é😀.txt",
+        "~tilde;semi:colon,[]{}^`|\"<>.dat",
+        " spaced  ",
+    ] {
+        let (key, upload_id, _) = f.start_upload(name, 3).await;
+        let urls = f.urls(&key, &upload_id, &[1]).await;
+        let res = f.put(&urls[0], b"abc".to_vec()).await;
+        assert!(res.status().is_success(), "{name}: {}", res.status());
+        let parts = json!({ "parts": [{ "PartNumber": 1, "ETag": etag_of(&res) }] });
+        let (status, v) = f
+            .post(&Fixture::complete_path(&key, &upload_id), parts)
+            .await;
+        assert_eq!(status, 200, "{name}: {v}");
+        let on_disk = std::fs::read(f.store_dir().join("store").join(EMBEDDED_BUCKET).join(&key))
+            .expect("object");
+        assert_eq!(on_disk, b"abc");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_non_last_part_is_a_bad_request() {
+    let f = Fixture::start(None).await;
+    let (key, upload_id, _) = f.start_upload("a.bin", 6).await;
+    let urls = f.urls(&key, &upload_id, &[1, 2]).await;
+    let mut parts = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let res = f.put(url, b"abc".to_vec()).await;
+        assert!(res.status().is_success());
+        parts.push(json!({ "PartNumber": i + 1, "ETag": etag_of(&res) }));
+    }
+    let path = Fixture::complete_path(&key, &upload_id);
+    let (status, v) = f.post(&path, json!({ "parts": parts })).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("EntityTooSmall")),
+        "{v}"
+    );
+}

@@ -1,0 +1,200 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::stats::Route;
+
+/// Faults to inject into the store and the backend; set them while a test
+/// runs. Rules of the same kind apply in the order they were added, each
+/// for as many requests as it was given.
+#[derive(Debug, Default)]
+pub struct Faults {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    put_rules: Vec<PutRule>,
+    put_delay: Duration,
+    put_response_delay: Duration,
+    part_delays: HashMap<u32, Duration>,
+    backend_rules: Vec<BackendRule>,
+}
+
+#[derive(Debug)]
+struct PutRule {
+    part: Option<u32>,
+    remaining: u32,
+    action: PutFault,
+}
+
+/// What happens to a faulted part PUT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PutFault {
+    Status(u16),
+    Drop,
+}
+
+#[derive(Debug)]
+struct BackendRule {
+    route: Route,
+    remaining: u32,
+    fault: BackendFault,
+}
+
+/// A canned backend answer.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendFault {
+    pub status: u16,
+    pub body: String,
+    pub header: Option<(String, String)>,
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `n` part PUTs are answered `status` (with an S3 XML error)
+    /// without reaching the store.
+    pub fn fail_puts(&self, n: u32, status: u16) {
+        self.add_put_rule(None, n, PutFault::Status(status));
+    }
+
+    /// Like [`Faults::fail_puts`], for PUTs of one part number only.
+    pub fn fail_puts_for_part(&self, part: u32, n: u32, status: u16) {
+        self.add_put_rule(Some(part), n, PutFault::Status(status));
+    }
+
+    /// The next `n` part PUTs have their connection closed without an answer.
+    pub fn drop_puts(&self, n: u32) {
+        self.add_put_rule(None, n, PutFault::Drop);
+    }
+
+    /// Like [`Faults::drop_puts`], for PUTs of one part number only.
+    pub fn drop_puts_for_part(&self, part: u32, n: u32) {
+        self.add_put_rule(Some(part), n, PutFault::Drop);
+    }
+
+    /// Every part PUT waits `d` before being handled (zero turns it off).
+    pub fn delay_puts(&self, d: Duration) {
+        self.lock().put_delay = d;
+    }
+
+    /// Every part PUT is handled by the store at once, but its answer is held
+    /// back for `d` (zero turns it off). Unlike [`Faults::delay_puts`], the
+    /// presigned URL is checked on arrival, so this slows uploads down
+    /// without making URLs expire in the harness.
+    pub fn delay_put_responses(&self, d: Duration) {
+        self.lock().put_response_delay = d;
+    }
+
+    /// PUTs of this part wait `d` instead of the general delay (zero turns
+    /// it off, falling back to the general one).
+    pub fn set_put_delay_for_part(&self, part: u32, d: Duration) {
+        let mut inner = self.lock();
+        if d.is_zero() {
+            inner.part_delays.remove(&part);
+        } else {
+            inner.part_delays.insert(part, d);
+        }
+    }
+
+    /// The next `n` calls of `route` are answered `status` with `body`
+    /// (sent as is, so it can be malformed JSON).
+    pub fn fail_backend(&self, route: Route, n: u32, status: u16, body: &str) {
+        self.add_backend_rule(route, n, status, body, None);
+    }
+
+    /// Like [`Faults::fail_backend`], with one extra response header (e.g.
+    /// `Retry-After`).
+    pub fn fail_backend_with_header(
+        &self,
+        route: Route,
+        n: u32,
+        status: u16,
+        body: &str,
+        header_name: &str,
+        header_value: &str,
+    ) {
+        let header = Some((header_name.to_owned(), header_value.to_owned()));
+        self.add_backend_rule(route, n, status, body, header);
+    }
+
+    /// Removes every fault and delay.
+    pub fn clear(&self) {
+        *self.lock() = Inner::default();
+    }
+
+    fn add_put_rule(&self, part: Option<u32>, n: u32, action: PutFault) {
+        if n > 0 {
+            self.lock().put_rules.push(PutRule {
+                part,
+                remaining: n,
+                action,
+            });
+        }
+    }
+
+    fn add_backend_rule(
+        &self,
+        route: Route,
+        n: u32,
+        status: u16,
+        body: &str,
+        header: Option<(String, String)>,
+    ) {
+        if n > 0 {
+            self.lock().backend_rules.push(BackendRule {
+                route,
+                remaining: n,
+                fault: BackendFault {
+                    status,
+                    body: body.to_owned(),
+                    header,
+                },
+            });
+        }
+    }
+
+    pub(crate) fn put_delay(&self, part: u32) -> Duration {
+        let inner = self.lock();
+        inner
+            .part_delays
+            .get(&part)
+            .copied()
+            .unwrap_or(inner.put_delay)
+    }
+
+    pub(crate) fn put_response_delay(&self) -> Duration {
+        self.lock().put_response_delay
+    }
+
+    /// Uses up one application of the first rule matching this part.
+    pub(crate) fn take_put_fault(&self, part: u32) -> Option<PutFault> {
+        let mut inner = self.lock();
+        let idx = inner
+            .put_rules
+            .iter()
+            .position(|r| r.part.is_none_or(|p| p == part))?;
+        let rule = &mut inner.put_rules[idx];
+        let action = rule.action;
+        rule.remaining -= 1;
+        if rule.remaining == 0 {
+            inner.put_rules.remove(idx);
+        }
+        Some(action)
+    }
+
+    pub(crate) fn take_backend_fault(&self, route: Route) -> Option<BackendFault> {
+        let mut inner = self.lock();
+        let idx = inner.backend_rules.iter().position(|r| r.route == route)?;
+        let rule = &mut inner.backend_rules[idx];
+        let fault = rule.fault.clone();
+        rule.remaining -= 1;
+        if rule.remaining == 0 {
+            inner.backend_rules.remove(idx);
+        }
+        Some(fault)
+    }
+}

@@ -1,0 +1,185 @@
+//! Test harness for the upload engine: an embedded S3 store and the
+//! reference backend, both in-process on loopback, with every part upload
+//! and backend call counted and faults injectable on both.
+
+mod backend;
+mod faults;
+mod stats;
+mod store;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use s3bgu_backend::{
+    embedded_credentials, store_service, Backend, BackendOptions, StoreTarget, EMBEDDED_BUCKET,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::Faults;
+pub use stats::{Route, Stats, StoreRequest};
+
+pub struct HarnessOptions {
+    pub part_size: u64,
+    pub url_ttl: Duration,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        Self {
+            part_size: 5 * 1024 * 1024,
+            url_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A running store and backend. Dropping it stops both and deletes the
+/// store directory.
+pub struct Harness {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub backend_url: String,
+    /// `http://127.0.0.1:PORT` of the store (the host of the part URLs).
+    pub store_url: String,
+    /// Root of the s3s-fs store; objects are under `uploads/<key>`.
+    pub store_dir: PathBuf,
+    pub stats: Arc<Stats>,
+    pub faults: Arc<Faults>,
+    _running: Running,
+}
+
+/// Owns what must live as long as the harness.
+struct Running {
+    store_task: JoinHandle<()>,
+    backend_stop: watch::Sender<bool>,
+    backend_task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.backend_stop.send(true);
+        self.backend_task.abort();
+        self.store_task.abort();
+    }
+}
+
+impl Harness {
+    /// Starts the store and the backend on the current tokio runtime.
+    /// Panics if either cannot start.
+    pub async fn start(opts: HarnessOptions) -> Harness {
+        let dir = tempfile::tempdir().expect("create the store directory");
+        let store_dir = dir.path().to_path_buf();
+        let stats = Arc::new(Stats::default());
+        let faults = Arc::new(Faults::default());
+
+        let (access_key, secret_key) = embedded_credentials(&store_dir).expect("store credentials");
+        let service = store_service(&store_dir, &access_key, &secret_key).expect("store service");
+        let store_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the store");
+        let store_url = format!(
+            "http://{}",
+            store_listener.local_addr().expect("store address")
+        );
+        let recorder = store::Recorder {
+            service,
+            stats: stats.clone(),
+            faults: faults.clone(),
+        };
+        let store_task = tokio::spawn(store::serve(store_listener, recorder));
+
+        let mut backend_opts = BackendOptions::new(StoreTarget {
+            endpoint: store_url.parse().expect("store url"),
+            bucket: EMBEDDED_BUCKET.to_owned(),
+            region: "us-east-1".to_owned(),
+            access_key,
+            secret_key,
+        });
+        backend_opts.part_size = opts.part_size;
+        backend_opts.url_ttl = opts.url_ttl;
+        let watch = backend::Watch {
+            stats: stats.clone(),
+            faults: faults.clone(),
+        };
+        let router = Backend::new(backend_opts)
+            .expect("backend options")
+            .router()
+            .layer(axum::middleware::from_fn_with_state(watch, backend::layer));
+        let backend_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the backend");
+        let backend_url = format!(
+            "http://{}",
+            backend_listener.local_addr().expect("backend address")
+        );
+        let (backend_stop, mut stopped) = watch::channel(false);
+        let backend_task = tokio::spawn(async move {
+            let _ = axum::serve(backend_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+        });
+
+        Harness {
+            backend_url,
+            store_url,
+            store_dir,
+            stats,
+            faults,
+            _running: Running {
+                store_task,
+                backend_stop,
+                backend_task,
+                _dir: dir,
+            },
+        }
+    }
+
+    /// The completed object's bytes, read from the store directory; `None`
+    /// if there is no such object.
+    pub fn object_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        // Keys come from tests, but must still not read outside the bucket.
+        let rel = Path::new(key);
+        if key.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        std::fs::read(self.store_dir.join(EMBEDDED_BUCKET).join(rel)).ok()
+    }
+
+    pub fn start_url(&self) -> String {
+        format!("{}/startUpload", self.backend_url)
+    }
+
+    pub fn urls_url(&self) -> String {
+        format!("{}/getUploadUrls", self.backend_url)
+    }
+
+    /// Base of the complete endpoint; append `/{uploadId}/{key}`.
+    pub fn complete_url(&self) -> String {
+        format!("{}/complete", self.backend_url)
+    }
+
+    /// Base of the abort endpoint; append `/{uploadId}/{key}`.
+    pub fn abort_url(&self) -> String {
+        format!("{}/abort", self.backend_url)
+    }
+}
+
+/// Starts a harness on a runtime of its own, for tests that are not async.
+/// The servers run on the runtime's worker threads; keep the runtime alive
+/// as long as the harness, and drop it outside any async context.
+pub fn spawn_in_thread(opts: HarnessOptions) -> (Harness, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime");
+    let harness = runtime.block_on(Harness::start(opts));
+    (harness, runtime)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! The embedded store behind a recording, fault-injecting hyper service.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use s3s::service::S3Service;
+use s3s::StdError;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::faults::{Faults, PutFault};
+use crate::stats::{Stats, StoreRequest};
+
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    pub service: S3Service,
+    pub stats: Arc<Stats>,
+    pub faults: Arc<Faults>,
+}
+
+/// Accepts connections until the task is aborted; connections die with it.
+pub(crate) async fn serve(listener: TcpListener, recorder: Recorder) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let recorder = recorder.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(recorder.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// The error that makes hyper close the connection without answering.
+#[derive(Debug)]
+struct DroppedByFault;
+
+impl std::fmt::Display for DroppedByFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DroppedByFault {}
+
+/// `(uploadId, partNumber)` when the request uploads a part.
+fn part_of(req: &Request<Incoming>) -> Option<(String, u32)> {
+    if req.method() != Method::PUT {
+        return None;
+    }
+    let mut upload_id = None;
+    let mut part = None;
+    for (name, value) in url::form_urlencoded::parse(req.uri().query()?.as_bytes()) {
+        match name.as_ref() {
+            "uploadId" => upload_id = Some(value.into_owned()),
+            "partNumber" => part = value.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    Some((upload_id?, part?))
+}
+
+async fn handle(
+    recorder: Recorder,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, StdError> {
+    let mut record = StoreRequest {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        part: part_of(&req),
+        status: None,
+    };
+    let result = match record.part.clone() {
+        Some((upload_id, part)) => handle_part_put(&recorder, req, &upload_id, part).await,
+        None => forward(&recorder.service, req).await,
+    };
+    record.status = result.as_ref().ok().map(|res| res.status().as_u16());
+    recorder.stats.store_request_done(record);
+    result
+}
+
+async fn handle_part_put(
+    recorder: &Recorder,
+    req: Request<Incoming>,
+    upload_id: &str,
+    part: u32,
+) -> Result<Response<s3s::Body>, StdError> {
+    let headers = req.headers();
+    let headers_ok =
+        headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING);
+    let _in_flight = recorder
+        .stats
+        .part_put_received(upload_id, part, headers_ok);
+
+    let delay = recorder.faults.put_delay(part);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match recorder.faults.take_put_fault(part) {
+        Some(PutFault::Drop) => Err(Box::new(DroppedByFault)),
+        Some(PutFault::Status(status)) => {
+            // Read the body first: answering early and closing would make
+            // the client see a broken pipe instead of the status.
+            let _ = req.into_body().collect().await;
+            Ok(s3_error(status))
+        }
+        None => {
+            let answer = forward(&recorder.service, req).await;
+            let hold = recorder.faults.put_response_delay();
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+            answer
+        }
+    }
+}
+
+async fn forward(
+    service: &S3Service,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, StdError> {
+    hyper::service::Service::call(service, req)
+        .await
+        .map_err(StdError::from)
+}
+
+/// An S3-style XML error answer.
+fn s3_error(status: u16) -> Response<s3s::Body> {
+    let (code, message) = match status {
+        400 => ("InvalidRequest", "Injected bad request"),
+        403 => ("AccessDenied", "Request has expired"),
+        404 => ("NoSuchUpload", "The specified upload does not exist"),
+        500 => (
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+        503 => ("SlowDown", "Please reduce your request rate."),
+        _ => ("InjectedFault", "Injected fault"),
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut res = Response::new(s3s::Body::from(Bytes::from(body)));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    res
+}
