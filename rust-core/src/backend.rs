@@ -15,6 +15,8 @@ pub(crate) const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub(crate) const MIN_S3_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Most parts in one multipart upload.
 pub(crate) const MAX_PARTS: u64 = 10_000;
+/// A backend call that has not answered by then is retried.
+const BACKEND_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Largest backend answer read (10,000 presigned URLs fit easily).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
@@ -92,6 +94,7 @@ impl BackendClient<'_> {
         let mut req = self
             .http
             .post(url)
+            .timeout(BACKEND_CALL_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).map_err(|e| {
                 Failure::fatal(

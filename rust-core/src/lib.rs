@@ -45,6 +45,13 @@ pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
         .map_err(UploadError::from)
 }
 
+/// Snapshots of every upload in a queue database, read without opening an
+/// engine (so it works while another process is uploading). Blocking.
+pub fn read_queue(db_path: &std::path::Path) -> Result<Vec<UploadInfo>, UploadError> {
+    let store = store::Store::open_read_only(db_path).map_err(UploadError::from)?;
+    engine::snapshot(&store).map_err(UploadError::from)
+}
+
 /// How to open an [`Uploader`].
 #[derive(Clone, Debug)]
 pub struct UploaderOptions {
@@ -71,8 +78,51 @@ impl UploaderOptions {
 /// committed is lost, and parts in flight are sent again next time.
 pub struct Uploader {
     runtime: Option<tokio::runtime::Runtime>,
+    /// Held while the engine runs: one engine per queue database.
+    _lock: std::fs::File,
     commands: mpsc::UnboundedSender<Command>,
     changes: watch::Receiver<u64>,
+}
+
+/// Takes the lock file beside the database, so two engines never work on
+/// the same queue (they would send the same parts).
+fn lock_queue(db_path: &std::path::Path) -> Result<std::fs::File, UploadError> {
+    let mut lock_path = db_path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            UploadError::new(
+                ErrorCode::Database,
+                format!("cannot create {}: {e}", parent.display()),
+            )
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            UploadError::new(
+                ErrorCode::Database,
+                format!("cannot open {}: {e}", lock_path.display()),
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(UploadError::new(
+            ErrorCode::Database,
+            format!(
+                "the queue {} is in use by another uploader (process)",
+                db_path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(UploadError::new(
+            ErrorCode::Database,
+            format!("cannot lock {}: {e}", lock_path.display()),
+        )),
+    }
 }
 
 fn shutdown_error() -> UploadError {
@@ -83,6 +133,7 @@ impl Uploader {
     /// Opens the queue database and starts the engine on its own runtime.
     /// Blocking (opens the database); call it once per process and database.
     pub fn open(options: UploaderOptions) -> Result<Uploader, UploadError> {
+        let lock = lock_queue(&options.db_path)?;
         let store = store::Store::open(&options.db_path).map_err(UploadError::from)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads.max(1))
@@ -113,6 +164,7 @@ impl Uploader {
         runtime.spawn(engine.run(rx));
         Ok(Uploader {
             runtime: Some(runtime),
+            _lock: lock,
             commands,
             changes,
         })

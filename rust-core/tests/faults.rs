@@ -422,3 +422,91 @@ async fn user_params_reach_start_upload_and_secrets_stay_out_of_errors() {
         "user params are merged flat into startUpload"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_without_etag_fails_the_upload() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    h.faults.strip_etags(1);
+    let u = e.add(&e.file("x.bin", 100), "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Failed);
+    let err = done.error.unwrap();
+    assert_eq!(err.code, ErrorCode::StorageRejected);
+    assert!(err.message.contains("without an ETag"), "{}", err.message);
+    assert_eq!(h.stats.backend_calls(Route::Complete), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_saying_expired_refreshes_the_url() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    h.faults.fail_puts_with_body(
+        1,
+        400,
+        "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>",
+    );
+    let path = e.file("x.bin", 100);
+    let u = e.add(&path, "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{done:?}");
+    assert_eq!(
+        h.stats.backend_calls(Route::GetUploadUrls),
+        2,
+        "a new URL was fetched"
+    );
+    assert_object(&h, &done, &path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_is_persisted_so_a_restart_does_not_hammer_the_backend() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let path = write_file(dir.path(), "x.bin", 1000, 1);
+    h.faults
+        .fail_backend_with_header(Route::StartUpload, 1, 503, "busy", "Retry-After", "3");
+    let first = Instant::now();
+    let id = {
+        let up = open(&db);
+        // Retry-After is honoured up to ten times the longest delay.
+        let mut cfg = config_for(&h, 1);
+        cfg.retry.max_delay_ms = 1_000;
+        up.set_config(cfg).await.unwrap();
+        let u = up
+            .add_file(NewUpload {
+                path: path.clone(),
+                transfer_id: "t".into(),
+                ..NewUpload::default()
+            })
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.stats.backend_calls(Route::StartUpload) == 0 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let the failure be recorded, then stop.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        up.shutdown().await;
+        u.id
+    };
+    let up = open(&db);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        h.stats.backend_calls(Route::StartUpload),
+        1,
+        "the restarted engine waits for the stored next-attempt time"
+    );
+    let done = tokio::time::timeout(Duration::from_secs(30), up.wait_idle(Selector::Upload(id)))
+        .await
+        .unwrap()
+        .unwrap()
+        .remove(0);
+    assert_eq!(done.state, UploadState::Completed);
+    assert!(
+        first.elapsed() >= Duration::from_millis(2900),
+        "Retry-After held across the restart"
+    );
+    assert_eq!(h.stats.backend_calls(Route::StartUpload), 2);
+}

@@ -365,3 +365,29 @@ async fn reopening_the_queue_finishes_without_resending_confirmed_parts() {
     );
     assert_eq!(h.stats.backend_calls(Route::Complete), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_per_queue_and_read_only_snapshots() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let second = s3bgu_core::Uploader::open(s3bgu_core::UploaderOptions::new(e.db()));
+    let err = second
+        .err()
+        .expect("a second engine on the same queue is refused");
+    assert_eq!(err.code, s3bgu_core::ErrorCode::Database);
+    assert!(err.message.contains("in use"), "{}", err.message);
+
+    h.faults.delay_put_responses(Duration::from_millis(200));
+    let path = e.file("r.bin", PART * 2);
+    let u = e.add(&path, "t").await;
+    // Readable while the engine works.
+    let snap = s3bgu_core::read_queue(&e.db()).unwrap();
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].id, u.id);
+    assert_eq!(snap[0].file_hash, u.file_hash);
+    let done = e.settle(u.id).await;
+    let snap = s3bgu_core::read_queue(&e.db()).unwrap();
+    assert_eq!(snap[0].state, UploadState::Completed);
+    assert_eq!(snap[0].uploaded_bytes, done.size);
+    assert!(s3bgu_core::read_queue(&e.dir.path().join("nope.db")).is_err());
+}

@@ -252,6 +252,24 @@ impl Tracked {
     }
 }
 
+fn load_tracked(store: &Store) -> Result<BTreeMap<UploadId, Tracked>> {
+    let mut uploads = BTreeMap::new();
+    for row in store.uploads()? {
+        let parts = if row.state == UploadState::Completed {
+            Vec::new()
+        } else {
+            store.parts(row.id)?
+        };
+        uploads.insert(row.id, Tracked::new(row, parts));
+    }
+    Ok(uploads)
+}
+
+/// Snapshots of every upload in a database, without running an engine.
+pub(crate) fn snapshot(store: &Store) -> Result<Vec<UploadInfo>> {
+    Ok(load_tracked(store)?.values().map(Tracked::info).collect())
+}
+
 pub(crate) struct Engine {
     store: Store,
     config: Option<Config>,
@@ -275,15 +293,7 @@ impl Engine {
         changes: watch::Sender<u64>,
     ) -> Result<Engine> {
         let config = store.load_config()?;
-        let mut uploads = BTreeMap::new();
-        for row in store.uploads()? {
-            let parts = if row.state == UploadState::Completed {
-                Vec::new()
-            } else {
-                store.parts(row.id)?
-            };
-            uploads.insert(row.id, Tracked::new(row, parts));
-        }
+        let uploads = load_tracked(&store)?;
         Ok(Engine {
             store,
             config,

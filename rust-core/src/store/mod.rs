@@ -139,6 +139,27 @@ impl Store {
         Self::setup(conn)
     }
 
+    /// Opens an existing database for reading only (no migration, no lock):
+    /// for looking at a queue another process is working on.
+    pub(crate) fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != MIGRATIONS.len() as i64 {
+            return Err(err(
+                ErrorCode::Database,
+                format!(
+                    "the queue database has schema version {version}, this engine reads version {}",
+                    MIGRATIONS.len()
+                ),
+            ));
+        }
+        Ok(Store { conn })
+    }
+
     #[cfg(test)]
     pub(crate) fn open_in_memory() -> Result<Store> {
         Self::setup(Connection::open_in_memory()?)
@@ -168,6 +189,9 @@ impl Store {
                     MIGRATIONS.len()
                 ),
             ));
+        }
+        if version == MIGRATIONS.len() {
+            return Ok(());
         }
         for sql in &MIGRATIONS[version..] {
             tx.execute_batch(sql)?;

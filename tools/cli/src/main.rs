@@ -468,17 +468,10 @@ async fn run_status(a: StatusArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
     }
-    let mut opts = UploaderOptions::new(&a.db);
-    opts.start = false;
-    let uploader = match Uploader::open(opts) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let list = match uploader.uploads(Selector::All).await {
+    let list = match s3bgu_core::read_queue(&a.db) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    uploader.shutdown().await;
     output::report(&list, a.json);
     ExitCode::SUCCESS
 }

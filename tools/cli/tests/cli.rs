@@ -405,3 +405,89 @@ async fn sigkill_mid_upload_then_resume_sends_no_committed_part_twice() {
         resent
     );
 }
+
+/// A sparse file with a marker in every MiB, so parts differ; quick to create.
+fn sparse_file(path: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let mut at = 0;
+    while at < size {
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&at.to_le_bytes()).unwrap();
+        at += MIB;
+    }
+}
+
+/// Killed while uploading on the embedded default backend; `s3bgu resume`
+/// with no flags starts the embedded backend again (on a new port) and finishes.
+#[test]
+fn killed_on_the_embedded_backend_resumes_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.bin");
+    sparse_file(&f, 400 * MIB);
+    let db = dir.path().join(".s3bgu/queue.db");
+    let mut child = s3bgu(dir.path())
+        .args(["upload", "--concurrency", "1", "big.bin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let committed_now = || -> usize {
+        if !db.exists() {
+            return 0;
+        }
+        let Ok(conn) =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return 0;
+        };
+        conn.query_row("SELECT COUNT(etag) FROM parts", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed_now() == 0 {
+        assert!(Instant::now() < deadline, "no part committed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "upload ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    let before = s3bgu_core_state(dir.path());
+    assert_ne!(before, "COMPLETED", "killed mid-upload");
+
+    let out = run(s3bgu(dir.path()).args(["resume", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    let u = &uploads(&v)[0];
+    assert_eq!(u["state"], "COMPLETED");
+    let stored = dir
+        .path()
+        .join(".s3bgu/store/uploads")
+        .join(u["key"].as_str().unwrap());
+    assert!(
+        std::fs::read(stored).unwrap() == std::fs::read(&f).unwrap(),
+        "byte-identical"
+    );
+}
+
+fn s3bgu_core_state(dir: &Path) -> String {
+    let out = run(s3bgu(dir).args(["status", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    uploads(&json_of(&out))[0]["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

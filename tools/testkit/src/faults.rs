@@ -29,9 +29,13 @@ struct PutRule {
 }
 
 /// What happens to a faulted part PUT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PutFault {
     Status(u16),
+    /// This status with this body (XML or not).
+    Body(u16, String),
+    /// Stored for real, but answered 200 without an ETag header.
+    NoEtag,
     Drop,
 }
 
@@ -64,6 +68,16 @@ impl Faults {
     /// Like [`Faults::fail_puts`], for PUTs of one part number only.
     pub fn fail_puts_for_part(&self, part: u32, n: u32, status: u16) {
         self.add_put_rule(Some(part), n, PutFault::Status(status));
+    }
+
+    /// The next `n` part PUTs are answered `status` with exactly `body`.
+    pub fn fail_puts_with_body(&self, n: u32, status: u16, body: &str) {
+        self.add_put_rule(None, n, PutFault::Body(status, body.to_owned()));
+    }
+
+    /// The next `n` part PUTs reach the store, but their answer loses its ETag.
+    pub fn strip_etags(&self, n: u32) {
+        self.add_put_rule(None, n, PutFault::NoEtag);
     }
 
     /// The next `n` part PUTs have their connection closed without an answer.
@@ -178,7 +192,7 @@ impl Faults {
             .iter()
             .position(|r| r.part.is_none_or(|p| p == part))?;
         let rule = &mut inner.put_rules[idx];
-        let action = rule.action;
+        let action = rule.action.clone();
         rule.remaining -= 1;
         if rule.remaining == 0 {
             inner.put_rules.remove(idx);

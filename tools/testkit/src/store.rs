@@ -116,6 +116,18 @@ async fn handle_part_put(
             let _ = req.into_body().collect().await;
             Ok(s3_error(status))
         }
+        Some(PutFault::Body(status, body)) => {
+            let _ = req.into_body().collect().await;
+            let mut res = Response::new(s3s::Body::from(Bytes::from(body)));
+            *res.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Ok(res)
+        }
+        Some(PutFault::NoEtag) => {
+            let mut res = forward(&recorder.service, req).await?;
+            res.headers_mut().remove(hyper::header::ETAG);
+            Ok(res)
+        }
         None => {
             let answer = forward(&recorder.service, req).await;
             let hold = recorder.faults.put_response_delay();
