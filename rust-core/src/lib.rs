@@ -161,7 +161,18 @@ impl Uploader {
         let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
         engine.set_running(options.start);
         let (commands, rx) = mpsc::unbounded_channel();
-        runtime.spawn(engine.run(rx));
+        runtime.spawn(async move {
+            use futures_util::FutureExt;
+            // A bug must not take the host app down: the engine stops and
+            // every later call answers `shutdown`.
+            if std::panic::AssertUnwindSafe(engine.run(rx))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!("the upload engine stopped after an internal error");
+            }
+        });
         Ok(Uploader {
             runtime: Some(runtime),
             _lock: lock,

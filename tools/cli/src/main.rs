@@ -192,6 +192,12 @@ fn init_logging() {
     // Quiet unless asked: the CLI prints its own results and errors.
     let filter = tracing_subscriber::EnvFilter::try_from_env("S3BGU_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    // The embedded store logs whole requests (presigned queries included)
+    // below warn level: never show those.
+    let filter = match "s3s=warn".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

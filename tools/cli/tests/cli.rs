@@ -491,3 +491,32 @@ fn s3bgu_core_state(dir: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_endpoint_flags_work_without_abort() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "e.bin", PART * 2, 6);
+    let out = run(s3bgu(dir.path())
+        .args(["upload", "--json", "--db", "q/queue.db"])
+        .args(["--start-url", &h.start_url()])
+        .args(["--urls-url", &h.urls_url()])
+        .args(["--complete-url", &format!("{}/", h.complete_url())])
+        .arg(&f));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    let u = &uploads(&v)[0];
+    assert_eq!(u["state"], "COMPLETED");
+    assert_eq!(
+        h.object_bytes(u["key"].as_str().unwrap()).unwrap(),
+        std::fs::read(&f).unwrap()
+    );
+    assert!(dir.path().join("q/queue.db").exists());
+    // Half a set of endpoint flags is a usage error.
+    let bad = run(s3bgu(dir.path()).args(["upload", "--start-url", &h.start_url(), "e.bin"]));
+    assert_eq!(bad.status.code(), Some(2));
+}
