@@ -265,7 +265,25 @@ async fn complete(
     let req = json_object(body)?;
     let etags = completed_parts(&req)?;
 
-    let failure = match inner.store.complete(&key, &upload_id, &etags).await {
+    // The store call runs in a task of its own: when the client hangs up (an
+    // app killed mid-request), a completion already under way must still
+    // finish, or a file-backed store is left with neither the upload nor
+    // the object.
+    let detached = {
+        let inner = Arc::clone(&inner);
+        let (key, upload_id) = (key.clone(), upload_id.clone());
+        let etags: Vec<String> = etags.iter().map(|e| (*e).to_owned()).collect();
+        tokio::spawn(async move {
+            let etags: Vec<&str> = etags.iter().map(String::as_str).collect();
+            inner.store.complete(&key, &upload_id, &etags).await
+        })
+    };
+    let completed = detached.await.unwrap_or_else(|_| {
+        Err(StoreFailure::Unreachable(
+            "the completion task stopped".to_owned(),
+        ))
+    });
+    let failure = match completed {
         Ok(etag) => {
             tracing::info!(%key, parts = etags.len(), "multipart upload completed");
             return Ok(Json(json!({ "key": key, "etag": etag })).into_response());
