@@ -1,6 +1,9 @@
 //! The `s3bgu` binary as scripts use it: flags, `--json` output, exit codes,
 //! the embedded default, Ctrl-C, and a SIGKILL mid-upload followed by resume.
 
+mod common;
+
+use common::{committed_parts, sparse_file, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions, Route};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -9,7 +12,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3bgu");
-const MIB: u64 = 1024 * 1024;
 const PART: u64 = 5 * MIB;
 
 fn write_file(dir: &Path, name: &str, size: u64, seed: u8) -> PathBuf {
@@ -43,21 +45,6 @@ fn json_of(out: &Output) -> Value {
 
 fn uploads(v: &Value) -> &Vec<Value> {
     v["uploads"].as_array().expect("uploads array")
-}
-
-/// Committed part numbers per upload id, read straight from the queue database.
-fn committed_parts(db: &Path) -> Vec<(String, u32)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT u.upload_id, p.number FROM parts p JOIN uploads u ON u.id = p.upload \
-             WHERE p.etag IS NOT NULL ORDER BY u.id, p.number",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 fn wait_until(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
@@ -404,19 +391,6 @@ async fn sigkill_mid_upload_then_resume_sends_no_committed_part_twice() {
         h.stats.total_part_puts(),
         resent
     );
-}
-
-/// A sparse file with a marker in every MiB, so parts differ; quick to create.
-fn sparse_file(path: &Path, size: u64) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::File::create(path).unwrap();
-    f.set_len(size).unwrap();
-    let mut at = 0;
-    while at < size {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(&at.to_le_bytes()).unwrap();
-        at += MIB;
-    }
 }
 
 /// Killed while uploading on the embedded default backend; `s3bgu resume`

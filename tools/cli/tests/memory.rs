@@ -2,11 +2,12 @@
 //! 64 MiB parts (4 in flight) stays close to its peak for a 1 MiB file.
 //! One test in its own binary, so this process has no other children.
 
+mod common;
+
+use common::{sparse_file, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions};
 use std::path::Path;
 use std::process::Command;
-
-const MIB: u64 = 1024 * 1024;
 
 /// Largest resident set of any waited-for child so far, in bytes.
 fn children_peak_rss() -> u64 {
@@ -40,19 +41,6 @@ fn upload(dir: &Path, backend: &str, file: &str) {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["uploads"][0]["state"], "COMPLETED");
-}
-
-fn sparse_file(path: &Path, size: u64) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::File::create(path).unwrap();
-    f.set_len(size).unwrap();
-    // Some non-zero content in every part.
-    let mut at = 0;
-    while at < size {
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.write_all(&at.to_le_bytes()).unwrap();
-        at += 3 * MIB + 17;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

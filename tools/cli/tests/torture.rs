@@ -6,6 +6,9 @@
 //! The moments come from a seed printed at the start; set
 //! `S3BGU_TORTURE_SEED` to replay a run.
 
+mod common;
+
+use common::{committed_parts, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3bgu");
-const MIB: u64 = 1024 * 1024;
 const PART: u64 = 5 * MIB;
 const KILLS: usize = 30;
 
@@ -29,20 +31,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-fn committed(db: &Path) -> Vec<(String, u32)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT u.upload_id, p.number FROM parts p JOIN uploads u ON u.id = p.upload \
-             WHERE p.etag IS NOT NULL",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 fn queued(db: &Path) -> usize {
@@ -125,7 +113,7 @@ async fn thirty_kills_lose_nothing_and_resend_no_committed_part() {
         }
         let _ = child.wait();
         if db.exists() {
-            for part in committed(&db) {
+            for part in committed_parts(&db) {
                 let now = h.stats.part_puts(&part.0, part.1);
                 puts_at_commit.entry(part).or_insert(now);
             }
