@@ -399,7 +399,10 @@ impl Engine {
                 self.running = running;
                 let _ = reply.send(Ok(()));
             }
-            Command::Shutdown(_) => unreachable!("handled by the loop"),
+            // The loop handles it before dispatching here; answer anyway.
+            Command::Shutdown(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
