@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{sparse_file, MIB};
+use common::{s3bgu_json, sparse_file, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions};
 use std::path::Path;
-use std::process::Command;
 
 /// Largest resident set of any waited-for child so far, in bytes.
 fn children_peak_rss() -> u64 {
@@ -21,25 +20,10 @@ fn children_peak_rss() -> u64 {
 }
 
 fn upload(dir: &Path, backend: &str, file: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_s3bgu"))
-        .current_dir(dir)
-        .args([
-            "upload",
-            "--backend",
-            backend,
-            "--json",
-            "--concurrency",
-            "4",
-            file,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = s3bgu_json(
+        dir,
+        &["upload", "--backend", backend, "--concurrency", "4", file],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["uploads"][0]["state"], "COMPLETED");
 }
 

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{committed_parts, MIB};
+use common::{committed_parts, s3bgu_json, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,23 +120,8 @@ async fn thirty_kills_lose_nothing_and_resend_no_committed_part() {
         }
     }
 
-    let out = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["resume", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let status = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let all: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = s3bgu_json(dir.path(), &["resume"]);
+    let all = s3bgu_json(dir.path(), &["status"]);
     let uploads = all["uploads"].as_array().unwrap();
     assert_eq!(uploads.len(), files.len(), "one upload per file: {v}");
     for (u, (path, _)) in uploads.iter().zip(&files) {

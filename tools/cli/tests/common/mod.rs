@@ -34,3 +34,19 @@ pub fn committed_parts(db: &Path) -> Vec<(String, u32)> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// Runs `s3bgu ARGS --json` in `dir`, asserts it succeeded, returns its report.
+pub fn s3bgu_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3bgu"))
+        .current_dir(dir)
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "s3bgu {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
