@@ -15,10 +15,8 @@ pub(crate) const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub(crate) const MIN_S3_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Most parts in one multipart upload.
 pub(crate) const MAX_PARTS: u64 = 10_000;
-/// A backend call that has not answered by then is retried.
-const BACKEND_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Largest backend answer read (10,000 presigned URLs fit easily).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Everything but RFC 3986 unreserved characters is percent-encoded.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -94,7 +92,7 @@ impl BackendClient<'_> {
         let mut req = self
             .http
             .post(url)
-            .timeout(BACKEND_CALL_TIMEOUT)
+            .timeout(self.config.retry.request_timeout())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).map_err(|e| {
                 Failure::fatal(
@@ -111,14 +109,29 @@ impl BackendClient<'_> {
         })?;
         let status = resp.status().as_u16();
         let ra = retry_after(resp.headers());
-        let body = read_limited(resp)
-            .await
-            .map_err(|detail| Failure::Transient {
+        let body = read_limited(resp).await.map_err(|e| match e {
+            ReadError::TooLarge => invalid(
+                call,
+                format!("the answer is larger than {} MiB", MAX_BODY >> 20),
+            ),
+            ReadError::Broken(detail) => Failure::Transient {
                 detail: format!("{} answer could not be read: {detail}", call.name()),
                 retry_after: None,
-            })?;
+            },
+        })?;
         if (200..300).contains(&status) {
             return Ok(body);
+        }
+        if (300..400).contains(&status) {
+            // Following would turn the POST into a GET and lose the body.
+            return Err(Failure::fatal(
+                ErrorCode::BackendRejected,
+                format!(
+                    "{} answered HTTP {status} (a redirect); redirects are not followed, \
+                     configure the final URL",
+                    call.name()
+                ),
+            ));
         }
         let excerpt = redact::excerpt(&body, &self.secret_refs());
         let detail = if excerpt.is_empty() {
@@ -136,21 +149,6 @@ impl BackendClient<'_> {
         } else {
             Failure::fatal(ErrorCode::BackendRejected, detail)
         })
-    }
-
-    fn invalid(&self, call: Call, what: impl std::fmt::Display) -> Failure {
-        Failure::fatal(
-            ErrorCode::BackendInvalidResponse,
-            format!("{} answer is invalid: {what}", call.name()),
-        )
-    }
-
-    fn parse_object(&self, call: Call, body: &[u8]) -> Result<Map<String, Value>, Failure> {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(self.invalid(call, "expected a JSON object")),
-            Err(e) => Err(self.invalid(call, format!("not JSON ({e})"))),
-        }
     }
 
     pub(crate) async fn start_upload(
@@ -171,60 +169,7 @@ impl BackendClient<'_> {
                 &Value::Object(body),
             )
             .await?;
-        let m = self.parse_object(Call::StartUpload, &raw)?;
-        let text = |field: &str| -> Result<String, Failure> {
-            match m.get(field) {
-                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(Value::String(_)) => {
-                    Err(self.invalid(Call::StartUpload, format!("\"{field}\" is empty")))
-                }
-                Some(_) => {
-                    Err(self.invalid(Call::StartUpload, format!("\"{field}\" must be a string")))
-                }
-                None => Err(self.invalid(Call::StartUpload, format!("\"{field}\" is missing"))),
-            }
-        };
-        let key = text("key")?;
-        let upload_id = text("uploadId")?;
-        let part_size = match m.get("partSize") {
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(v) => v,
-                None => {
-                    return Err(self.invalid(
-                        Call::StartUpload,
-                        format!("\"partSize\" must be a positive integer, got {n}"),
-                    ))
-                }
-            },
-            Some(_) => return Err(self.invalid(Call::StartUpload, "\"partSize\" must be a number")),
-            None => return Err(self.invalid(Call::StartUpload, "\"partSize\" is missing")),
-        };
-        if part_size == 0 || part_size > MAX_PART_SIZE {
-            return Err(self.invalid(
-                Call::StartUpload,
-                format!("\"partSize\" {part_size} is outside 1..=5 GiB"),
-            ));
-        }
-        let parts = part_count(file_size, part_size);
-        if parts > MAX_PARTS {
-            return Err(self.invalid(
-                Call::StartUpload,
-                format!(
-                    "\"partSize\" {part_size} gives {parts} parts for {file_size} bytes; at most {MAX_PARTS} are allowed"
-                ),
-            ));
-        }
-        if parts > 1 && part_size < MIN_S3_PART_SIZE {
-            tracing::warn!(
-                part_size,
-                "backend chose parts under 5 MiB: S3 will refuse them at complete"
-            );
-        }
-        Ok(StartAnswer {
-            key,
-            upload_id,
-            part_size,
-        })
+        parse_start_answer(&raw, file_size)
     }
 
     pub(crate) async fn upload_urls(
@@ -237,42 +182,7 @@ impl BackendClient<'_> {
         let raw = self
             .post(Call::UploadUrls, &self.config.upload_urls_url, &body)
             .await?;
-        let m = self.parse_object(Call::UploadUrls, &raw)?;
-        let urls = match m.get("urls") {
-            Some(Value::Object(u)) => u,
-            Some(_) => return Err(self.invalid(Call::UploadUrls, "\"urls\" must be an object")),
-            None => return Err(self.invalid(Call::UploadUrls, "\"urls\" is missing")),
-        };
-        let mut out = BTreeMap::new();
-        for &n in parts {
-            match urls.get(&n.to_string()) {
-                Some(Value::String(u)) => match url::Url::parse(u) {
-                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
-                        out.insert(n, u.clone());
-                    }
-                    _ => {
-                        return Err(self.invalid(
-                            Call::UploadUrls,
-                            format!("the URL of part {n} is not an http(s) URL"),
-                        ))
-                    }
-                },
-                Some(_) => {
-                    return Err(self.invalid(
-                        Call::UploadUrls,
-                        format!("the URL of part {n} must be a string"),
-                    ))
-                }
-                // A missing URL fails the batch: it is retried, never skipped.
-                None => {
-                    return Err(Failure::Transient {
-                        detail: format!("getUploadUrls answer has no URL for part {n}"),
-                        retry_after: None,
-                    })
-                }
-            }
-        }
-        Ok(out)
+        parse_upload_urls(&raw, parts)
     }
 
     pub(crate) async fn complete(
@@ -302,11 +212,152 @@ impl BackendClient<'_> {
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+fn invalid(call: Call, what: impl std::fmt::Display) -> Failure {
+    Failure::fatal(
+        ErrorCode::BackendInvalidResponse,
+        format!("{} answer is invalid: {what}", call.name()),
+    )
+}
+
+/// A 2xx body that is not a JSON object at all (empty, cut short, an HTML
+/// page from a proxy) is retried; valid JSON that breaks the contract is not.
+fn parse_object(call: Call, body: &[u8]) -> Result<Map<String, Value>, Failure> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(invalid(call, "expected a JSON object")),
+        Err(e) => Err(Failure::Garbled {
+            code: ErrorCode::BackendInvalidResponse,
+            detail: if body.iter().all(u8::is_ascii_whitespace) {
+                format!("{} answer is empty", call.name())
+            } else {
+                format!("{} answer is not JSON ({e})", call.name())
+            },
+        }),
+    }
+}
+
+/// Checks a startUpload answer against the contract for a file of `file_size`.
+pub(crate) fn parse_start_answer(body: &[u8], file_size: u64) -> Result<StartAnswer, Failure> {
+    let call = Call::StartUpload;
+    let m = parse_object(call, body)?;
+    let text = |field: &str| -> Result<String, Failure> {
+        match m.get(field) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(_)) => Err(invalid(call, format!("\"{field}\" is empty"))),
+            Some(Value::Null) => Err(invalid(call, format!("\"{field}\" is null"))),
+            Some(_) => Err(invalid(call, format!("\"{field}\" must be a string"))),
+            None => Err(invalid(call, format!("\"{field}\" is missing"))),
+        }
+    };
+    let key = text("key")?;
+    let upload_id = text("uploadId")?;
+    let part_size = match m.get("partSize") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) => v,
+            None => {
+                return Err(invalid(
+                    call,
+                    format!("\"partSize\" must be a positive integer, got {n}"),
+                ))
+            }
+        },
+        Some(Value::Null) => return Err(invalid(call, "\"partSize\" is null")),
+        Some(_) => return Err(invalid(call, "\"partSize\" must be a number")),
+        None => return Err(invalid(call, "\"partSize\" is missing")),
+    };
+    if part_size == 0 || part_size > MAX_PART_SIZE {
+        return Err(invalid(
+            call,
+            format!("\"partSize\" {part_size} is outside 1..=5 GiB"),
+        ));
+    }
+    let parts = part_count(file_size, part_size);
+    if parts > MAX_PARTS {
+        return Err(invalid(
+            call,
+            format!(
+                "\"partSize\" {part_size} gives {parts} parts for {file_size} bytes; at most {MAX_PARTS} are allowed"
+            ),
+        ));
+    }
+    if parts > 1 && part_size < MIN_S3_PART_SIZE {
+        tracing::warn!(
+            part_size,
+            "backend chose parts under 5 MiB: S3 will refuse them at complete"
+        );
+    }
+    Ok(StartAnswer {
+        key,
+        upload_id,
+        part_size,
+    })
+}
+
+/// Checks a getUploadUrls answer: one http(s) URL for every part asked for.
+pub(crate) fn parse_upload_urls(
+    body: &[u8],
+    parts: &[u32],
+) -> Result<BTreeMap<u32, String>, Failure> {
+    let call = Call::UploadUrls;
+    let m = parse_object(call, body)?;
+    let urls = match m.get("urls") {
+        Some(Value::Object(u)) => u,
+        Some(Value::Null) => return Err(invalid(call, "\"urls\" is null")),
+        Some(_) => return Err(invalid(call, "\"urls\" must be an object")),
+        None => return Err(invalid(call, "\"urls\" is missing")),
+    };
+    let mut out = BTreeMap::new();
+    for &n in parts {
+        match urls.get(&n.to_string()) {
+            Some(Value::String(u)) => match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+                    out.insert(n, u.clone());
+                }
+                _ => {
+                    return Err(invalid(
+                        call,
+                        format!("the URL of part {n} is not an http(s) URL"),
+                    ))
+                }
+            },
+            Some(_) => {
+                return Err(invalid(
+                    call,
+                    format!("the URL of part {n} must be a string"),
+                ))
+            }
+            // A missing URL fails the batch: it is asked again, never skipped,
+            // and if it never comes the upload fails with this message.
+            None => {
+                return Err(Failure::Garbled {
+                    code: ErrorCode::BackendInvalidResponse,
+                    detail: format!("getUploadUrls answer has no URL for part {n}"),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads a whole answer, refusing one larger than [`MAX_BODY`] without
+/// reading further.
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ReadError::TooLarge);
+    }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(describe_reqwest)? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ReadError::Broken(describe_reqwest(e)))?
+    {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("answer is larger than {MAX_BODY} bytes"));
+            return Err(ReadError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }

@@ -24,6 +24,12 @@ pub struct RetryPolicy {
     /// How many times in a row one part's URL may be refreshed after a 403
     /// before the upload fails with `storage_rejected`.
     pub max_url_refreshes: u32,
+    /// A backend call without a complete answer after this long is abandoned
+    /// and counts as a failed attempt.
+    pub request_timeout_ms: u64,
+    /// A part upload that sends no byte and gets no answer for this long is
+    /// abandoned and counts as a failed attempt (a stalled connection).
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -33,11 +39,21 @@ impl Default for RetryPolicy {
             base_delay_ms: 1_000,
             max_delay_ms: 60_000,
             max_url_refreshes: 4,
+            request_timeout_ms: 60_000,
+            stall_timeout_ms: 60_000,
         }
     }
 }
 
 impl RetryPolicy {
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub(crate) fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
+    }
+
     /// Delay before attempt `attempt + 1`, given `attempt` failures so far (>= 1).
     pub(crate) fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
@@ -178,6 +194,17 @@ impl Config {
                 "retry.maxUrlRefreshes must be at most 100",
             ));
         }
+        for (name, ms) in [
+            ("retry.requestTimeoutMs", r.request_timeout_ms),
+            ("retry.stallTimeoutMs", r.stall_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&ms) {
+                return Err(err(
+                    ErrorCode::InvalidConfig,
+                    format!("{name} must be between 100 and 3600000, got {ms}"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -223,6 +250,7 @@ mod tests {
             base_delay_ms: 100,
             max_delay_ms: 1_000,
             max_url_refreshes: 2,
+            ..RetryPolicy::default()
         };
         for failures in 1..50 {
             let d = p.backoff(failures, None);

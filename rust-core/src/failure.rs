@@ -10,6 +10,10 @@ pub(crate) enum Failure {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// A 2xx answer that cannot be used (not JSON, cut short, no ETag): it
+    /// may be damage on the way, so it is retried like a transient failure;
+    /// when the retries run out the upload fails with `code`.
+    Garbled { code: ErrorCode, detail: String },
     /// The backend answered 401: the app must provide new headers.
     Auth { detail: String },
     /// The storage refused a presigned URL (403, or 400 saying it expired):

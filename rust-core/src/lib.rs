@@ -148,6 +148,9 @@ impl Uploader {
             })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            // Backend calls are POSTs with bodies and part PUTs stream from
+            // the file: neither can be replayed by a redirect.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("s3bgu/", env!("CARGO_PKG_VERSION")))
             .build()

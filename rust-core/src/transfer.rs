@@ -16,7 +16,7 @@ use tokio_util::io::ReaderStream;
 /// Size of each read from the file; the only per-part buffer.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
-/// A part PUT that has made no progress for this long is abandoned and retried.
+/// Default for a part PUT that has made no progress: abandoned and retried.
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) struct PartJob<'a> {
@@ -26,6 +26,8 @@ pub(crate) struct PartJob<'a> {
     pub len: u64,
     /// Bytes of this part handed to the connection so far (for progress).
     pub sent: Arc<AtomicU64>,
+    /// No byte sent and no answer for this long: abandon the attempt.
+    pub stall_timeout: Duration,
 }
 
 /// Sends the part and returns its ETag exactly as the storage sent it.
@@ -55,7 +57,8 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     // Watch for a stalled connection: no bytes sent and no answer for too long.
     let mut last = 0u64;
     let mut idle = Duration::ZERO;
-    let tick = Duration::from_secs(1);
+    let stall_timeout = job.stall_timeout;
+    let tick = (stall_timeout / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
     let response = loop {
         tokio::select! {
             r = &mut request => break r,
@@ -63,9 +66,12 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
                 let now = sent.load(Ordering::Relaxed);
                 if now == last {
                     idle += tick;
-                    if idle >= STALL_TIMEOUT {
+                    if idle >= stall_timeout {
                         return Err(Failure::Transient {
-                            detail: format!("part upload stalled for {}s", STALL_TIMEOUT.as_secs()),
+                            detail: format!(
+                                "part upload stalled (nothing sent or received for {} ms)",
+                                stall_timeout.as_millis()
+                            ),
                             retry_after: None,
                         });
                     }
@@ -86,10 +92,15 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             Some(v) if !v.as_bytes().is_empty() => {
                 Ok(String::from_utf8_lossy(v.as_bytes()).into_owned())
             }
-            _ => Err(Failure::fatal(
-                ErrorCode::StorageRejected,
-                format!("storage answered HTTP {status} to a part upload without an ETag header"),
-            )),
+            // A proxy may have eaten the header; the part is sent again, and
+            // if the ETag never comes the upload fails with this message.
+            _ => Err(Failure::Garbled {
+                code: ErrorCode::StorageRejected,
+                detail: format!(
+                    "storage answered HTTP {status} to a part upload without an ETag header \
+                     (if the storage is behind a proxy or CORS rules, let the ETag header through)"
+                ),
+            }),
         };
     }
     let ra = retry_after(resp.headers());

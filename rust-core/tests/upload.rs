@@ -198,7 +198,9 @@ async fn pause_and_resume_keep_confirmed_parts() {
 async fn pause_and_resume_by_transfer_and_all() {
     let h = harness().await;
     let e = env(&h, 2).await;
-    h.faults.delay_put_responses(Duration::from_millis(200));
+    // Slow enough that `a` is still running when it is paused, even on a
+    // loaded machine.
+    h.faults.delay_put_responses(Duration::from_millis(1000));
     let a = e.add(&e.file("a.bin", PART * 3), "ta").await;
     let b = e.add(&e.file("b.bin", PART * 3), "tb").await;
     let paused = e

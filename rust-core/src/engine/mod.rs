@@ -866,6 +866,11 @@ impl Engine {
         t.parts[number as usize - 1].in_flight = Some(sent.clone());
         let path = PathBuf::from(&t.row.path);
         let http = self.http.clone();
+        let stall_timeout = self
+            .config
+            .as_ref()
+            .map(|c| c.retry.stall_timeout())
+            .unwrap_or(crate::transfer::STALL_TIMEOUT);
         tracing::debug!(upload = id, part = number, len, url = %redact::url_for_log(&url), "part upload starts");
         self.spawn(id, TaskKind::Part(number), async move {
             let result = put_part(
@@ -876,6 +881,7 @@ impl Engine {
                     offset,
                     len,
                     sent,
+                    stall_timeout,
                 },
             )
             .await;
@@ -1301,26 +1307,8 @@ impl Engine {
             Failure::Transient {
                 detail,
                 retry_after,
-            } => {
-                let max = self.config.as_ref().map_or(1, |c| c.retry.max_attempts);
-                let attempts = self.uploads[&id].row.attempts + 1;
-                if attempts >= max {
-                    self.fail(
-                        id,
-                        UploadError::new(
-                            unavailable,
-                            format!("{detail} (gave up after {attempts} attempts)"),
-                        ),
-                    );
-                } else {
-                    tracing::info!(
-                        upload = id,
-                        attempts,
-                        "backend call failed, will retry: {detail}"
-                    );
-                    self.record_call_retry(id, attempts, retry_after);
-                }
-            }
+            } => self.retry_call(id, unavailable, detail, retry_after),
+            Failure::Garbled { code, detail } => self.retry_call(id, code, detail, None),
             Failure::Auth { detail } => {
                 let e = UploadError::new(
                     ErrorCode::AuthRequired,
@@ -1337,46 +1325,89 @@ impl Engine {
         }
     }
 
+    /// Schedules another attempt of a backend call, or fails the upload with
+    /// `give_up` once the attempts are used up.
+    fn retry_call(
+        &mut self,
+        id: UploadId,
+        give_up: ErrorCode,
+        detail: String,
+        retry_after: Option<Duration>,
+    ) {
+        let max = self.config.as_ref().map_or(1, |c| c.retry.max_attempts);
+        let attempts = self.uploads[&id].row.attempts + 1;
+        if attempts >= max {
+            self.fail(
+                id,
+                UploadError::new(
+                    give_up,
+                    format!("{detail} (gave up after {attempts} attempts)"),
+                ),
+            );
+        } else {
+            tracing::info!(
+                upload = id,
+                attempts,
+                "backend call failed, will retry: {detail}"
+            );
+            self.record_call_retry(id, attempts, retry_after);
+        }
+    }
+
     fn on_part_failure(&mut self, id: UploadId, number: u32, f: Failure) {
         let policy = self
             .config
             .as_ref()
             .map(|c| c.retry.clone())
             .unwrap_or_default();
-        match f {
+        let (give_up, detail, retry_after) = match f {
             Failure::Transient {
                 detail,
                 retry_after,
-            } => {
-                let attempts = self.uploads[&id].parts[number as usize - 1].attempts + 1;
-                if attempts >= policy.max_attempts {
-                    return self.fail(
-                        id,
-                        UploadError::new(
-                            ErrorCode::StorageUnavailable,
-                            format!("part {number}: {detail} (gave up after {attempts} attempts)"),
-                        ),
-                    );
-                }
-                tracing::info!(
-                    upload = id,
-                    part = number,
-                    attempts,
-                    "part failed, will retry: {detail}"
-                );
-                let next = now_ms() + policy.backoff(attempts, retry_after).as_millis() as i64;
-                let tx = self.store.transaction();
-                if let Err(e) = tx.and_then(|tx| {
-                    write::part_attempts(&tx, id, number, attempts, next)?;
-                    Ok(tx.commit()?)
-                }) {
-                    return self.db_failed(id, e);
-                }
-                let slot = &mut self.uploads.get_mut(&id).expect("upload exists").parts
-                    [number as usize - 1];
-                slot.attempts = attempts;
-                slot.next_attempt_at = next;
-            }
+            } => (ErrorCode::StorageUnavailable, detail, retry_after),
+            Failure::Garbled { code, detail } => (code, detail, None),
+            other => return self.on_final_part_failure(id, number, other, &policy),
+        };
+        let attempts = self.uploads[&id].parts[number as usize - 1].attempts + 1;
+        if attempts >= policy.max_attempts {
+            return self.fail(
+                id,
+                UploadError::new(
+                    give_up,
+                    format!("part {number}: {detail} (gave up after {attempts} attempts)"),
+                ),
+            );
+        }
+        tracing::info!(
+            upload = id,
+            part = number,
+            attempts,
+            "part failed, will retry: {detail}"
+        );
+        let next = now_ms() + policy.backoff(attempts, retry_after).as_millis() as i64;
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            write::part_attempts(&tx, id, number, attempts, next)?;
+            Ok(tx.commit()?)
+        }) {
+            return self.db_failed(id, e);
+        }
+        let slot =
+            &mut self.uploads.get_mut(&id).expect("upload exists").parts[number as usize - 1];
+        slot.attempts = attempts;
+        slot.next_attempt_at = next;
+    }
+
+    /// Part failures that are not retried as such: a refused URL is
+    /// replaced (bounded), anything else fails the upload.
+    fn on_final_part_failure(
+        &mut self,
+        id: UploadId,
+        number: u32,
+        f: Failure,
+        policy: &crate::config::RetryPolicy,
+    ) {
+        match f {
             Failure::UrlRejected { detail } => {
                 let t = self.uploads.get_mut(&id).expect("upload exists");
                 t.urls.remove(number);
@@ -1401,7 +1432,9 @@ impl Engine {
                     "part URL refused, fetching a new one: {detail}"
                 );
             }
-            Failure::Auth { detail } => {
+            Failure::Auth { detail }
+            | Failure::Transient { detail, .. }
+            | Failure::Garbled { detail, .. } => {
                 self.fail(id, UploadError::new(ErrorCode::StorageRejected, detail))
             }
             Failure::Fatal(e) => self.fail(id, e),

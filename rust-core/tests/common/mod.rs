@@ -35,6 +35,8 @@ pub fn fast_retry() -> RetryPolicy {
         base_delay_ms: 10,
         max_delay_ms: 100,
         max_url_refreshes: 3,
+        request_timeout_ms: 10_000,
+        stall_timeout_ms: 10_000,
     }
 }
 

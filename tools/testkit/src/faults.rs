@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::chaos::{Chaos, ChaosPlan, ChaosReport, Fault, Target};
 use crate::stats::Route;
 
 /// Faults to inject into the store and the backend; set them while a test
@@ -19,6 +20,7 @@ struct Inner {
     put_response_delay: Duration,
     part_delays: HashMap<u32, Duration>,
     backend_rules: Vec<BackendRule>,
+    chaos: Option<Chaos>,
 }
 
 #[derive(Debug)]
@@ -133,6 +135,38 @@ impl Faults {
     ) {
         let header = Some((header_name.to_owned(), header_value.to_owned()));
         self.add_backend_rule(route, n, status, body, header);
+    }
+
+    /// From now on, faults drawn at random by `plan` (on top of the rules
+    /// above, which are applied first). Replaces an earlier plan.
+    pub fn chaos(&self, plan: ChaosPlan) {
+        self.lock().chaos = Some(Chaos::new(plan));
+    }
+
+    /// Ends the random faults; returns what they did.
+    pub fn stop_chaos(&self) -> ChaosReport {
+        self.lock()
+            .chaos
+            .take()
+            .map(|c| c.report)
+            .unwrap_or_default()
+    }
+
+    /// What the random faults did so far.
+    pub fn chaos_report(&self) -> ChaosReport {
+        self.lock()
+            .chaos
+            .as_ref()
+            .map(|c| c.report.clone())
+            .unwrap_or_default()
+    }
+
+    /// Draws a random fault for one request, with the plan's stall and delay.
+    pub(crate) fn roll(&self, target: Target) -> Option<(Fault, Duration, Duration)> {
+        let mut inner = self.lock();
+        let chaos = inner.chaos.as_mut()?;
+        let fault = chaos.roll(target)?;
+        Some((fault, chaos.plan.stall, chaos.plan.delay))
     }
 
     /// Removes every fault and delay.

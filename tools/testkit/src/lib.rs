@@ -3,6 +3,7 @@
 //! and backend call counted and faults injectable on both.
 
 mod backend;
+mod chaos;
 mod faults;
 mod stats;
 mod store;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use chaos::{ChaosPlan, ChaosReport, Fault, Target};
 pub use faults::Faults;
 pub use stats::{Route, Stats, StoreRequest};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use s3s::service::S3Service;
@@ -13,6 +13,7 @@ use s3s::StdError;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::chaos::{Fault, Target};
 use crate::faults::{Faults, PutFault};
 use crate::stats::{Stats, StoreRequest};
 
@@ -128,12 +129,60 @@ async fn handle_part_put(
             res.headers_mut().remove(hyper::header::ETAG);
             Ok(res)
         }
-        None => {
-            let answer = forward(&recorder.service, req).await;
-            let hold = recorder.faults.put_response_delay();
-            if !hold.is_zero() {
-                tokio::time::sleep(hold).await;
+        None => match recorder.faults.roll(Target::PartPut) {
+            Some((fault, stall, delay)) => chaos_put(recorder, req, fault, stall, delay).await,
+            None => {
+                let answer = forward(&recorder.service, req).await;
+                let hold = recorder.faults.put_response_delay();
+                if !hold.is_zero() {
+                    tokio::time::sleep(hold).await;
+                }
+                answer
             }
+        },
+    }
+}
+
+/// A part PUT with a random fault.
+async fn chaos_put(
+    recorder: &Recorder,
+    req: Request<Incoming>,
+    fault: Fault,
+    stall: std::time::Duration,
+    delay: std::time::Duration,
+) -> Result<Response<s3s::Body>, StdError> {
+    match fault {
+        Fault::Reset => {
+            // Take a little of the body, then hang up.
+            let mut body = req.into_body();
+            let _ = body.frame().await;
+            Err(Box::new(DroppedByFault))
+        }
+        Fault::Status(status) | Fault::StatusRetryAfter(status) => {
+            let _ = req.into_body().collect().await;
+            let mut res = s3_error(status);
+            if matches!(fault, Fault::StatusRetryAfter(_)) {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Ok(res)
+        }
+        Fault::Expired => {
+            let _ = req.into_body().collect().await;
+            Ok(s3_error(403))
+        }
+        Fault::NoEtag => {
+            let mut res = forward(&recorder.service, req).await?;
+            res.headers_mut().remove(hyper::header::ETAG);
+            Ok(res)
+        }
+        Fault::Stall => {
+            tokio::time::sleep(stall).await;
+            forward(&recorder.service, req).await
+        }
+        Fault::Delay | Fault::Truncated | Fault::NotJson => {
+            let answer = forward(&recorder.service, req).await;
+            tokio::time::sleep(delay).await;
             answer
         }
     }
@@ -158,7 +207,9 @@ fn s3_error(status: u16) -> Response<s3s::Body> {
             "InternalError",
             "We encountered an internal error. Please try again.",
         ),
+        502 => ("BadGateway", "Injected bad gateway"),
         503 => ("SlowDown", "Please reduce your request rate."),
+        429 => ("TooManyRequests", "Please reduce your request rate."),
         _ => ("InjectedFault", "Injected fault"),
     };
     let body = format!(
