@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::chaos::{Fault, Target};
-use crate::faults::Faults;
+use crate::faults::{BackendFault, FaultBody, Faults};
 use crate::stats::{Route, Stats};
 
 /// getUploadUrls bodies are small; anything bigger is not worth parsing.
@@ -29,48 +29,165 @@ pub(crate) async fn layer(State(watch): State<Watch>, req: Request, next: Next) 
         return next.run(req).await;
     };
     watch.stats.backend_call(route);
+    let alias = watch.faults.upload_id_alias();
 
-    let req = if matches!(route, Route::GetUploadUrls | Route::StartUpload) {
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body too large for the test harness",
-            )
-                .into_response();
-        };
-        if route == Route::GetUploadUrls {
-            watch.stats.parts_requested(requested_parts(&bytes));
-        } else if let Ok(body) = serde_json::from_slice::<Value>(&bytes) {
-            watch.stats.start_body(body);
+    let req = match route {
+        Route::GetUploadUrls | Route::StartUpload => {
+            let (parts, body) = req.into_parts();
+            let Ok(mut bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body too large for the test harness",
+                )
+                    .into_response();
+            };
+            if route == Route::GetUploadUrls {
+                watch.stats.parts_requested(requested_parts(&bytes));
+                if let Some(body) = urls_body_seen(&watch, alias.as_deref(), &bytes) {
+                    bytes = body;
+                }
+            } else if let Ok(body) = serde_json::from_slice::<Value>(&bytes) {
+                watch.stats.start_body(body);
+            }
+            Request::from_parts(parts, Body::from(bytes))
         }
-        Request::from_parts(parts, Body::from(bytes))
-    } else {
-        req
+        Route::Complete | Route::Abort => {
+            let (mut parts, body) = req.into_parts();
+            if let Some(uri) = id_path_seen(&watch, route, alias.as_deref(), &parts.uri) {
+                parts.uri = uri;
+            }
+            Request::from_parts(parts, body)
+        }
     };
 
     match watch.faults.take_backend_fault(route) {
-        Some(fault) => {
-            let status =
-                StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            // Labelled JSON like the real answers, whatever the body holds, so
-            // clients get to parse malformed bodies.
-            let mut res =
-                (status, [(CONTENT_TYPE, "application/json")], fault.body).into_response();
-            if let Some((name, value)) = fault.header {
-                if let (Ok(name), Ok(value)) =
-                    (HeaderName::try_from(name), HeaderValue::try_from(value))
-                {
-                    res.headers_mut().insert(name, value);
+        Some(fault) => canned(fault),
+        None => match watch.faults.roll(Target::Backend(route)) {
+            Some((fault, stall, delay)) => chaos_call(req, next, fault, stall, delay).await,
+            None => {
+                let res = next.run(req).await;
+                match alias {
+                    Some(alias) if route == Route::StartUpload => {
+                        show_alias(&watch, res, &alias).await
+                    }
+                    _ => res,
                 }
+            }
+        },
+    }
+}
+
+/// Everything but RFC 3986 unreserved characters, as the contract encodes
+/// path segments.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Records the upload id of a getUploadUrls body; returns the body to
+/// forward when the id was an alias.
+fn urls_body_seen(watch: &Watch, alias: Option<&str>, body: &[u8]) -> Option<bytes::Bytes> {
+    let mut value = serde_json::from_slice::<Value>(body).ok()?;
+    let id = value.get("uploadId")?.as_str()?.to_owned();
+    watch
+        .stats
+        .upload_id_received(Route::GetUploadUrls, id.clone());
+    if alias != Some(id.as_str()) {
+        return None;
+    }
+    value["uploadId"] = Value::String(watch.faults.aliased_upload_id()?);
+    serde_json::to_vec(&value).ok().map(bytes::Bytes::from)
+}
+
+/// Records the upload id of a complete or abort path; returns the URI to
+/// forward when the id was an alias.
+fn id_path_seen(
+    watch: &Watch,
+    route: Route,
+    alias: Option<&str>,
+    uri: &axum::http::Uri,
+) -> Option<axum::http::Uri> {
+    let path = uri.path();
+    let prefix = if route == Route::Complete {
+        "/complete/"
+    } else {
+        "/abort/"
+    };
+    let (encoded, rest) = path.strip_prefix(prefix)?.split_once('/')?;
+    let id = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    watch.stats.upload_id_received(route, id.clone());
+    if alias != Some(id.as_str()) {
+        return None;
+    }
+    let real = watch.faults.aliased_upload_id()?;
+    let mut rewritten = format!(
+        "{prefix}{}/{rest}",
+        percent_encoding::utf8_percent_encode(&real, SEGMENT)
+    );
+    if let Some(q) = uri.query() {
+        rewritten.push('?');
+        rewritten.push_str(q);
+    }
+    rewritten.parse().ok()
+}
+
+/// Replaces the upload id of a startUpload answer with the alias.
+async fn show_alias(watch: &Watch, res: Response, alias: &str) -> Response {
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Some(real) = value.get("uploadId").and_then(Value::as_str) {
+        watch.faults.set_aliased_upload_id(real.to_owned());
+        value["uploadId"] = Value::String(alias.to_owned());
+    }
+    let mut res = Response::new(Body::from(value.to_string()));
+    *res.status_mut() = parts.status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// The answer of a fault rule.
+fn canned(fault: BackendFault) -> Response {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Labelled JSON like the real answers, whatever the body holds, so
+    // clients get to parse malformed bodies.
+    let mut res = match fault.body {
+        FaultBody::Text(text) => {
+            (status, [(CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        FaultBody::Huge { len, declared } => {
+            const CHUNK: u64 = 64 * 1024;
+            let filler = bytes::Bytes::from(vec![b' '; CHUNK as usize]);
+            let chunks = (0..len.div_ceil(CHUNK)).map(move |i| {
+                let n = CHUNK.min(len - i * CHUNK) as usize;
+                Ok::<_, std::io::Error>(filler.slice(..n))
+            });
+            let mut res = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            *res.status_mut() = status;
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if declared {
+                res.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
             }
             res
         }
-        None => match watch.faults.roll(Target::Backend(route)) {
-            Some((fault, stall, delay)) => chaos_call(req, next, fault, stall, delay).await,
-            None => next.run(req).await,
-        },
+    };
+    if let Some((name, value)) = fault.header {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            res.headers_mut().insert(name, value);
+        }
     }
+    res
 }
 
 /// A backend call with a random fault.

@@ -21,6 +21,8 @@ struct Inner {
     part_delays: HashMap<u32, Duration>,
     backend_rules: Vec<BackendRule>,
     chaos: Option<Chaos>,
+    alias: Option<String>,
+    alias_real: Option<String>,
 }
 
 #[derive(Debug)]
@@ -52,8 +54,19 @@ struct BackendRule {
 #[derive(Clone, Debug)]
 pub(crate) struct BackendFault {
     pub status: u16,
-    pub body: String,
+    pub body: FaultBody,
     pub header: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum FaultBody {
+    Text(String),
+    /// `len` bytes of JSON-looking filler, streamed; with a Content-Length
+    /// header when `declared`, chunked otherwise.
+    Huge {
+        len: u64,
+        declared: bool,
+    },
 }
 
 impl Faults {
@@ -169,6 +182,34 @@ impl Faults {
         Some((fault, chaos.plan.stall, chaos.plan.delay))
     }
 
+    /// The next `n` calls of `route` are answered `status` with a body of
+    /// `len` bytes, streamed (never held in memory). With `declared` the
+    /// length is announced in Content-Length; otherwise it is chunked.
+    pub fn huge_backend_answer(&self, route: Route, n: u32, status: u16, len: u64, declared: bool) {
+        self.add_backend_rule_body(route, n, status, FaultBody::Huge { len, declared }, None);
+    }
+
+    /// The backend's upload ids are shown to the client as `alias` (e.g. with
+    /// `/`, `+`, `=` and spaces) and mapped back when the client sends it,
+    /// in the getUploadUrls body and the complete and abort paths. One
+    /// upload at a time.
+    pub fn alias_upload_id(&self, alias: &str) {
+        self.lock().alias = Some(alias.to_owned());
+    }
+
+    pub(crate) fn upload_id_alias(&self) -> Option<String> {
+        self.lock().alias.clone()
+    }
+
+    /// The real upload id behind the alias (the latest startUpload's).
+    pub(crate) fn aliased_upload_id(&self) -> Option<String> {
+        self.lock().alias_real.clone()
+    }
+
+    pub(crate) fn set_aliased_upload_id(&self, real: String) {
+        self.lock().alias_real = Some(real);
+    }
+
     /// Removes every fault and delay.
     pub fn clear(&self) {
         *self.lock() = Inner::default();
@@ -192,13 +233,24 @@ impl Faults {
         body: &str,
         header: Option<(String, String)>,
     ) {
+        self.add_backend_rule_body(route, n, status, FaultBody::Text(body.to_owned()), header);
+    }
+
+    fn add_backend_rule_body(
+        &self,
+        route: Route,
+        n: u32,
+        status: u16,
+        body: FaultBody,
+        header: Option<(String, String)>,
+    ) {
         if n > 0 {
             self.lock().backend_rules.push(BackendRule {
                 route,
                 remaining: n,
                 fault: BackendFault {
                     status,
-                    body: body.to_owned(),
+                    body,
                     header,
                 },
             });

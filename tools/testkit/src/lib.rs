@@ -105,9 +105,12 @@ impl Harness {
             stats: stats.clone(),
             faults: faults.clone(),
         };
-        let router = Backend::new(backend_opts)
+        // The watch runs before routing, so it can rewrite paths.
+        let routes = Backend::new(backend_opts)
             .expect("backend options")
-            .router()
+            .router();
+        let router = axum::Router::new()
+            .fallback_service(routes)
             .layer(axum::middleware::from_fn_with_state(watch, backend::layer));
         let backend_listener = TcpListener::bind("127.0.0.1:0")
             .await

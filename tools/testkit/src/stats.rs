@@ -55,6 +55,7 @@ struct Inner {
     requested_parts: Vec<Vec<u32>>,
     start_bodies: Vec<serde_json::Value>,
     store_requests: Vec<StoreRequest>,
+    upload_ids: Vec<(Route, String)>,
 }
 
 impl Default for Stats {
@@ -69,6 +70,7 @@ impl Default for Stats {
                 requested_parts: Vec::new(),
                 start_bodies: Vec::new(),
                 store_requests: Vec::new(),
+                upload_ids: Vec::new(),
             }),
             puts_in_flight: AtomicU32::new(0),
             max_puts_in_flight: AtomicU32::new(0),
@@ -135,6 +137,12 @@ impl Stats {
         self.lock().store_requests.clone()
     }
 
+    /// The upload ids clients sent, as the backend decoded them: from the
+    /// getUploadUrls body and the complete and abort paths, in order.
+    pub fn upload_ids_received(&self) -> Vec<(Route, String)> {
+        self.lock().upload_ids.clone()
+    }
+
     /// Forgets everything counted so far.
     pub fn reset(&self) {
         let mut inner = self.lock();
@@ -146,6 +154,7 @@ impl Stats {
         inner.requested_parts.clear();
         inner.start_bodies.clear();
         inner.store_requests.clear();
+        inner.upload_ids.clear();
         drop(inner);
         self.max_puts_in_flight
             .store(self.puts_in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -181,6 +190,10 @@ impl Stats {
 
     pub(crate) fn backend_call(&self, route: Route) {
         *self.lock().backend_calls.entry(route).or_insert(0) += 1;
+    }
+
+    pub(crate) fn upload_id_received(&self, route: Route, id: String) {
+        self.lock().upload_ids.push((route, id));
     }
 
     pub(crate) fn start_body(&self, body: serde_json::Value) {
