@@ -15,11 +15,11 @@ pub enum ErrorCode {
     InvalidArgument,
     /// No upload matches the given id.
     NotFound,
-    /// The file does not exist or cannot be opened.
+    /// The file does not exist (any more).
     FileNotFound,
     /// The file's size or modification time changed after it was added.
     FileChanged,
-    /// Reading the file failed for another reason.
+    /// The file exists but cannot be read (permission denied, I/O error).
     FileUnreadable,
     /// The backend refused the request (4xx other than 401).
     BackendRejected,
@@ -33,8 +33,11 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// The backend answered 401: new headers are needed, then resume.
     AuthRequired,
-    /// The queue database failed (corrupt, full disk, unwritable).
+    /// The queue database failed (full disk, unwritable, locked by another uploader).
     Database,
+    /// The queue database is corrupt or not a database. Move it aside (it is
+    /// kept for inspection) and open again to start an empty queue.
+    DatabaseCorrupt,
     /// The engine was shut down while the call was waiting.
     Shutdown,
     /// A bug in the engine; the message says where.
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::AuthRequired => "auth_required",
             ErrorCode::Database => "database",
+            ErrorCode::DatabaseCorrupt => "database_corrupt",
             ErrorCode::Shutdown => "shutdown",
             ErrorCode::Internal => "internal",
         }
@@ -69,7 +73,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 15] = [
+const ALL_CODES: [ErrorCode; 16] = [
     ErrorCode::InvalidConfig,
     ErrorCode::InvalidArgument,
     ErrorCode::NotFound,
@@ -83,6 +87,7 @@ const ALL_CODES: [ErrorCode; 15] = [
     ErrorCode::StorageUnavailable,
     ErrorCode::AuthRequired,
     ErrorCode::Database,
+    ErrorCode::DatabaseCorrupt,
     ErrorCode::Shutdown,
     ErrorCode::Internal,
 ];
@@ -133,6 +138,7 @@ impl Error {
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Error::Public(e) => e.code,
+            Error::Sqlite(e) if is_corrupt(e) => ErrorCode::DatabaseCorrupt,
             Error::Sqlite(_) | Error::Json(_) => ErrorCode::Database,
         }
     }
@@ -142,7 +148,14 @@ impl From<Error> for UploadError {
     fn from(e: Error) -> Self {
         match e {
             Error::Public(e) => e,
-            Error::Sqlite(e) => UploadError::new(ErrorCode::Database, describe_sqlite(&e)),
+            Error::Sqlite(e) => {
+                let code = if is_corrupt(&e) {
+                    ErrorCode::DatabaseCorrupt
+                } else {
+                    ErrorCode::Database
+                };
+                UploadError::new(code, describe_sqlite(&e))
+            }
             Error::Json(e) => UploadError::new(
                 ErrorCode::Database,
                 format!("stored record is unreadable: {e}"),
@@ -151,14 +164,28 @@ impl From<Error> for UploadError {
     }
 }
 
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(C::DatabaseCorrupt) | Some(C::NotADatabase)
+    )
+}
+
 /// A short, actionable description of a SQLite failure (never contains data).
 fn describe_sqlite(e: &rusqlite::Error) -> String {
     use rusqlite::ffi::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => {
-            "the queue database is corrupt or not a database".to_string()
+            "the queue database is corrupt or not a database; set it aside \
+             (s3bgu recover, or set_aside_database) to start an empty queue"
+                .to_string()
         }
-        Some(C::DiskFull) => "the disk is full: the queue database cannot be written".to_string(),
+        Some(C::DiskFull) => {
+            "the queue database is full (no space left on the disk, or its size limit): \
+             free some space, then resume"
+                .to_string()
+        }
         Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => {
             format!("the queue database cannot be opened for writing: {e}")
         }

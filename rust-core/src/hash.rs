@@ -21,9 +21,17 @@ impl FileStamp {
     pub(crate) fn of(path: &Path) -> Result<FileStamp> {
         let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
         if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
             return Err(err(
-                ErrorCode::FileNotFound,
-                format!("{} is not a regular file", path.display()),
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{} is {what}: only regular files can be uploaded",
+                    path.display()
+                ),
             ));
         }
         let mtime_ns = meta
@@ -46,7 +54,7 @@ pub(crate) fn file_error(path: &Path, e: &std::io::Error) -> crate::error::Error
             format!("{} does not exist", path.display()),
         ),
         std::io::ErrorKind::PermissionDenied => err(
-            ErrorCode::FileNotFound,
+            ErrorCode::FileUnreadable,
             format!("{} cannot be read (permission denied)", path.display()),
         ),
         _ => err(

@@ -52,6 +52,47 @@ pub fn read_queue(db_path: &std::path::Path) -> Result<Vec<UploadInfo>, UploadEr
     engine::snapshot(&store).map_err(UploadError::from)
 }
 
+/// Moves a queue database that cannot be used (see
+/// [`ErrorCode::DatabaseCorrupt`]) aside, with its WAL and shared-memory
+/// files, to `<db>.corrupt-<unix ms>`, and returns that path. The next
+/// [`Uploader::open`] starts an empty queue; the files already uploaded are
+/// not affected, and unfinished uploads must be added again. Refused while
+/// an uploader has the queue open. Blocking.
+pub fn set_aside_database(db_path: &std::path::Path) -> Result<PathBuf, UploadError> {
+    let _lock = lock_queue(db_path)?;
+    if !db_path.exists() {
+        return Err(UploadError::new(
+            ErrorCode::NotFound,
+            format!("no queue database at {}", db_path.display()),
+        ));
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let with_suffix = |p: &std::path::Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let aside = with_suffix(db_path, &format!(".corrupt-{stamp}"));
+    // The WAL goes first: a fresh database must never replay the old one's
+    // WAL, and if this stops halfway the bad file is still in place.
+    for suffix in ["-wal", "-shm", ""] {
+        let from = with_suffix(db_path, suffix);
+        if from.exists() {
+            std::fs::rename(&from, with_suffix(&aside, suffix)).map_err(|e| {
+                UploadError::new(
+                    ErrorCode::Database,
+                    format!("cannot move {} aside: {e}", from.display()),
+                )
+            })?;
+        }
+    }
+    tracing::warn!(to = %aside.display(), "queue database set aside");
+    Ok(aside)
+}
+
 /// How to open an [`Uploader`].
 #[derive(Clone, Debug)]
 pub struct UploaderOptions {
@@ -62,6 +103,9 @@ pub struct UploaderOptions {
     pub start: bool,
     /// Worker threads of the engine's runtime.
     pub worker_threads: usize,
+    /// Caps the queue database at this many pages (4 KiB each); writes
+    /// beyond fail like a full disk. `None` (default): no cap.
+    pub max_db_pages: Option<u32>,
 }
 
 impl UploaderOptions {
@@ -70,6 +114,7 @@ impl UploaderOptions {
             db_path: db_path.into(),
             start: true,
             worker_threads: 2,
+            max_db_pages: None,
         }
     }
 }
@@ -135,6 +180,9 @@ impl Uploader {
     pub fn open(options: UploaderOptions) -> Result<Uploader, UploadError> {
         let lock = lock_queue(&options.db_path)?;
         let store = store::Store::open(&options.db_path).map_err(UploadError::from)?;
+        if let Some(pages) = options.max_db_pages {
+            store.limit_pages(pages).map_err(UploadError::from)?;
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads.max(1))
             .thread_name("s3bgu-engine")

@@ -322,6 +322,9 @@ impl Engine {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown(done)) => {
                         self.stop_all_tasks();
+                        // Close the database (checkpointing its WAL) before
+                        // the caller hears that the engine is down.
+                        drop(self);
                         let _ = done.send(());
                         return;
                     }

@@ -136,7 +136,37 @@ impl Store {
             }
         }
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        let store = Self::setup(conn)?;
+        store.check_integrity()?;
+        Ok(store)
+    }
+
+    /// A quick structural check (the queue is small, so it is cheap): a
+    /// damaged file is reported at open, not halfway through an upload.
+    fn check_integrity(&self) -> Result<()> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(err(
+                ErrorCode::DatabaseCorrupt,
+                "the queue database is corrupt (integrity check failed); set it aside \
+                 (s3bgu recover, or set_aside_database) to start an empty queue",
+            ))
+        }
+    }
+
+    /// Caps the database at `pages` pages: writes beyond fail as if the disk
+    /// were full.
+    pub(crate) fn limit_pages(&self, pages: u32) -> Result<()> {
+        let _now: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })?;
+        Ok(())
     }
 
     /// Opens an existing database for reading only (no migration, no lock):
@@ -148,6 +178,9 @@ impl Store {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let store = Store { conn };
+        store.check_integrity()?;
+        let conn = store.conn;
         if version != MIGRATIONS.len() as i64 {
             return Err(err(
                 ErrorCode::Database,

@@ -39,6 +39,18 @@ enum Command {
     Status(StatusArgs),
     /// Print a file's fileHash (XXH3-128, 32 hex digits).
     Hash { file: PathBuf },
+    /// Move a corrupt queue database aside (kept as <db>.corrupt-<time>) so
+    /// the next run starts an empty queue.
+    Recover(RecoverArgs),
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
+    /// Move it aside even if it reads fine.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -177,6 +189,7 @@ fn main() -> ExitCode {
             Command::Upload(a) => run_upload(a).await,
             Command::Resume(a) => run_resume(a).await,
             Command::Status(a) => run_status(a).await,
+            Command::Recover(a) => run_recover(a),
             Command::Hash { file } => match s3bgu_core::hash_file(&file) {
                 Ok(h) => {
                     println!("{h}");
@@ -467,6 +480,37 @@ async fn finish(s: Session) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn run_recover(a: RecoverArgs) -> ExitCode {
+    if !a.db.exists() {
+        return fail(format!("no queue database at {}", a.db.display()));
+    }
+    if !a.force {
+        match s3bgu_core::read_queue(&a.db) {
+            Ok(list) => {
+                println!(
+                    "the queue database {} reads fine ({} uploads); nothing done (--force moves it aside anyway)",
+                    a.db.display(),
+                    list.len()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) if e.code == s3bgu_core::ErrorCode::DatabaseCorrupt => {}
+            Err(e) => return fail(e),
+        }
+    }
+    match s3bgu_core::set_aside_database(&a.db) {
+        Ok(aside) => {
+            println!(
+                "moved {} aside to {}; the next run starts an empty queue (add unfinished files again)",
+                a.db.display(),
+                aside.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }
 
