@@ -250,6 +250,13 @@ pub(crate) fn parse_start_answer(body: &[u8], file_size: u64) -> Result<StartAns
         }
     };
     let key = text("key")?;
+    if key.split('/').any(|seg| seg == "." || seg == "..") {
+        // URL resolution would drop them from the complete path.
+        return Err(invalid(
+            call,
+            "\"key\" has '.' or '..' segments, which a URL path cannot carry",
+        ));
+    }
     let upload_id = text("uploadId")?;
     let part_size = match m.get("partSize") {
         Some(Value::Number(n)) => match n.as_u64() {

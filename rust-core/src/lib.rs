@@ -17,6 +17,8 @@ mod error;
 mod failure;
 mod hash;
 mod model;
+#[cfg(test)]
+mod proptests;
 pub mod redact;
 mod store;
 mod transfer;
@@ -91,6 +93,15 @@ pub fn set_aside_database(db_path: &std::path::Path) -> Result<PathBuf, UploadEr
     }
     tracing::warn!(to = %aside.display(), "queue database set aside");
     Ok(aside)
+}
+
+/// The URL the engine POSTs to complete an upload (and, with the abort
+/// base, to abort one): `{base}/{uploadId}/{key}` with exactly one `/`
+/// between the pieces, the upload id encoded as one path segment and each
+/// segment of the key encoded on its own (RFC 3986 unreserved characters
+/// are kept). Backends can use it to check their routing.
+pub fn complete_url(base: &str, upload_id: &str, key: &str) -> String {
+    backend::join_complete_url(base, upload_id, key)
 }
 
 /// How to open an [`Uploader`].

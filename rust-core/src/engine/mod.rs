@@ -126,7 +126,7 @@ enum TaskKindTag {
     Abort,
 }
 
-fn part_len(size: u64, part_size: u64, number: u32) -> u64 {
+pub(crate) fn part_len(size: u64, part_size: u64, number: u32) -> u64 {
     let offset = (u64::from(number) - 1) * part_size;
     size.saturating_sub(offset).min(part_size)
 }

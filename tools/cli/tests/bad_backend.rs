@@ -199,6 +199,12 @@ start_field_case!(
     r#""key":7"#,
     "\"key\" must be a string"
 );
+start_field_case!(
+    start_key_with_dot_segments,
+    "key",
+    r#""key":"uploads/../etc/passwd""#,
+    "'.' or '..' segments"
+);
 start_field_case!(start_key_empty, "key", r#""key":"""#, "\"key\" is empty");
 start_field_case!(
     start_upload_id_missing,

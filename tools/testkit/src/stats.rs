@@ -32,6 +32,8 @@ pub struct StoreRequest {
     pub path: String,
     /// `(uploadId, partNumber)` for part uploads.
     pub part: Option<(String, u32)>,
+    /// The `uploadId` query parameter of multipart calls (decoded).
+    pub upload_id: Option<String>,
     /// The status answered; `None` when the connection was dropped instead.
     pub status: Option<u16>,
 }

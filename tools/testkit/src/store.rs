@@ -77,10 +77,16 @@ async fn handle(
     recorder: Recorder,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, StdError> {
+    let upload_id = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "uploadId")
+            .map(|(_, v)| v.into_owned())
+    });
     let mut record = StoreRequest {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
         part: part_of(&req),
+        upload_id,
         status: None,
     };
     let result = match record.part.clone() {
