@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --soak: the reliability suites run longer (more files under faults, a
+# longer concurrency run). Each knob can also be set on its own.
+if [ "${1:-}" = "--soak" ]; then
+  export S3BGU_SOAK_FILES="${S3BGU_SOAK_FILES:-100}"
+  export S3BGU_SOAK_MAX_MIB="${S3BGU_SOAK_MAX_MIB:-64}"
+  export S3BGU_CONCURRENCY_SECS="${S3BGU_CONCURRENCY_SECS:-180}"
+fi
+
 step() { printf '\n== %s\n' "$*"; }
 
 need_apt=()

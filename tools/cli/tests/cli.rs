@@ -494,3 +494,45 @@ async fn explicit_endpoint_flags_work_without_abort() {
     let bad = run(s3bgu(dir.path()).args(["upload", "--start-url", &h.start_url(), "e.bin"]));
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_corrupt_queue_is_reported_then_recover_sets_it_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "a.bin", 1000, 4);
+    let first = run(s3bgu(dir.path()).args(["upload", "a.bin", "--json"]));
+    assert!(first.status.success());
+    let db = dir.path().join(".s3bgu/queue.db");
+    std::fs::write(&db, b"not sqlite at all, just text\n".repeat(200)).unwrap();
+
+    // Every command that reads the queue says what is wrong and what to do.
+    for args in [&["upload", "a.bin"][..], &["status"], &["resume"]] {
+        let out = run(s3bgu(dir.path()).args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("database_corrupt") && err.contains("s3bgu recover"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = run(s3bgu(dir.path()).arg("recover"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("moved"), "{said}");
+    let aside: Vec<_> = std::fs::read_dir(dir.path().join(".s3bgu"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("queue.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file is kept aside");
+    assert_eq!(
+        std::fs::read(aside[0].path()).unwrap(),
+        b"not sqlite at all, just text\n".repeat(200)
+    );
+    // A fresh queue: the upload works again.
+    let again = run(s3bgu(dir.path()).args(["upload", "a.bin", "--json"]));
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    // On a healthy queue, recover does nothing.
+    let out = run(s3bgu(dir.path()).arg("recover"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing done"));
+}
