@@ -515,13 +515,21 @@ fn a_corrupt_queue_is_reported_then_recover_sets_it_aside() {
         );
     }
     let out = run(s3bgu(dir.path()).arg("recover"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("moved"), "{said}");
     let aside: Vec<_> = std::fs::read_dir(dir.path().join(".s3bgu"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("queue.db.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("queue.db.corrupt-")
+        })
         .collect();
     assert_eq!(aside.len(), 1, "the bad file is kept aside");
     assert_eq!(
@@ -530,7 +538,11 @@ fn a_corrupt_queue_is_reported_then_recover_sets_it_aside() {
     );
     // A fresh queue: the upload works again.
     let again = run(s3bgu(dir.path()).args(["upload", "a.bin", "--json"]));
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // On a healthy queue, recover does nothing.
     let out = run(s3bgu(dir.path()).arg("recover"));
     assert!(out.status.success());
