@@ -32,8 +32,10 @@ async fn assert_bystander_completes(
 async fn file_deleted_mid_upload_fails_alone() {
     let h = harness().await;
     let e = env(&h, 2).await;
-    h.faults.delay_put_responses(Duration::from_millis(300));
-    let path = e.file("doomed.bin", PART * 4);
+    // Slow parts, so the file goes away with parts still to read, even on
+    // a loaded machine.
+    h.faults.delay_put_responses(Duration::from_millis(1000));
+    let path = e.file("doomed.bin", PART * 6);
     let u = e.add(&path, "t").await;
     let b = bystander(&e).await;
     e.wait_for(u.id, "a part done", |u| u.parts_done >= 1).await;
@@ -50,9 +52,9 @@ async fn file_deleted_mid_upload_fails_alone() {
 async fn file_modified_mid_upload_fails_alone() {
     let h = harness().await;
     let e = env(&h, 2).await;
-    h.faults.delay_put_responses(Duration::from_millis(300));
-    let path = e.file("growing.bin", PART * 4);
-    let other = content(PART * 4, 99);
+    h.faults.delay_put_responses(Duration::from_millis(1000));
+    let path = e.file("growing.bin", PART * 6);
+    let other = content(PART * 6, 99);
     let u = e.add(&path, "t").await;
     let b = bystander(&e).await;
     e.wait_for(u.id, "a part done", |u| u.parts_done >= 1).await;

@@ -509,12 +509,12 @@ mod tests {
     }
 
     #[test]
-    fn garbage_file_is_a_database_error_not_a_panic() {
+    fn garbage_file_is_a_typed_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         std::fs::write(&path, vec![0x5au8; 8192]).unwrap();
         let e: UploadError = Store::open(&path).err().unwrap().into();
-        assert_eq!(e.code, ErrorCode::Database);
+        assert_eq!(e.code, ErrorCode::DatabaseCorrupt);
         assert!(e.message.contains("corrupt"), "{}", e.message);
     }
 }
