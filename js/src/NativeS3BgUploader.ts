@@ -96,28 +96,16 @@ export interface Spec extends TurboModule {
   ): Promise<NativeUpload>;
 
   /** Pauses the targeted unfinished uploads; resolves with those that changed. */
-  pause(
-    uploadId: number | null,
-    transferId: string | null,
-  ): Promise<NativeUpload[]>;
+  pause(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;
 
   /** Resumes the targeted PAUSED or FAILED uploads; resolves with those that changed. */
-  resume(
-    uploadId: number | null,
-    transferId: string | null,
-  ): Promise<NativeUpload[]>;
+  resume(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;
 
   /** Cancels the targeted unfinished uploads (and calls abortApi when configured). */
-  cancel(
-    uploadId: number | null,
-    transferId: string | null,
-  ): Promise<NativeUpload[]>;
+  cancel(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;
 
   /** Snapshots of the targeted uploads, in queue order (ascending id). */
-  getUploads(
-    uploadId: number | null,
-    transferId: string | null,
-  ): Promise<NativeUpload[]>;
+  getUploads(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;
 
   /** Aggregate of one transfer, or of every upload when null. */
   getSummary(transferId: string | null): Promise<NativeSummary>;
