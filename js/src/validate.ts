@@ -43,8 +43,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function describe(v: unknown): string {
-  if (v === null) {
-    return 'null';
+  if (v === null || v === undefined) {
+    return String(v);
   }
   if (Array.isArray(v)) {
     return 'an array';
