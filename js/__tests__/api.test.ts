@@ -57,7 +57,9 @@ describe('setConfig', () => {
   });
 
   it("passes the engine's own refusal through with its code", async () => {
-    fake.failNextCall(nativeRejection('invalid_config', 'maxPartsInFlight must be between 1 and 32'));
+    fake.failNextCall(
+      nativeRejection('invalid_config', 'maxPartsInFlight must be between 1 and 32'),
+    );
     const e = await rejection(setConfig(config));
     expect(e.code).toBe('invalid_config');
     expect(e.message).toBe('maxPartsInFlight must be between 1 and 32');
@@ -201,9 +203,9 @@ describe('queries', () => {
 
     fake.setState(2, 'RUNNING');
     expect((await getUploads({ state: 'RUNNING' })).map(u => u.id)).toEqual([2]);
-    expect((await getUploads({ state: ['PENDING', 'RUNNING'], transferId: 'a' })).map(u => u.id)).toEqual([
-      1, 2,
-    ]);
+    expect(
+      (await getUploads({ state: ['PENDING', 'RUNNING'], transferId: 'a' })).map(u => u.id),
+    ).toEqual([1, 2]);
     const hash = fake.get(3).fileHash;
     expect((await getUploads({ fileHash: hash })).map(u => u.id)).toEqual([3]);
   });
@@ -243,7 +245,13 @@ describe('queries', () => {
   it('getSummary sends the transfer and derives the overall state', async () => {
     let s = await getSummary('a');
     expect(native.getSummary).toHaveBeenLastCalledWith('a');
-    expect(s).toMatchObject({ state: 'RUNNING', uploads: 2, pending: 2, active: 2, totalBytes: 2000 });
+    expect(s).toMatchObject({
+      state: 'RUNNING',
+      uploads: 2,
+      pending: 2,
+      active: 2,
+      totalBytes: 2000,
+    });
 
     await pause({ transferId: 'a' });
     expect((await getSummary('a')).state).toBe('PAUSED');
@@ -254,7 +262,12 @@ describe('queries', () => {
     fake.setState(1, 'COMPLETED');
     fake.setState(2, 'COMPLETED');
     s = await getSummary('a');
-    expect(s).toMatchObject({ state: 'COMPLETED', completed: 2, completedTransfers: 1, transfers: 1 });
+    expect(s).toMatchObject({
+      state: 'COMPLETED',
+      completed: 2,
+      completedTransfers: 1,
+      transfers: 1,
+    });
 
     s = await getSummary();
     expect(native.getSummary).toHaveBeenLastCalledWith(null);

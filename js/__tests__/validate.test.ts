@@ -114,7 +114,9 @@ describe('configToNativeJson', () => {
     e = failure(() => configToNativeJson({ ...base, headers: { 'X-N': 5 as unknown as string } }));
     expect(e.message).toContain('the value of header "X-N" must be a string, got a number');
 
-    e = failure(() => configToNativeJson({ ...base, headers: [] as unknown as Record<string, string> }));
+    e = failure(() =>
+      configToNativeJson({ ...base, headers: [] as unknown as Record<string, string> }),
+    );
     expect(e.message).toContain('headers must be an object');
   });
 
@@ -125,21 +127,32 @@ describe('configToNativeJson', () => {
     [{ retry: { maxAttempts: 0 } }, 'retry.maxAttempts must be an integer between 1 and 100'],
     [{ retry: { maxAttempts: 101 } }, 'retry.maxAttempts must be an integer between 1 and 100'],
     [{ retry: { initialDelayMs: -1 } }, 'retry.initialDelayMs must be an integer between 0'],
-    [{ retry: { maxDelayMs: 3_600_001 } }, 'retry.maxDelayMs must be an integer between 0 and 3600000'],
+    [
+      { retry: { maxDelayMs: 3_600_001 } },
+      'retry.maxDelayMs must be an integer between 0 and 3600000',
+    ],
     [
       { retry: { initialDelayMs: 5_000, maxDelayMs: 1_000 } },
       'retry.initialDelayMs must not be larger than retry.maxDelayMs',
     ],
-    [{ retry: { maxUrlRefreshes: 101 } }, 'retry.maxUrlRefreshes must be an integer between 0 and 100'],
+    [
+      { retry: { maxUrlRefreshes: 101 } },
+      'retry.maxUrlRefreshes must be an integer between 0 and 100',
+    ],
     [{ retry: { maxAttemps: 3 } }, 'retry has an unknown field "maxAttemps"'],
     [{ retry: 3 }, 'retry must be an object, got a number'],
     [{ network: 'wifi' }, `network must be 'any' or 'unmetered', got "wifi"`],
-    [{ notification: { title: 'At {percent}' } }, 'notification.title uses the unknown placeholder {percent}'],
+    [
+      { notification: { title: 'At {percent}' } },
+      'notification.title uses the unknown placeholder {percent}',
+    ],
     [{ notification: { text: 7 } }, 'notification.text must be a string, got a number'],
     [{ notification: { subtitle: 'x' } }, 'notification has an unknown field "subtitle"'],
     [{ completeURL: 'https://x.example' }, 'the config has an unknown field "completeURL"'],
   ])('refuses %j', (extra, message) => {
-    const e = failure(() => configToNativeJson({ ...base, ...(extra as object) } as UploaderConfig));
+    const e = failure(() =>
+      configToNativeJson({ ...base, ...(extra as object) } as UploaderConfig),
+    );
     expect(e.code).toBe('invalid_config');
     expect(e.message).toContain(message);
   });
@@ -147,7 +160,9 @@ describe('configToNativeJson', () => {
   it('accepts every documented notification placeholder', () => {
     const all =
       '{percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles} {completedTransfers} {totalTransfers}';
-    expect(() => configToNativeJson({ ...base, notification: { title: all, text: all } })).not.toThrow();
+    expect(() =>
+      configToNativeJson({ ...base, notification: { title: all, text: all } }),
+    ).not.toThrow();
   });
 
   it('refuses a config that is not an object', () => {

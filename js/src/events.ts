@@ -60,7 +60,7 @@ export class EventFanout<N, T> {
         entry.fn(value);
       } catch (e) {
         // One failing listener must not starve the others.
-        console.error(`react-native-s3-bg-uploader: a ${this.name} listener threw`, e);
+        console.error(`react-native-s3-bg-uploader: an ${this.name} listener threw`, e);
       }
     }
   }

@@ -57,7 +57,7 @@ const FINAL = ['COMPLETED', 'CANCELLED'];
 function fakeHash(path: string): string {
   let h = 0;
   for (const c of path) {
-    h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    h = (h * 31 + c.charCodeAt(0)) % 4_294_967_296;
   }
   return h.toString(16).padStart(32, '0');
 }
@@ -103,19 +103,13 @@ class FakeEngine {
     ),
     cancel: jest.fn((uploadId: number | null, transferId: string | null) =>
       this.run(() =>
-        this.change(
-          this.select(uploadId, transferId),
-          u => !FINAL.includes(u.state),
-          'CANCELLED',
-        ),
+        this.change(this.select(uploadId, transferId), u => !FINAL.includes(u.state), 'CANCELLED'),
       ),
     ),
     getUploads: jest.fn((uploadId: number | null, transferId: string | null) =>
       this.run(() => this.select(uploadId, transferId).map(u => ({ ...u }))),
     ),
-    getSummary: jest.fn((transferId: string | null) =>
-      this.run(() => this.summary(transferId)),
-    ),
+    getSummary: jest.fn((transferId: string | null) => this.run(() => this.summary(transferId))),
     onProgress: this.progressEvents.property,
     onStateChange: this.stateEvents.property,
     getConstants: () => ({}),
