@@ -4,7 +4,19 @@ const rnConfig = require('@react-native/eslint-config/flat');
 
 module.exports = [
   {
-    ignores: ['lib/', 'node_modules/', 'example-app/', 'target/', 'coverage/'],
+    ignores: [
+      'lib/',
+      'node_modules/',
+      'target/',
+      'coverage/',
+      'example-app/node_modules/',
+      'example-app/android/',
+      'example-app/ios/',
+      'example-app/backend/',
+      'example-app/build/',
+      'example-app/*.config.js',
+      'example-app/index.js',
+    ],
   },
   ...rnConfig,
   {

@@ -138,7 +138,9 @@ function UploaderScreen() {
     <View>
       <Text style={styles.heading}>S3 background uploader</Text>
 
-      <Text style={styles.label}>Backend (reference backend: s3bgu serve --listen 0.0.0.0:8080)</Text>
+      <Text style={styles.label}>
+        Backend (reference backend: s3bgu serve --listen 0.0.0.0:8080)
+      </Text>
       <TextInput
         style={styles.input}
         value={backendUrl}
@@ -164,7 +166,10 @@ function UploaderScreen() {
         placeholder="Bearer token (optional)"
       />
       <View style={styles.line}>
-        <SmallButton label={configured ? 'Config applied ✓' : 'Apply config'} onPress={applyConfig} />
+        <SmallButton
+          label={configured ? 'Config applied ✓' : 'Apply config'}
+          onPress={applyConfig}
+        />
       </View>
 
       <Text style={styles.label}>Transfer</Text>
@@ -202,9 +207,18 @@ function UploaderScreen() {
 
       <SummaryCard transferId={transferId} title={`Transfer ${transferId}`} />
       <View style={styles.line}>
-        <SmallButton label="Pause transfer" onPress={() => run('pause', () => pause({ transferId }))} />
-        <SmallButton label="Resume transfer" onPress={() => run('resume', () => resume({ transferId }))} />
-        <SmallButton label="Cancel transfer" onPress={() => run('cancel', () => cancel({ transferId }))} />
+        <SmallButton
+          label="Pause transfer"
+          onPress={() => run('pause', () => pause({ transferId }))}
+        />
+        <SmallButton
+          label="Resume transfer"
+          onPress={() => run('resume', () => resume({ transferId }))}
+        />
+        <SmallButton
+          label="Cancel transfer"
+          onPress={() => run('cancel', () => cancel({ transferId }))}
+        />
       </View>
       <SummaryCard title="All uploads" />
       <View style={styles.line}>
@@ -217,7 +231,11 @@ function UploaderScreen() {
         <Text style={styles.label}>{showAll ? 'All uploads' : 'Uploads of this transfer'}</Text>
         <Switch value={showAll} onValueChange={setShowAll} accessibilityLabel="Show all uploads" />
       </View>
-      {error ? <Text style={styles.failure}>{`Reading uploads failed (${error.code}): ${error.message}`}</Text> : null}
+      {error ? (
+        <Text
+          style={styles.failure}
+        >{`Reading uploads failed (${error.code}): ${error.message}`}</Text>
+      ) : null}
       {loading ? <Text style={styles.muted}>Loading…</Text> : null}
     </View>
   );

@@ -9,7 +9,9 @@ export const BACKEND_PORT = 8080;
  * bundle from the dev machine, which is where `s3bgu serve` runs too.
  */
 function devMachineHost(): string | null {
-  const constants = NativeModules.SourceCode?.getConstants?.() as { scriptURL?: unknown } | undefined;
+  const constants = NativeModules.SourceCode?.getConstants?.() as
+    | { scriptURL?: unknown }
+    | undefined;
   const url = constants?.scriptURL;
   const match = typeof url === 'string' ? /^https?:\/\/([^/:?#]+)/.exec(url) : null;
   return match?.[1] ?? null;
