@@ -74,27 +74,34 @@ npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/*
 step "jest"
 npx jest --ci
 
-step "codegen: the TurboModule spec -> Java and ObjC++ specs"
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
-codegen="$root/node_modules/@react-native/codegen/lib/cli"
-# The same inputs an app's build uses: every spec file in codegenConfig.jsSrcsDir.
-node "$codegen/combine/combine-js-to-schema-cli.js" "$gen/schema.json" js/src -l S3BgUploaderSpec
-node "$codegen/generators/generate-all.js" "$gen/schema.json" S3BgUploaderSpec "$gen/out" com.s3bguploader
-java_spec="$gen/out/java/com/s3bguploader/NativeS3BgUploaderSpec.java"
-[ -f "$java_spec" ] || fail "codegen wrote no Java spec at java/com/s3bguploader/NativeS3BgUploaderSpec.java"
-grep -q '^package com.s3bguploader;' "$java_spec" || fail "the Java spec is not in package com.s3bguploader"
-for member in emitOnProgress emitOnStateChange 'void setConfig' 'void uploadFile' 'void pause' \
-  'void resume' 'void cancel' 'void getUploads' 'void getSummary'; do
-  grep -q "$member" "$java_spec" || fail "the Java spec has no $member"
-done
-for f in S3BgUploaderSpec/S3BgUploaderSpec.h S3BgUploaderSpec/S3BgUploaderSpec-generated.mm \
-  S3BgUploaderSpecJSI.h jni/S3BgUploaderSpec.h jni/S3BgUploaderSpec-generated.cpp; do
-  [ -s "$gen/out/$f" ] || fail "codegen wrote no $f"
-done
-grep -q 'emitOnStateChange' "$gen/out/S3BgUploaderSpec/S3BgUploaderSpec.h" ||
-  fail "the ObjC++ spec has no emitOnStateChange"
-echo "Java spec com.s3bguploader.NativeS3BgUploaderSpec and ObjC++ S3BgUploaderSpec.h/-generated.mm generated"
+# With the development version of codegen and with the oldest the library
+# supports (react-native >= 0.76): apps run their own version on the spec.
+codegen_check() {
+  local version=$1 cli=$2 out="$gen/$1"
+  step "codegen $version: the TurboModule spec -> Java and ObjC++ specs"
+  # The same inputs an app's build uses: every spec file in codegenConfig.jsSrcsDir.
+  node "$cli/combine/combine-js-to-schema-cli.js" "$gen/schema-$version.json" js/src -l S3BgUploaderSpec
+  node "$cli/generators/generate-all.js" "$gen/schema-$version.json" S3BgUploaderSpec "$out" com.s3bguploader
+  local java_spec="$out/java/com/s3bguploader/NativeS3BgUploaderSpec.java"
+  [ -f "$java_spec" ] || fail "codegen $version wrote no Java spec at java/com/s3bguploader/NativeS3BgUploaderSpec.java"
+  grep -q '^package com.s3bguploader;' "$java_spec" || fail "the Java spec is not in package com.s3bguploader"
+  local member f
+  for member in emitOnProgress emitOnStateChange 'void setConfig' 'void uploadFile' 'void pause' \
+    'void resume' 'void cancel' 'void getUploads' 'void getSummary'; do
+    grep -q "$member" "$java_spec" || fail "the Java spec of codegen $version has no $member"
+  done
+  for f in S3BgUploaderSpec/S3BgUploaderSpec.h S3BgUploaderSpec/S3BgUploaderSpec-generated.mm \
+    S3BgUploaderSpecJSI.h jni/S3BgUploaderSpec.h jni/S3BgUploaderSpec-generated.cpp; do
+    [ -s "$out/$f" ] || fail "codegen $version wrote no $f"
+  done
+  grep -q 'emitOnStateChange' "$out/S3BgUploaderSpec/S3BgUploaderSpec.h" ||
+    fail "the ObjC++ spec of codegen $version has no emitOnStateChange"
+  echo "codegen $version: Java com.s3bguploader.NativeS3BgUploaderSpec, ObjC++ S3BgUploaderSpec.h and S3BgUploaderSpec-generated.mm"
+}
+codegen_check 0.88 "$root/node_modules/@react-native/codegen/lib/cli"
+codegen_check 0.76 "$root/node_modules/@react-native/codegen-0.76/lib/cli"
 
 step "build the library (lib/)"
 rm -rf lib

@@ -2,9 +2,11 @@
  * The TurboModule spec as codegen reads it: what the Android and iOS modules
  * must implement. (scripts/test-js.sh also runs the generators on it.)
  */
-const {
-  combineSchemasInFileList,
-} = require('@react-native/codegen/lib/cli/combine/combine-js-to-schema');
+// The development version, and the oldest one the library supports (peer react-native >= 0.76).
+const codegens: Array<[string, string]> = [
+  ['0.88', '@react-native/codegen/lib/cli/combine/combine-js-to-schema'],
+  ['0.76', '@react-native/codegen-0.76/lib/cli/combine/combine-js-to-schema'],
+];
 
 type Schema = {
   modules: Record<
@@ -28,8 +30,13 @@ type Schema = {
 // jest runs from the package root, where codegenConfig.jsSrcsDir is relative to.
 const srcDir = 'js/src';
 
-describe('TurboModule spec', () => {
-  const schema: Schema = combineSchemasInFileList([srcDir], null, null, 'S3BgUploaderSpec');
+describe.each(codegens)('TurboModule spec read by codegen %s', (_version, combine) => {
+  const schema: Schema = require(combine).combineSchemasInFileList(
+    [srcDir],
+    null,
+    null,
+    'S3BgUploaderSpec',
+  );
 
   it('is the only module codegen finds in jsSrcsDir', () => {
     expect(Object.keys(schema.modules)).toEqual(['NativeS3BgUploader']);
@@ -56,7 +63,9 @@ describe('TurboModule spec', () => {
       ['onStateChange', 'NativeUpload'],
     ]);
   });
+});
 
+describe('TurboModule spec at runtime', () => {
   it("looks the module up with getEnforcing under codegen's name", () => {
     const module = { marker: true };
     const getEnforcing = jest.fn(() => module);

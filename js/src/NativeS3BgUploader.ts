@@ -10,10 +10,21 @@
  * Shapes, chosen so that the native side stays a thin adapter over the
  * Rust engine (no per-field conversion code to keep in sync in two
  * languages):
- * - Inputs that the engine parses anyway travel as JSON strings:
- *   `configJson` is the engine's `Config` as serde reads it (camelCase,
- *   missing optional fields take the engine's defaults) and
- *   `userParamsJson` is a JSON object. JavaScript has validated both.
+ * - Inputs that the engine parses anyway travel as JSON strings, already
+ *   validated by JavaScript. `userParamsJson` is a JSON object. `configJson`
+ *   is the engine's `Config` as serde reads it (rust-core `config.rs`,
+ *   camelCase); optional fields are left out when the app did not set them,
+ *   so the engine's defaults apply:
+ *     { "startUploadUrl": str, "uploadUrlsUrl": str, "completeUrl": str,
+ *       "abortUrl"?: str, "headers"?: [[name, value], ...],
+ *       "maxPartsInFlight"?: int,
+ *       "retry"?: { "maxAttempts"?, "baseDelayMs"?, "maxDelayMs"?, "maxUrlRefreshes"? },
+ *       "network"?: "any" | "unmetered",
+ *       "notification"?: { "title"?: str, "text"?: str } }
+ *   `network` and `notification` are for the platform wrappers (job
+ *   constraints, notification texts); the templates' placeholders are
+ *   {percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles}
+ *   {completedTransfers} {totalTransfers}.
  * - Outputs (promise results and events) are plain objects whose fields are
  *   exactly the engine's serde JSON of `UploadInfo`, `Summary` and
  *   `Progress` (camelCase), so a generic JSON -> map conversion produces them.
@@ -79,6 +90,13 @@ export type NativeProgress = {
   partsTotal: number;
 };
 
+/**
+ * `CodegenTypes.EventEmitter` under its plain name: codegen before React
+ * Native 0.80 recognises an event emitter property only by the unqualified
+ * name `EventEmitter`, and this library supports 0.76 and later.
+ */
+type EventEmitter<T> = CodegenTypes.EventEmitter<T>;
+
 export interface Spec extends TurboModule {
   /** Validates and persists the configuration (JSON of the engine's `Config`). */
   setConfig(configJson: string): Promise<void>;
@@ -111,10 +129,10 @@ export interface Spec extends TurboModule {
   getSummary(transferId: string | null): Promise<NativeSummary>;
 
   /** Progress of one upload (bytes and parts). */
-  readonly onProgress: CodegenTypes.EventEmitter<NativeProgress>;
+  readonly onProgress: EventEmitter<NativeProgress>;
 
   /** A state change of one upload, sent after the engine committed it. */
-  readonly onStateChange: CodegenTypes.EventEmitter<NativeUpload>;
+  readonly onStateChange: EventEmitter<NativeUpload>;
 }
 
 export default TurboModuleRegistry.getEnforcing<Spec>('S3BgUploader');
