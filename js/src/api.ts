@@ -4,7 +4,7 @@
  */
 import NativeS3BgUploader from './NativeS3BgUploader';
 import type { NativeProgress, NativeUpload } from './NativeS3BgUploader';
-import { toUploadError } from './errors';
+import { UploadError, toUploadError } from './errors';
 import { EventFanout } from './events';
 import { toProgress, toSummary, toUpload } from './mapping';
 import type {
@@ -66,10 +66,7 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  */
 export async function uploadFile(path: string, options: UploadFileOptions = {}): Promise<Upload> {
   if (typeof options !== 'object' || options === null) {
-    throw toUploadError({
-      code: 'invalid_argument',
-      message: 'the options of uploadFile must be an object',
-    });
+    throw new UploadError('invalid_argument', 'the options of uploadFile must be an object');
   }
   const filePath = toFilePath(path);
   const transferId =
@@ -77,10 +74,7 @@ export async function uploadFile(path: string, options: UploadFileOptions = {}):
   let fileName: string | null = null;
   if (options.fileName !== undefined) {
     if (typeof options.fileName !== 'string' || options.fileName.length === 0) {
-      throw toUploadError({
-        code: 'invalid_argument',
-        message: 'fileName must be a non-empty string',
-      });
+      throw new UploadError('invalid_argument', 'fileName must be a non-empty string');
     }
     fileName = options.fileName;
   }
