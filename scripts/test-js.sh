@@ -128,6 +128,32 @@ npm_ci
 step "tsc --noEmit (example app)"
 npx tsc --noEmit
 
+step "autolinking (react-native config)"
+# Once the library has its native modules (android/, the podspec), the app's
+# autolinking must find them through file:..
+npx react-native config >build-config.json 2>/dev/null || { rm -f build-config.json; fail "react-native config failed"; }
+node -e '
+  const fs = require("fs");
+  const [file, root] = process.argv.slice(1);
+  const config = JSON.parse(fs.readFileSync(file, "utf8"));
+  fs.unlinkSync(file);
+  const native = {
+    android: fs.existsSync(root + "/android"),
+    ios: fs.readdirSync(root).some(f => f.endsWith(".podspec")),
+  };
+  const dep = config.dependencies["react-native-s3-bg-uploader"];
+  if (!native.android && !native.ios) {
+    console.log("the library has no android/ or podspec yet: nothing to autolink");
+    process.exit(0);
+  }
+  for (const platform of ["android", "ios"]) {
+    if (native[platform] && !(dep && dep.platforms && dep.platforms[platform])) {
+      throw new Error("autolinking does not find the library for " + platform);
+    }
+  }
+  console.log("autolinking finds the library:", JSON.stringify(dep.platforms).slice(0, 300));
+' build-config.json "$root"
+
 bundle() {
   local platform=$1 out=$2
   step "Metro bundle for $platform"
