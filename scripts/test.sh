@@ -37,5 +37,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (engine, reference backend, test harness, CLI)"
 cargo test --workspace --locked
 
+# TypeScript API, jest, TurboModule codegen, library build, example app bundles.
+# S3BGU_SKIP_JS=1 skips it (for a Rust-only loop; CI never sets it).
+if [ "${S3BGU_SKIP_JS:-}" != 1 ]; then
+  step "JavaScript (scripts/test-js.sh)"
+  ./scripts/test-js.sh
+fi
+
 echo
 echo "all suites passed"

@@ -1,0 +1,6 @@
+module.exports = {
+  arrowParens: 'avoid',
+  singleQuote: true,
+  trailingComma: 'all',
+  printWidth: 100,
+};

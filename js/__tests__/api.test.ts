@@ -1,0 +1,324 @@
+import {
+  DEFAULT_TRANSFER_ID,
+  ERROR_CODES,
+  UploadError,
+  cancel,
+  getSummary,
+  getUpload,
+  getUploads,
+  isUploadError,
+  pause,
+  resume,
+  setConfig,
+  uploadFile,
+  type UploadTarget,
+} from '../src';
+import { fake, nativeRejection } from './helpers/fakeNative';
+
+jest.mock('../src/NativeS3BgUploader', () => require('./helpers/fakeNative').mockModule);
+
+const native = fake.module;
+
+const config = {
+  startUploadApi: 'http://10.0.2.2:8080/startUpload',
+  getUploadUrlsApi: 'http://10.0.2.2:8080/getUploadUrls',
+  completeApi: 'http://10.0.2.2:8080/complete',
+};
+
+beforeEach(() => fake.reset());
+
+async function rejection(p: Promise<unknown>): Promise<UploadError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(UploadError);
+    return e as UploadError;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+describe('setConfig', () => {
+  it('sends the engine config JSON', async () => {
+    await setConfig({ ...config, headers: { Authorization: 'Bearer x' }, maxParallelParts: 8 });
+    expect(native.setConfig).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(native.setConfig.mock.calls[0]![0])).toEqual({
+      startUploadUrl: config.startUploadApi,
+      uploadUrlsUrl: config.getUploadUrlsApi,
+      completeUrl: config.completeApi,
+      headers: [['Authorization', 'Bearer x']],
+      maxPartsInFlight: 8,
+    });
+  });
+
+  it('rejects invalid config before reaching native', async () => {
+    const e = await rejection(setConfig({ ...config, completeApi: 'not a url' }));
+    expect(e.code).toBe('invalid_config');
+    expect(native.setConfig).not.toHaveBeenCalled();
+  });
+
+  it("passes the engine's own refusal through with its code", async () => {
+    fake.failNextCall(
+      nativeRejection('invalid_config', 'maxPartsInFlight must be between 1 and 32'),
+    );
+    const e = await rejection(setConfig(config));
+    expect(e.code).toBe('invalid_config');
+    expect(e.message).toBe('maxPartsInFlight must be between 1 and 32');
+  });
+});
+
+describe('uploadFile', () => {
+  it('sends the path, the default transfer and empty params', async () => {
+    const upload = await uploadFile('file:///data/files/My%20Video.mp4');
+    expect(native.uploadFile).toHaveBeenCalledWith(
+      '/data/files/My Video.mp4',
+      DEFAULT_TRANSFER_ID,
+      null,
+      '{}',
+    );
+    expect(upload).toMatchObject({
+      id: 1,
+      transferId: 'default',
+      path: '/data/files/My Video.mp4',
+      fileName: 'My Video.mp4',
+      state: 'PENDING',
+      key: null,
+      multipartUploadId: null,
+      error: null,
+    });
+    expect(upload.fileHash).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('sends the transfer, the file name and the user params', async () => {
+    await uploadFile('/tmp/a.bin', {
+      transferId: 'trip',
+      fileName: 'holiday.bin',
+      userParams: { album: 'Trip', tags: ['x'] },
+    });
+    expect(native.uploadFile).toHaveBeenCalledWith(
+      '/tmp/a.bin',
+      'trip',
+      'holiday.bin',
+      '{"album":"Trip","tags":["x"]}',
+    );
+  });
+
+  it('resolves with the existing upload for the same content in the same transfer', async () => {
+    const a = await uploadFile('/tmp/a.bin', { transferId: 't' });
+    const again = await uploadFile('/tmp/a.bin', { transferId: 't' });
+    const other = await uploadFile('/tmp/a.bin', { transferId: 'u' });
+    expect(again.id).toBe(a.id);
+    expect(other.id).not.toBe(a.id);
+  });
+
+  it.each([
+    [['content://media/1'], 'content: URIs are not supported'],
+    [['/tmp/a', { userParams: { fileSize: 1 } }], 'userParams.fileSize is reserved'],
+    [['/tmp/a', { userParams: { when: new Date() } }], 'userParams.when is a Date'],
+    [['/tmp/a', { transferId: '' }], 'transferId must be a non-empty string'],
+    [['/tmp/a', { fileName: '' }], 'fileName must be a non-empty string'],
+    [['/tmp/a', null], 'the options of uploadFile must be an object'],
+  ])('refuses %j before reaching native', async (args, message) => {
+    const [path, options] = args as [string, never];
+    const e = await rejection(uploadFile(path, options));
+    expect(e.code).toBe('invalid_argument');
+    expect(e.message).toContain(message);
+    expect(native.uploadFile).not.toHaveBeenCalled();
+  });
+
+  it('maps a native file_not_found to an UploadError with that code', async () => {
+    const e = await rejection(uploadFile('/tmp/missing.bin'));
+    expect(e.code).toBe('file_not_found');
+    expect(e.message).toBe('/tmp/missing.bin does not exist');
+    expect(isUploadError(e, 'file_not_found')).toBe(true);
+    expect(isUploadError(e, 'database')).toBe(false);
+  });
+});
+
+describe('pause, resume and cancel', () => {
+  beforeEach(async () => {
+    await uploadFile('/tmp/1', { transferId: 'a' });
+    await uploadFile('/tmp/2', { transferId: 'a' });
+    await uploadFile('/tmp/3', { transferId: 'b' });
+  });
+
+  const calls: Array<[string, (t?: UploadTarget) => Promise<unknown>, jest.Mock]> = [
+    ['pause', pause, native.pause],
+    ['resume', resume, native.resume],
+    ['cancel', cancel, native.cancel],
+  ];
+
+  it.each(calls)('%s maps each target to the native selector', async (_name, fn, mock) => {
+    await fn();
+    await fn({ uploadId: 2 });
+    await fn({ transferId: 'a' });
+    expect(mock.mock.calls).toEqual([
+      [null, null],
+      [2, null],
+      [null, 'a'],
+    ]);
+  });
+
+  it.each(calls)('%s refuses a bad target before reaching native', async (_name, fn, mock) => {
+    const e = await rejection(fn({ uploadId: 1, transferId: 'a' } as never));
+    expect(e.code).toBe('invalid_argument');
+    expect(mock).not.toHaveBeenCalled();
+  });
+
+  it('resolves with the uploads that changed', async () => {
+    const paused = await pause({ transferId: 'a' });
+    expect(paused.map(u => [u.id, u.state])).toEqual([
+      [1, 'PAUSED'],
+      [2, 'PAUSED'],
+    ]);
+    expect(await pause({ transferId: 'a' })).toEqual([]);
+    const resumed = await resume();
+    expect(resumed.map(u => u.id)).toEqual([1, 2]);
+    const cancelled = await cancel();
+    expect(cancelled.map(u => u.state)).toEqual(['CANCELLED', 'CANCELLED', 'CANCELLED']);
+  });
+
+  it('maps not_found from native', async () => {
+    fake.failNextCall(nativeRejection('not_found', 'no upload with id 99'));
+    const e = await rejection(cancel({ uploadId: 99 }));
+    expect(e.code).toBe('not_found');
+  });
+});
+
+describe('queries', () => {
+  beforeEach(async () => {
+    await uploadFile('/tmp/1', { transferId: 'a' });
+    await uploadFile('/tmp/2', { transferId: 'a' });
+    await uploadFile('/tmp/3', { transferId: 'b' });
+  });
+
+  it('getUploads narrows natively by id and transfer, in JS by state and hash', async () => {
+    expect((await getUploads()).map(u => u.id)).toEqual([1, 2, 3]);
+    expect(native.getUploads).toHaveBeenLastCalledWith(null, null);
+
+    expect((await getUploads({ transferId: 'a' })).map(u => u.id)).toEqual([1, 2]);
+    expect(native.getUploads).toHaveBeenLastCalledWith(null, 'a');
+
+    expect((await getUploads({ uploadId: 3 })).map(u => u.id)).toEqual([3]);
+    expect(native.getUploads).toHaveBeenLastCalledWith(3, null);
+
+    fake.setState(2, 'RUNNING');
+    expect((await getUploads({ state: 'RUNNING' })).map(u => u.id)).toEqual([2]);
+    expect(
+      (await getUploads({ state: ['PENDING', 'RUNNING'], transferId: 'a' })).map(u => u.id),
+    ).toEqual([1, 2]);
+    const hash = fake.get(3).fileHash;
+    expect((await getUploads({ fileHash: hash })).map(u => u.id)).toEqual([3]);
+  });
+
+  it('maps the native record, renaming the multipart upload id', async () => {
+    fake.setState(1, 'RUNNING');
+    fake.setState(2, 'FAILED', { code: 'backend_rejected', message: 'startUpload answered 400' });
+    const [one, two] = await getUploads({ transferId: 'a' });
+    expect(one).toEqual({
+      id: 1,
+      transferId: 'a',
+      path: '/tmp/1',
+      fileName: '1',
+      fileHash: fake.get(1).fileHash,
+      size: 1000,
+      state: 'RUNNING',
+      key: 'uploads/1',
+      multipartUploadId: 'mpu-1',
+      partSize: 400,
+      partsTotal: 3,
+      partsDone: 0,
+      uploadedBytes: 0,
+      error: null,
+      createdAtMs: fake.get(1).createdAtMs,
+      updatedAtMs: fake.get(1).updatedAtMs,
+    });
+    expect(one).not.toHaveProperty('uploadId');
+    expect(two!.error).toEqual({ code: 'backend_rejected', message: 'startUpload answered 400' });
+  });
+
+  it('getUpload finds one upload or null', async () => {
+    expect((await getUpload(2))?.path).toBe('/tmp/2');
+    expect(await getUpload(42)).toBeNull();
+    expect((await rejection(getUpload(-1))).code).toBe('invalid_argument');
+  });
+
+  it('getSummary sends the transfer and derives the overall state', async () => {
+    let s = await getSummary('a');
+    expect(native.getSummary).toHaveBeenLastCalledWith('a');
+    expect(s).toMatchObject({
+      state: 'RUNNING',
+      uploads: 2,
+      pending: 2,
+      active: 2,
+      totalBytes: 2000,
+    });
+
+    await pause({ transferId: 'a' });
+    expect((await getSummary('a')).state).toBe('PAUSED');
+
+    fake.setState(1, 'FAILED', { code: 'backend_unavailable', message: 'gave up' });
+    expect((await getSummary('a')).state).toBe('FAILED');
+
+    fake.setState(1, 'COMPLETED');
+    fake.setState(2, 'COMPLETED');
+    s = await getSummary('a');
+    expect(s).toMatchObject({
+      state: 'COMPLETED',
+      completed: 2,
+      completedTransfers: 1,
+      transfers: 1,
+    });
+
+    s = await getSummary();
+    expect(native.getSummary).toHaveBeenLastCalledWith(null);
+    expect(s).toMatchObject({ uploads: 3, transfers: 2, completedTransfers: 1, state: 'RUNNING' });
+
+    await cancel({ transferId: 'b' });
+    expect((await getSummary('b')).state).toBe('IDLE');
+    expect((await rejection(getSummary(''))).code).toBe('invalid_argument');
+  });
+});
+
+describe('error mapping', () => {
+  it.each(ERROR_CODES)('keeps the engine code %s', async code => {
+    fake.failNextCall(nativeRejection(code, `failed with ${code}`));
+    const e = await rejection(getUploads());
+    expect(e.code).toBe(code);
+    expect(e.message).toBe(`failed with ${code}`);
+    expect(e.name).toBe('UploadError');
+    expect((e as { cause?: unknown }).cause).toBeInstanceOf(Error);
+  });
+
+  it('maps an unknown code, a plain Error and a non-Error to internal', async () => {
+    fake.failNextCall(nativeRejection('E_WEIRD', 'something odd'));
+    let e = await rejection(getSummary());
+    expect(e.code).toBe('internal');
+    expect(e.message).toBe('unexpected native failure: something odd');
+
+    fake.failNextCall(new TypeError('x is not a function'));
+    e = await rejection(getSummary());
+    expect(e.code).toBe('internal');
+    expect(e.message).toContain('x is not a function');
+
+    fake.failNextCall('just a string');
+    e = await rejection(getSummary());
+    expect(e.code).toBe('internal');
+    expect(e.message).toContain('just a string');
+  });
+
+  it('UploadError is a real Error subclass', () => {
+    const e = new UploadError('database', 'disk full');
+    expect(e).toBeInstanceOf(Error);
+    expect(e).toBeInstanceOf(UploadError);
+    expect(String(e)).toBe('UploadError: disk full');
+    expect(e.stack).toBeDefined();
+  });
+});
+
+describe('types', () => {
+  it('refuses a target with both ids at compile time', () => {
+    // @ts-expect-error a target names one upload or one transfer, not both
+    const both: UploadTarget = { uploadId: 1, transferId: 'a' };
+    expect(both).toBeDefined();
+  });
+});

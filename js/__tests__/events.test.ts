@@ -1,0 +1,145 @@
+import { listenerCounts } from '../src/api';
+import { onProgress, onStateChange, type Upload, type UploadProgress } from '../src';
+import { fake } from './helpers/fakeNative';
+
+jest.mock('../src/NativeS3BgUploader', () => require('./helpers/fakeNative').mockModule);
+
+beforeEach(() => fake.reset());
+
+function addUpload(path = '/tmp/a.bin', transferId = 't'): number {
+  return fake.seed(path, transferId).id;
+}
+
+describe('event fan-out', () => {
+  it('delivers each event to every listener through one native subscription', () => {
+    const id = addUpload();
+    const a = jest.fn();
+    const b = jest.fn();
+    const subA = onProgress(a);
+    const subB = onProgress(b);
+    expect(fake.progressEvents.subscribes).toBe(1);
+
+    const sent = fake.progress(id, 400, 1);
+    const expected: UploadProgress = {
+      id,
+      transferId: 't',
+      uploadedBytes: 400,
+      totalBytes: 1000,
+      partsDone: 1,
+      partsTotal: 0,
+    };
+    expect(sent).toEqual(expected);
+    expect(a).toHaveBeenCalledWith(expected);
+    expect(b).toHaveBeenCalledWith(expected);
+
+    subA.remove();
+    subB.remove();
+  });
+
+  it('gives the native subscription back when the last listener leaves, and takes it again', () => {
+    const id = addUpload();
+    const a = jest.fn();
+    const b = jest.fn();
+    const subA = onProgress(a);
+    const subB = onProgress(b);
+
+    subA.remove();
+    expect(fake.progressEvents.removes).toBe(0);
+    fake.progress(id, 10);
+    expect(a).toHaveBeenCalledTimes(0);
+    expect(b).toHaveBeenCalledTimes(1);
+
+    subB.remove();
+    expect(fake.progressEvents.removes).toBe(1);
+    expect(fake.progressEvents.handlers.size).toBe(0);
+    expect(listenerCounts().progress).toBe(0);
+    fake.progress(id, 20);
+    expect(b).toHaveBeenCalledTimes(1);
+
+    const c = jest.fn();
+    const subC = onProgress(c);
+    expect(fake.progressEvents.subscribes).toBe(2);
+    fake.progress(id, 30);
+    expect(c).toHaveBeenCalledTimes(1);
+    subC.remove();
+  });
+
+  it('makes remove() idempotent and keeps the same function added twice as two subscriptions', () => {
+    const id = addUpload();
+    const fn = jest.fn();
+    const first = onProgress(fn);
+    const second = onProgress(fn);
+    fake.progress(id, 1);
+    expect(fn).toHaveBeenCalledTimes(2);
+
+    first.remove();
+    first.remove();
+    fake.progress(id, 2);
+    expect(fn).toHaveBeenCalledTimes(3);
+    expect(listenerCounts().progress).toBe(1);
+
+    second.remove();
+    expect(fake.progressEvents.removes).toBe(1);
+  });
+
+  it('keeps delivering when a listener throws', () => {
+    const id = addUpload();
+    const error = jest.spyOn(console, 'error').mockImplementation(() => {});
+    const bad = jest.fn(() => {
+      throw new Error('listener bug');
+    });
+    const good = jest.fn();
+    const s1 = onProgress(bad);
+    const s2 = onProgress(good);
+    fake.progress(id, 5);
+    expect(good).toHaveBeenCalledTimes(1);
+    expect(error).toHaveBeenCalledWith(
+      'react-native-s3-bg-uploader: an onProgress listener threw',
+      expect.any(Error),
+    );
+    s1.remove();
+    s2.remove();
+  });
+
+  it('lets a listener remove itself and others while an event is delivered', () => {
+    const id = addUpload();
+    const calls: string[] = [];
+    const subs: Array<{ remove(): void }> = [];
+    subs.push(
+      onProgress(() => {
+        calls.push('first');
+        subs[0]!.remove();
+        subs[1]!.remove();
+      }),
+    );
+    subs.push(onProgress(() => calls.push('second')));
+    subs.push(onProgress(() => calls.push('third')));
+    fake.progress(id, 1);
+    expect(calls).toEqual(['first', 'third']);
+    fake.progress(id, 2);
+    expect(calls).toEqual(['first', 'third', 'third']);
+    subs[2]!.remove();
+    expect(fake.progressEvents.handlers.size).toBe(0);
+  });
+
+  it('maps state changes to public uploads', () => {
+    const seen: Upload[] = [];
+    const sub = onStateChange(u => seen.push(u));
+    const id = addUpload('/tmp/b.bin');
+    fake.setState(id, 'RUNNING');
+    fake.setState(id, 'PAUSED', { code: 'auth_required', message: 'the backend answered 401' });
+    expect(seen.map(u => u.state)).toEqual(['RUNNING', 'PAUSED']);
+    expect(seen[0]).toMatchObject({ id, multipartUploadId: `mpu-${id}`, key: 'uploads/b.bin' });
+    expect(seen[1]!.error).toEqual({ code: 'auth_required', message: 'the backend answered 401' });
+    sub.remove();
+    expect(listenerCounts().stateChange).toBe(0);
+    expect(fake.stateEvents.handlers.size).toBe(0);
+  });
+
+  it('refuses a listener that is not a function', () => {
+    expect(() => onStateChange(undefined as never)).toThrow(
+      'onStateChange needs a listener function',
+    );
+    expect(fake.stateEvents.subscribes).toBe(0);
+  });
+});

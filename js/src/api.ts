@@ -1,0 +1,186 @@
+/**
+ * The imperative API. Every call validates its input in JavaScript, then
+ * makes one call to the native module; every failure is an `UploadError`.
+ */
+import NativeS3BgUploader from './NativeS3BgUploader';
+import type { NativeProgress, NativeUpload } from './NativeS3BgUploader';
+import { UploadError, toUploadError } from './errors';
+import { EventFanout } from './events';
+import { toProgress, toSummary, toUpload } from './mapping';
+import type {
+  Subscription,
+  Summary,
+  Upload,
+  UploaderConfig,
+  UploadFileOptions,
+  UploadFilter,
+  UploadProgress,
+  UploadTarget,
+} from './types';
+import {
+  checkFilter,
+  checkTransferId,
+  checkUploadId,
+  configToNativeJson,
+  targetToNative,
+  toFilePath,
+  userParamsToJson,
+} from './validate';
+
+/** The transfer of files added without a `transferId`. */
+export const DEFAULT_TRANSFER_ID = 'default';
+
+/** Runs a native call, turning any rejection into an `UploadError`. */
+async function call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    throw toUploadError(e);
+  }
+}
+
+/**
+ * Sets the configuration: the backend endpoints, headers, limits, network
+ * policy and notification texts. It is stored with the queue, so uploads
+ * continue after a restart even before JavaScript runs again. Each call
+ * replaces the whole configuration; after an `auth_required` pause, call it
+ * with fresh headers, then `resume()`.
+ *
+ * @throws UploadError `invalid_config` with the name of the offending field.
+ */
+export async function setConfig(config: UploaderConfig): Promise<void> {
+  const json = configToNativeJson(config);
+  await call(() => NativeS3BgUploader.setConfig(json));
+}
+
+/**
+ * Adds a file to the queue and resolves once it is hashed and stored; the
+ * upload itself then runs in the background. Adding the same content to the
+ * same transfer again resolves with the existing upload (unless that one
+ * was cancelled).
+ *
+ * @param path an absolute file path or a `file://` URI (`content://` and
+ *   other URIs must be copied to a file first).
+ * @throws UploadError `invalid_argument` (bad path, reserved or non-JSON
+ *   user params), `file_not_found`, `file_unreadable`, `database`.
+ */
+export async function uploadFile(path: string, options: UploadFileOptions = {}): Promise<Upload> {
+  if (typeof options !== 'object' || options === null) {
+    throw new UploadError('invalid_argument', 'the options of uploadFile must be an object');
+  }
+  const filePath = toFilePath(path);
+  const transferId =
+    options.transferId === undefined ? DEFAULT_TRANSFER_ID : checkTransferId(options.transferId);
+  let fileName: string | null = null;
+  if (options.fileName !== undefined) {
+    if (typeof options.fileName !== 'string' || options.fileName.length === 0) {
+      throw new UploadError('invalid_argument', 'fileName must be a non-empty string');
+    }
+    fileName = options.fileName;
+  }
+  const params = userParamsToJson(options.userParams);
+  const upload = await call(() =>
+    NativeS3BgUploader.uploadFile(filePath, transferId, fileName, params),
+  );
+  return toUpload(upload);
+}
+
+async function changeState(
+  run: (uploadId: number | null, transferId: string | null) => Promise<NativeUpload[]>,
+  target: UploadTarget | undefined,
+): Promise<Upload[]> {
+  const [uploadId, transferId] = targetToNative(target);
+  const changed = await call(() => run(uploadId, transferId));
+  return changed.map(toUpload);
+}
+
+/**
+ * Pauses unfinished uploads: one (`{ uploadId }`), one transfer
+ * (`{ transferId }`), or every upload (no target). Parts in flight stop and
+ * are sent again on resume. Resolves with the uploads that changed.
+ */
+export function pause(target?: UploadTarget): Promise<Upload[]> {
+  return changeState((u, t) => NativeS3BgUploader.pause(u, t), target);
+}
+
+/**
+ * Resumes PAUSED and FAILED uploads (a FAILED one starts a fresh round of
+ * retries): one, one transfer, or every upload. Resolves with the uploads
+ * that changed. New uploads start on their own; no call is needed.
+ */
+export function resume(target?: UploadTarget): Promise<Upload[]> {
+  return changeState((u, t) => NativeS3BgUploader.resume(u, t), target);
+}
+
+/**
+ * Cancels unfinished uploads: one, one transfer, or every upload. Cancelled
+ * is final; when `abortApi` is configured the backend is told so it can
+ * free the storage. Resolves with the uploads that changed.
+ */
+export function cancel(target?: UploadTarget): Promise<Upload[]> {
+  return changeState((u, t) => NativeS3BgUploader.cancel(u, t), target);
+}
+
+/** Snapshots of the uploads that match the filter (all without one), in queue order. */
+export async function getUploads(filter?: UploadFilter): Promise<Upload[]> {
+  const f = checkFilter(filter);
+  const list = await call(() =>
+    NativeS3BgUploader.getUploads(f.uploadId ?? null, f.transferId ?? null),
+  );
+  return list.map(toUpload).filter(u => matchesFilter(u, f));
+}
+
+/** The upload with this id, or null when there is none. */
+export async function getUpload(uploadId: number): Promise<Upload | null> {
+  const id = checkUploadId(uploadId);
+  const list = await call(() => NativeS3BgUploader.getUploads(id, null));
+  const found = list.find(u => u.id === id);
+  return found ? toUpload(found) : null;
+}
+
+/** Aggregate of one transfer, or of every upload without an id. */
+export async function getSummary(transferId?: string): Promise<Summary> {
+  const t = transferId === undefined ? null : checkTransferId(transferId);
+  const summary = await call(() => NativeS3BgUploader.getSummary(t));
+  return toSummary(summary);
+}
+
+/** Whether an upload matches a (checked) filter. */
+export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFilter>): boolean {
+  return (
+    (filter.uploadId === undefined || upload.id === filter.uploadId) &&
+    (filter.transferId === undefined || upload.transferId === filter.transferId) &&
+    (filter.fileHash === undefined || upload.fileHash === filter.fileHash) &&
+    (filter.states.length === 0 || filter.states.includes(upload.state))
+  );
+}
+
+const progressEvents = new EventFanout<NativeProgress, UploadProgress>(
+  'onProgress',
+  () => NativeS3BgUploader.onProgress,
+  toProgress,
+);
+
+const stateEvents = new EventFanout<NativeUpload, Upload>(
+  'onStateChange',
+  () => NativeS3BgUploader.onStateChange,
+  toUpload,
+);
+
+/**
+ * Calls `listener` with the progress of every upload (at most four times a
+ * second per upload). For totals, use `getSummary` or `useSummary`.
+ */
+export function onProgress(listener: (progress: UploadProgress) => void): Subscription {
+  return progressEvents.add(listener);
+}
+
+/** Calls `listener` with the new snapshot of an upload after each state change. */
+export function onStateChange(listener: (upload: Upload) => void): Subscription {
+  return stateEvents.add(listener);
+}
+
+/** Listener counts, for tests. */
+export function listenerCounts(): { progress: number; stateChange: number } {
+  return { progress: progressEvents.size, stateChange: stateEvents.size };
+}

@@ -1,0 +1,51 @@
+/**
+ * react-native-s3-bg-uploader: background multipart uploads of big files to
+ * S3-compatible storage through your backend's presigned URLs.
+ *
+ * ```ts
+ * import { setConfig, uploadFile, useUploads } from 'react-native-s3-bg-uploader';
+ *
+ * await setConfig({
+ *   startUploadApi: 'https://api.example.com/uploads/start',
+ *   getUploadUrlsApi: 'https://api.example.com/uploads/urls',
+ *   completeApi: 'https://api.example.com/uploads/complete',
+ *   headers: { Authorization: `Bearer ${token}` },
+ * });
+ * const upload = await uploadFile('file:///path/to/video.mp4', { transferId: 'trip-2024' });
+ * ```
+ */
+export {
+  DEFAULT_TRANSFER_ID,
+  cancel,
+  getSummary,
+  getUpload,
+  getUploads,
+  onProgress,
+  onStateChange,
+  pause,
+  resume,
+  setConfig,
+  uploadFile,
+} from './api';
+export { UploadError, isUploadError, isUploadErrorCode } from './errors';
+export { SUMMARY_REFRESH_MS, useSummary, useUpload, useUploads } from './hooks';
+export type { SummaryResult, UploadResult, UploadsResult } from './hooks';
+export { ACTIVE_STATES, ERROR_CODES, FINAL_STATES, UPLOAD_STATES } from './types';
+export type {
+  JsonValue,
+  NotificationConfig,
+  RetryConfig,
+  Subscription,
+  Summary,
+  SummaryState,
+  Upload,
+  UploadErrorCode,
+  UploadFailure,
+  UploadFileOptions,
+  UploadFilter,
+  UploadProgress,
+  UploadState,
+  UploadTarget,
+  UploaderConfig,
+} from './types';
+export { MAX_PARALLEL_PARTS, NOTIFICATION_PLACEHOLDERS, RESERVED_USER_PARAMS } from './validate';
