@@ -42,16 +42,17 @@ export const ACTIVE_STATES: readonly UploadState[] = ['PENDING', 'INITIALIZED', 
  * | `invalid_config` | the configuration is missing or invalid (URLs, headers, limits) |
  * | `invalid_argument` | an argument is invalid (reserved user param, empty transfer id, bad path) |
  * | `not_found` | no upload matches the given id |
- * | `file_not_found` | the file does not exist or cannot be opened |
+ * | `file_not_found` | the file does not exist (any more) |
  * | `file_changed` | the file's size or modification time changed after it was added |
- * | `file_unreadable` | reading the file failed for another reason |
+ * | `file_unreadable` | the file exists but cannot be read (permission denied, I/O error) |
  * | `backend_rejected` | the backend refused a call (4xx other than 401) |
  * | `backend_invalid_response` | the backend answered 2xx with a body that breaks the contract |
  * | `backend_unavailable` | the backend could not be reached or kept failing after every retry |
  * | `storage_rejected` | storage refused a part (after URL refreshes), or answered without ETag |
  * | `storage_unavailable` | storage could not be reached or kept failing after every retry |
  * | `auth_required` | the backend answered 401: set new headers with `setConfig`, then `resume` |
- * | `database` | the queue database failed (corrupt, disk full, unwritable) |
+ * | `database` | the queue database failed (disk full, unwritable, in use by another uploader) |
+ * | `database_corrupt` | the queue database is damaged; it can be set aside (kept for inspection) to start an empty queue |
  * | `shutdown` | the engine was shut down while the call was waiting |
  * | `internal` | a bug (in the engine, the native module, or an unexpected native answer) |
  */
@@ -69,6 +70,7 @@ export const ERROR_CODES = [
   'storage_unavailable',
   'auth_required',
   'database',
+  'database_corrupt',
   'shutdown',
   'internal',
 ] as const;

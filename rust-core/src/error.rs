@@ -198,3 +198,62 @@ pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> Error {
     Error::Public(UploadError::new(code, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quoted strings of the TypeScript array `const NAME = [ ... ]`.
+    fn ts_array(source: &str, name: &str) -> Vec<String> {
+        let start = source
+            .find(&format!("export const {name} = ["))
+            .unwrap_or_else(|| panic!("{name} not found"));
+        let body = &source[start..];
+        let body = &body[..body.find("]").expect("array end")];
+        // Comments may hold apostrophes: keep code lines only.
+        let code: String = body
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                !(l.starts_with("/*") || l.starts_with('*') || l.starts_with("//"))
+            })
+            .collect();
+        code.split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_javascript_api_lists_exactly_the_engine_codes_and_states() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../js/src/types.ts");
+        let ts = std::fs::read_to_string(path).expect("js/src/types.ts");
+        let mut js_codes = ts_array(&ts, "ERROR_CODES");
+        let mut codes: Vec<String> = ALL_CODES.iter().map(|c| c.as_str().to_owned()).collect();
+        js_codes.sort();
+        codes.sort();
+        assert_eq!(js_codes, codes, "ERROR_CODES in js/src/types.ts");
+        for c in ALL_CODES {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+        }
+
+        use crate::model::UploadState as S;
+        let mut states: Vec<String> = [
+            S::Pending,
+            S::Initialized,
+            S::Running,
+            S::Paused,
+            S::Completed,
+            S::Failed,
+            S::Cancelled,
+        ]
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+        let mut js_states = ts_array(&ts, "UPLOAD_STATES");
+        states.sort();
+        js_states.sort();
+        assert_eq!(js_states, states, "UPLOAD_STATES in js/src/types.ts");
+    }
+}
