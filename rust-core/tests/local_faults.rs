@@ -78,15 +78,7 @@ async fn a_directory_is_refused_at_add() {
     let h = harness().await;
     let e = env(&h, 2).await;
     let b = bystander(&e).await;
-    let err = e
-        .uploader
-        .add_file(NewUpload {
-            path: e.dir.path().to_path_buf(),
-            transfer_id: "t".into(),
-            ..NewUpload::default()
-        })
-        .await
-        .unwrap_err();
+    let err = add(&e.uploader, e.dir.path(), "t").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);
     assert!(err.message.contains("is a directory"), "{}", err.message);
     assert_eq!(e.uploader.uploads(Selector::All).await.unwrap().len(), 1);
@@ -157,37 +149,16 @@ fn unreadable_files_fail_with_file_unreadable_and_the_rest_completes() {
         // Unreadable before it is added: refused at add.
         let early = write_file(dir.path(), "early.bin", 1000, 1);
         make_unreadable(&early);
-        let err = uploader
-            .add_file(NewUpload {
-                path: early,
-                transfer_id: "t".into(),
-                ..NewUpload::default()
-            })
-            .await
-            .unwrap_err();
+        let err = add(&uploader, &early, "t").await.unwrap_err();
         assert_eq!(err.code, ErrorCode::FileUnreadable, "{}", err.message);
         assert!(err.message.contains("permission denied"), "{}", err.message);
 
         // Unreadable after it was added: the upload fails when it reads.
         let late = write_file(dir.path(), "late.bin", PART + 1, 2);
-        let late_upload = uploader
-            .add_file(NewUpload {
-                path: late.clone(),
-                transfer_id: "t".into(),
-                ..NewUpload::default()
-            })
-            .await
-            .unwrap();
+        let late_upload = add(&uploader, &late, "t").await.unwrap();
         make_unreadable(&late);
         let fine = write_file(dir.path(), "fine.bin", PART * 2, 3);
-        let fine_upload = uploader
-            .add_file(NewUpload {
-                path: fine.clone(),
-                transfer_id: "t".into(),
-                ..NewUpload::default()
-            })
-            .await
-            .unwrap();
+        let fine_upload = add(&uploader, &fine, "t").await.unwrap();
         uploader.start().await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), uploader.wait_idle(Selector::All))
             .await
@@ -255,14 +226,7 @@ async fn corrupt_database_is_typed_then_set_aside(damage: impl FnOnce(&Path)) {
     assert!(uploader.uploads(Selector::All).await.unwrap().is_empty());
     uploader.set_config(config_for(&h, 2)).await.unwrap();
     let path = write_file(dir.path(), "after.bin", PART + 9, 6);
-    let u = uploader
-        .add_file(NewUpload {
-            path: path.clone(),
-            transfer_id: "t".into(),
-            ..NewUpload::default()
-        })
-        .await
-        .unwrap();
+    let u = add(&uploader, &path, "t").await.unwrap();
     uploader.wait_idle(Selector::Upload(u.id)).await.unwrap();
     let done = uploader
         .uploads(Selector::Upload(u.id))
@@ -319,14 +283,7 @@ async fn a_full_database_fails_the_upload_that_needs_room_and_the_rest_go_on() {
     .unwrap();
     h.faults.delay_put_responses(Duration::from_millis(300));
     let small = write_file(dir.path(), "small.bin", PART * 3, 8);
-    let s = uploader
-        .add_file(NewUpload {
-            path: small.clone(),
-            transfer_id: "t".into(),
-            ..NewUpload::default()
-        })
-        .await
-        .unwrap();
+    let s = add(&uploader, &small, "t").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while uploader.uploads(Selector::Upload(s.id)).await.unwrap()[0].parts_total == 0 {
         assert!(std::time::Instant::now() < deadline);
@@ -340,14 +297,7 @@ async fn a_full_database_fails_the_upload_that_needs_room_and_the_rest_go_on() {
         r#"{"key":"uploads/many-parts.bin","uploadId":"many","partSize":2048}"#,
     );
     let big = write_file(dir.path(), "many-parts.bin", 2048 * 6000, 9);
-    let b = uploader
-        .add_file(NewUpload {
-            path: big.clone(),
-            transfer_id: "t".into(),
-            ..NewUpload::default()
-        })
-        .await
-        .unwrap();
+    let b = add(&uploader, &big, "t").await.unwrap();
     tokio::time::timeout(Duration::from_secs(60), uploader.wait_idle(Selector::All))
         .await
         .unwrap()

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use s3bgu_core::{Config, ErrorCode, NewUpload, RetryPolicy, Selector, UploadState};
+use s3bgu_core::{Config, ErrorCode, RetryPolicy, Selector, UploadState};
 use s3bgu_testkit::{ChaosPlan, Fault, Route, Target};
 use std::time::{Duration, Instant};
 
@@ -86,14 +86,7 @@ async fn twenty_files_complete_byte_identical_under_ten_percent_faults() {
     for (i, size) in sizes.iter().enumerate() {
         let path = dir.path().join(format!("file-{i:02}.bin"));
         std::fs::write(&path, random_bytes(*size as usize, seed ^ (i as u64 + 1))).unwrap();
-        let u = uploader
-            .add_file(NewUpload {
-                path: path.clone(),
-                transfer_id: "soak".into(),
-                ..NewUpload::default()
-            })
-            .await
-            .expect("add_file");
+        let u = add(&uploader, &path, "soak").await.expect("add_file");
         added.push((u.id, path));
     }
     tokio::time::timeout(Duration::from_secs(900), uploader.wait_idle(Selector::All))

@@ -63,14 +63,7 @@ impl Env {
     }
 
     pub async fn add(&self, path: &Path, transfer: &str) -> UploadInfo {
-        self.uploader
-            .add_file(NewUpload {
-                path: path.to_path_buf(),
-                transfer_id: transfer.into(),
-                ..NewUpload::default()
-            })
-            .await
-            .expect("add_file")
+        add(&self.uploader, path, transfer).await.expect("add_file")
     }
 
     pub async fn get(&self, id: i64) -> UploadInfo {
@@ -130,6 +123,21 @@ pub async fn env(h: &Harness, parts_in_flight: u32) -> Env {
         uploader,
         events,
     }
+}
+
+/// Adds `path` to `transfer` with no user params.
+pub async fn add(
+    uploader: &Uploader,
+    path: &Path,
+    transfer: &str,
+) -> Result<UploadInfo, s3bgu_core::UploadError> {
+    uploader
+        .add_file(NewUpload {
+            path: path.to_path_buf(),
+            transfer_id: transfer.into(),
+            ..NewUpload::default()
+        })
+        .await
 }
 
 pub fn open(db: &Path) -> Uploader {
