@@ -29,5 +29,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (engine, reference backend, test harness, CLI)"
 cargo test --workspace --locked
 
+step "Kotlin on the JVM (generated bindings, JNA, the engine and s3bgu serve)"
+kotlin_started=$SECONDS
+./bindings/kotlin-test/run.sh
+echo "kotlin step took $((SECONDS - kotlin_started)) s"
+
 echo
 echo "all suites passed"
