@@ -854,8 +854,8 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func transferSummaries() async throws  -> [TransferSummary]
     
     /**
-     * Snapshots of the selected uploads, in queue order. `NotFound` for an
-     * unknown upload id. Async.
+     * Snapshots of the selected uploads, in queue order (empty for an
+     * unknown upload id). Async.
      */
     func uploads(selector: UploadSelector) async throws  -> [UploadRecord]
     
@@ -1268,8 +1268,8 @@ open func transferSummaries()async throws  -> [TransferSummary]  {
 }
     
     /**
-     * Snapshots of the selected uploads, in queue order. `NotFound` for an
-     * unknown upload id. Async.
+     * Snapshots of the selected uploads, in queue order (empty for an
+     * unknown upload id). Async.
      */
 open func uploads(selector: UploadSelector)async throws  -> [UploadRecord]  {
     return
@@ -3708,7 +3708,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() != 46611) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 22958) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 43417) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 26753) {

@@ -863,8 +863,8 @@ impl UploadEngine {
         Ok(records(self.uploader()?.cancel(selector.into()).await?))
     }
 
-    /// Snapshots of the selected uploads, in queue order. `NotFound` for an
-    /// unknown upload id. Async.
+    /// Snapshots of the selected uploads, in queue order (empty for an
+    /// unknown upload id). Async.
     pub async fn uploads(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
         Ok(records(self.uploader()?.uploads(selector.into()).await?))
     }
@@ -904,8 +904,19 @@ impl UploadEngine {
         let hub = self.hub.clone();
         let flag = cancelled.clone();
         uploader.inspect(move |uploads, summary| {
-            if flag.load(Ordering::SeqCst) {
-                return;
+            // Only this task delivers events, so registering before the
+            // snapshot cannot let a change overtake it.
+            {
+                let mut observers = hub.lock();
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                observers.insert(
+                    id,
+                    Registered {
+                        observer: observer.clone(),
+                    },
+                );
             }
             deliver(
                 &observer,
@@ -914,10 +925,6 @@ impl UploadEngine {
                     summary: summary_record(None, &summary),
                 },
             );
-            let mut observers = hub.lock();
-            if !flag.load(Ordering::SeqCst) {
-                observers.insert(id, Registered { observer });
-            }
         })?;
         Ok(Arc::new(Subscription {
             hub: Arc::downgrade(&self.hub),

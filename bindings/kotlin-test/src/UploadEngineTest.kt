@@ -119,7 +119,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun multiFileUploadCompletesWithByteIdenticalObjects() = runBlocking {
+    fun multiFileUploadCompletesWithByteIdenticalObjects() = runBlocking<Unit> {
         open().use { engine ->
             engine.setConfig(config())
             val files = listOf(file("empty.bin", 0), file("one.bin", 1), file("two-parts.bin", 5 * MIB + 7), file("three.bin", 11 * MIB))
@@ -144,7 +144,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun observerGetsTheSnapshotThenProgressAndEveryStateInOrder() = runBlocking {
+    fun observerGetsTheSnapshotThenProgressAndEveryStateInOrder() = runBlocking<Unit> {
         open().use { engine ->
             engine.setConfig(config())
             val first = engine.addFile(NewFile(file("before.bin", 10).path, "t", null, "{}"))
@@ -181,7 +181,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun pauseResumeAndCancelByUploadAndByTransfer() = runBlocking {
+    fun pauseResumeAndCancelByUploadAndByTransfer() = runBlocking<Unit> {
         open(start = false).use { engine ->
             engine.setConfig(config())
             val a1 = engine.addFile(NewFile(file("a1.bin", 1000).path, "a", null, "{}"))
@@ -218,7 +218,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun errorsAreKotlinExceptionsCarryingTheStableCode() = runBlocking {
+    fun errorsAreKotlinExceptionsCarryingTheStableCode() = runBlocking<Unit> {
         open().use { engine ->
             val noConfig = assertThrows<UploaderException.InvalidConfig> {
                 runBlocking { engine.addFile(NewFile(file("x.bin", 5).path, "t", null, "{}")) }
@@ -234,7 +234,9 @@ class UploadEngineTest {
             }
             assertFalse("header value leaked: ${badHeader.message}", badHeader.message!!.contains("top-secret"))
             engine.setConfig(config())
-            assertThrows<UploaderException.NotFound> { runBlocking { engine.uploads(UploadSelector.Upload(987654)) } }
+            assertTrue(engine.uploads(UploadSelector.Upload(987654)).isEmpty())
+            val notFound = assertThrows<UploaderException.NotFound> { runBlocking { engine.pause(UploadSelector.Upload(987654)) } }
+            assertTrue(notFound.message!!.contains("987654"))
             assertThrows<UploaderException.FileNotFound> {
                 runBlocking { engine.addFile(NewFile(File(dir, "missing.bin").path, "t", null, "{}")) }
             }
@@ -270,7 +272,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun runUntilIdleReturnsWhenDrainedAndSuspendStopsItWithinASecond() = runBlocking {
+    fun runUntilIdleReturnsWhenDrainedAndSuspendStopsItWithinASecond() = runBlocking<Unit> {
         open(start = false).use { engine ->
             engine.setConfig(config())
             val f = file("drain.bin", 6 * MIB)
@@ -328,7 +330,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun networkStateHoldsUploadsUntilAnAllowedNetwork() = runBlocking {
+    fun networkStateHoldsUploadsUntilAnAllowedNetwork() = runBlocking<Unit> {
         open(start = false).use { engine ->
             engine.setConfig(config().apply { networkPolicy = NetworkPolicy.UNMETERED_ONLY })
             engine.setNetworkState(false, false)
@@ -349,7 +351,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun eightCoroutinesCallingAtOnceDoNotDeadlock() = runBlocking {
+    fun eightCoroutinesCallingAtOnceDoNotDeadlock() = runBlocking<Unit> {
         open().use { engine ->
             engine.setConfig(config())
             val rec = Recorder()
@@ -387,7 +389,7 @@ class UploadEngineTest {
     }
 
     @Test
-    fun closingTheUploaderAndTheSubscriptionFreesThem() = runBlocking {
+    fun closingTheUploaderAndTheSubscriptionFreesThem() = runBlocking<Unit> {
         val path = File(dir, "shared.db").path
         val a = UploadEngine.open(path, true)
         val b = UploadEngine.open(path, true)

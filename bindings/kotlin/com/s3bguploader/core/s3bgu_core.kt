@@ -1024,7 +1024,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() and 0xFFFF) != 46611) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 22958) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 43417) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 26753) {
@@ -1913,8 +1913,8 @@ public interface UploadEngineInterface {
     suspend fun `transferSummaries`(): List<TransferSummary>
     
     /**
-     * Snapshots of the selected uploads, in queue order. `NotFound` for an
-     * unknown upload id. Async.
+     * Snapshots of the selected uploads, in queue order (empty for an
+     * unknown upload id). Async.
      */
     suspend fun `uploads`(`selector`: UploadSelector): List<UploadRecord>
     
@@ -2451,8 +2451,8 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
 
     
     /**
-     * Snapshots of the selected uploads, in queue order. `NotFound` for an
-     * unknown upload id. Async.
+     * Snapshots of the selected uploads, in queue order (empty for an
+     * unknown upload id). Async.
      */
     @Throws(UploaderException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
