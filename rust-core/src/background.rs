@@ -170,6 +170,16 @@ mod tests {
     }
 
     #[test]
+    fn a_config_stored_before_these_fields_still_loads() {
+        let old = r#"{"startUploadUrl":"http://h/s","uploadUrlsUrl":"http://h/u","completeUrl":"http://h/c","maxPartsInFlight":2}"#;
+        let c: crate::Config = serde_json::from_str(old).unwrap();
+        assert_eq!(c.network_policy, NetworkPolicy::Any);
+        assert_eq!(c.notification_title, None);
+        assert_eq!(c.notification_text, None);
+        assert_eq!(c.max_parts_in_flight, 2);
+    }
+
+    #[test]
     fn stored_policy_names_are_stable() {
         assert_eq!(
             serde_json::to_string(&NetworkPolicy::UnmeteredOnly).unwrap(),

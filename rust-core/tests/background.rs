@@ -134,7 +134,7 @@ async fn suspend_stops_a_run_within_a_second_and_the_next_run_finishes() {
     let held = e.get(u.id).await;
     assert_eq!(held.state, UploadState::Running, "{held:?}");
     assert_eq!(held.parts_done, 0);
-    assert_eq!(e.uploader.status().await.unwrap().running, false);
+    assert!(!e.uploader.status().await.unwrap().running);
 
     h.faults.delay_puts(Duration::ZERO);
     assert_eq!(run_bounded(&e).await, IdleReason::Idle);
@@ -226,27 +226,38 @@ async fn a_snapshot_taken_by_inspect_lines_up_with_later_events() {
     let a = e.add(&e.file("a.bin", PART + 1), "t").await;
     e.settle(a.id).await;
 
-    // Events from now on, and the snapshot, in the order the engine made them.
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let events_before = e.events.all.lock().unwrap().len();
-    let l = log.clone();
+    // The closure runs between two events: note how many the listener had.
+    let seen_at_snapshot: Arc<Mutex<Option<(usize, usize, u32)>>> = Arc::default();
+    let (slot, events) = (seen_at_snapshot.clone(), e.events.clone());
     e.uploader
         .inspect(move |uploads: Vec<UploadInfo>, summary| {
-            l.lock()
-                .unwrap()
-                .push(format!("snapshot {} {}", uploads.len(), summary.completed));
+            let n = events.all.lock().unwrap().len();
+            *slot.lock().unwrap() = Some((n, uploads.len(), summary.completed));
         })
         .unwrap();
     let b = e.add(&e.file("b.bin", 10), "t").await;
     e.settle(b.id).await;
-    assert_eq!(log.lock().unwrap().as_slice(), ["snapshot 1 1"]);
-    let later: Vec<UploadState> = e.events.all.lock().unwrap()[events_before..]
+    let (at, uploads, completed) = seen_at_snapshot.lock().unwrap().expect("inspect ran");
+    assert_eq!(
+        (uploads, completed),
+        (1, 1),
+        "the snapshot has a, completed"
+    );
+    // Every event after the snapshot is about b, from its first state on.
+    let later: Vec<(i64, UploadState)> = e.events.all.lock().unwrap()[at..]
         .iter()
         .filter_map(|(_, ev)| match ev {
-            UploadEvent::StateChanged(u) => Some(u.state),
+            UploadEvent::StateChanged(u) => Some((u.id, u.state)),
             _ => None,
         })
         .collect();
-    assert_eq!(later.first(), Some(&UploadState::Pending));
-    assert_eq!(later.last(), Some(&UploadState::Completed));
+    assert_eq!(
+        later,
+        vec![
+            (b.id, UploadState::Pending),
+            (b.id, UploadState::Initialized),
+            (b.id, UploadState::Running),
+            (b.id, UploadState::Completed)
+        ]
+    );
 }
