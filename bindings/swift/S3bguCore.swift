@@ -1340,19 +1340,19 @@ public func FfiConverterTypeUploadEngine_lower(_ value: UploadEngine) -> UInt64 
 /**
  * Implemented in Kotlin or Swift to receive events; see
  * [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
- * An exception thrown here is logged and the event is dropped for this
- * observer only.
+ * Whatever it throws is logged and costs this observer that one event;
+ * the engine and the other observers go on.
  */
 public protocol UploadObserver: AnyObject, Sendable {
     
-    func onEvent(event: UploaderEvent) 
+    func onEvent(event: UploaderEvent) throws 
     
 }
 /**
  * Implemented in Kotlin or Swift to receive events; see
  * [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
- * An exception thrown here is logged and the event is dropped for this
- * observer only.
+ * Whatever it throws is logged and costs this observer that one event;
+ * the engine and the other observers go on.
  */
 open class UploadObserverImpl: UploadObserver, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1407,7 +1407,7 @@ open class UploadObserverImpl: UploadObserver, @unchecked Sendable {
     
 
     
-open func onEvent(event: UploaderEvent)  {try! rustCall() {
+open func onEvent(event: UploaderEvent)throws   {try rustCallWithError(FfiConverterTypeObserverError_lift) {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_method_uploadobserver_on_event(
             self.uniffiCloneHandle(),
@@ -1455,17 +1455,18 @@ fileprivate struct UniffiCallbackInterfaceUploadObserver {
                 guard let uniffiObj = try? FfiConverterTypeUploadObserver.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onEvent(
+                return try uniffiObj.onEvent(
                      event: try FfiConverterTypeUploaderEvent_lift(event)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeObserverError_lower
             )
         }
     )
@@ -2854,6 +2855,84 @@ public func FfiConverterTypeNetworkPolicy_lower(_ value: NetworkPolicy) -> RustB
 
 
 /**
+ * What an observer may throw. Any other exception arrives as `Failed` too.
+ */
+public 
+enum ObserverError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Failed(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension ObserverError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeObserverError: FfiConverterRustBuffer {
+    typealias SwiftType = ObserverError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ObserverError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ObserverError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeObserverError_lift(_ buf: RustBuffer) throws -> ObserverError {
+    return try FfiConverterTypeObserverError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeObserverError_lower(_ value: ObserverError) -> RustBuffer {
+    return FfiConverterTypeObserverError.lower(value)
+}
+
+
+/**
  * Which uploads a call applies to.
  */
 
@@ -3711,7 +3790,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 43417) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 26753) {
+    if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {

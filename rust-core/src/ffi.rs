@@ -636,11 +636,24 @@ impl From<background::EngineStatus> for EngineStatus {
 
 /// Implemented in Kotlin or Swift to receive events; see
 /// [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
-/// An exception thrown here is logged and the event is dropped for this
-/// observer only.
+/// Whatever it throws is logged and costs this observer that one event;
+/// the engine and the other observers go on.
 #[uniffi::export(foreign)]
 pub trait UploadObserver: Send + Sync {
-    fn on_event(&self, event: UploaderEvent);
+    fn on_event(&self, event: UploaderEvent) -> Result<(), ObserverError>;
+}
+
+/// What an observer may throw. Any other exception arrives as `Failed` too.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ObserverError {
+    #[error("the observer failed: {reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ObserverError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ObserverError::Failed { reason: e.reason }
+    }
 }
 
 struct Registered {
@@ -662,9 +675,12 @@ impl ObserverHub {
 
 fn deliver(observer: &Arc<dyn UploadObserver>, event: UploaderEvent) {
     // A throwing observer must not stop the engine, whose thread this is.
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer.on_event(event)));
-    if r.is_err() {
-        tracing::warn!("an upload observer failed; its event was dropped");
+    // Its message is app code's and may hold anything: it is not logged.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer.on_event(event))) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("an upload observer failed; it missed one event")
+        }
     }
 }
 

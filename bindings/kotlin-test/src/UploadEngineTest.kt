@@ -181,6 +181,29 @@ class UploadEngineTest {
     }
 
     @Test
+    fun aThrowingObserverNeitherStopsTheEngineNorOtherObservers() = runBlocking<Unit> {
+        open().use { engine ->
+            engine.setConfig(config())
+            val broken = object : UploadObserver {
+                override fun onEvent(event: UploaderEvent) = throw IllegalStateException("observer bug")
+            }
+            val good = Recorder()
+            engine.subscribe(broken).use {
+                engine.subscribe(good).use {
+                    val f = file("robust.bin", 5 * MIB + 3)
+                    val u = engine.addFile(NewFile(f.path, "t", null, "{}"))
+                    assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+                    assertEquals(
+                        listOf(UploadState.PENDING, UploadState.INITIALIZED, UploadState.RUNNING, UploadState.COMPLETED),
+                        good.statesOf(u.id),
+                    )
+                    assertStoredObject(engine.one(u.id), f)
+                }
+            }
+        }
+    }
+
+    @Test
     fun pauseResumeAndCancelByUploadAndByTransfer() = runBlocking<Unit> {
         open(start = false).use { engine ->
             engine.setConfig(config())

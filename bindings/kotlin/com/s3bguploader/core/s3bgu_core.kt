@@ -1027,7 +1027,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 43417) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 26753) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 8456) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -2633,8 +2633,8 @@ public object FfiConverterTypeUploadEngine: FfiConverter<UploadEngine, Long> {
 /**
  * Implemented in Kotlin or Swift to receive events; see
  * [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
- * An exception thrown here is logged and the event is dropped for this
- * observer only.
+ * Whatever it throws is logged and costs this observer that one event;
+ * the engine and the other observers go on.
  */
 public interface UploadObserver {
     
@@ -2646,8 +2646,8 @@ public interface UploadObserver {
 /**
  * Implemented in Kotlin or Swift to receive events; see
  * [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
- * An exception thrown here is logged and the event is dropped for this
- * observer only.
+ * Whatever it throws is logged and costs this observer that one event;
+ * the engine and the other observers go on.
  */
 open class UploadObserverImpl: Disposable, AutoCloseable, UploadObserver
 {
@@ -2750,10 +2750,11 @@ open class UploadObserverImpl: Disposable, AutoCloseable, UploadObserver
         }
     }
 
-    override fun `onEvent`(`event`: UploaderEvent)
+    
+    @Throws(ObserverException::class)override fun `onEvent`(`event`: UploaderEvent)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(ObserverException) { _status ->
     UniffiLib.uniffi_s3bgu_core_fn_method_uploadobserver_on_event(
         it,
         
@@ -2790,7 +2791,12 @@ internal object uniffiCallbackInterfaceUploadObserver {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ObserverException -> FfiConverterTypeObserverError.lower(e) }
+            )
         }
     }
 
@@ -3747,6 +3753,71 @@ public object FfiConverterTypeNetworkPolicy: FfiConverterRustBuffer<NetworkPolic
 }
 
 
+
+
+
+
+
+/**
+ * What an observer may throw. Any other exception arrives as `Failed` too.
+ */
+sealed class ObserverException: kotlin.Exception() {
+    
+    class Failed(
+        
+        val `reason`: kotlin.String
+        ) : ObserverException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<ObserverException> {
+        override fun lift(error_buf: RustBuffer.ByValue): ObserverException = FfiConverterTypeObserverError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeObserverError : FfiConverterRustBuffer<ObserverException> {
+    override fun read(buf: ByteBuffer): ObserverException {
+        
+
+        return when(buf.getInt()) {
+            1 -> ObserverException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ObserverException): ULong {
+        return when(value) {
+            is ObserverException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: ObserverException, buf: ByteBuffer) {
+        when(value) {
+            is ObserverException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
 
 
 
