@@ -151,6 +151,11 @@ async fn run_until_idle_says_why_it_stopped() {
 
     h.faults.delay_puts(Duration::from_secs(20));
     let a = e.add(&e.file("a.bin", PART), "t").await;
+    // Its startUpload is done, so the 401 below is b's.
+    e.wait_for(a.id, "a part in flight", |u| {
+        u.state == UploadState::Running
+    })
+    .await;
     e.uploader.pause(Selector::All).await.unwrap();
     assert_eq!(run_bounded(&e).await, IdleReason::AllPaused);
 
