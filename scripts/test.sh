@@ -37,6 +37,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (engine, reference backend, test harness, CLI)"
 cargo test --workspace --locked
 
+step "Kotlin on the JVM (generated bindings, JNA, the engine and s3bgu serve)"
+kotlin_started=$SECONDS
+./bindings/kotlin-test/run.sh
+echo "kotlin step took $((SECONDS - kotlin_started)) s"
+
 # TypeScript API, jest, TurboModule codegen, library build, example app bundles.
 # S3BGU_SKIP_JS=1 skips it (for a Rust-only loop; CI never sets it).
 if [ "${S3BGU_SKIP_JS:-}" != 1 ]; then

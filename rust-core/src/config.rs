@@ -1,6 +1,7 @@
 //! Engine configuration. It is persisted with the queue so a background job can
 //! finish uploads after a restart without any JavaScript loaded.
 
+use crate::background::NetworkPolicy;
 use crate::error::{err, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -96,6 +97,15 @@ pub struct Config {
     pub max_parts_in_flight: u32,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Which networks parts may be sent on (the platform reports the network).
+    #[serde(default)]
+    pub network_policy: NetworkPolicy,
+    /// Notification title and text templates for the platform wrappers; the
+    /// engine only stores them (see [`crate::notification::render`]).
+    #[serde(default)]
+    pub notification_title: Option<String>,
+    #[serde(default)]
+    pub notification_text: Option<String>,
 }
 
 fn default_parts_in_flight() -> u32 {
@@ -117,6 +127,9 @@ impl Config {
             headers: Vec::new(),
             max_parts_in_flight: DEFAULT_MAX_PARTS_IN_FLIGHT,
             retry: RetryPolicy::default(),
+            network_policy: NetworkPolicy::Any,
+            notification_title: None,
+            notification_text: None,
         }
     }
 
@@ -205,6 +218,7 @@ impl Config {
                 ));
             }
         }
+        crate::notification::check_templates(self)?;
         Ok(())
     }
 

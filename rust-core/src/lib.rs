@@ -11,24 +11,30 @@
 //! file on a blocking thread of the engine's runtime).
 
 mod backend;
+pub mod background;
 mod config;
 mod engine;
 mod error;
 mod failure;
+pub mod ffi;
 mod hash;
 mod model;
+pub mod notification;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
 mod store;
 mod transfer;
 
+pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
 pub use config::{Config, RetryPolicy, DEFAULT_MAX_PARTS_IN_FLIGHT, MAX_PARTS_IN_FLIGHT};
 pub use error::{ErrorCode, UploadError};
 pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
+
+uniffi::setup_scaffolding!();
 
 use engine::{Command, Engine, HashedFile};
 use std::path::PathBuf;
@@ -371,6 +377,71 @@ impl Uploader {
                 return Ok(list);
             }
             changes.changed().await.map_err(|_| shutdown_error())?;
+        }
+    }
+
+    /// Tells the engine what network the platform sees. Non-blocking. When the
+    /// network goes offline, or is metered under [`NetworkPolicy::UnmeteredOnly`],
+    /// parts in flight are stopped (sent again later, no attempt counted) and
+    /// nothing new starts until an allowed network is reported.
+    pub fn set_network(&self, state: NetworkState) {
+        let _ = self.commands.send(Command::SetNetwork(state));
+    }
+
+    /// Running flag, network and counts, taken in one step.
+    pub async fn status(&self) -> Result<EngineStatus, UploadError> {
+        self.call(Command::Status).await
+    }
+
+    /// Bytes the active uploads still have to send (for Android's transfer
+    /// estimates).
+    pub async fn bytes_remaining(&self) -> Result<u64, UploadError> {
+        Ok(self.status().await?.bytes_remaining)
+    }
+
+    /// For a background task: starts the engine, then waits until there is
+    /// nothing it can run, and says why. Returns [`IdleReason::Suspended`]
+    /// soon after [`Uploader::suspend`].
+    pub async fn run_until_idle(&self) -> Result<IdleReason, UploadError> {
+        self.start().await?;
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            if let Some(reason) = self.status().await?.idle_reason() {
+                return Ok(reason);
+            }
+            changes.changed().await.map_err(|_| shutdown_error())?;
+        }
+    }
+
+    /// For a background task whose time is up: stops every request in flight
+    /// at once and returns. Everything confirmed is already committed; the
+    /// stopped parts are sent again after [`Uploader::start`] (or the next
+    /// [`Uploader::run_until_idle`]). No upload changes state.
+    pub async fn suspend(&self) -> Result<(), UploadError> {
+        self.stop().await
+    }
+
+    /// Runs `f` on the engine's task with every upload and the overall
+    /// summary. Events sent after `f` reflect changes made after that
+    /// snapshot: a subscriber that registers itself inside `f` misses none
+    /// and sees none twice. `f` must return quickly. Non-blocking.
+    pub fn inspect(
+        &self,
+        f: impl FnOnce(Vec<UploadInfo>, Summary) + Send + 'static,
+    ) -> Result<(), UploadError> {
+        self.commands
+            .send(Command::Inspect(Box::new(f)))
+            .map_err(|_| shutdown_error())
+    }
+
+    /// Stops the engine like [`Uploader::shutdown`], for callers that share
+    /// the handle: later calls answer `shutdown`. The queue's lock is released
+    /// when the handle is dropped.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
         }
     }
 

@@ -5,6 +5,7 @@
 mod urls;
 
 use crate::backend::{part_count, BackendClient, StartAnswer};
+use crate::background::{EngineStatus, NetworkState};
 use crate::config::Config;
 use crate::error::{err, ErrorCode, Result, UploadError};
 use crate::failure::Failure;
@@ -57,7 +58,15 @@ pub(crate) enum Command {
     SetListener(Option<Arc<dyn UploadListener>>),
     SetRunning(bool, Reply<()>),
     Shutdown(oneshot::Sender<()>),
+    /// The platform's view of the network; held work continues when allowed.
+    SetNetwork(NetworkState),
+    Status(Reply<EngineStatus>),
+    /// Runs on the engine's task with every upload and the overall summary,
+    /// between two events: a subscriber starts from a consistent snapshot.
+    Inspect(Inspector),
 }
+
+pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TaskKind {
@@ -282,6 +291,7 @@ pub(crate) struct Engine {
     next_ticket: u64,
     running: bool,
     changes: watch::Sender<u64>,
+    network: NetworkState,
 }
 
 impl Engine {
@@ -306,6 +316,7 @@ impl Engine {
             next_ticket: 0,
             running: true,
             changes,
+            network: NetworkState::default(),
         })
     }
 
@@ -360,6 +371,7 @@ impl Engine {
         match cmd {
             Command::SetConfig(config, reply) => {
                 let r = self.set_config(config);
+                self.hold_if_network_refused();
                 let _ = reply.send(r.map_err(Into::into));
             }
             Command::GetConfig(reply) => {
@@ -400,13 +412,70 @@ impl Engine {
                     self.stop_all_tasks();
                 }
                 self.running = running;
+                self.changes.send_modify(|n| *n += 1);
                 let _ = reply.send(Ok(()));
+            }
+            Command::SetNetwork(state) => {
+                self.network = state;
+                self.hold_if_network_refused();
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            Command::Inspect(f) => {
+                let list = self.uploads.values().map(Tracked::info).collect();
+                f(list, self.summary(None));
             }
             // The loop handles it before dispatching here; answer anyway.
             Command::Shutdown(done) => {
                 let _ = done.send(());
             }
         }
+    }
+
+    fn network_allowed(&self) -> bool {
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.network_policy)
+            .unwrap_or_default();
+        self.network.allows(policy)
+    }
+
+    /// Stops the network work when the network (or the policy) no longer
+    /// allows it: parts in flight are sent again later and no attempt is
+    /// counted, so an hour offline fails nothing.
+    fn hold_if_network_refused(&mut self) {
+        if !self.network_allowed() {
+            self.stop_all_tasks();
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn status(&self) -> EngineStatus {
+        let mut s = EngineStatus {
+            running: self.running,
+            network: self.network,
+            network_allowed: self.network_allowed(),
+            ..EngineStatus::default()
+        };
+        for t in self.uploads.values() {
+            let state = t.row.state;
+            if state.is_active() {
+                s.active += 1;
+                s.bytes_remaining += t.row.size.saturating_sub(t.uploaded_bytes());
+            } else if state == UploadState::Paused {
+                s.paused += 1;
+                if t.row
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == ErrorCode::AuthRequired)
+                {
+                    s.auth_paused += 1;
+                }
+            }
+        }
+        s
     }
 
     fn set_config(&mut self, config: Config) -> Result<()> {
@@ -682,7 +751,7 @@ impl Engine {
     }
 
     fn schedule(&mut self) {
-        if !self.running {
+        if !self.running || !self.network_allowed() {
             return;
         }
         let Some(config) = self.config.clone() else {

@@ -1,0 +1,1159 @@
+//! The uniffi facade: what the Kotlin and Swift wrappers call. It converts
+//! and delegates to [`crate::Uploader`]; no upload logic lives here.
+//!
+//! Threads and blocking, for every export:
+//! - `async` functions are Kotlin `suspend` functions and Swift `async`
+//!   functions. They never block the calling thread: the work runs on the
+//!   engine's own runtime. Any thread or coroutine may call them, many at once.
+//! - Functions that are not `async` return at once unless their doc says they
+//!   block; any thread may call them. Those that block (opening a queue,
+//!   hashing a file) should stay off the main thread.
+//! - [`UploadObserver::on_event`] is called on an engine thread, one event at a
+//!   time and in order. It must return quickly and must not wait for the
+//!   uploader (launch a coroutine or dispatch to a queue instead).
+//!
+//! Every failure is an [`UploaderError`]: its variant is the stable error
+//! code and its message never contains presigned query strings, header
+//! values or user params.
+
+use crate::background;
+use crate::error::ErrorCode as CoreCode;
+use crate::model;
+use crate::{Config, NewUpload, UploadError, Uploader, UploaderOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+// ----- errors -----
+
+/// The one error type of the API. The variant is the stable error code (its
+/// snake_case form, e.g. `file_not_found`, is what the README lists); the
+/// message is for people and has secrets removed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum UploaderError {
+    /// The configuration is missing or invalid (URLs, headers, limits).
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// An argument is invalid (empty transfer id, reserved or non-object user params...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No upload has the given id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The file does not exist (any more).
+    #[error("{0}")]
+    FileNotFound(String),
+    /// The file changed after it was added.
+    #[error("{0}")]
+    FileChanged(String),
+    /// The file exists but cannot be read (permission denied, I/O error).
+    #[error("{0}")]
+    FileUnreadable(String),
+    /// The backend refused a request (4xx other than 401).
+    #[error("{0}")]
+    BackendRejected(String),
+    /// The backend's answer does not follow the contract.
+    #[error("{0}")]
+    BackendInvalidResponse(String),
+    /// The backend could not be reached after every retry.
+    #[error("{0}")]
+    BackendUnavailable(String),
+    /// The storage refused a part.
+    #[error("{0}")]
+    StorageRejected(String),
+    /// The storage could not be reached after every retry.
+    #[error("{0}")]
+    StorageUnavailable(String),
+    /// The backend answered 401: set new headers, then resume.
+    #[error("{0}")]
+    AuthRequired(String),
+    /// The queue database failed (full, unwritable), or is in use by another process.
+    #[error("{0}")]
+    Database(String),
+    /// The queue database is damaged: `set_aside_database` keeps it for
+    /// inspection and lets the next open start an empty queue.
+    #[error("{0}")]
+    DatabaseCorrupt(String),
+    /// The uploader was shut down.
+    #[error("{0}")]
+    Shutdown(String),
+    /// A bug in the engine.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl UploaderError {
+    /// The stable code, as stored and as listed in the README.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            UploaderError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            UploaderError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            UploaderError::NotFound(_) => ErrorCode::NotFound,
+            UploaderError::FileNotFound(_) => ErrorCode::FileNotFound,
+            UploaderError::FileChanged(_) => ErrorCode::FileChanged,
+            UploaderError::FileUnreadable(_) => ErrorCode::FileUnreadable,
+            UploaderError::BackendRejected(_) => ErrorCode::BackendRejected,
+            UploaderError::BackendInvalidResponse(_) => ErrorCode::BackendInvalidResponse,
+            UploaderError::BackendUnavailable(_) => ErrorCode::BackendUnavailable,
+            UploaderError::StorageRejected(_) => ErrorCode::StorageRejected,
+            UploaderError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+            UploaderError::AuthRequired(_) => ErrorCode::AuthRequired,
+            UploaderError::Database(_) => ErrorCode::Database,
+            UploaderError::DatabaseCorrupt(_) => ErrorCode::DatabaseCorrupt,
+            UploaderError::Shutdown(_) => ErrorCode::Shutdown,
+            UploaderError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<UploadError> for UploaderError {
+    fn from(e: UploadError) -> Self {
+        let m = e.message;
+        match e.code {
+            CoreCode::InvalidConfig => UploaderError::InvalidConfig(m),
+            CoreCode::InvalidArgument => UploaderError::InvalidArgument(m),
+            CoreCode::NotFound => UploaderError::NotFound(m),
+            CoreCode::FileNotFound => UploaderError::FileNotFound(m),
+            CoreCode::FileChanged => UploaderError::FileChanged(m),
+            CoreCode::FileUnreadable => UploaderError::FileUnreadable(m),
+            CoreCode::BackendRejected => UploaderError::BackendRejected(m),
+            CoreCode::BackendInvalidResponse => UploaderError::BackendInvalidResponse(m),
+            CoreCode::BackendUnavailable => UploaderError::BackendUnavailable(m),
+            CoreCode::StorageRejected => UploaderError::StorageRejected(m),
+            CoreCode::StorageUnavailable => UploaderError::StorageUnavailable(m),
+            CoreCode::AuthRequired => UploaderError::AuthRequired(m),
+            CoreCode::Database => UploaderError::Database(m),
+            CoreCode::DatabaseCorrupt => UploaderError::DatabaseCorrupt(m),
+            CoreCode::Shutdown => UploaderError::Shutdown(m),
+            CoreCode::Internal => UploaderError::Internal(m),
+        }
+    }
+}
+
+type Result<T, E = UploaderError> = std::result::Result<T, E>;
+
+fn shut_down() -> UploaderError {
+    UploaderError::Shutdown("the uploader has been shut down".into())
+}
+
+/// Stable error codes, as found in [`UploadFailure`]. Kotlin's
+/// `code.name.lowercase()` and Swift's case names give the README's strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum ErrorCode {
+    InvalidConfig,
+    InvalidArgument,
+    NotFound,
+    FileNotFound,
+    FileChanged,
+    FileUnreadable,
+    BackendRejected,
+    BackendInvalidResponse,
+    BackendUnavailable,
+    StorageRejected,
+    StorageUnavailable,
+    AuthRequired,
+    Database,
+    DatabaseCorrupt,
+    Shutdown,
+    Internal,
+}
+
+impl From<CoreCode> for ErrorCode {
+    fn from(c: CoreCode) -> Self {
+        match c {
+            CoreCode::InvalidConfig => ErrorCode::InvalidConfig,
+            CoreCode::InvalidArgument => ErrorCode::InvalidArgument,
+            CoreCode::NotFound => ErrorCode::NotFound,
+            CoreCode::FileNotFound => ErrorCode::FileNotFound,
+            CoreCode::FileChanged => ErrorCode::FileChanged,
+            CoreCode::FileUnreadable => ErrorCode::FileUnreadable,
+            CoreCode::BackendRejected => ErrorCode::BackendRejected,
+            CoreCode::BackendInvalidResponse => ErrorCode::BackendInvalidResponse,
+            CoreCode::BackendUnavailable => ErrorCode::BackendUnavailable,
+            CoreCode::StorageRejected => ErrorCode::StorageRejected,
+            CoreCode::StorageUnavailable => ErrorCode::StorageUnavailable,
+            CoreCode::AuthRequired => ErrorCode::AuthRequired,
+            CoreCode::Database => ErrorCode::Database,
+            CoreCode::DatabaseCorrupt => ErrorCode::DatabaseCorrupt,
+            CoreCode::Shutdown => ErrorCode::Shutdown,
+            CoreCode::Internal => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Why an upload stopped (FAILED, or PAUSED for `AuthRequired`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct UploadFailure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+// ----- configuration -----
+
+/// One header sent with every backend call (never with part uploads).
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// Retries of every call: delays grow from `base_delay_ms` to `max_delay_ms`
+/// with full jitter; after `max_attempts` failures in a row the upload fails.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct RetrySettings {
+    #[uniffi(default = 8)]
+    pub max_attempts: u32,
+    #[uniffi(default = 1000)]
+    pub base_delay_ms: u64,
+    #[uniffi(default = 60000)]
+    pub max_delay_ms: u64,
+    /// New URLs fetched in a row for one part refused by the storage.
+    #[uniffi(default = 4)]
+    pub max_url_refreshes: u32,
+    /// A backend call without a whole answer after this long is a failed attempt.
+    #[uniffi(default = 60000)]
+    pub request_timeout_ms: u64,
+    /// A part upload that sends and receives nothing for this long is a failed attempt.
+    #[uniffi(default = 60000)]
+    pub stall_timeout_ms: u64,
+}
+
+/// Which networks parts may be sent on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum NetworkPolicy {
+    #[default]
+    Any,
+    /// Hold uploads while the reported network is metered.
+    UnmeteredOnly,
+}
+
+/// Everything the engine needs to reach the app's backend; stored with the
+/// queue so a background task can run without any JavaScript.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UploaderConfig {
+    pub start_upload_url: String,
+    pub upload_urls_url: String,
+    /// Base of the complete route: `{completeUrl}/{uploadId}/{key}`.
+    pub complete_url: String,
+    /// `Any`, or `UnmeteredOnly` to hold uploads on metered networks.
+    pub network_policy: NetworkPolicy,
+    /// Optional abort route (same shape), called when an upload is cancelled.
+    #[uniffi(default = None)]
+    pub abort_url: Option<String>,
+    /// Sent with every backend call, e.g. `Authorization`.
+    #[uniffi(default)]
+    pub headers: Vec<HttpHeader>,
+    /// Part uploads in flight at once, shared by every file (1..=32).
+    #[uniffi(default = 4)]
+    pub max_parts_in_flight: u32,
+    #[uniffi(default)]
+    pub retry: RetrySettings,
+    /// Notification templates for the wrappers; see [`render_notification`].
+    #[uniffi(default = None)]
+    pub notification_title: Option<String>,
+    #[uniffi(default = None)]
+    pub notification_text: Option<String>,
+}
+
+impl From<UploaderConfig> for Config {
+    fn from(c: UploaderConfig) -> Self {
+        let mut config = Config::new(c.start_upload_url, c.upload_urls_url, c.complete_url);
+        config.abort_url = c.abort_url;
+        config.headers = c.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        config.max_parts_in_flight = c.max_parts_in_flight;
+        config.retry = crate::RetryPolicy {
+            max_attempts: c.retry.max_attempts,
+            base_delay_ms: c.retry.base_delay_ms,
+            max_delay_ms: c.retry.max_delay_ms,
+            max_url_refreshes: c.retry.max_url_refreshes,
+            request_timeout_ms: c.retry.request_timeout_ms,
+            stall_timeout_ms: c.retry.stall_timeout_ms,
+        };
+        config.network_policy = match c.network_policy {
+            NetworkPolicy::Any => background::NetworkPolicy::Any,
+            NetworkPolicy::UnmeteredOnly => background::NetworkPolicy::UnmeteredOnly,
+        };
+        config.notification_title = c.notification_title;
+        config.notification_text = c.notification_text;
+        config
+    }
+}
+
+impl From<Config> for UploaderConfig {
+    fn from(c: Config) -> Self {
+        UploaderConfig {
+            start_upload_url: c.start_upload_url,
+            upload_urls_url: c.upload_urls_url,
+            complete_url: c.complete_url,
+            network_policy: match c.network_policy {
+                background::NetworkPolicy::Any => NetworkPolicy::Any,
+                background::NetworkPolicy::UnmeteredOnly => NetworkPolicy::UnmeteredOnly,
+            },
+            abort_url: c.abort_url,
+            headers: c
+                .headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader { name, value })
+                .collect(),
+            max_parts_in_flight: c.max_parts_in_flight,
+            retry: RetrySettings {
+                max_attempts: c.retry.max_attempts,
+                base_delay_ms: c.retry.base_delay_ms,
+                max_delay_ms: c.retry.max_delay_ms,
+                max_url_refreshes: c.retry.max_url_refreshes,
+                request_timeout_ms: c.retry.request_timeout_ms,
+                stall_timeout_ms: c.retry.stall_timeout_ms,
+            },
+            notification_title: c.notification_title,
+            notification_text: c.notification_text,
+        }
+    }
+}
+
+/// A configuration for a backend with the reference routes under `base_url`
+/// (`/startUpload`, `/getUploadUrls`, `/complete`, `/abort`) and defaults for
+/// the rest. Does not validate (`set_config` does).
+#[uniffi::export]
+pub fn config_for_base_url(base_url: String) -> UploaderConfig {
+    Config::for_base_url(&base_url).into()
+}
+
+// ----- uploads -----
+
+/// A file to add to the queue.
+#[derive(Clone, uniffi::Record)]
+pub struct NewFile {
+    /// Path of the file on this device.
+    pub path: String,
+    /// Groups files; any non-empty string chosen by the app.
+    pub transfer_id: String,
+    /// Sent as `fileName`; defaults to the last component of `path`.
+    #[uniffi(default = None)]
+    pub file_name: Option<String>,
+    /// A JSON object merged into the startUpload body. `fileName`,
+    /// `fileHash` and `fileSize` are reserved.
+    #[uniffi(default = "{}")]
+    pub user_params_json: String,
+}
+
+/// Life cycle of one upload: PENDING -> INITIALIZED -> RUNNING -> COMPLETED;
+/// PAUSED and FAILED (both resumable) from any unfinished state; CANCELLED is final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum UploadState {
+    Pending,
+    Initialized,
+    Running,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<model::UploadState> for UploadState {
+    fn from(s: model::UploadState) -> Self {
+        match s {
+            model::UploadState::Pending => UploadState::Pending,
+            model::UploadState::Initialized => UploadState::Initialized,
+            model::UploadState::Running => UploadState::Running,
+            model::UploadState::Paused => UploadState::Paused,
+            model::UploadState::Completed => UploadState::Completed,
+            model::UploadState::Failed => UploadState::Failed,
+            model::UploadState::Cancelled => UploadState::Cancelled,
+        }
+    }
+}
+
+/// A snapshot of one upload.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct UploadRecord {
+    /// Increases with every file added: also the queue order.
+    pub id: i64,
+    pub transfer_id: String,
+    pub path: String,
+    pub file_name: String,
+    /// XXH3-128 of the content, 32 lowercase hex digits.
+    pub file_hash: String,
+    pub size: u64,
+    pub state: UploadState,
+    /// Object key, once startUpload answered.
+    pub key: Option<String>,
+    /// S3 multipart upload id, once startUpload answered.
+    pub upload_id: Option<String>,
+    pub part_size: Option<u64>,
+    pub parts_total: u32,
+    pub parts_done: u32,
+    /// Confirmed bytes plus bytes of parts in flight.
+    pub uploaded_bytes: u64,
+    pub error: Option<UploadFailure>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<model::UploadInfo> for UploadRecord {
+    fn from(u: model::UploadInfo) -> Self {
+        UploadRecord {
+            id: u.id,
+            transfer_id: u.transfer_id,
+            path: u.path,
+            file_name: u.file_name,
+            file_hash: u.file_hash,
+            size: u.size,
+            state: u.state.into(),
+            key: u.key,
+            upload_id: u.upload_id,
+            part_size: u.part_size,
+            parts_total: u.parts_total,
+            parts_done: u.parts_done,
+            uploaded_bytes: u.uploaded_bytes,
+            error: u.error.map(|e| UploadFailure {
+                code: e.code.into(),
+                message: e.message,
+            }),
+            created_at_ms: u.created_at_ms,
+            updated_at_ms: u.updated_at_ms,
+        }
+    }
+}
+
+fn records(list: Vec<model::UploadInfo>) -> Vec<UploadRecord> {
+    list.into_iter().map(Into::into).collect()
+}
+
+/// Which uploads a call applies to.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum UploadSelector {
+    Upload { id: i64 },
+    Transfer { transfer_id: String },
+    All,
+}
+
+impl From<UploadSelector> for model::Selector {
+    fn from(s: UploadSelector) -> Self {
+        match s {
+            UploadSelector::Upload { id } => model::Selector::Upload(id),
+            UploadSelector::Transfer { transfer_id } => model::Selector::Transfer(transfer_id),
+            UploadSelector::All => model::Selector::All,
+        }
+    }
+}
+
+/// The state of a set of uploads (a transfer, or everything), for a
+/// notification or a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum AggregateState {
+    /// No upload.
+    Empty,
+    /// At least one upload is pending, initialized or running.
+    Running,
+    /// Nothing runs; at least one upload is paused.
+    Paused,
+    /// Nothing runs or is paused; at least one upload failed.
+    Failed,
+    /// Every upload that was not cancelled is completed.
+    Completed,
+    /// Every upload was cancelled.
+    Cancelled,
+}
+
+/// Aggregate over a transfer (`transfer_id` set) or over every upload.
+/// Cancelled uploads count in `cancelled` only.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TransferSummary {
+    pub transfer_id: Option<String>,
+    pub state: AggregateState,
+    /// Files not cancelled.
+    pub files: u32,
+    pub completed_files: u32,
+    pub pending: u32,
+    pub initialized: u32,
+    pub running: u32,
+    pub paused: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    pub total_bytes: u64,
+    pub uploaded_bytes: u64,
+    pub transfers: u32,
+    /// Transfers whose uploads are all completed (cancelled ones aside).
+    pub completed_transfers: u32,
+}
+
+fn summary_record(transfer_id: Option<String>, s: &model::Summary) -> TransferSummary {
+    let state = if s.uploads == 0 {
+        AggregateState::Empty
+    } else if s.active() > 0 {
+        AggregateState::Running
+    } else if s.paused > 0 {
+        AggregateState::Paused
+    } else if s.failed > 0 {
+        AggregateState::Failed
+    } else if s.completed > 0 {
+        AggregateState::Completed
+    } else {
+        AggregateState::Cancelled
+    };
+    TransferSummary {
+        transfer_id,
+        state,
+        files: s.uploads - s.cancelled,
+        completed_files: s.completed,
+        pending: s.pending,
+        initialized: s.initialized,
+        running: s.running,
+        paused: s.paused,
+        failed: s.failed,
+        cancelled: s.cancelled,
+        total_bytes: s.total_bytes,
+        uploaded_bytes: s.uploaded_bytes,
+        transfers: s.transfers,
+        completed_transfers: s.completed_transfers,
+    }
+}
+
+impl From<&TransferSummary> for model::Summary {
+    fn from(t: &TransferSummary) -> Self {
+        model::Summary {
+            uploads: t.files + t.cancelled,
+            pending: t.pending,
+            initialized: t.initialized,
+            running: t.running,
+            paused: t.paused,
+            completed: t.completed_files,
+            failed: t.failed,
+            cancelled: t.cancelled,
+            total_bytes: t.total_bytes,
+            uploaded_bytes: t.uploaded_bytes,
+            transfers: t.transfers,
+            completed_transfers: t.completed_transfers,
+        }
+    }
+}
+
+/// Fills a notification template (`{percentage}`, `{uploadedSize}`,
+/// `{totalSize}`, `{completedFiles}`, `{totalFiles}`, `{completedTransfers}`,
+/// `{totalTransfers}`) from a summary. Pure; any thread.
+#[uniffi::export]
+pub fn render_notification(template: String, summary: TransferSummary) -> String {
+    crate::notification::render(&template, &model::Summary::from(&summary))
+}
+
+/// Progress of one upload; sent at most four times a second per upload.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct UploadProgress {
+    pub id: i64,
+    pub transfer_id: String,
+    pub uploaded_bytes: u64,
+    pub total_bytes: u64,
+    pub parts_done: u32,
+    pub parts_total: u32,
+}
+
+/// What an [`UploadObserver`] receives.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum UploaderEvent {
+    /// First event of every subscription: the state at that moment. Every
+    /// later event is a change after it.
+    Snapshot {
+        uploads: Vec<UploadRecord>,
+        summary: TransferSummary,
+    },
+    /// An upload's state changed (already committed to the queue).
+    StateChanged {
+        upload: UploadRecord,
+    },
+    Progress {
+        progress: UploadProgress,
+    },
+}
+
+impl From<&model::UploadEvent> for UploaderEvent {
+    fn from(e: &model::UploadEvent) -> Self {
+        match e {
+            model::UploadEvent::StateChanged(u) => UploaderEvent::StateChanged {
+                upload: u.clone().into(),
+            },
+            model::UploadEvent::Progress(p) => UploaderEvent::Progress {
+                progress: UploadProgress {
+                    id: p.id,
+                    transfer_id: p.transfer_id.clone(),
+                    uploaded_bytes: p.uploaded_bytes,
+                    total_bytes: p.total_bytes,
+                    parts_done: p.parts_done,
+                    parts_total: p.parts_total,
+                },
+            },
+        }
+    }
+}
+
+// ----- background work -----
+
+/// Why [`UploadEngine::run_until_idle`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum IdleReason {
+    /// Nothing left to run: every upload is completed, failed or cancelled.
+    Idle,
+    /// [`UploadEngine::suspend`] was called.
+    Suspended,
+    /// Uploads remain, but the network is offline or not allowed by the policy.
+    WaitingForNetwork,
+    /// The only unfinished uploads are paused by the app.
+    AllPaused,
+    /// Uploads wait for new headers (`set_config`), then `resume`.
+    AuthRequired,
+}
+
+impl From<background::IdleReason> for IdleReason {
+    fn from(r: background::IdleReason) -> Self {
+        match r {
+            background::IdleReason::Idle => IdleReason::Idle,
+            background::IdleReason::Suspended => IdleReason::Suspended,
+            background::IdleReason::WaitingForNetwork => IdleReason::WaitingForNetwork,
+            background::IdleReason::AllPaused => IdleReason::AllPaused,
+            background::IdleReason::AuthRequired => IdleReason::AuthRequired,
+        }
+    }
+}
+
+/// The engine's own state, for a background task.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct EngineStatus {
+    /// False after `suspend` until `start` or `run_until_idle`.
+    pub running: bool,
+    pub online: bool,
+    pub metered: bool,
+    /// The configured network policy allows the reported network.
+    pub network_allowed: bool,
+    /// Uploads pending, initialized or running.
+    pub active: u32,
+    pub paused: u32,
+    /// Paused uploads that wait for new headers.
+    pub auth_paused: u32,
+    /// Bytes the active uploads still have to send.
+    pub bytes_remaining: u64,
+}
+
+impl From<background::EngineStatus> for EngineStatus {
+    fn from(s: background::EngineStatus) -> Self {
+        EngineStatus {
+            running: s.running,
+            online: s.network.online,
+            metered: s.network.metered,
+            network_allowed: s.network_allowed,
+            active: s.active,
+            paused: s.paused,
+            auth_paused: s.auth_paused,
+            bytes_remaining: s.bytes_remaining,
+        }
+    }
+}
+
+// ----- observers -----
+
+/// Implemented in Kotlin or Swift to receive events; see
+/// [`UploadEngine::subscribe`]. Called on an engine thread: return quickly.
+/// Whatever it throws is logged and costs this observer that one event;
+/// the engine and the other observers go on.
+#[uniffi::export(foreign)]
+pub trait UploadObserver: Send + Sync {
+    fn on_event(&self, event: UploaderEvent) -> Result<(), ObserverError>;
+}
+
+/// What an observer may throw. Any other exception arrives as `Failed` too.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ObserverError {
+    #[error("the observer failed: {reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ObserverError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ObserverError::Failed { reason: e.reason }
+    }
+}
+
+struct Registered {
+    observer: Arc<dyn UploadObserver>,
+}
+
+/// Fans the engine's single listener out to every subscription.
+#[derive(Default)]
+struct ObserverHub {
+    observers: Mutex<BTreeMap<u64, Registered>>,
+    next_id: AtomicU64,
+}
+
+impl ObserverHub {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Registered>> {
+        self.observers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn deliver(observer: &Arc<dyn UploadObserver>, event: UploaderEvent) {
+    // A throwing observer must not stop the engine, whose thread this is.
+    // Its message is app code's and may hold anything: it is not logged.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer.on_event(event))) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("an upload observer failed; it missed one event")
+        }
+    }
+}
+
+impl model::UploadListener for ObserverHub {
+    fn on_event(&self, event: &model::UploadEvent) {
+        let observers: Vec<Arc<dyn UploadObserver>> =
+            self.lock().values().map(|r| r.observer.clone()).collect();
+        if observers.is_empty() {
+            return;
+        }
+        let event = UploaderEvent::from(event);
+        for o in &observers {
+            deliver(o, event.clone());
+        }
+    }
+}
+
+/// Ends its subscription when cancelled or closed (Kotlin `close()`, Swift
+/// deinit). An event being delivered at that moment may still arrive.
+#[derive(uniffi::Object)]
+pub struct Subscription {
+    hub: Weak<ObserverHub>,
+    id: u64,
+    cancelled: Arc<AtomicBool>,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Ends the subscription. Idempotent; non-blocking; any thread.
+    pub fn cancel(&self) {
+        if let Some(hub) = self.hub.upgrade() {
+            let mut observers = hub.lock();
+            self.cancelled.store(true, Ordering::SeqCst);
+            observers.remove(&self.id);
+        } else {
+            self.cancelled.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the observer still receives events.
+    pub fn is_active(&self) -> bool {
+        !self.cancelled.load(Ordering::SeqCst)
+            && self
+                .hub
+                .upgrade()
+                .is_some_and(|hub| hub.lock().contains_key(&self.id))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+// ----- the uploader -----
+
+/// Queues opened in this process, so a second `open` of a path shares the
+/// first one's engine.
+static OPEN_QUEUES: Mutex<BTreeMap<PathBuf, Weak<UploadEngine>>> = Mutex::new(BTreeMap::new());
+
+fn open_queues() -> MutexGuard<'static, BTreeMap<PathBuf, Weak<UploadEngine>>> {
+    OPEN_QUEUES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The upload engine over one queue database.
+///
+/// One engine per database: within a process, a second `open` of the same
+/// path returns the same engine (shared by both callers) while it is open;
+/// another process gets a `Database` error until the first one closes it.
+/// The engine stops when [`UploadEngine::shutdown`] is called or the last
+/// reference is closed (Kotlin `close()`, Swift deinit).
+#[derive(uniffi::Object)]
+pub struct UploadEngine {
+    db_path: PathBuf,
+    /// `None` once shut down.
+    uploader: Mutex<Option<Arc<Uploader>>>,
+    hub: Arc<ObserverHub>,
+}
+
+impl UploadEngine {
+    fn uploader(&self) -> Result<Arc<Uploader>> {
+        self.uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(shut_down)
+    }
+
+    fn is_open(&self) -> bool {
+        self.uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn queue_path(db_path: &str) -> Result<PathBuf> {
+        if db_path.trim().is_empty() {
+            return Err(UploaderError::InvalidArgument(
+                "the database path must not be empty".into(),
+            ));
+        }
+        std::path::absolute(Path::new(db_path)).map_err(|e| {
+            UploaderError::InvalidArgument(format!("{db_path} is not a usable path: {e}"))
+        })
+    }
+}
+
+#[uniffi::export]
+impl UploadEngine {
+    /// Opens (creating if needed) the queue database at `db_path` and starts
+    /// the engine on its own threads. With `start` false the engine loads the
+    /// queue but sends nothing until `start` or `run_until_idle` (report the
+    /// network first). If this process already has the path open, returns
+    /// that engine and ignores `start`.
+    ///
+    /// Blocking (opens and migrates the database): call it off the main thread.
+    #[uniffi::constructor(default(start = true))]
+    pub fn open(db_path: String, start: bool) -> Result<Arc<UploadEngine>> {
+        let path = Self::queue_path(&db_path)?;
+        let mut queues = open_queues();
+        queues.retain(|_, engine| engine.strong_count() > 0);
+        if let Some(engine) = queues.get(&path).and_then(Weak::upgrade) {
+            if engine.is_open() {
+                return Ok(engine);
+            }
+        }
+        let mut options = UploaderOptions::new(&path);
+        options.start = start;
+        let uploader = Uploader::open(options)?;
+        let hub = Arc::new(ObserverHub::default());
+        uploader.set_listener(Some(hub.clone()));
+        let engine = Arc::new(UploadEngine {
+            db_path: path.clone(),
+            uploader: Mutex::new(Some(Arc::new(uploader))),
+            hub,
+        });
+        queues.insert(path, Arc::downgrade(&engine));
+        Ok(engine)
+    }
+
+    /// The absolute path of the queue database.
+    pub fn db_path(&self) -> String {
+        self.db_path.to_string_lossy().into_owned()
+    }
+
+    /// Validates and stores the configuration (persisted with the queue).
+    /// New headers apply to the next backend call. Async.
+    pub async fn set_config(&self, config: UploaderConfig) -> Result<()> {
+        Ok(self.uploader()?.set_config(config.into()).await?)
+    }
+
+    /// The stored configuration, or `None` before the first `set_config`. Async.
+    pub async fn config(&self) -> Result<Option<UploaderConfig>> {
+        Ok(self.uploader()?.config().await?.map(Into::into))
+    }
+
+    /// Hashes the file (XXH3-128, on an engine thread: seconds for big
+    /// files) and queues it, committed before this returns. Adding the same
+    /// content to the same transfer again returns the existing upload unless
+    /// that one was cancelled. Needs a configuration. Async.
+    pub async fn add_file(&self, file: NewFile) -> Result<UploadRecord> {
+        let user_params = match serde_json::from_str::<serde_json::Value>(&file.user_params_json) {
+            Ok(serde_json::Value::Object(map)) => map,
+            // The text may hold secrets: describe it, never quote it.
+            _ => {
+                return Err(UploaderError::InvalidArgument(
+                    "userParamsJson must be a JSON object".into(),
+                ))
+            }
+        };
+        let new = NewUpload {
+            path: PathBuf::from(file.path),
+            transfer_id: file.transfer_id,
+            file_name: file.file_name,
+            user_params,
+        };
+        Ok(self.uploader()?.add_file(new).await?.into())
+    }
+
+    /// Pauses the selected unfinished uploads (parts in flight stop and are
+    /// sent again on resume). Returns the uploads that changed. Async.
+    pub async fn pause(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
+        Ok(records(self.uploader()?.pause(selector.into()).await?))
+    }
+
+    /// Resumes the selected PAUSED or FAILED uploads with a fresh round of
+    /// retries. Returns the uploads that changed. Async.
+    pub async fn resume(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
+        Ok(records(self.uploader()?.resume(selector.into()).await?))
+    }
+
+    /// Cancels the selected uploads that are not completed (final; the abort
+    /// route is called when configured). Returns the uploads that changed. Async.
+    pub async fn cancel(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
+        Ok(records(self.uploader()?.cancel(selector.into()).await?))
+    }
+
+    /// Snapshots of the selected uploads, in queue order (empty for an
+    /// unknown upload id). Async.
+    pub async fn uploads(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
+        Ok(records(self.uploader()?.uploads(selector.into()).await?))
+    }
+
+    /// Aggregate of one transfer, or of every upload with `None`. Async.
+    pub async fn summary(&self, transfer_id: Option<String>) -> Result<TransferSummary> {
+        let s = self.uploader()?.summary(transfer_id.clone()).await?;
+        Ok(summary_record(transfer_id, &s))
+    }
+
+    /// One summary per transfer, in the order transfers were first used. Async.
+    pub async fn transfer_summaries(&self) -> Result<Vec<TransferSummary>> {
+        let uploader = self.uploader()?;
+        let mut transfers: Vec<String> = Vec::new();
+        for u in uploader.uploads(model::Selector::All).await? {
+            if !transfers.contains(&u.transfer_id) {
+                transfers.push(u.transfer_id);
+            }
+        }
+        let mut out = Vec::with_capacity(transfers.len());
+        for t in transfers {
+            let s = uploader.summary(Some(t.clone())).await?;
+            out.push(summary_record(Some(t), &s));
+        }
+        Ok(out)
+    }
+
+    /// Registers `observer`. Its first event is a `Snapshot` of every upload;
+    /// then it gets every state change and progress, in order, with nothing
+    /// missed or repeated between the snapshot and the first change. Keep
+    /// the returned handle: closing or cancelling it ends the subscription.
+    /// Non-blocking; any thread.
+    pub fn subscribe(&self, observer: Arc<dyn UploadObserver>) -> Result<Arc<Subscription>> {
+        let uploader = self.uploader()?;
+        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let hub = self.hub.clone();
+        let flag = cancelled.clone();
+        uploader.inspect(move |uploads, summary| {
+            // Only this task delivers events, so registering before the
+            // snapshot cannot let a change overtake it.
+            {
+                let mut observers = hub.lock();
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                observers.insert(
+                    id,
+                    Registered {
+                        observer: observer.clone(),
+                    },
+                );
+            }
+            deliver(
+                &observer,
+                UploaderEvent::Snapshot {
+                    uploads: records(uploads),
+                    summary: summary_record(None, &summary),
+                },
+            );
+        })?;
+        Ok(Arc::new(Subscription {
+            hub: Arc::downgrade(&self.hub),
+            id,
+            cancelled,
+        }))
+    }
+
+    /// Lets the engine send (after `open(start = false)` or `suspend`). Async.
+    pub async fn start(&self) -> Result<()> {
+        Ok(self.uploader()?.start().await?)
+    }
+
+    /// For a background task: starts the engine and returns when nothing is
+    /// left that it can run, saying why. Async; can take hours.
+    pub async fn run_until_idle(&self) -> Result<IdleReason> {
+        Ok(self.uploader()?.run_until_idle().await?.into())
+    }
+
+    /// For a background task whose time is up: stops every request in flight
+    /// (their parts are sent again later; everything confirmed is already
+    /// committed) and makes `run_until_idle` return `Suspended`. No upload
+    /// changes state. Async; returns within milliseconds.
+    pub async fn suspend(&self) -> Result<()> {
+        Ok(self.uploader()?.suspend().await?)
+    }
+
+    /// Reports the network the platform sees (the engine assumes online and
+    /// unmetered until told). Offline, or metered under `UnmeteredOnly`,
+    /// holds every upload without changing its state; an allowed network
+    /// continues them. Non-blocking; any thread.
+    pub fn set_network_state(&self, online: bool, metered: bool) -> Result<()> {
+        self.uploader()?
+            .set_network(background::NetworkState { online, metered });
+        Ok(())
+    }
+
+    /// Running flag, network and counts, taken in one step. Async.
+    pub async fn status(&self) -> Result<EngineStatus> {
+        Ok(self.uploader()?.status().await?.into())
+    }
+
+    /// Bytes the active uploads still have to send (Android's transfer
+    /// estimates). Async.
+    pub async fn bytes_remaining(&self) -> Result<u64> {
+        Ok(self.uploader()?.bytes_remaining().await?)
+    }
+
+    /// Stops the engine and closes the queue for every holder of this
+    /// engine; later calls fail with `Shutdown`. Parts in flight are sent
+    /// again by the next engine on this queue. Idempotent. Async.
+    pub async fn shutdown(&self) {
+        let uploader = self
+            .uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(u) = uploader {
+            u.close().await;
+            self.hub.lock().clear();
+            // The queue's lock goes with the last reference (calls still
+            // running hold one only until they see the shutdown).
+            drop(u);
+        }
+        let mut queues = open_queues();
+        if queues
+            .get(&self.db_path)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+        {
+            queues.remove(&self.db_path);
+        }
+    }
+}
+
+/// The contract's `fileHash` of a file: XXH3-128 of its content as 32
+/// lowercase hex digits. Blocking: reads the whole file.
+#[uniffi::export]
+pub fn hash_file(path: String) -> Result<String> {
+    Ok(crate::hash_file(Path::new(&path))?)
+}
+
+/// Moves a corrupt queue database (error `DatabaseCorrupt`) aside, with
+/// its `-wal` and `-shm` files, to `<db>.corrupt-<unix ms>`, and returns that
+/// path; the next `open` starts an empty queue. Refused while the queue is
+/// open. Blocking (renames files): call it off the main thread.
+#[uniffi::export]
+pub fn set_aside_database(db_path: String) -> Result<String> {
+    let aside = crate::set_aside_database(Path::new(&db_path))?;
+    Ok(aside.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_keeps_its_variant_and_message() {
+        for code in [
+            CoreCode::InvalidConfig,
+            CoreCode::NotFound,
+            CoreCode::AuthRequired,
+            CoreCode::DatabaseCorrupt,
+            CoreCode::Shutdown,
+            CoreCode::Internal,
+        ] {
+            let e = UploaderError::from(UploadError::new(code, "why"));
+            assert_eq!(e.code(), ErrorCode::from(code));
+            assert_eq!(e.to_string(), "why");
+            let name = format!("{:?}", e.code());
+            assert_eq!(
+                name.to_lowercase(),
+                code.as_str().replace('_', ""),
+                "variant names follow the stable codes"
+            );
+        }
+    }
+
+    #[test]
+    fn config_survives_the_round_trip() {
+        let mut c = Config::for_base_url("https://api.example/up");
+        c.headers = vec![("Authorization".into(), "Bearer t".into())];
+        c.network_policy = background::NetworkPolicy::UnmeteredOnly;
+        c.notification_title = Some("{percentage}%".into());
+        c.retry.max_attempts = 3;
+        let back = Config::from(UploaderConfig::from(c.clone()));
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn aggregate_states() {
+        let s = |f: &dyn Fn(&mut model::Summary)| {
+            let mut s = model::Summary::default();
+            f(&mut s);
+            summary_record(None, &s).state
+        };
+        assert_eq!(s(&|_| {}), AggregateState::Empty);
+        assert_eq!(
+            s(&|s| {
+                s.uploads = 3;
+                s.running = 1;
+                s.paused = 1;
+                s.failed = 1;
+            }),
+            AggregateState::Running
+        );
+        assert_eq!(
+            s(&|s| {
+                s.uploads = 2;
+                s.paused = 1;
+                s.failed = 1;
+            }),
+            AggregateState::Paused
+        );
+        assert_eq!(
+            s(&|s| {
+                s.uploads = 2;
+                s.completed = 1;
+                s.failed = 1;
+            }),
+            AggregateState::Failed
+        );
+        assert_eq!(
+            s(&|s| {
+                s.uploads = 2;
+                s.completed = 1;
+                s.cancelled = 1;
+            }),
+            AggregateState::Completed
+        );
+        assert_eq!(
+            s(&|s| {
+                s.uploads = 1;
+                s.cancelled = 1;
+            }),
+            AggregateState::Cancelled
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_a_path_shares_the_engine_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db").to_string_lossy().into_owned();
+        let a = UploadEngine::open(path.clone(), false).unwrap();
+        let b = UploadEngine::open(path.clone(), false).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(a.shutdown());
+        assert_eq!(
+            rt.block_on(b.status()).unwrap_err().code(),
+            ErrorCode::Shutdown
+        );
+        let c = UploadEngine::open(path, false).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(rt.block_on(c.status()).is_ok());
+    }
+}
