@@ -59,6 +59,9 @@ pub struct EngineStatus {
     /// as sent so far). Paused and failed uploads are not counted: a
     /// background task will not send them.
     pub bytes_remaining: u64,
+    /// Write transactions committed to the queue database since it was
+    /// opened (each is one WAL append and one fsync).
+    pub db_commits: u64,
 }
 
 /// Why [`crate::Uploader::run_until_idle`] returned.

@@ -457,6 +457,7 @@ impl Engine {
             running: self.running,
             network: self.network,
             network_allowed: self.network_allowed(),
+            db_commits: self.store.commits(),
             ..EngineStatus::default()
         };
         for t in self.uploads.values() {

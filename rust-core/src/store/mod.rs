@@ -6,6 +6,8 @@ use crate::error::{err, ErrorCode, Result, UploadError};
 use crate::model::{UploadId, UploadState};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Each entry moves the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
@@ -70,6 +72,9 @@ pub(crate) struct NewRow<'a> {
 
 pub(crate) struct Store {
     conn: Connection,
+    /// Write transactions committed since open (each one WAL append and,
+    /// with synchronous = FULL, one fsync): the engine's write cost.
+    commits: Arc<AtomicU64>,
 }
 
 const UPLOAD_COLUMNS: &str = "id, transfer_id, path, file_name, file_hash, size, mtime_ns, \
@@ -178,7 +183,10 @@ impl Store {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let store = Store { conn };
+        let store = Store {
+            conn,
+            commits: Arc::default(),
+        };
         store.check_integrity()?;
         let conn = store.conn;
         if version != MIGRATIONS.len() as i64 {
@@ -190,7 +198,10 @@ impl Store {
                 ),
             ));
         }
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            commits: Arc::default(),
+        })
     }
 
     #[cfg(test)]
@@ -198,13 +209,19 @@ impl Store {
         Self::setup(Connection::open_in_memory()?)
     }
 
-    fn setup(conn: Connection) -> Result<Store> {
+    fn setup(mut conn: Connection) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // journal_mode answers with a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         // FULL: a committed ETag survives power loss, not only a killed process.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-        let mut store = Store { conn };
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        conn.commit_hook(Some(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            false // never turn the commit into a rollback
+        }))?;
+        let mut store = Store { conn, commits };
         store.migrate()?;
         Ok(store)
     }
@@ -232,6 +249,11 @@ impl Store {
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Write transactions committed since the database was opened.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     pub(crate) fn transaction(&mut self) -> Result<Transaction<'_>> {

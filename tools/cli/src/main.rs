@@ -33,6 +33,9 @@ enum Command {
     Serve(ServeArgs),
     /// Upload files, then wait until they are done.
     Upload(UploadArgs),
+    /// Queue files without uploading them (hashed and recorded; `s3bgu
+    /// resume` uploads them).
+    Add(AddArgs),
     /// Finish every unfinished upload in the queue database.
     Resume(ResumeArgs),
     /// Show the uploads in the queue database.
@@ -128,6 +131,20 @@ struct UploadArgs {
 }
 
 #[derive(Args)]
+struct AddArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long, default_value = "default")]
+    transfer: String,
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
+}
+
+#[derive(Args)]
 struct ResumeArgs {
     #[arg(long, default_value = DEFAULT_DB)]
     db: PathBuf,
@@ -187,6 +204,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => run_serve(a).await,
             Command::Upload(a) => run_upload(a).await,
+            Command::Add(a) => run_add(a).await,
             Command::Resume(a) => run_resume(a).await,
             Command::Status(a) => run_status(a).await,
             Command::Recover(a) => run_recover(a),
@@ -325,8 +343,11 @@ async fn open_configured(
     db: &Path,
     flags: &BackendArgs,
     embedded_by_default: bool,
+    start: bool,
 ) -> Result<(Uploader, Option<RunningBackend>), String> {
-    let uploader = Uploader::open(UploaderOptions::new(db)).map_err(|e| e.to_string())?;
+    let mut options = UploaderOptions::new(db);
+    options.start = start;
+    let uploader = Uploader::open(options).map_err(|e| e.to_string())?;
     let stored = uploader.config().await.map_err(|e| e.to_string())?;
     let mut embedded = None;
     let config = if flags.given() {
@@ -362,34 +383,11 @@ struct Session {
 }
 
 async fn run_upload(a: UploadArgs) -> ExitCode {
-    let (uploader, embedded) = match open_configured(&a.db, &a.backend, true).await {
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, true, true).await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let params: serde_json::Map<String, serde_json::Value> = a
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let mut ids = Vec::new();
-    let mut had_errors = false;
-    for file in &a.files {
-        let added = uploader
-            .add_file(NewUpload {
-                path: file.clone(),
-                transfer_id: a.transfer.clone(),
-                file_name: None,
-                user_params: params.clone(),
-            })
-            .await;
-        match added {
-            Ok(info) => ids.push(info.id),
-            Err(e) => {
-                had_errors = true;
-                eprintln!("s3bgu: error: {}: {e}", file.display());
-            }
-        }
-    }
+    let (ids, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
     // Uploads paused or failed earlier (same content, same transfer) go on.
     for id in &ids {
         if let Err(e) = uploader.resume(Selector::Upload(*id)).await {
@@ -406,11 +404,61 @@ async fn run_upload(a: UploadArgs) -> ExitCode {
     .await
 }
 
+/// Hashes and records each file; returns the upload ids and whether any
+/// file was refused (each refusal is reported on stderr).
+async fn add_files(
+    uploader: &Uploader,
+    files: &[PathBuf],
+    transfer: &str,
+    params: &[(String, String)],
+) -> (Vec<i64>, bool) {
+    let params: serde_json::Map<String, serde_json::Value> = params
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let mut ids = Vec::new();
+    let mut had_errors = false;
+    for file in files {
+        let added = uploader
+            .add_file(NewUpload {
+                path: file.clone(),
+                transfer_id: transfer.to_owned(),
+                file_name: None,
+                user_params: params.clone(),
+            })
+            .await;
+        match added {
+            Ok(info) => ids.push(info.id),
+            Err(e) => {
+                had_errors = true;
+                eprintln!("s3bgu: error: {}: {e}", file.display());
+            }
+        }
+    }
+    (ids, had_errors)
+}
+
+async fn run_add(a: AddArgs) -> ExitCode {
+    // Not started: nothing is sent, the uploads stay queued.
+    let (uploader, _embedded) = match open_configured(&a.db, &a.backend, true, false).await {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let (ids, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
+    uploader.shutdown().await;
+    println!("queued {} uploads in {}", ids.len(), a.db.display());
+    if had_errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 async fn run_resume(a: ResumeArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
     }
-    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false).await {
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false, true).await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -470,8 +518,9 @@ async fn finish(s: Session) -> ExitCode {
         Ok(list) => list.into_iter().filter(|u| s.ids.contains(&u.id)).collect(),
         Err(e) => return fail(e),
     };
+    let db_commits = s.uploader.status().await.ok().map(|st| st.db_commits);
     s.uploader.shutdown().await;
-    output::report(&list, s.json);
+    output::report(&list, s.json, db_commits);
     if interrupted {
         eprintln!("s3bgu: interrupted: uploads paused; run `s3bgu resume` to finish them");
         return ExitCode::from(EXIT_INTERRUPTED);
@@ -522,6 +571,6 @@ async fn run_status(a: StatusArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    output::report(&list, a.json);
+    output::report(&list, a.json, None);
     ExitCode::SUCCESS
 }

@@ -96,10 +96,16 @@ fn upload_json(u: &UploadInfo) -> serde_json::Value {
 }
 
 /// Prints the final report on stdout; errors also go to stderr, one line each.
-pub fn report(list: &[UploadInfo], as_json: bool) {
+/// `db_commits`: write transactions this run committed to the queue database
+/// (in the JSON only).
+pub fn report(list: &[UploadInfo], as_json: bool, db_commits: Option<u64>) {
     if as_json {
         let uploads: Vec<_> = list.iter().map(upload_json).collect();
-        println!("{}", json!({ "uploads": uploads }));
+        let mut out = json!({ "uploads": uploads });
+        if let Some(n) = db_commits {
+            out["dbCommits"] = json!(n);
+        }
+        println!("{out}");
     } else {
         for u in list {
             println!(

@@ -1,0 +1,560 @@
+#!/usr/bin/env python3
+"""Benchmarks of the upload engine against the tools a user would otherwise
+use, and against the machine's limit, measured in the same run.
+
+Started by scripts/bench.sh, which builds the binaries and installs the peers
+(awscli in a venv, xxhsum, curl). Prints figures, never asserts speed: the
+only failures are wrong results (an upload that did not complete, a hash that
+differs from xxhsum's).
+
+Every measurement is repeated (--reps, default 3) with the contenders
+interleaved (engine, peer, limit, engine, peer, limit, ...) so that a slow
+moment of this shared machine hits all of them alike; the median is reported.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+class Sizes:
+    def __init__(self, smoke):
+        if smoke:
+            self.big = 40 * MIB
+            self.part = 8 * MIB
+            self.conc = 4
+            self.mem_part = 16 * MIB
+            self.mem_conc = 2
+            self.hash = 64 * MIB
+            self.small_count = 40
+            self.queue_count = 40
+        else:
+            self.big = 1 * GIB
+            self.part = 16 * MIB
+            self.conc = 4
+            self.mem_part = 64 * MIB
+            self.mem_conc = 8
+            self.hash = 2 * GIB
+            self.small_count = 2000
+            self.queue_count = 1000
+        self.small_size = 64 * 1024
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def fmt_bytes(n):
+    if n >= GIB and n % GIB == 0:
+        return f"{n // GIB} GiB"
+    if n >= MIB and n % MIB == 0:
+        return f"{n // MIB} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} B"
+
+
+def write_random(path, size):
+    """A file of incompressible bytes (written once, reused by every rep)."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 * MIB)
+            f.write(os.urandom(n))
+            left -= n
+    tmp.rename(path)
+
+
+def warm(path):
+    """Reads a file once so the measured runs find it in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(8 * MIB):
+            pass
+
+
+def run_measured(cmd, env=None, stdout=None, watch=None):
+    """Runs cmd; returns (wall seconds, peak RSS bytes, exit code, stdout
+    text, seconds until a stderr line containing `watch` appeared or None).
+    Peak RSS comes from wait4's rusage of that very process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    seen = [None]
+    err_lines = []
+
+    def read_err():
+        for raw in proc.stderr:
+            if watch is not None and seen[0] is None and watch.encode() in raw:
+                seen[0] = time.perf_counter() - t0
+            if len(err_lines) < 200:
+                err_lines.append(raw.decode(errors="replace").rstrip())
+
+    reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    if proc.returncode != 0:
+        tail = "\n".join(err_lines[-15:])
+        raise RuntimeError(f"{Path(cmd[0]).name} exited with {proc.returncode}:\n{tail}")
+    return wall, usage.ru_maxrss * 1024, out.decode(errors="replace"), seen[0]
+
+
+def post_json(url, body):
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        data = resp.read()
+    return json.loads(data) if data.strip() else None
+
+
+class Server:
+    """`s3bgu serve` in the background; reads the URLs it prints."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"s3bgu serve did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = line.split()[-1]
+        self.store_url = None
+        if "--s3-endpoint" not in args:
+            err = self.proc.stderr.readline()
+            self.store_url = err.split()[-1]
+        # Drain the pipes so the server never blocks on a full one.
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Bench:
+    def __init__(self, opts):
+        self.opts = opts
+        self.sizes = Sizes(opts.smoke)
+        self.work = Path(opts.work).resolve()
+        self.bin = opts.bin
+        self.aws = opts.aws
+        self.store_dir = self.work / "store"
+        self.bucket_dir = self.store_dir / "uploads"
+        self.rows = []  # (section, measure, engine, peer, ratio)
+        self.run_no = 0
+
+    # ---------------------------------------------------------------- setup
+    def setup(self):
+        s = self.sizes
+        self.work.mkdir(parents=True, exist_ok=True)
+        if self.store_dir.exists():
+            shutil.rmtree(self.store_dir)
+        data = self.work / "data"
+        data.mkdir(exist_ok=True)
+        log("writing test files")
+        self.big = data / f"big-{s.big}.bin"
+        write_random(self.big, s.big)
+        self.hashed = data / f"hash-{s.hash}.bin"
+        write_random(self.hashed, s.hash)
+        self.small_dir = data / f"small-{s.small_count}x{s.small_size}"
+        if not self.small_dir.exists():
+            tmp = data / "small.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            for i in range(s.small_count):
+                (tmp / f"f{i:05d}.bin").write_bytes(os.urandom(s.small_size))
+            tmp.rename(self.small_dir)
+        self.small_files = sorted(self.small_dir.iterdir())
+        # The same parts as separate files, for curl (split outside the timing).
+        self.parts_dir = data / f"parts-{s.big}-{s.part}"
+        if not self.parts_dir.exists():
+            tmp = data / "parts.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            with open(self.big, "rb") as f:
+                n = 1
+                while True:
+                    chunk = f.read(s.part)
+                    if not chunk:
+                        break
+                    (tmp / f"p{n:05d}").write_bytes(chunk)
+                    n += 1
+            tmp.rename(self.parts_dir)
+        self.parts = sorted(self.parts_dir.iterdir())
+        for p in [self.big, self.hashed, *self.small_files, *self.parts]:
+            warm(p)
+
+        log("starting the store and backends")
+        self.server = Server(
+            [self.bin, "serve", "--listen", "127.0.0.1:0", "--store", str(self.store_dir),
+             "--part-size", str(s.part)]
+        )
+        self.backend = self.server.url
+        self.store_url = self.server.store_url
+        self.secret = (self.store_dir / ".s3bgu-secret").read_text().strip()
+        # A second backend on the same store, handing out the larger parts.
+        self.server_mem = Server(
+            [self.bin, "serve", "--listen", "127.0.0.1:0", "--s3-endpoint", self.store_url,
+             "--bucket", "uploads", "--access-key", "s3bgu-local", "--secret-key",
+             self.secret, "--part-size", str(s.mem_part)]
+        )
+        self.backend_mem = self.server_mem.url
+
+        aws_dir = self.work / "aws"
+        aws_dir.mkdir(exist_ok=True)
+        cfg = aws_dir / "config"
+        part_mib = s.part // MIB
+        cfg.write_text(
+            "[default]\n"
+            "region = us-east-1\n"
+            "s3 =\n"
+            f"  multipart_threshold = {part_mib}MB\n"
+            f"  multipart_chunksize = {part_mib}MB\n"
+            f"  max_concurrent_requests = {s.conc}\n"
+            "  addressing_style = path\n"
+        )
+        self.aws_env = dict(os.environ)
+        self.aws_env.update(
+            AWS_CONFIG_FILE=str(cfg),
+            AWS_SHARED_CREDENTIALS_FILE=str(aws_dir / "credentials-none"),
+            AWS_ACCESS_KEY_ID="s3bgu-local",
+            AWS_SECRET_ACCESS_KEY=self.secret,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        self.quiet_env = {k: v for k, v in os.environ.items() if k != "S3BGU_LOG"}
+
+    def teardown(self):
+        for srv in (getattr(self, "server_mem", None), getattr(self, "server", None)):
+            if srv:
+                srv.stop()
+
+    def fresh_run_dir(self):
+        """An empty queue database per run (the engine would otherwise find
+        the same file already uploaded), and an empty bucket."""
+        self.run_no += 1
+        d = self.work / "runs" / f"r{self.run_no:04d}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        self.empty_bucket()
+        return d
+
+    def empty_bucket(self):
+        for child in self.bucket_dir.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        for child in self.store_dir.iterdir():
+            # s3s-fs keeps multipart uploads in progress beside the bucket.
+            if child.name not in ("uploads", ".s3bgu-secret"):
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+
+    def stored_sizes(self):
+        sizes = []
+        for root, _, files in os.walk(self.bucket_dir):
+            for name in files:
+                sizes.append(os.path.getsize(os.path.join(root, name)))
+        return sizes
+
+    def check_stored(self, what, size, count=1):
+        found = [n for n in self.stored_sizes() if n == size]
+        if len(found) < count:
+            raise RuntimeError(
+                f"{what}: expected {count} stored object(s) of {size} bytes, found {len(found)}"
+            )
+
+    # ------------------------------------------------------------ contenders
+    def engine_upload(self, files, backend, conc, transfer="bench", watch=None, env=None):
+        d = self.fresh_run_dir()
+        cmd = [self.bin, "upload", *map(str, files), "--backend", backend,
+               "--concurrency", str(conc), "--db", str(d / "queue.db"),
+               "--transfer", transfer, "--json"]
+        wall, rss, out, _ = run_measured(cmd, env=env or self.quiet_env, watch=watch)
+        report = json.loads(out)
+        states = {u["state"] for u in report["uploads"]}
+        if states != {"COMPLETED"} or len(report["uploads"]) != len(files):
+            raise RuntimeError(f"engine upload did not complete: {states}")
+        return wall, rss, report
+
+    def aws_cp(self, src, dest, recursive=False):
+        self.fresh_run_dir()
+        cmd = [self.aws, "s3", "cp", str(src), dest, "--endpoint-url", self.store_url,
+               "--only-show-errors", "--no-progress"]
+        if recursive:
+            cmd.append("--recursive")
+        wall, rss, _, _ = run_measured(cmd, env=self.aws_env)
+        return wall, rss
+
+    def curl_limit(self):
+        """The same multipart upload with no client logic: one startUpload,
+        one getUploadUrls, the parts PUT by one curl process with N parallel
+        transfers, one complete. No hashing, no database, no retries."""
+        s = self.sizes
+        self.fresh_run_dir()
+        t0 = time.perf_counter()
+        start = post_json(
+            f"{self.backend}/startUpload",
+            {"fileName": "limit.bin", "fileHash": self.big_hash, "fileSize": s.big},
+        )
+        numbers = list(range(1, len(self.parts) + 1))
+        urls = post_json(
+            f"{self.backend}/getUploadUrls",
+            {"key": start["key"], "uploadId": start["uploadId"], "parts": numbers},
+        )["urls"]
+        cmd = ["curl", "--silent", "--show-error", "--parallel", "--parallel-max",
+               str(s.conc), "--header", "Expect:", "--write-out",
+               "%{urlnum} %{http_code} %header{etag}\\n"]
+        for n, part in zip(numbers, self.parts):
+            cmd += ["--upload-file", str(part), urls[str(n)], "--output", "/dev/null"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"curl failed: {out.stderr[-500:]}")
+        etags = {}
+        for line in out.stdout.splitlines():
+            idx, code, etag = line.split(" ", 2)
+            if code != "200" or not etag:
+                raise RuntimeError(f"curl part {int(idx) + 1}: HTTP {code}")
+            etags[int(idx) + 1] = etag
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n in numbers]
+        from urllib.parse import quote
+        key_path = "/".join(quote(seg, safe="") for seg in start["key"].split("/"))
+        post_json(
+            f"{self.backend}/complete/{quote(start['uploadId'], safe='')}/{key_path}",
+            {"parts": parts},
+        )
+        wall = time.perf_counter() - t0
+        self.check_stored("curl", s.big)
+        return wall
+
+    # -------------------------------------------------------------- sections
+    def reps(self):
+        return range(self.opts.reps)
+
+    def throughput_and_memory(self):
+        s = self.sizes
+        log(f"1. throughput: {fmt_bytes(s.big)} file, {fmt_bytes(s.part)} parts, {s.conc} in flight")
+        eng, aws, lim, rss, commits = [], [], [], [], []
+        for rep in self.reps():
+            w, r, report = self.engine_upload([self.big], self.backend, s.conc)
+            self.check_stored("engine", s.big)
+            eng.append(w)
+            rss.append(r)
+            commits.append(report.get("dbCommits", 0))
+            w, _ = self.aws_cp(self.big, f"s3://uploads/bench/aws-{rep}.bin")
+            self.check_stored("aws", s.big)
+            aws.append(w)
+            lim.append(self.curl_limit())
+            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])}, aws {w_fmt(aws[-1])}, curl {w_fmt(lim[-1])}")
+        mbs = lambda t: s.big / t / 1e6
+        e, a, c = map(statistics.median, (eng, aws, lim))
+        title = f"1 GiB upload ({fmt_bytes(s.part)} parts, {s.conc} in flight), MB/s" if not self.opts.smoke else \
+            f"{fmt_bytes(s.big)} upload ({fmt_bytes(s.part)} parts, {s.conc} in flight), MB/s"
+        self.rows.append(("Throughput", title + " vs aws s3 cp", f"{mbs(e):.0f}", f"{mbs(a):.0f}", f"{a / e:.2f}x"))
+        self.rows.append(("Throughput", title + " vs parallel curl (limit)", f"{mbs(e):.0f}", f"{mbs(c):.0f}", f"{c / e:.2f}x"))
+        n_parts = -(-s.big // s.part)
+        self.commits_per_part = statistics.median(commits) / n_parts
+
+        log(f"2. memory: {fmt_bytes(s.mem_part)} parts, {s.mem_conc} in flight")
+        rss_big = []
+        for rep in self.reps():
+            _, r, _ = self.engine_upload([self.big], self.backend_mem, s.mem_conc)
+            self.check_stored("engine", s.big)
+            rss_big.append(r)
+        for label, values, part, conc in (
+            ("run 1", rss, s.part, s.conc),
+            ("large parts", rss_big, s.mem_part, s.mem_conc),
+        ):
+            peak = max(values)
+            self.rows.append((
+                "Memory",
+                f"peak RSS, {label}: {conc} x {fmt_bytes(part)} in flight, MiB",
+                f"{peak / MIB:.1f}",
+                f"{conc * part / MIB:.0f} (in flight)",
+                f"{peak / (conc * part):.2f}x",
+            ))
+
+    def hashing(self):
+        s = self.sizes
+        log(f"3. hashing: {fmt_bytes(s.hash)} in the page cache")
+        eng, peer = [], []
+        for _ in self.reps():
+            warm(self.hashed)
+            w, _, out, _ = run_measured([self.bin, "hash", str(self.hashed)])
+            eng.append(w)
+            mine = out.strip()
+            w, _, out, _ = run_measured(["xxhsum", "-H2", str(self.hashed)])
+            peer.append(w)
+            theirs = out.split()[0]
+            if mine != theirs:
+                raise RuntimeError(f"hash differs: s3bgu {mine}, xxhsum {theirs}")
+        e, p = statistics.median(eng), statistics.median(peer)
+        self.rows.append((
+            "Hashing",
+            f"XXH3-128 of {fmt_bytes(s.hash)} (cached), GB/s: s3bgu hash vs xxhsum -H2",
+            f"{s.hash / e / 1e9:.2f}", f"{s.hash / p / 1e9:.2f}", f"{p / e:.2f}x",
+        ))
+
+    def many_small(self):
+        s = self.sizes
+        n = len(self.small_files)
+        log(f"4. many small files: {n} x {fmt_bytes(s.small_size)}")
+        eng, aws = [], []
+        for rep in self.reps():
+            w, _, _ = self.engine_upload(self.small_files, self.backend, s.conc, transfer=f"small-{rep}")
+            self.check_stored("engine", s.small_size, n)
+            eng.append(w)
+            w, _ = self.aws_cp(self.small_dir, f"s3://uploads/bench/aws-small-{rep}/", recursive=True)
+            self.check_stored("aws", s.small_size, n)
+            aws.append(w)
+            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])}, aws {w_fmt(aws[-1])}")
+        e, a = statistics.median(eng), statistics.median(aws)
+        self.rows.append((
+            "Small files",
+            f"{n} x {fmt_bytes(s.small_size)} in one transfer ({s.conc} in flight), files/s vs aws s3 cp --recursive",
+            f"{n / e:.0f}", f"{n / a:.0f}", f"{a / e:.2f}x",
+        ))
+
+    def queue_overhead(self):
+        s = self.sizes
+        n = s.queue_count
+        files = self.small_files[:n]
+        log(f"5. queue overhead: {n} unfinished uploads")
+        first, total, commits = [], [], []
+        for rep in self.reps():
+            d = self.fresh_run_dir()
+            db = d / "queue.db"
+            subprocess.run(
+                [self.bin, "add", *map(str, files), "--backend", self.backend,
+                 "--concurrency", str(s.conc), "--db", str(db), "--transfer", "queued"],
+                check=True, capture_output=True, env=self.quiet_env,
+            )
+            env = dict(self.quiet_env, S3BGU_LOG="s3bgu_core=debug")
+            wall, _, out, seen = run_measured(
+                [self.bin, "resume", "--db", str(db), "--json"], env=env,
+                watch="part upload starts",
+            )
+            report = json.loads(out)
+            if len(report["uploads"]) != n or {u["state"] for u in report["uploads"]} != {"COMPLETED"}:
+                raise RuntimeError("resume did not complete the queued uploads")
+            if seen is None:
+                raise RuntimeError("no part upload was logged")
+            first.append(seen)
+            total.append(wall)
+            commits.append(report["dbCommits"])
+        self.rows.append((
+            "Queue",
+            f"`s3bgu resume` with {n} queued uploads: start to first part request, ms",
+            f"{statistics.median(first) * 1000:.0f}", "-", "-",
+        ))
+        self.rows.append((
+            "Queue",
+            f"SQLite commits per part: {n} one-part uploads (start, URLs, part, complete)",
+            f"{statistics.median(commits) / n:.2f}", "-", "-",
+        ))
+        self.rows.append((
+            "Queue",
+            f"SQLite commits per part: {fmt_bytes(s.big)} file of {-(-s.big // s.part)} parts (run 1)",
+            f"{self.commits_per_part:.2f}", "-", "-",
+        ))
+
+    def binary_size(self):
+        lib = Path(self.opts.lib)
+        log(f"6. binary size: {lib}")
+        stripped = self.work / "libs3bgu_core.stripped.so"
+        shutil.copy(lib, stripped)
+        subprocess.run(["strip", "--strip-all", str(stripped)], check=True)
+        size = stripped.stat().st_size
+        self.rows.append((
+            "Size",
+            f"engine cdylib ({lib.parent.name} profile, x86-64, stripped), MiB",
+            f"{size / MIB:.2f}", "-", "-",
+        ))
+
+    # --------------------------------------------------------------- output
+    def print_table(self):
+        print()
+        print(f"Benchmarks ({'smoke, ' if self.opts.smoke else ''}{self.opts.reps} reps, median; "
+              f"ratio = peer time / engine time, above 1 means the engine is faster; "
+              f"for memory, peak RSS / bytes in flight)")
+        print()
+        print("| Section | Measure | Engine | Peer | Ratio |")
+        print("|---|---|---|---|---|")
+        for row in self.rows:
+            print("| " + " | ".join(row) + " |")
+        sys.stdout.flush()
+
+
+def w_fmt(seconds):
+    return f"{seconds:.2f} s"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one rep")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--aws", required=True)
+    ap.add_argument("--only", default="throughput,hashing,small,queue,size")
+    opts = ap.parse_args()
+    if opts.reps is None:
+        opts.reps = 1 if opts.smoke else 3
+    only = set(opts.only.split(","))
+    bench = Bench(opts)
+    try:
+        bench.setup()
+        bench.big_hash = subprocess.run(
+            [opts.bin, "hash", str(bench.big)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        bench.commits_per_part = float("nan")
+        if "throughput" in only:
+            bench.throughput_and_memory()
+        if "hashing" in only:
+            bench.hashing()
+        if "small" in only:
+            bench.many_small()
+        if "queue" in only:
+            bench.queue_overhead()
+        if "size" in only:
+            bench.binary_size()
+    finally:
+        bench.teardown()
+    bench.print_table()
+
+
+if __name__ == "__main__":
+    main()
