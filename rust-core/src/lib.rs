@@ -12,6 +12,7 @@
 
 mod backend;
 pub mod background;
+mod buffer;
 mod config;
 mod engine;
 mod error;

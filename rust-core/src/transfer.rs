@@ -1,20 +1,31 @@
-//! One part PUT: the body is streamed from the file in small chunks, so memory
-//! does not grow with the part size and a retry simply reads the file again.
+//! One part PUT: the body is streamed from the file in page-aligned chunks
+//! borrowed from a pool, so memory does not grow with the part size and a
+//! retry simply reads the file again.
 
+use crate::buffer::{BufPool, PooledBuf};
 use crate::error::ErrorCode;
 use crate::failure::{describe_reqwest, is_transient_status, retry_after, Failure};
 use crate::hash::file_error;
 use crate::redact;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::fs::File;
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
-/// Size of each read from the file; the only per-part buffer.
+/// Size of each read from the file: the unit the HTTP stack writes.
 pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Idle chunks kept for reuse (all parts together).
+pub(crate) const POOL_KEEP: usize = 32;
+
+/// The pool part bodies borrow their chunks from (one per engine).
+pub(crate) fn chunk_pool() -> BufPool {
+    BufPool::new(CHUNK, POOL_KEEP)
+}
 
 /// Default for a part PUT that has made no progress: abandoned and retried.
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,24 +39,71 @@ pub(crate) struct PartJob<'a> {
     pub sent: Arc<AtomicU64>,
     /// No byte sent and no answer for this long: abandon the attempt.
     pub stall_timeout: Duration,
+    pub pool: &'a BufPool,
+}
+
+/// Reads `want` bytes at `pos` into a pooled buffer. Blocking.
+fn read_chunk(file: &File, pos: u64, want: usize, mut buf: PooledBuf) -> io::Result<PooledBuf> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < want {
+        match file.read_at(&mut buf.space()[n..want], pos + n as u64) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than when it was added",
+                ))
+            }
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.set_len(want);
+    Ok(buf)
+}
+
+/// The part's bytes as a stream of chunks, each read on a blocking thread.
+fn part_body(
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+    pool: BufPool,
+) -> impl Stream<Item = io::Result<Bytes>> {
+    futures_util::stream::try_unfold((offset, len), move |(pos, left)| {
+        let file = file.clone();
+        let pool = pool.clone();
+        async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let want = left.min(CHUNK as u64) as usize;
+            let buf =
+                tokio::task::spawn_blocking(move || read_chunk(&file, pos, want, pool.take()))
+                    .await
+                    .map_err(io::Error::other)??;
+            let next = (pos + want as u64, left - want as u64);
+            Ok(Some((Bytes::from_owner(buf), next)))
+        }
+    })
 }
 
 /// Sends the part and returns its ETag exactly as the storage sent it.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
-    let mut file = tokio::fs::File::open(job.path)
+    let file = tokio::fs::File::open(job.path)
         .await
-        .map_err(|e| Failure::from(file_error(job.path, &e)))?;
-    file.seek(std::io::SeekFrom::Start(job.offset))
-        .await
-        .map_err(|e| Failure::from(file_error(job.path, &e)))?;
+        .map_err(|e| Failure::from(file_error(job.path, &e)))?
+        .into_std()
+        .await;
     let sent = job.sent.clone();
     sent.store(0, Ordering::Relaxed);
     let counter = sent.clone();
-    let stream = ReaderStream::with_capacity(file.take(job.len), CHUNK).inspect(move |chunk| {
-        if let Ok(c) = chunk {
-            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
-        }
-    });
+    let stream =
+        part_body(Arc::new(file), job.offset, job.len, job.pool.clone()).inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+        });
     let request = http
         .put(job.url)
         // An explicit length: S3 refuses chunked part uploads.

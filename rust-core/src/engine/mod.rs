@@ -283,6 +283,8 @@ pub(crate) struct Engine {
     store: Store,
     config: Option<Config>,
     http: reqwest::Client,
+    /// Chunks the part bodies are read into.
+    chunks: crate::buffer::BufPool,
     listener: Option<Arc<dyn UploadListener>>,
     uploads: BTreeMap<UploadId, Tracked>,
     tasks: JoinSet<TaskDone>,
@@ -308,6 +310,7 @@ impl Engine {
             store,
             config,
             http,
+            chunks: crate::transfer::chunk_pool(),
             listener: None,
             uploads,
             tasks: JoinSet::new(),
@@ -939,6 +942,7 @@ impl Engine {
         t.parts[number as usize - 1].in_flight = Some(sent.clone());
         let path = PathBuf::from(&t.row.path);
         let http = self.http.clone();
+        let pool = self.chunks.clone();
         let stall_timeout = self
             .config
             .as_ref()
@@ -955,6 +959,7 @@ impl Engine {
                     len,
                     sent,
                     stall_timeout,
+                    pool: &pool,
                 },
             )
             .await;
