@@ -27,14 +27,31 @@ use urls::UrlCache;
 
 /// Minimum time between two progress events of one upload.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-/// startUpload calls in flight at once (the next files are prepared ahead).
-const MAX_STARTS_IN_FLIGHT: usize = 2;
+/// startUpload calls in flight at once, at most (the next files are
+/// prepared ahead, within the window of parts ahead).
+const MAX_STARTS_IN_FLIGHT: usize = 8;
+/// The smallest part S3 accepts (but the last): a file not started yet is
+/// counted in the window as if cut in parts of this size.
+const MIN_PART: u64 = 5 * 1024 * 1024;
 /// Most part URLs asked for in one getUploadUrls call.
 const MAX_URL_BATCH: usize = 64;
 /// Longest sleep when nothing is due (a safety net; events wake the loop).
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
 type Reply<T> = oneshot::Sender<std::result::Result<T, UploadError>>;
+
+/// A backend call the scheduler decided to make.
+enum Call {
+    Abort(UploadId),
+    Start(UploadId),
+    Complete(UploadId),
+    Urls(UploadId, Vec<u32>),
+}
+
+/// Most commands and finished tasks handled before the scheduler runs again:
+/// under load one pass over the queue serves many events, yet a long burst
+/// cannot hold back new work for long.
+const EVENTS_PER_PASS: usize = 64;
 
 /// A file checked and hashed by the caller's side, ready to be queued.
 pub(crate) struct HashedFile {
@@ -352,6 +369,23 @@ impl Engine {
                     self.on_task_end(res);
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            // Whatever else is ready already, before the next pass.
+            for _ in 0..EVENTS_PER_PASS {
+                if let Some(res) = self.tasks.try_join_next_with_id() {
+                    self.on_task_end(res);
+                    continue;
+                }
+                match commands.try_recv() {
+                    Ok(Command::Shutdown(done)) => {
+                        self.stop_all_tasks();
+                        drop(self);
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(cmd) => self.handle(cmd),
+                    Err(_) => break,
+                }
             }
         }
     }
@@ -761,6 +795,22 @@ impl Engine {
         let Some(config) = self.config.clone() else {
             return;
         };
+        for step in self.plan_calls(&config) {
+            match step {
+                Call::Abort(id) => self.spawn_abort(id, &config),
+                Call::Start(id) => self.spawn_start(id, &config),
+                Call::Complete(id) => self.spawn_complete(id, &config),
+                Call::Urls(id, parts) => self.spawn_urls(id, parts, &config),
+            }
+        }
+        // Fill the free slots, oldest upload first. A file found changed
+        // fails its upload and frees its slots for the next one: go again.
+        while self.fill_slots(config.max_parts_in_flight as usize) {}
+    }
+
+    /// The backend calls due now. One pass over the uploads, no lookups:
+    /// with thousands of queued files this runs after every event.
+    fn plan_calls(&self, config: &Config) -> Vec<Call> {
         let now = Instant::now();
         let now_ms = now_ms();
         let limit = config.max_parts_in_flight as usize;
@@ -772,17 +822,15 @@ impl Engine {
             .values()
             .filter(|t| t.kind == TaskKind::Start)
             .count();
-        let ids: Vec<UploadId> = self.uploads.keys().copied().collect();
-
-        for &id in &ids {
-            let t = &self.uploads[&id];
+        let mut calls = Vec::new();
+        for (&id, t) in &self.uploads {
             let state = t.row.state;
             if state == UploadState::Cancelled
                 && t.row.abort_state == AbortState::Pending
                 && !t.busy.contains(&TaskKindTag::Abort)
                 && t.due(now_ms)
             {
-                self.spawn_abort(id, &config);
+                calls.push(Call::Abort(id));
                 continue;
             }
             if !state.is_active() {
@@ -794,49 +842,57 @@ impl Engine {
                     && !t.busy.contains(&TaskKindTag::Start)
                     && t.due(now_ms)
                 {
-                    self.spawn_start(id, &config);
+                    calls.push(Call::Start(id));
                     starts += 1;
                 }
-                // Its parts are unknown yet: count it as a full window's worth.
-                ahead += limit;
+                // Its parts are unknown yet: count it as cut at the smallest
+                // part size, so many small files are prepared in parallel
+                // while one big file fills the window alone.
+                ahead += usize::try_from(t.row.size.div_ceil(MIN_PART))
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, limit);
                 continue;
             }
             if t.all_parts_done() {
                 if !t.busy.contains(&TaskKindTag::Complete) && t.due(now_ms) {
-                    self.spawn_complete(id, &config);
+                    calls.push(Call::Complete(id));
                 }
                 continue;
             }
             // Parts that still need a PUT, in order.
-            let pending: Vec<u32> = t
+            let pending = t
                 .parts
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.etag.is_none() && p.in_flight.is_none())
-                .map(|(i, _)| i as u32 + 1)
-                .collect();
+                .map(|(i, _)| i as u32 + 1);
             if ahead < window && !t.busy.contains(&TaskKindTag::Urls) && t.due(now_ms) {
                 let want = (window - ahead).clamp(limit, MAX_URL_BATCH);
                 let missing: Vec<u32> = pending
-                    .iter()
+                    .clone()
                     .take(want)
-                    .copied()
                     .filter(|n| t.urls.usable(*n, now).is_none())
                     .collect();
                 if !missing.is_empty() {
-                    self.spawn_urls(id, missing, &config);
+                    calls.push(Call::Urls(id, missing));
                 }
             }
-            ahead += pending.len();
+            ahead += pending.count();
         }
+        calls
+    }
 
-        // Fill the free slots, oldest upload first.
+    /// Starts part PUTs up to `limit` in flight. Returns true when an upload
+    /// failed its file check on the way (its slots are free again).
+    fn fill_slots(&mut self, limit: usize) -> bool {
+        let now = Instant::now();
+        let now_ms = now_ms();
         let mut in_flight = self.parts_in_flight();
-        for &id in &ids {
+        let mut batches: Vec<(UploadId, Vec<(u32, String)>)> = Vec::new();
+        for (&id, t) in &self.uploads {
             if in_flight >= limit {
                 break;
             }
-            let t = &self.uploads[&id];
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
                 continue;
             }
@@ -853,26 +909,32 @@ impl Engine {
                 })
                 .take(limit - in_flight)
                 .collect();
-            if ready.is_empty() {
-                continue;
+            if !ready.is_empty() {
+                in_flight += ready.len();
+                batches.push((id, ready));
             }
+        }
+        let mut freed = false;
+        for (id, ready) in batches {
             // The file must still be the one that was added (never a mixed object).
             if let Err(e) = self.check_file(id) {
                 self.fail(id, e);
+                freed = true;
                 continue;
             }
             if self.uploads[&id].row.state == UploadState::Initialized {
                 if let Err(e) = self.commit_state(id, UploadState::Running, None) {
                     self.db_failed(id, e);
+                    freed = true;
                     continue;
                 }
                 self.notify_state(id);
             }
             for (n, url) in ready {
                 self.spawn_part(id, n, url);
-                in_flight += 1;
             }
         }
+        freed
     }
 
     fn check_file(&self, id: UploadId) -> std::result::Result<(), UploadError> {
