@@ -42,6 +42,11 @@ kotlin_started=$SECONDS
 ./bindings/kotlin-test/run.sh
 echo "kotlin step took $((SECONDS - kotlin_started)) s"
 
+# The benchmark harness at tiny sizes, so it cannot rot; the figures of a
+# smoke run mean nothing (debug build, one rep). Full run: scripts/bench.sh.
+step "benchmark smoke (scripts/bench.sh --smoke)"
+./scripts/bench.sh --smoke
+
 # TypeScript API, jest, TurboModule codegen, library build, example app bundles.
 # S3BGU_SKIP_JS=1 skips it (for a Rust-only loop; CI never sets it).
 if [ "${S3BGU_SKIP_JS:-}" != 1 ]; then

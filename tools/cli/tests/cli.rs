@@ -548,3 +548,58 @@ fn a_corrupt_queue_is_reported_then_recover_sets_it_aside() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing done"));
 }
+
+/// `s3bgu add` records the files and sends nothing; `s3bgu resume` uploads
+/// them and reports how many write transactions the queue database took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_queues_without_sending_and_resume_uploads() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| write_file(dir.path(), &format!("q{i}.bin"), 1000 + i, i as u8))
+        .collect();
+    let big = write_file(dir.path(), "big.bin", 3 * PART + 1, 9);
+    let out = run(s3bgu(dir.path())
+        .args(["add", "--backend", &h.backend_url, "--transfer", "later"])
+        .args(&files)
+        .arg(&big));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued 6 uploads"));
+    assert_eq!(
+        h.stats.backend_calls(Route::StartUpload),
+        0,
+        "add sends nothing"
+    );
+    let status = json_of(&run(s3bgu(dir.path()).args(["status", "--json"])));
+    let states: Vec<&str> = uploads(&status)
+        .iter()
+        .map(|u| u["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["PENDING"; 6]);
+
+    let out = run(s3bgu(dir.path()).args(["resume", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    for (u, path) in uploads(&v).iter().zip(files.iter().chain([&big])) {
+        assert_eq!(u["state"], "COMPLETED");
+        let stored = h.object_bytes(u["key"].as_str().unwrap()).unwrap();
+        assert_eq!(stored, std::fs::read(path).unwrap());
+    }
+    assert_eq!(h.stats.backend_calls(Route::StartUpload), 6);
+    // The configuration saved at start, then per upload: initialized,
+    // running, completed; per part: its ETag. 5 one-part uploads and one of
+    // 4 parts: 1 + 6 x 3 + 9 = 28 at most.
+    let commits = v["dbCommits"].as_u64().expect("dbCommits in the JSON");
+    assert!(
+        (10..=28).contains(&commits),
+        "{commits} write transactions for 9 parts"
+    );
+}
