@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -104,7 +105,7 @@ def warm(path):
             pass
 
 
-def run_measured(cmd, env=None, stdout=None, watch=None):
+def run_measured(cmd, env=None, watch=None):
     """Runs cmd; returns (wall seconds, peak RSS bytes, exit code, stdout
     text, seconds until a stderr line containing `watch` appeared or None).
     Peak RSS comes from wait4's rusage of that very process."""
@@ -372,7 +373,6 @@ class Bench:
                 raise RuntimeError(f"curl part {int(idx) + 1}: HTTP {code}")
             etags[int(idx) + 1] = etag
         parts = [{"PartNumber": n, "ETag": etags[n]} for n in numbers]
-        from urllib.parse import quote
         key_path = "/".join(quote(seg, safe="") for seg in start["key"].split("/"))
         post_json(
             f"{self.backend}/complete/{quote(start['uploadId'], safe='')}/{key_path}",

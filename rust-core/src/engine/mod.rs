@@ -351,14 +351,7 @@ impl Engine {
             let wake = self.next_wake();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Shutdown(done)) => {
-                        self.stop_all_tasks();
-                        // Close the database (checkpointing its WAL) before
-                        // the caller hears that the engine is down.
-                        drop(self);
-                        let _ = done.send(());
-                        return;
-                    }
+                    Some(Command::Shutdown(done)) => return self.shut_down(done),
                     Some(cmd) => self.handle(cmd),
                     None => {
                         self.stop_all_tasks();
@@ -377,17 +370,20 @@ impl Engine {
                     continue;
                 }
                 match commands.try_recv() {
-                    Ok(Command::Shutdown(done)) => {
-                        self.stop_all_tasks();
-                        drop(self);
-                        let _ = done.send(());
-                        return;
-                    }
+                    Ok(Command::Shutdown(done)) => return self.shut_down(done),
                     Ok(cmd) => self.handle(cmd),
                     Err(_) => break,
                 }
             }
         }
+    }
+
+    /// Stops every task and closes the database (checkpointing its WAL)
+    /// before the caller hears that the engine is down.
+    fn shut_down(mut self, done: oneshot::Sender<()>) {
+        self.stop_all_tasks();
+        drop(self);
+        let _ = done.send(());
     }
 
     fn stop_all_tasks(&mut self) {
