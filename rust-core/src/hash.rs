@@ -3,11 +3,11 @@
 
 use crate::buffer::AlignedBuf;
 use crate::error::{err, ErrorCode, Result};
+use crate::xxh3::FileHasher;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
-use twox_hash::XxHash3_128;
 
 /// One read; small enough to stay in the CPU's cache while it is hashed.
 const READ_BUF: usize = 128 * 1024;
@@ -72,12 +72,13 @@ pub(crate) fn file_error(path: &Path, e: &std::io::Error) -> crate::error::Error
 ///
 /// One thread, one page-aligned buffer that stays in the CPU's cache: handing
 /// buffers to a second hashing thread was measured 3-6x slower (the cache
-/// lines bounce between cores), and the hash itself (AVX2 or NEON when the
-/// CPU has them) costs a fraction of the read.
+/// lines bounce between cores), and the hash itself (`crate::xxh3`: AVX2 on
+/// x86-64, NEON on aarch64, when the CPU has them) costs a fraction of the
+/// read.
 pub(crate) fn hash_file(path: &Path) -> Result<(String, FileStamp)> {
     let before = FileStamp::of(path)?;
     let mut file = File::open(path).map_err(|e| file_error(path, &e))?;
-    let mut hasher = XxHash3_128::new();
+    let mut hasher = FileHasher::new();
     let mut buf = AlignedBuf::new(READ_BUF);
     let mut total = 0u64;
     loop {
@@ -87,7 +88,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, FileStamp)> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(file_error(path, &e)),
         };
-        hasher.write(&buf.as_slice()[..n]);
+        hasher.update(&buf.as_slice()[..n]);
         total += n as u64;
     }
     let after = FileStamp::of(path)?;
@@ -97,7 +98,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, FileStamp)> {
             format!("{} changed while it was being hashed", path.display()),
         ));
     }
-    Ok((format!("{:032x}", hasher.finish_128()), after))
+    Ok((format!("{:032x}", hasher.digest()), after))
 }
 
 #[cfg(test)]

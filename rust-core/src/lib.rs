@@ -26,6 +26,7 @@ mod proptests;
 pub mod redact;
 mod store;
 mod transfer;
+mod xxh3;
 
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
 pub use config::{Config, RetryPolicy, DEFAULT_MAX_PARTS_IN_FLIGHT, MAX_PARTS_IN_FLIGHT};
