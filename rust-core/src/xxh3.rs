@@ -176,11 +176,15 @@ mod blocks {
     fn consume_avx2(acc: &mut [u64; 8], in_block: &mut usize, data: &[u8]) {
         use std::arch::x86_64::*;
 
+        #[target_feature(enable = "avx2")]
+        #[inline]
         fn load(bytes: &[u8]) -> __m256i {
             let bytes: &[u8; 32] = bytes[..32].try_into().expect("32 bytes");
             // SAFETY: reads the 32 bytes of `bytes`; the load needs no alignment.
             unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
         }
+        #[target_feature(enable = "avx2")]
+        #[inline]
         fn lanes(acc: &[u64]) -> __m256i {
             let mut bytes = [0u8; 32];
             for (chunk, a) in bytes.chunks_exact_mut(8).zip(acc) {
@@ -188,6 +192,8 @@ mod blocks {
             }
             load(&bytes)
         }
+        #[target_feature(enable = "avx2")]
+        #[inline]
         fn unpack(v: __m256i, out: &mut [u64]) {
             let mut bytes = [0u8; 32];
             // SAFETY: writes the 32 bytes of `bytes`; no alignment needed.
@@ -197,39 +203,44 @@ mod blocks {
             }
         }
 
+        // Two named values rather than an array or an inner loop: at the
+        // size-tuned mobile opt-level an array of two was kept on the stack,
+        // which brings back the store-to-load wait this loop exists to avoid.
+        let accumulate = |acc: __m256i, data: __m256i, key: __m256i| {
+            let k = _mm256_xor_si256(data, key);
+            // acc[i ^ 1] += data[i]: swap the words of each 128-bit lane.
+            let swapped = _mm256_shuffle_epi32::<0b01_00_11_10>(data);
+            // acc[i] += low32(k) * high32(k)
+            let product = _mm256_mul_epu32(k, _mm256_srli_epi64::<32>(k));
+            _mm256_add_epi64(_mm256_add_epi64(acc, swapped), product)
+        };
         let prime = _mm256_set1_epi64x(P32_1 as i64);
-        let scramble_keys = [
-            load(&SECRET[SECRET_LEN - STRIPE..]),
-            load(&SECRET[SECRET_LEN - STRIPE + 32..]),
-        ];
-        let mut acc_v = [lanes(&acc[..4]), lanes(&acc[4..])];
+        let scramble = |acc: __m256i, key: __m256i| {
+            let x = _mm256_xor_si256(_mm256_xor_si256(acc, _mm256_srli_epi64::<47>(acc)), key);
+            // 64-bit x * P32_1 from two 32x32 products.
+            let low = _mm256_mul_epu32(x, prime);
+            let high = _mm256_mul_epu32(_mm256_srli_epi64::<32>(x), prime);
+            _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high))
+        };
+        let scramble_lo = load(&SECRET[SECRET_LEN - STRIPE..]);
+        let scramble_hi = load(&SECRET[SECRET_LEN - STRIPE + 32..]);
+        let mut lo = lanes(&acc[..4]);
+        let mut hi = lanes(&acc[4..]);
         let mut pos = *in_block;
         for stripe in data.chunks_exact(STRIPE) {
-            for (half, a) in acc_v.iter_mut().enumerate() {
-                let d = load(&stripe[32 * half..]);
-                let k = _mm256_xor_si256(d, load(&SECRET[pos * 8 + 32 * half..]));
-                // acc[i ^ 1] += data[i]: swap the words of each 128-bit lane.
-                let swapped = _mm256_shuffle_epi32::<0b01_00_11_10>(d);
-                // acc[i] += low32(k) * high32(k)
-                let product = _mm256_mul_epu32(k, _mm256_srli_epi64::<32>(k));
-                *a = _mm256_add_epi64(_mm256_add_epi64(*a, swapped), product);
-            }
+            let keys = &SECRET[pos * 8..pos * 8 + STRIPE];
+            lo = accumulate(lo, load(&stripe[..32]), load(&keys[..32]));
+            hi = accumulate(hi, load(&stripe[32..]), load(&keys[32..]));
             pos += 1;
             if pos == STRIPES_PER_BLOCK {
-                for (a, key) in acc_v.iter_mut().zip(scramble_keys) {
-                    let x =
-                        _mm256_xor_si256(_mm256_xor_si256(*a, _mm256_srli_epi64::<47>(*a)), key);
-                    // 64-bit x * P32_1 from two 32x32 products.
-                    let low = _mm256_mul_epu32(x, prime);
-                    let high = _mm256_mul_epu32(_mm256_srli_epi64::<32>(x), prime);
-                    *a = _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high));
-                }
+                lo = scramble(lo, scramble_lo);
+                hi = scramble(hi, scramble_hi);
                 pos = 0;
             }
         }
-        let (lo, hi) = acc.split_at_mut(4);
-        unpack(acc_v[0], lo);
-        unpack(acc_v[1], hi);
+        let (acc_lo, acc_hi) = acc.split_at_mut(4);
+        unpack(lo, acc_lo);
+        unpack(hi, acc_hi);
         *in_block = pos;
     }
 
