@@ -25,28 +25,37 @@ pub(crate) struct FileHasher {
     inner: XxHash3_128,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl FileHasher {
     pub(crate) fn new() -> FileHasher {
         FileHasher {
-            #[cfg(target_arch = "x86_64")]
             inner: Box::new(BlockHasher::new(Kernel::best())),
-            #[cfg(not(target_arch = "x86_64"))]
+        }
+    }
+
+    pub(crate) fn update(&mut self, input: &[u8]) {
+        self.inner.update(input);
+    }
+
+    pub(crate) fn digest(&self) -> u128 {
+        self.inner.digest()
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl FileHasher {
+    pub(crate) fn new() -> FileHasher {
+        FileHasher {
             inner: XxHash3_128::new(),
         }
     }
 
     pub(crate) fn update(&mut self, input: &[u8]) {
-        #[cfg(target_arch = "x86_64")]
-        self.inner.update(input);
-        #[cfg(not(target_arch = "x86_64"))]
         self.inner.write(input);
     }
 
     pub(crate) fn digest(&self) -> u128 {
-        #[cfg(target_arch = "x86_64")]
-        return self.inner.digest();
-        #[cfg(not(target_arch = "x86_64"))]
-        return self.inner.finish_128();
+        self.inner.finish_128()
     }
 }
 
