@@ -1,0 +1,341 @@
+//! Commands from the API (config, add, pause, resume, cancel, queries) and
+//! the state changes they make: committed first, then reported.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::SetConfig(config, reply) => {
+                let r = self.set_config(config);
+                self.hold_if_network_refused();
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::GetConfig(reply) => {
+                let _ = reply.send(Ok(self.config.clone()));
+            }
+            Command::Add(file, reply) => {
+                let r = self.add(file);
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::Pause(sel, reply) => {
+                let r = self.pause(&sel, None);
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::Resume(sel, reply) => {
+                let r = self.resume(&sel);
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::Cancel(sel, reply) => {
+                let r = self.cancel(&sel);
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::List(sel, reply) => {
+                let list = self
+                    .uploads
+                    .values()
+                    .filter(|t| t.matches(&sel))
+                    .map(Tracked::info)
+                    .collect();
+                let _ = reply.send(Ok(list));
+            }
+            Command::Summary(transfer, reply) => {
+                let _ = reply.send(Ok(self.summary(transfer.as_deref())));
+            }
+            Command::SetListener(l) => self.listener = l,
+            Command::SetRunning(running, reply) => {
+                if !running {
+                    // Checkpoint: stop the network work; nothing committed changes.
+                    self.stop_all_tasks();
+                }
+                self.running = running;
+                self.changes.send_modify(|n| *n += 1);
+                let _ = reply.send(Ok(()));
+            }
+            Command::SetNetwork(state) => {
+                self.network = state;
+                self.hold_if_network_refused();
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            Command::Inspect(f) => {
+                let list = self.uploads.values().map(Tracked::info).collect();
+                f(list, self.summary(None));
+            }
+            // The loop handles it before dispatching here; answer anyway.
+            Command::Shutdown(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    pub(super) fn network_allowed(&self) -> bool {
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.network_policy)
+            .unwrap_or_default();
+        self.network.allows(policy)
+    }
+
+    /// Stops the network work when the network (or the policy) no longer
+    /// allows it: parts in flight are sent again later and no attempt is
+    /// counted, so an hour offline fails nothing.
+    pub(super) fn hold_if_network_refused(&mut self) {
+        if !self.network_allowed() {
+            self.stop_all_tasks();
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(super) fn status(&self) -> EngineStatus {
+        let mut s = EngineStatus {
+            running: self.running,
+            network: self.network,
+            network_allowed: self.network_allowed(),
+            db_commits: self.store.commits(),
+            ..EngineStatus::default()
+        };
+        for t in self.uploads.values() {
+            let state = t.row.state;
+            if state.is_active() {
+                s.active += 1;
+                s.bytes_remaining += t.row.size.saturating_sub(t.uploaded_bytes());
+            } else if state == UploadState::Paused {
+                s.paused += 1;
+                if t.row
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == ErrorCode::AuthRequired)
+                {
+                    s.auth_paused += 1;
+                }
+            }
+        }
+        s
+    }
+
+    pub(super) fn set_config(&mut self, config: Config) -> Result<()> {
+        config.validate()?;
+        self.store.save_config(&config)?;
+        self.config = Some(config);
+        Ok(())
+    }
+
+    pub(super) fn add(&mut self, f: HashedFile) -> Result<UploadInfo> {
+        if self.config.is_none() {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                "no configuration: call setConfig before adding files",
+            ));
+        }
+        if let Some(id) = self.store.find_duplicate(&f.transfer_id, &f.file_hash)? {
+            if let Some(t) = self.uploads.get(&id) {
+                return Ok(t.info());
+            }
+        }
+        let path = f.path.to_string_lossy().into_owned();
+        let tx = self.store.transaction()?;
+        let id = write::insert_upload(
+            &tx,
+            &NewRow {
+                transfer_id: &f.transfer_id,
+                path: &path,
+                file_name: &f.file_name,
+                file_hash: &f.file_hash,
+                size: f.stamp.size,
+                mtime_ns: f.stamp.mtime_ns,
+                user_params: &f.user_params,
+            },
+        )?;
+        tx.commit()?;
+        let row = self
+            .store
+            .upload(id)?
+            .ok_or_else(|| err(ErrorCode::Internal, "inserted upload vanished"))?;
+        let t = Tracked::new(row, Vec::new());
+        let info = t.info();
+        self.uploads.insert(id, t);
+        self.notify_state(id);
+        Ok(info)
+    }
+
+    pub(super) fn selected(&self, sel: &Selector) -> Result<Vec<UploadId>> {
+        let ids: Vec<UploadId> = self
+            .uploads
+            .values()
+            .filter(|t| t.matches(sel))
+            .map(|t| t.row.id)
+            .collect();
+        if let Selector::Upload(id) = sel {
+            if ids.is_empty() {
+                return Err(err(ErrorCode::NotFound, format!("no upload with id {id}")));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Pauses the selected unfinished uploads; `reason` is set for auth pauses.
+    pub(super) fn pause(
+        &mut self,
+        sel: &Selector,
+        reason: Option<UploadError>,
+    ) -> Result<Vec<UploadInfo>> {
+        let mut changed = Vec::new();
+        for id in self.selected(sel)? {
+            if !self.uploads[&id].row.state.is_active() {
+                continue;
+            }
+            self.commit_state(id, UploadState::Paused, reason.as_ref())?;
+            self.stop_tasks_of(id);
+            changed.push(self.uploads[&id].info());
+            self.notify_state(id);
+        }
+        Ok(changed)
+    }
+
+    pub(super) fn resume(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
+        let mut changed = Vec::new();
+        for id in self.selected(sel)? {
+            let t = &self.uploads[&id];
+            if !matches!(t.row.state, UploadState::Paused | UploadState::Failed) {
+                continue;
+            }
+            let next = if t.row.upload_id.is_none() {
+                UploadState::Pending
+            } else if t.parts_done > 0 {
+                UploadState::Running
+            } else {
+                UploadState::Initialized
+            };
+            let tx = self.store.transaction()?;
+            write::reset_attempts(&tx, id)?;
+            write::set_state(&tx, id, next, None)?;
+            tx.commit()?;
+            let t = self.uploads.get_mut(&id).expect("selected upload exists");
+            t.row.state = next;
+            t.row.error = None;
+            t.row.attempts = 0;
+            t.row.next_attempt_at = 0;
+            t.row.updated_at = now_ms();
+            for p in &mut t.parts {
+                p.attempts = 0;
+                p.next_attempt_at = 0;
+                p.refreshes = 0;
+            }
+            changed.push(t.info());
+            self.notify_state(id);
+        }
+        Ok(changed)
+    }
+
+    pub(super) fn cancel(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
+        let mut changed = Vec::new();
+        let abort_configured = self.config.as_ref().is_some_and(|c| c.abort_url.is_some());
+        for id in self.selected(sel)? {
+            let t = &self.uploads[&id];
+            if t.row.state.is_final() {
+                continue;
+            }
+            let abort = if t.row.upload_id.is_some() && abort_configured {
+                AbortState::Pending
+            } else {
+                AbortState::None
+            };
+            let tx = self.store.transaction()?;
+            write::set_state(&tx, id, UploadState::Cancelled, None)?;
+            write::set_attempts(&tx, id, 0, 0)?;
+            write::set_abort_state(&tx, id, abort)?;
+            tx.commit()?;
+            self.stop_tasks_of(id);
+            let t = self.uploads.get_mut(&id).expect("selected upload exists");
+            t.row.state = UploadState::Cancelled;
+            t.row.error = None;
+            t.row.attempts = 0;
+            t.row.next_attempt_at = 0;
+            t.row.abort_state = abort;
+            t.row.updated_at = now_ms();
+            t.urls.clear();
+            changed.push(t.info());
+            self.notify_state(id);
+        }
+        Ok(changed)
+    }
+
+    pub(super) fn summary(&self, transfer: Option<&str>) -> Summary {
+        let mut s = Summary::default();
+        let mut transfers: BTreeMap<&str, bool> = BTreeMap::new();
+        for t in self.uploads.values() {
+            if transfer.is_some_and(|x| x != t.row.transfer_id) {
+                continue;
+            }
+            s.uploads += 1;
+            match t.row.state {
+                UploadState::Pending => s.pending += 1,
+                UploadState::Initialized => s.initialized += 1,
+                UploadState::Running => s.running += 1,
+                UploadState::Paused => s.paused += 1,
+                UploadState::Completed => s.completed += 1,
+                UploadState::Failed => s.failed += 1,
+                UploadState::Cancelled => s.cancelled += 1,
+            }
+            let complete = transfers.entry(&t.row.transfer_id).or_insert(true);
+            if t.row.state != UploadState::Cancelled {
+                s.total_bytes += t.row.size;
+                s.uploaded_bytes += t.uploaded_bytes();
+                if t.row.state != UploadState::Completed {
+                    *complete = false;
+                }
+            }
+        }
+        s.transfers = transfers.len() as u32;
+        s.completed_transfers = transfers.values().filter(|c| **c).count() as u32;
+        s
+    }
+
+    // ----- state changes: committed first, then reported -----
+
+    pub(super) fn commit_state(
+        &mut self,
+        id: UploadId,
+        state: UploadState,
+        error: Option<&UploadError>,
+    ) -> Result<()> {
+        let tx = self.store.transaction()?;
+        write::set_state(&tx, id, state, error)?;
+        tx.commit()?;
+        if let Some(t) = self.uploads.get_mut(&id) {
+            t.row.state = state;
+            t.row.error = error.cloned();
+            t.row.updated_at = now_ms();
+        }
+        Ok(())
+    }
+
+    pub(super) fn notify_state(&mut self, id: UploadId) {
+        self.changes.send_modify(|n| *n += 1);
+        if let (Some(l), Some(t)) = (&self.listener, self.uploads.get(&id)) {
+            l.on_event(&UploadEvent::StateChanged(t.info()));
+        }
+    }
+
+    /// Sets the upload FAILED with `error`. If even that cannot be committed,
+    /// the failure is still applied in memory (and reported) so nothing spins.
+    pub(super) fn fail(&mut self, id: UploadId, error: UploadError) {
+        tracing::warn!(upload = id, code = %error.code, "upload failed: {}", error.message);
+        self.stop_tasks_of(id);
+        if let Err(e) = self.commit_state(id, UploadState::Failed, Some(&error)) {
+            tracing::error!(upload = id, "cannot record the failure: {e}");
+            if let Some(t) = self.uploads.get_mut(&id) {
+                t.row.state = UploadState::Failed;
+                t.row.error = Some(error);
+            }
+        }
+        self.notify_state(id);
+    }
+
+    pub(super) fn db_failed(&mut self, id: UploadId, e: crate::error::Error) {
+        self.fail(id, e.into());
+    }
+}

@@ -1,0 +1,412 @@
+//! Scheduling: which backend call and which part PUT go next, the tasks
+//! that run them, and when the loop wakes.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn secrets_for(&self, id: UploadId) -> Vec<String> {
+        let mut s: Vec<String> = self
+            .config
+            .as_ref()
+            .map(|c| c.secret_values().map(str::to_string).collect())
+            .unwrap_or_default();
+        if let Some(t) = self.uploads.get(&id) {
+            s.extend(t.secrets.iter().cloned());
+        }
+        s
+    }
+
+    pub(super) fn spawn<F>(&mut self, upload: UploadId, kind: TaskKind, fut: F)
+    where
+        F: std::future::Future<Output = Outcome> + Send + 'static,
+    {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let handle = self.tasks.spawn(async move {
+            TaskDone {
+                ticket,
+                outcome: fut.await,
+            }
+        });
+        self.task_ids.insert(handle.id(), ticket);
+        self.tickets.insert(
+            ticket,
+            TaskInfo {
+                upload,
+                kind,
+                handle,
+            },
+        );
+    }
+
+    pub(super) fn stop_tasks_of(&mut self, id: UploadId) {
+        for info in self.tickets.values() {
+            if info.upload == id {
+                info.handle.abort();
+            }
+        }
+        // Flags are cleared when the aborted tasks report back.
+    }
+
+    pub(super) fn parts_in_flight(&self) -> usize {
+        self.tickets
+            .values()
+            .filter(|t| matches!(t.kind, TaskKind::Part(_)))
+            .count()
+    }
+
+    pub(super) fn schedule(&mut self) {
+        if !self.running || !self.network_allowed() {
+            return;
+        }
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        for step in self.plan_calls(&config) {
+            match step {
+                Call::Abort(id) => self.spawn_abort(id, &config),
+                Call::Start(id) => self.spawn_start(id, &config),
+                Call::Complete(id) => self.spawn_complete(id, &config),
+                Call::Urls(id, parts) => self.spawn_urls(id, parts, &config),
+            }
+        }
+        // Fill the free slots, oldest upload first. A file found changed
+        // fails its upload and frees its slots for the next one: go again.
+        while self.fill_slots(config.max_parts_in_flight as usize) {}
+    }
+
+    /// The backend calls due now. One pass over the uploads, no lookups:
+    /// with thousands of queued files this runs after every event.
+    pub(super) fn plan_calls(&self, config: &Config) -> Vec<Call> {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let limit = config.max_parts_in_flight as usize;
+        // How far ahead of the parts in flight the next files are prepared.
+        let window = 2 * limit;
+        let mut ahead = 0usize;
+        let mut starts = self
+            .tickets
+            .values()
+            .filter(|t| t.kind == TaskKind::Start)
+            .count();
+        let mut calls = Vec::new();
+        for (&id, t) in &self.uploads {
+            let state = t.row.state;
+            if state == UploadState::Cancelled
+                && t.row.abort_state == AbortState::Pending
+                && !t.busy.contains(&TaskKindTag::Abort)
+                && t.due(now_ms)
+            {
+                calls.push(Call::Abort(id));
+                continue;
+            }
+            if !state.is_active() {
+                continue;
+            }
+            if state == UploadState::Pending {
+                if ahead < window
+                    && starts < MAX_STARTS_IN_FLIGHT
+                    && !t.busy.contains(&TaskKindTag::Start)
+                    && t.due(now_ms)
+                {
+                    calls.push(Call::Start(id));
+                    starts += 1;
+                }
+                // Its parts are unknown yet: count it as cut at the smallest
+                // part size, so many small files are prepared in parallel
+                // while one big file fills the window alone.
+                ahead += usize::try_from(t.row.size.div_ceil(MIN_PART))
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, limit);
+                continue;
+            }
+            if t.all_parts_done() {
+                if !t.busy.contains(&TaskKindTag::Complete) && t.due(now_ms) {
+                    calls.push(Call::Complete(id));
+                }
+                continue;
+            }
+            // Parts that still need a PUT, in order.
+            let pending = t
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.etag.is_none() && p.in_flight.is_none())
+                .map(|(i, _)| i as u32 + 1);
+            if ahead < window && !t.busy.contains(&TaskKindTag::Urls) && t.due(now_ms) {
+                let want = (window - ahead).clamp(limit, MAX_URL_BATCH);
+                let missing: Vec<u32> = pending
+                    .clone()
+                    .take(want)
+                    .filter(|n| t.urls.usable(*n, now).is_none())
+                    .collect();
+                if !missing.is_empty() {
+                    calls.push(Call::Urls(id, missing));
+                }
+            }
+            ahead += pending.count();
+        }
+        calls
+    }
+
+    /// Starts part PUTs up to `limit` in flight. Returns true when an upload
+    /// failed its file check on the way (its slots are free again).
+    pub(super) fn fill_slots(&mut self, limit: usize) -> bool {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut in_flight = self.parts_in_flight();
+        let mut batches: Vec<(UploadId, Vec<(u32, String)>)> = Vec::new();
+        for (&id, t) in &self.uploads {
+            if in_flight >= limit {
+                break;
+            }
+            if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
+                continue;
+            }
+            let ready: Vec<(u32, String)> = t
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at <= now_ms
+                })
+                .filter_map(|(i, _)| {
+                    let n = i as u32 + 1;
+                    t.urls.usable(n, now).map(|u| (n, u.to_string()))
+                })
+                .take(limit - in_flight)
+                .collect();
+            if !ready.is_empty() {
+                in_flight += ready.len();
+                batches.push((id, ready));
+            }
+        }
+        let mut freed = false;
+        for (id, ready) in batches {
+            // The file must still be the one that was added (never a mixed object).
+            if let Err(e) = self.check_file(id) {
+                self.fail(id, e);
+                freed = true;
+                continue;
+            }
+            if self.uploads[&id].row.state == UploadState::Initialized {
+                if let Err(e) = self.commit_state(id, UploadState::Running, None) {
+                    self.db_failed(id, e);
+                    freed = true;
+                    continue;
+                }
+                self.notify_state(id);
+            }
+            for (n, url) in ready {
+                self.spawn_part(id, n, url);
+            }
+        }
+        freed
+    }
+
+    pub(super) fn spawn_start(&mut self, id: UploadId, config: &Config) {
+        let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
+        t.busy.insert(TaskKindTag::Start);
+        let (name, hash, size, params) = (
+            t.row.file_name.clone(),
+            t.row.file_hash.clone(),
+            t.row.size,
+            t.row.user_params.clone(),
+        );
+        let http = self.http.clone();
+        let config = config.clone();
+        let secrets = self.secrets_for(id);
+        self.spawn(id, TaskKind::Start, async move {
+            let client = BackendClient {
+                http: &http,
+                config: &config,
+                secrets,
+            };
+            Outcome::Start(client.start_upload(&name, &hash, size, &params).await)
+        });
+    }
+
+    pub(super) fn spawn_urls(&mut self, id: UploadId, parts: Vec<u32>, config: &Config) {
+        let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
+        let (Some(key), Some(upload_id)) = (t.row.key.clone(), t.row.upload_id.clone()) else {
+            return;
+        };
+        t.busy.insert(TaskKindTag::Urls);
+        let http = self.http.clone();
+        let config = config.clone();
+        let secrets = self.secrets_for(id);
+        self.spawn(id, TaskKind::Urls, async move {
+            let client = BackendClient {
+                http: &http,
+                config: &config,
+                secrets,
+            };
+            let fetched_at = Instant::now();
+            let result = client.upload_urls(&key, &upload_id, &parts).await;
+            Outcome::Urls { fetched_at, result }
+        });
+    }
+
+    pub(super) fn spawn_part(&mut self, id: UploadId, number: u32, url: String) {
+        let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
+        let part_size = t.row.part_size.unwrap_or(0);
+        let len = part_len(t.row.size, part_size, number);
+        let offset = (u64::from(number) - 1) * part_size;
+        let sent = Arc::new(AtomicU64::new(0));
+        t.parts[number as usize - 1].in_flight = Some(sent.clone());
+        let path = PathBuf::from(&t.row.path);
+        let http = self.http.clone();
+        let pool = self.chunks.clone();
+        let stall_timeout = self
+            .config
+            .as_ref()
+            .map(|c| c.retry.stall_timeout())
+            .unwrap_or(crate::transfer::STALL_TIMEOUT);
+        tracing::debug!(upload = id, part = number, len, url = %redact::url_for_log(&url), "part upload starts");
+        self.spawn(id, TaskKind::Part(number), async move {
+            let result = put_part(
+                &http,
+                PartJob {
+                    url: &url,
+                    path: &path,
+                    offset,
+                    len,
+                    sent,
+                    stall_timeout,
+                    pool: &pool,
+                },
+            )
+            .await;
+            Outcome::Part { number, result }
+        });
+    }
+
+    pub(super) fn spawn_complete(&mut self, id: UploadId, config: &Config) {
+        let etags = match self.store.etags(id) {
+            Ok(e) => e,
+            Err(e) => return self.db_failed(id, e),
+        };
+        // ETags come from the database, sorted by part number; every part once.
+        let mut parts = Vec::with_capacity(etags.len());
+        for (n, etag) in etags {
+            match etag {
+                Some(e) => parts.push((n, e)),
+                None => {
+                    return self.fail(
+                        id,
+                        UploadError::new(
+                            ErrorCode::Internal,
+                            format!("part {n} has no stored ETag at complete"),
+                        ),
+                    )
+                }
+            }
+        }
+        let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
+        let (Some(key), Some(upload_id)) = (t.row.key.clone(), t.row.upload_id.clone()) else {
+            return;
+        };
+        t.busy.insert(TaskKindTag::Complete);
+        let http = self.http.clone();
+        let config = config.clone();
+        let secrets = self.secrets_for(id);
+        self.spawn(id, TaskKind::Complete, async move {
+            let client = BackendClient {
+                http: &http,
+                config: &config,
+                secrets,
+            };
+            Outcome::Complete(client.complete(&key, &upload_id, &parts).await)
+        });
+    }
+
+    pub(super) fn spawn_abort(&mut self, id: UploadId, config: &Config) {
+        let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
+        let (Some(key), Some(upload_id), Some(base)) = (
+            t.row.key.clone(),
+            t.row.upload_id.clone(),
+            config.abort_url.clone(),
+        ) else {
+            // Nothing can be aborted: record that so it is not retried.
+            t.row.abort_state = AbortState::Done;
+            if let Ok(tx) = self.store.transaction() {
+                let _ = write::set_abort_state(&tx, id, AbortState::Done)
+                    .and_then(|_| Ok(tx.commit()?));
+            }
+            return;
+        };
+        t.busy.insert(TaskKindTag::Abort);
+        let http = self.http.clone();
+        let config = config.clone();
+        let secrets = self.secrets_for(id);
+        self.spawn(id, TaskKind::Abort, async move {
+            let client = BackendClient {
+                http: &http,
+                config: &config,
+                secrets,
+            };
+            Outcome::Abort(client.abort(&base, &key, &upload_id).await)
+        });
+    }
+
+    pub(super) fn next_wake(&self) -> Instant {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut wake = now + IDLE_WAKE;
+        let max_delay = self
+            .config
+            .as_ref()
+            .map(|c| Duration::from_millis(c.retry.max_delay_ms.saturating_mul(10)))
+            .unwrap_or(IDLE_WAKE);
+        let at = |ms: i64| -> Instant {
+            // Persisted times are wall-clock; a clock moved back cannot park
+            // an upload longer than the retry policy allows.
+            let d = Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0));
+            now + d.min(max_delay)
+        };
+        for t in self.uploads.values() {
+            let state = t.row.state;
+            let waits_for_call = state.is_active()
+                || (state == UploadState::Cancelled && t.row.abort_state == AbortState::Pending);
+            if waits_for_call && t.row.next_attempt_at > now_ms {
+                wake = wake.min(at(t.row.next_attempt_at));
+            }
+            if !state.is_active() {
+                continue;
+            }
+            for p in &t.parts {
+                if p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at > now_ms {
+                    wake = wake.min(at(p.next_attempt_at));
+                }
+            }
+            if let Some(e) = t.urls.next_expiry(now) {
+                wake = wake.min(e);
+            }
+            if t.parts_in_flight() > 0 {
+                wake = wake.min(now + PROGRESS_INTERVAL);
+            }
+        }
+        wake
+    }
+
+    pub(super) fn emit_due_progress(&mut self, force_all: bool) {
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for t in self.uploads.values_mut() {
+            if !t.row.state.is_active() {
+                continue;
+            }
+            let bytes = t.uploaded_bytes();
+            let due = match t.last_progress {
+                None => bytes > 0 || force_all,
+                Some((at, last)) => last != bytes && now.duration_since(at) >= PROGRESS_INTERVAL,
+            };
+            if due {
+                t.last_progress = Some((now, bytes));
+                listener.on_event(&UploadEvent::Progress(t.progress()));
+            }
+        }
+    }
+}
