@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// Why a batch of part URLs is refused on arrival.
+const DEAD_ON_ARRIVAL: &str = "the part URLs from getUploadUrls had already expired when they \
+    arrived: their lifetime (X-Amz-Expires) is too short, or this device's clock is ahead of \
+    the server's (check the URL lifetime and the device's date and time)";
+
 impl Engine {
     pub(super) fn on_task_end(
         &mut self,
@@ -141,8 +146,20 @@ impl Engine {
         match r {
             Ok(urls) => {
                 let t = self.uploads.get_mut(&id).expect("upload exists");
+                let numbers: Vec<u32> = urls.keys().copied().collect();
                 for (n, u) in urls {
                     t.urls.insert(n, u, fetched_at);
+                }
+                // A batch already expired on arrival is a failed attempt:
+                // asking again at once would loop with no part ever sent.
+                let now = Instant::now();
+                if !numbers.is_empty() && numbers.iter().all(|n| t.urls.usable(*n, now).is_none()) {
+                    return self.retry_call(
+                        id,
+                        ErrorCode::BackendInvalidResponse,
+                        DEAD_ON_ARRIVAL.into(),
+                        None,
+                    );
                 }
                 if t.row.attempts > 0 {
                     t.row.attempts = 0;

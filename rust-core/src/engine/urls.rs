@@ -6,6 +6,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest margin before a URL's expiry at which it is refreshed rather than used.
 const MAX_MARGIN: Duration = Duration::from_secs(60);
+/// SigV4's longest presigned lifetime (7 days): a URL stating more is held
+/// to it, so no stated value can overflow a time computation.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Clone, Debug)]
 pub(crate) struct CachedUrl {
@@ -25,8 +28,10 @@ impl UrlCache {
             // Keep a margin for the request to reach the server: a quarter
             // of the lifetime, at most a minute.
             let margin = (life / 4).min(MAX_MARGIN);
-            fetched_at + life.saturating_sub(margin)
+            fetched_at.checked_add(life.saturating_sub(margin))
         });
+        // Unrepresentable (cannot happen within MAX_LIFETIME): no expiry known.
+        let usable_until = usable_until.flatten();
         self.urls.insert(part, CachedUrl { url, usable_until });
     }
 
@@ -63,6 +68,10 @@ impl UrlCache {
 /// between device and server), the stated lifetime alone is used, so a skewed
 /// clock can never make every URL look expired and loop refreshing.
 pub(crate) fn lifetime(url: &str, now: SystemTime) -> Option<Duration> {
+    stated_lifetime(url, now).map(|d| d.min(MAX_LIFETIME))
+}
+
+fn stated_lifetime(url: &str, now: SystemTime) -> Option<Duration> {
     let parsed = url::Url::parse(url).ok()?;
     let mut amz_date = None;
     let mut amz_expires = None;
@@ -89,7 +98,10 @@ pub(crate) fn lifetime(url: &str, now: SystemTime) -> Option<Duration> {
         });
     }
     if let Some(at) = v2_expires {
-        let at = UNIX_EPOCH + Duration::from_secs(at);
+        // Beyond what a time can hold: as long as a URL may live.
+        let Some(at) = UNIX_EPOCH.checked_add(Duration::from_secs(at)) else {
+            return Some(MAX_LIFETIME);
+        };
         return at.duration_since(now).ok();
     }
     None
@@ -108,7 +120,7 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + se;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -164,6 +176,24 @@ mod tests {
             lifetime("https://x.example/upload/1", SystemTime::now()),
             None
         );
+    }
+
+    #[test]
+    fn huge_stated_lifetimes_are_held_to_seven_days() {
+        let now = SystemTime::now();
+        for url in [
+            "https://s/b/k?X-Amz-Date=20261121T203000Z&X-Amz-Expires=10000000000000000000",
+            "https://s/b/k?X-Amz-Expires=18446744073709551615",
+            "https://s/b/k?Expires=18446744073709551615&Signature=x",
+            "https://s/b/k?Expires=9223372036854775808&Signature=x",
+        ] {
+            assert_eq!(lifetime(url, now), Some(MAX_LIFETIME), "{url}");
+            let mut c = UrlCache::default();
+            let at = Instant::now();
+            c.insert(1, url.to_string(), at);
+            assert!(c.usable(1, at).is_some(), "{url}");
+            assert!(c.next_expiry(at).unwrap() <= at + MAX_LIFETIME);
+        }
     }
 
     #[test]

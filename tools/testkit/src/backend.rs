@@ -70,6 +70,10 @@ pub(crate) async fn layer(State(watch): State<Watch>, req: Request, next: Next) 
                     Some(alias) if route == Route::StartUpload => {
                         show_alias(&watch, res, &alias).await
                     }
+                    _ if route == Route::GetUploadUrls => match watch.faults.take_url_expiry() {
+                        Some(value) => with_url_expiry(res, &value).await,
+                        None => res,
+                    },
                     _ => res,
                 }
             }
@@ -149,6 +153,42 @@ async fn show_alias(watch: &Watch, res: Response, alias: &str) -> Response {
         value["uploadId"] = Value::String(alias.to_owned());
     }
     let mut res = Response::new(Body::from(value.to_string()));
+    *res.status_mut() = parts.status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// A getUploadUrls answer with `X-Amz-Expires` of every URL set to `value`.
+async fn with_url_expiry(res: Response, value: &str) -> Response {
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Some(urls) = answer.get_mut("urls").and_then(Value::as_object_mut) {
+        for url in urls.values_mut() {
+            let Some(Ok(mut parsed)) = url.as_str().map(url::Url::parse) else {
+                continue;
+            };
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("x-amz-expires") {
+                        value.to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            *url = Value::String(parsed.into());
+        }
+    }
+    let mut res = Response::new(Body::from(answer.to_string()));
     *res.status_mut() = parts.status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

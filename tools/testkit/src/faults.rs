@@ -23,6 +23,10 @@ struct Inner {
     chaos: Option<Chaos>,
     alias: Option<String>,
     alias_real: Option<String>,
+    /// getUploadUrls answers still to rewrite, and the `X-Amz-Expires` value.
+    url_expiry: Option<(u32, String)>,
+    /// Part PUTs whose error answer stalls: how many, and the status.
+    stalled_answers: Option<(u32, u16)>,
 }
 
 #[derive(Debug)]
@@ -208,6 +212,45 @@ impl Faults {
 
     pub(crate) fn set_aliased_upload_id(&self, real: String) {
         self.lock().alias_real = Some(real);
+    }
+
+    /// The next `n` getUploadUrls answers come from the backend as usual,
+    /// but with `X-Amz-Expires` of every URL set to `value` (e.g. `0`, or
+    /// far beyond what a time can hold). The signature no longer matches,
+    /// so the store refuses such a URL if it is used.
+    pub fn rewrite_url_expiry(&self, n: u32, value: &str) {
+        self.lock().url_expiry = (n > 0).then(|| (n, value.to_owned()));
+    }
+
+    /// Uses up one rewrite of [`Faults::rewrite_url_expiry`].
+    pub(crate) fn take_url_expiry(&self) -> Option<String> {
+        let mut inner = self.lock();
+        let (left, value) = inner.url_expiry.as_mut()?;
+        let value = value.clone();
+        *left -= 1;
+        if *left == 0 {
+            inner.url_expiry = None;
+        }
+        Some(value)
+    }
+
+    /// The next `n` part PUTs are read whole, then answered `status` with
+    /// `Content-Length: 100`, 10 bytes of the body, and then nothing: the
+    /// connection stays open and silent (a network that died mid-answer).
+    pub fn stall_put_answers(&self, n: u32, status: u16) {
+        self.lock().stalled_answers = (n > 0).then_some((n, status));
+    }
+
+    /// Uses up one stalled answer of [`Faults::stall_put_answers`].
+    pub(crate) fn take_stalled_answer(&self) -> Option<u16> {
+        let mut inner = self.lock();
+        let (left, status) = inner.stalled_answers.as_mut()?;
+        let status = *status;
+        *left -= 1;
+        if *left == 0 {
+            inner.stalled_answers = None;
+        }
+        Some(status)
     }
 
     /// Removes every fault and delay.

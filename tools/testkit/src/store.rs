@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING};
@@ -115,6 +116,10 @@ async fn handle_part_put(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    if let Some(status) = recorder.faults.take_stalled_answer() {
+        let _ = req.into_body().collect().await;
+        return Ok(stalled_answer(status));
+    }
     match recorder.faults.take_put_fault(part) {
         Some(PutFault::Drop) => Err(Box::new(DroppedByFault)),
         Some(PutFault::Status(status)) => {
@@ -201,6 +206,21 @@ async fn forward(
     hyper::service::Service::call(service, req)
         .await
         .map_err(StdError::from)
+}
+
+/// `status` announcing a 100-byte body, of which 10 bytes come, then silence.
+fn stalled_answer(status: u16) -> Response<s3s::Body> {
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(hyper::body::Frame::data(
+        Bytes::from_static(b"<Error><Co"),
+    ))]);
+    let body = http_body_util::StreamBody::new(first.chain(futures_util::stream::pending()));
+    let mut res = Response::new(s3s::Body::http_body(body));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    res.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from_static("100"));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    res
 }
 
 /// An S3-style XML error answer.

@@ -1,0 +1,140 @@
+//! Life on a phone: URLs with absurd lifetimes, answers that stop halfway,
+//! clocks set back, URLs dead on arrival and slow uplinks, against the real
+//! backend and store on loopback with faults injected.
+
+mod common;
+
+use common::*;
+use s3bgu_core::{ErrorCode, Selector, UploadState};
+use s3bgu_testkit::Route;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_with_a_huge_expiry_does_not_stop_the_engine() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    // Beyond what an Instant or SystemTime can add: it used to panic the
+    // engine task. The URL no longer matches its signature, so the store
+    // refuses it (403 here) and a fresh one is fetched.
+    h.faults.rewrite_url_expiry(1, "10000000000000000000");
+    h.faults.fail_puts(1, 403);
+    let path = e.file("x.bin", 1000);
+    let u = e.add(&path, "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    assert_eq!(h.stats.backend_calls(Route::GetUploadUrls), 2);
+    // The engine still answers.
+    e.uploader.summary(None).await.expect("engine alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answer_whose_body_stalls_is_abandoned_and_retried() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let mut config = config_for(&h, 1);
+    config.retry.stall_timeout_ms = 300;
+    config.retry.request_timeout_ms = 300;
+    e.uploader.set_config(config).await.unwrap();
+    // 503, Content-Length: 100, 10 bytes, then silence on an open connection.
+    h.faults.stall_put_answers(1, 503);
+    let path = e.file("x.bin", 1000);
+    let u = e.add(&path, "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    assert_eq!(h.stats.total_part_puts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_future_retry_time_in_the_database_is_held_to_the_policy() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let path = write_file(dir.path(), "x.bin", 1000, 1);
+    // Retry-After holds the retry (1 s, within fast_retry's bound) long
+    // enough to stop the engine first.
+    h.faults
+        .fail_backend_with_header(Route::StartUpload, 1, 503, "busy", "Retry-After", "1");
+    let id = {
+        let up = open(&db);
+        up.set_config(config_for(&h, 1)).await.unwrap();
+        let u = add(&up, &path, "t").await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while h.stats.backend_calls(Route::StartUpload) == 0 {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        up.stop().await.unwrap();
+        up.shutdown().await;
+        u.id
+    };
+    // As if the clock had been a day ahead when the wait was stored, and
+    // was then set right.
+    let day_ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 86_400_000;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE uploads SET next_attempt_at = ?1 WHERE id = ?2",
+                rusqlite::params![day_ahead, id],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let up = open(&db);
+    // fast_retry: longest wait 10 x 100 ms.
+    let done = tokio::time::timeout(Duration::from_secs(30), up.wait_idle(Selector::Upload(id)))
+        .await
+        .expect("the upload goes on within the policy's bound, not a day later")
+        .unwrap()
+        .remove(0);
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_eq!(h.stats.backend_calls(Route::StartUpload), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_dead_on_arrival_count_as_failed_attempts() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    // X-Amz-Expires=0 on every answer: never usable.
+    h.faults.rewrite_url_expiry(1_000, "0");
+    let u = e.add(&e.file("x.bin", 1000), "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Failed);
+    let err = done.error.expect("error");
+    assert_eq!(
+        err.code,
+        ErrorCode::BackendInvalidResponse,
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("clock"), "{}", err.message);
+    assert!(err.message.contains("X-Amz-Expires"), "{}", err.message);
+    // fast_retry allows 4 attempts; not one part was sent.
+    assert_eq!(h.stats.backend_calls(Route::GetUploadUrls), 4);
+    assert_eq!(h.stats.total_part_puts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_handed_over_long_before_the_answer_is_not_a_stall() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let mut config = config_for(&h, 1);
+    config.retry.stall_timeout_ms = 300;
+    config.retry.request_timeout_ms = 10_000;
+    e.uploader.set_config(config).await.unwrap();
+    // The store takes the body only after 1.5 s (a slow uplink draining
+    // its buffers): the client handed all of it to the socket at once.
+    h.faults.delay_puts(Duration::from_millis(1_500));
+    let path = e.file("x.bin", 64 * 1024);
+    let u = e.add(&path, "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    assert_eq!(h.stats.total_part_puts(), 1, "no attempt was abandoned");
+}
