@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Size of each read from the file: the unit the HTTP stack writes.
@@ -39,6 +39,9 @@ pub(crate) struct PartJob<'a> {
     pub sent: Arc<AtomicU64>,
     /// No byte sent and no answer for this long: abandon the attempt.
     pub stall_timeout: Duration,
+    /// Once the whole body is handed over: how long the answer may take on
+    /// top of `stall_timeout` (the request timeout).
+    pub answer_timeout: Duration,
     pub pool: &'a BufPool,
 }
 
@@ -89,6 +92,13 @@ fn part_body(
 }
 
 /// Sends the part and returns its ETag exactly as the storage sent it.
+///
+/// The whole exchange runs under a watchdog: while the body is handed over,
+/// no byte for `stall_timeout` abandons it; once all of it is handed over,
+/// the bytes still in the network buffers and the store's answer get
+/// `stall_timeout + answer_timeout` (handing over is not sending: a slow
+/// uplink drains its buffers after the last chunk); once the answer has
+/// begun, its body must keep coming within `stall_timeout`.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
     let file = tokio::fs::File::open(job.path)
         .await
@@ -98,10 +108,20 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     let sent = job.sent.clone();
     sent.store(0, Ordering::Relaxed);
     let counter = sent.clone();
+    // A failed read of the local file, kept to be reported as such (the
+    // HTTP stack only says that the body broke off).
+    let read_error: Arc<Mutex<Option<(io::ErrorKind, String)>>> = Arc::default();
+    let read_error_slot = read_error.clone();
     let stream =
         part_body(Arc::new(file), job.offset, job.len, job.pool.clone()).inspect(move |chunk| {
-            if let Ok(c) = chunk {
-                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+            match chunk {
+                Ok(c) => {
+                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let mut slot = read_error_slot.lock().unwrap_or_else(|p| p.into_inner());
+                    *slot = Some((e.kind(), e.to_string()));
+                }
             }
         });
     let request = http
@@ -110,40 +130,41 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
         .header(reqwest::header::CONTENT_LENGTH, job.len)
         .body(reqwest::Body::wrap_stream(stream))
         .send();
-    tokio::pin!(request);
 
-    // Watch for a stalled connection: no bytes sent and no answer for too long.
-    let mut last = 0u64;
-    let mut idle = Duration::ZERO;
     let stall_timeout = job.stall_timeout;
-    let tick = (stall_timeout / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
-    let response = loop {
-        tokio::select! {
-            r = &mut request => break r,
-            _ = tokio::time::sleep(tick) => {
-                let now = sent.load(Ordering::Relaxed);
-                if now == last {
-                    idle += tick;
-                    if idle >= stall_timeout {
-                        return Err(Failure::Transient {
-                            detail: format!(
-                                "part upload stalled (nothing sent or received for {} ms)",
-                                stall_timeout.as_millis()
-                            ),
-                            retry_after: None,
-                        });
-                    }
-                } else {
-                    last = now;
-                    idle = Duration::ZERO;
-                }
-            }
+    let stalled = || Failure::Transient {
+        detail: format!(
+            "part upload stalled (nothing sent or received for {} ms)",
+            stall_timeout.as_millis()
+        ),
+        retry_after: None,
+    };
+    let len = job.len;
+    let handed_over = sent.clone();
+    let answer_wait = stall_timeout.saturating_add(job.answer_timeout);
+    let limit = move || {
+        if handed_over.load(Ordering::Relaxed) >= len {
+            answer_wait
+        } else {
+            stall_timeout
         }
     };
-    let resp = response.map_err(|e| Failure::Transient {
-        detail: format!("part upload {}", describe_reqwest(e)),
-        retry_after: None,
-    })?;
+    let Some(response) = watchdog(request, &sent, limit).await else {
+        return Err(stalled());
+    };
+    let resp = match response {
+        Ok(r) => r,
+        Err(e) => {
+            let local = read_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((kind, msg)) = local {
+                return Err(file_error(job.path, &io::Error::new(kind, msg)).into());
+            }
+            return Err(Failure::Transient {
+                detail: format!("part upload {}", describe_reqwest(e)),
+                retry_after: None,
+            });
+        }
+    };
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
         return match resp.headers().get(reqwest::header::ETAG) {
@@ -162,15 +183,34 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
         };
     }
     let ra = retry_after(resp.headers());
-    // Error bodies are small; read a bounded prefix for the message.
-    let mut body = Vec::new();
-    let mut resp = resp;
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() > 16 * 1024 {
-            break;
+    // Error bodies are small; read a bounded prefix for the message, under
+    // the same watchdog (a body that stops coming must not hold the slot).
+    let received = Arc::new(AtomicU64::new(0));
+    let read_body = {
+        let received = received.clone();
+        let mut resp = resp;
+        async move {
+            let mut body = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                body.extend_from_slice(&chunk);
+                if body.len() > 16 * 1024 {
+                    break;
+                }
+            }
+            body
         }
-    }
+    };
+    let Some(body) = watchdog(read_body, &received, move || stall_timeout).await else {
+        return Err(Failure::Transient {
+            detail: format!(
+                "storage answered HTTP {status} to a part upload, then its answer stalled \
+                 (nothing received for {} ms)",
+                stall_timeout.as_millis()
+            ),
+            retry_after: ra,
+        });
+    };
     let excerpt = redact::excerpt(&body, &[]);
     let detail = format!("storage answered HTTP {status} to a part upload: {excerpt}");
     Err(
@@ -185,6 +225,38 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             Failure::fatal(ErrorCode::StorageRejected, detail)
         },
     )
+}
+
+/// Runs `fut` until it ends, or until `progress` has not moved for
+/// `limit()` (`None`: stalled). The limit is read at every tick, so it can
+/// follow the phase of the exchange.
+async fn watchdog<F: std::future::Future>(
+    fut: F,
+    progress: &AtomicU64,
+    limit: impl Fn() -> Duration,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    let first = limit();
+    let tick = (first / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
+    let mut last = progress.load(Ordering::Relaxed);
+    let mut idle = Duration::ZERO;
+    loop {
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = tokio::time::sleep(tick) => {
+                let now = progress.load(Ordering::Relaxed);
+                if now == last {
+                    idle += tick;
+                    if idle >= limit() {
+                        return None;
+                    }
+                } else {
+                    last = now;
+                    idle = Duration::ZERO;
+                }
+            }
+        }
+    }
 }
 
 fn body_says_expired(body: &[u8]) -> bool {
@@ -203,5 +275,35 @@ mod tests {
         ));
         assert!(body_says_expired(b"<Code>ExpiredToken</Code>"));
         assert!(!body_says_expired(b"<Code>InvalidArgument</Code>"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_local_read_error_is_file_unreadable() {
+        let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
+        // The store waits before reading anything, so the body breaks off
+        // on our side first.
+        h.faults.delay_puts(Duration::from_secs(5));
+        // A directory opens like a file, but every read of it fails (EISDIR).
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}/bucket/k?uploadId=u&partNumber=1", h.store_url);
+        let pool = chunk_pool();
+        let r = put_part(
+            &reqwest::Client::new(),
+            PartJob {
+                url: &url,
+                path: dir.path(),
+                offset: 0,
+                len: 1000,
+                sent: Arc::default(),
+                stall_timeout: Duration::from_secs(30),
+                answer_timeout: Duration::from_secs(30),
+                pool: &pool,
+            },
+        )
+        .await;
+        match r {
+            Err(Failure::Fatal(e)) => assert_eq!(e.code, ErrorCode::FileUnreadable, "{e:?}"),
+            other => panic!("expected file_unreadable, got {other:?}"),
+        }
     }
 }
