@@ -55,6 +55,13 @@ impl RetryPolicy {
         Duration::from_millis(self.stall_timeout_ms)
     }
 
+    /// The longest wait the policy ever asks for: a `Retry-After` is honoured
+    /// up to ten times `max_delay_ms`, so a hostile or broken header cannot
+    /// park an upload for days. Stored waits are held to it when read.
+    pub(crate) fn longest_wait(&self) -> Duration {
+        Duration::from_millis(self.max_delay_ms.saturating_mul(10))
+    }
+
     /// Delay before attempt `attempt + 1`, given `attempt` failures so far (>= 1).
     pub(crate) fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
@@ -71,9 +78,7 @@ impl RetryPolicy {
         match retry_after {
             // Honour the server, but within the same bound as our own delays
             // (times ten) so a hostile header cannot park an upload for days.
-            Some(ra) => {
-                delay.max(ra.min(Duration::from_millis(self.max_delay_ms.saturating_mul(10))))
-            }
+            Some(ra) => delay.max(ra.min(self.longest_wait())),
             None => delay,
         }
     }

@@ -8,6 +8,7 @@ mod outcomes;
 mod schedule;
 mod tracked;
 mod urls;
+mod waits;
 
 use crate::backend::{part_count, BackendClient, StartAnswer};
 use crate::background::{EngineStatus, NetworkState};
@@ -146,6 +147,8 @@ pub(crate) struct Engine {
     running: bool,
     changes: watch::Sender<u64>,
     network: NetworkState,
+    /// The wall clock as last seen, to notice it being set back.
+    clock: waits::ClockWatch,
 }
 
 impl Engine {
@@ -158,7 +161,7 @@ impl Engine {
     ) -> Result<Engine> {
         let config = store.load_config()?;
         let uploads = load_tracked(&store)?;
-        Ok(Engine {
+        let mut engine = Engine {
             store,
             config,
             http,
@@ -172,7 +175,10 @@ impl Engine {
             running: true,
             changes,
             network: NetworkState::default(),
-        })
+            clock: waits::ClockWatch::now(),
+        };
+        engine.bound_waits_if_needed(true);
+        Ok(engine)
     }
 
     pub(crate) fn set_running(&mut self, running: bool) {

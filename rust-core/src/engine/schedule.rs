@@ -56,6 +56,7 @@ impl Engine {
     }
 
     pub(super) fn schedule(&mut self) {
+        self.bound_waits_if_needed(false);
         if !self.running || !self.network_allowed() {
             return;
         }
@@ -257,11 +258,14 @@ impl Engine {
         let path = PathBuf::from(&t.row.path);
         let http = self.http.clone();
         let pool = self.chunks.clone();
-        let stall_timeout = self
+        let (stall_timeout, answer_timeout) = self
             .config
             .as_ref()
-            .map(|c| c.retry.stall_timeout())
-            .unwrap_or(crate::transfer::STALL_TIMEOUT);
+            .map(|c| (c.retry.stall_timeout(), c.retry.request_timeout()))
+            .unwrap_or((
+                crate::transfer::STALL_TIMEOUT,
+                crate::transfer::STALL_TIMEOUT,
+            ));
         tracing::debug!(upload = id, part = number, len, url = %redact::url_for_log(&url), "part upload starts");
         self.spawn(id, TaskKind::Part(number), async move {
             let result = put_part(
@@ -273,6 +277,7 @@ impl Engine {
                     len,
                     sent,
                     stall_timeout,
+                    answer_timeout,
                     pool: &pool,
                 },
             )
@@ -356,7 +361,7 @@ impl Engine {
         let max_delay = self
             .config
             .as_ref()
-            .map(|c| Duration::from_millis(c.retry.max_delay_ms.saturating_mul(10)))
+            .map(|c| c.retry.longest_wait())
             .unwrap_or(IDLE_WAKE);
         let at = |ms: i64| -> Instant {
             // Persisted times are wall-clock; a clock moved back cannot park
