@@ -280,5 +280,19 @@ mod tests {
         // Capped at ten times the maximum delay.
         let d = p.backoff(1, Some(Duration::from_secs(100_000)));
         assert_eq!(d, Duration::from_secs(10));
+        assert_eq!(p.longest_wait(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn readme_states_the_retry_after_cap_the_code_applies() {
+        // The promise and the code must agree: "never sooner than
+        // Retry-After" holds up to the cap, and the README says where.
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains("never sooner than `Retry-After` up to 10 × `maxDelayMs`"),
+            "README no longer states the Retry-After cap"
+        );
+        let p = RetryPolicy::default();
+        assert_eq!(p.longest_wait(), Duration::from_millis(10 * p.max_delay_ms));
     }
 }
