@@ -33,11 +33,61 @@ pub fn url_for_log(url: &str) -> String {
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = strip_url_queries(text);
     out = strip_secret_params(&out);
-    for s in secrets {
-        if s.len() >= MIN_SECRET_LEN {
-            out = out.replace(s, "[redacted]");
+    let mut forms: Vec<String> = secrets.iter().flat_map(|s| secret_forms(s)).collect();
+    // Longest first, so a shorter form never leaves part of a longer one.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    for f in &forms {
+        out = out.replace(f.as_str(), "[redacted]");
+    }
+    out
+}
+
+/// The forms a secret takes in a text that echoes it: as is, with its
+/// whitespace collapsed (as excerpts flatten bodies), JSON-escaped, and each
+/// word of a multi-word value (`Bearer <token>`: the token alone is secret).
+fn secret_forms(secret: &str) -> Vec<String> {
+    let words: Vec<&str> = secret.split_whitespace().collect();
+    let mut forms = vec![secret.to_string(), words.join(" ")];
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json[1..json.len() - 1].to_string());
+    }
+    if words.len() > 1 {
+        for (i, w) in words.iter().enumerate() {
+            // A leading scheme word (`Bearer`, `Basic`) is no secret.
+            if i == 0 && w.chars().all(|c| c.is_ascii_alphabetic()) {
+                continue;
+            }
+            forms.push((*w).to_string());
         }
     }
+    forms.retain(|f| f.len() >= MIN_SECRET_LEN);
+    forms
+}
+
+/// Every value of the user params that must stay out of messages: strings,
+/// numbers and booleans at any depth, and each nested object or array as
+/// the JSON text a backend may echo.
+pub(crate) fn param_secrets(params: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value;
+        match v {
+            Value::Null => {}
+            Value::Bool(b) => out.push(b.to_string()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => {
+                items.iter().for_each(|x| walk(x, out));
+                out.push(v.to_string());
+            }
+            Value::Object(map) => {
+                map.values().for_each(|x| walk(x, out));
+                out.push(v.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    params.values().for_each(|v| walk(v, &mut out));
     out
 }
 
@@ -140,5 +190,43 @@ mod tests {
             "https://h.example/a/b"
         );
         assert_eq!(url_for_log("not a url"), "<invalid url>");
+    }
+
+    #[test]
+    fn nested_and_boolean_param_values_are_secrets() {
+        let params: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"a":{"b":"deep-secret","c":[98765,true]},"d":false,"e":null}"#,
+        )
+        .unwrap();
+        let secrets = param_secrets(&params);
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let body =
+            r#"{"error":"bad params","echo":{"b":"deep-secret","c":[98765,true]},"d":false}"#;
+        let r = redact(body, &refs);
+        for leaked in ["deep-secret", "98765", "true", "false"] {
+            assert!(!r.contains(leaked), "{leaked} in {r}");
+        }
+    }
+
+    #[test]
+    fn escaped_collapsed_and_partial_echoes_are_redacted() {
+        // JSON-escaped in a backend's error body.
+        let r = redact(
+            r#"{"error":"token pa\"ss\\wo\nrd refused"}"#,
+            &["pa\"ss\\wo\nrd"],
+        );
+        assert!(!r.contains("pa\\\"ss"), "{r}");
+        assert!(r.contains("[redacted]"), "{r}");
+        // Whitespace collapsed by the excerpt.
+        let e = excerpt(
+            b"key: first-half\n   second-half end",
+            &["first-half\n second-half"],
+        );
+        assert!(!e.contains("first-half"), "{e}");
+        assert!(!e.contains("second-half"), "{e}");
+        // The token of an auth header, echoed without its scheme.
+        let r = redact("invalid token t0k3n-v4lue", &["Bearer t0k3n-v4lue"]);
+        assert!(!r.contains("t0k3n"), "{r}");
+        assert!(r.contains("invalid token"), "{r}");
     }
 }

@@ -42,15 +42,7 @@ pub(crate) fn part_len(size: u64, part_size: u64, number: u32) -> u64 {
 
 impl Tracked {
     pub(super) fn new(row: UploadRow, stored_parts: Vec<PartRow>) -> Tracked {
-        let secrets = row
-            .user_params
-            .values()
-            .filter_map(|v| match v {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .collect();
+        let secrets = crate::redact::param_secrets(&row.user_params);
         let mut t = Tracked {
             row,
             parts: Vec::new(),
