@@ -764,6 +764,20 @@ fn open_queues() -> MutexGuard<'static, BTreeMap<PathBuf, Weak<UploadEngine>>> {
     OPEN_QUEUES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One gate per queue path, held while that queue opens: two opens of one
+/// path wait for each other (the second gets the first's engine), while the
+/// map of open queues stays free during the blocking open.
+static OPENING: Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>> = Mutex::new(BTreeMap::new());
+
+fn opening_gate(path: &Path) -> Arc<Mutex<()>> {
+    OPENING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(path.to_path_buf())
+        .or_default()
+        .clone()
+}
+
 /// The upload engine over one queue database.
 ///
 /// One engine per database: within a process, a second `open` of the same
@@ -788,11 +802,14 @@ impl UploadEngine {
             .ok_or_else(shut_down)
     }
 
+    /// True while its engine really runs: an engine whose task ended
+    /// (after an internal error) is not handed out again.
     fn is_open(&self) -> bool {
         self.uploader
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+            .as_ref()
+            .is_some_and(|u| u.is_running())
     }
 
     fn queue_path(db_path: &str) -> Result<PathBuf> {
@@ -819,12 +836,23 @@ impl UploadEngine {
     #[uniffi::constructor(default(start = true))]
     pub fn open(db_path: String, start: bool) -> Result<Arc<UploadEngine>> {
         let path = Self::queue_path(&db_path)?;
-        let mut queues = open_queues();
-        queues.retain(|_, engine| engine.strong_count() > 0);
-        if let Some(engine) = queues.get(&path).and_then(Weak::upgrade) {
+        let gate = opening_gate(&path);
+        let _opening = gate.lock().unwrap_or_else(|e| e.into_inner());
+        let known = {
+            let mut queues = open_queues();
+            queues.retain(|_, engine| engine.strong_count() > 0);
+            queues.get(&path).and_then(Weak::upgrade)
+        };
+        if let Some(engine) = known {
             if engine.is_open() {
                 return Ok(engine);
             }
+            // Its engine stopped: later calls on it answer `shutdown`.
+            engine
+                .uploader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
         }
         let mut options = UploaderOptions::new(&path);
         options.start = start;
@@ -836,7 +864,7 @@ impl UploadEngine {
             uploader: Mutex::new(Some(Arc::new(uploader))),
             hub,
         });
-        queues.insert(path, Arc::downgrade(&engine));
+        open_queues().insert(path, Arc::downgrade(&engine));
         Ok(engine)
     }
 
@@ -1155,5 +1183,47 @@ mod tests {
         let c = UploadEngine::open(path, false).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         assert!(rt.block_on(c.status()).is_ok());
+    }
+
+    #[test]
+    fn reopen_works_while_a_call_holds_the_old_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db").to_string_lossy().into_owned();
+        let first = UploadEngine::open(db.clone(), false).unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &UploadEngine::open(db.clone(), false).unwrap()
+        ));
+        // An addFile in flight holds the uploader while the engine shuts down.
+        let in_flight = first.uploader().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(first.shutdown());
+        let second = UploadEngine::open(db.clone(), false).expect("reopen");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.is_open());
+        drop(in_flight);
+    }
+
+    #[test]
+    fn an_engine_whose_task_ended_is_not_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db").to_string_lossy().into_owned();
+        let first = UploadEngine::open(db.clone(), false).unwrap();
+        first.uploader().unwrap().stop_engine_for_test();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while first.is_open() {
+            assert!(std::time::Instant::now() < deadline, "engine task ended");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let second = UploadEngine::open(db, false).expect("reopen");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.is_open());
+        assert!(
+            first.uploader().is_err(),
+            "the dead engine answers shutdown"
+        );
     }
 }

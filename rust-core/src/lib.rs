@@ -143,10 +143,42 @@ impl UploaderOptions {
 pub struct Uploader {
     runtime: Option<tokio::runtime::Runtime>,
     /// Held while the engine runs: one engine per queue database.
-    _lock: std::fs::File,
+    _lock: QueueLock,
     commands: mpsc::UnboundedSender<Command>,
     changes: watch::Receiver<u64>,
+    /// The engine's task, to tell whether it still runs.
+    engine_task: tokio::task::AbortHandle,
 }
+
+/// The queue's lock file, held by the handle and by the engine's task
+/// together: whichever ends first releases it, so a queue whose engine
+/// stopped can be opened again while old handles are still around (a call
+/// in flight keeps one).
+pub(crate) struct QueueLock(Arc<std::sync::Mutex<Option<std::fs::File>>>);
+
+impl QueueLock {
+    fn new(file: std::fs::File) -> QueueLock {
+        QueueLock(Arc::new(std::sync::Mutex::new(Some(file))))
+    }
+
+    fn share(&self) -> QueueLock {
+        QueueLock(self.0.clone())
+    }
+}
+
+impl Drop for QueueLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock.
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Files hashed at once, at most, by all uploaders of the process: each
+/// hash reads a whole file, and more in parallel only thrash the storage
+/// and the caches of a phone's few cores.
+pub const MAX_FILES_HASHING: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_FILES_HASHING);
 
 /// Takes the lock file beside the database, so two engines never work on
 /// the same queue (they would send the same parts).
@@ -197,7 +229,7 @@ impl Uploader {
     /// Opens the queue database and starts the engine on its own runtime.
     /// Blocking (opens the database); call it once per process and database.
     pub fn open(options: UploaderOptions) -> Result<Uploader, UploadError> {
-        let lock = lock_queue(&options.db_path)?;
+        let lock = QueueLock::new(lock_queue(&options.db_path)?);
         let store = store::Store::open(&options.db_path).map_err(UploadError::from)?;
         if let Some(pages) = options.max_db_pages {
             store.limit_pages(pages).map_err(UploadError::from)?;
@@ -230,8 +262,9 @@ impl Uploader {
         let (changes_tx, changes) = watch::channel(0u64);
         let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
         engine.set_running(options.start);
+        engine.hold_lock(lock.share());
         let (commands, rx) = mpsc::unbounded_channel();
-        runtime.spawn(async move {
+        let engine_task = runtime.spawn(async move {
             use futures_util::FutureExt;
             // A bug must not take the host app down: the engine stops and
             // every later call answers `shutdown`.
@@ -248,6 +281,7 @@ impl Uploader {
             _lock: lock,
             commands,
             changes,
+            engine_task: engine_task.abort_handle(),
         })
     }
 
@@ -309,8 +343,13 @@ impl Uploader {
         };
         let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
         let hash_path = path.clone();
+        let _hashing = HASHING.acquire().await.map_err(|_| shutdown_error())?;
         let (file_hash, stamp) = runtime
-            .spawn_blocking(move || hash::hash_file(&hash_path))
+            .spawn_blocking(move || {
+                #[cfg(test)]
+                let _gauge = tests::HashGauge::enter();
+                hash::hash_file(&hash_path)
+            })
             .await
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
@@ -437,9 +476,21 @@ impl Uploader {
             .map_err(|_| shutdown_error())
     }
 
+    /// True while the engine's task runs (false after a shutdown, or if
+    /// an internal error stopped it).
+    pub fn is_running(&self) -> bool {
+        !self.engine_task.is_finished() && !self.commands.is_closed()
+    }
+
+    /// Ends the engine's task abruptly, as an internal error would.
+    #[cfg(test)]
+    pub(crate) fn stop_engine_for_test(&self) {
+        self.engine_task.abort();
+    }
+
     /// Stops the engine like [`Uploader::shutdown`], for callers that share
     /// the handle: later calls answer `shutdown`. The queue's lock is released
-    /// when the handle is dropped.
+    /// when the engine has stopped, even if other handles remain.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Shutdown(tx)).is_ok() {
@@ -465,5 +516,85 @@ impl Drop for Uploader {
             // Safe from inside another runtime, unlike a plain drop.
             rt.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static NOW: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    /// Counts the files being hashed at once (the highest count is kept).
+    pub(crate) struct HashGauge;
+
+    impl HashGauge {
+        pub(crate) fn enter() -> HashGauge {
+            let now = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            HashGauge
+        }
+    }
+
+    impl Drop for HashGauge {
+        fn drop(&mut self) {
+            NOW.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn files_are_hashed_at_most_two_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploader = Uploader::open(UploaderOptions::new(dir.path().join("q.db"))).unwrap();
+        let paths: Vec<PathBuf> = (0..8)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}.bin"));
+                std::fs::write(&p, vec![i as u8; 4 << 20]).unwrap();
+                p
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let adds = paths.iter().map(|p| {
+                uploader.add_file(NewUpload {
+                    path: p.clone(),
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+            });
+            // No configuration: the adds fail after hashing, which is
+            // all this test looks at.
+            let _ = futures_util::future::join_all(adds).await;
+        });
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!(
+            (1..=MAX_FILES_HASHING).contains(&peak),
+            "{peak} files hashed at once"
+        );
+    }
+
+    #[test]
+    fn a_stopped_engine_releases_the_queue_while_handles_remain() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let first = Arc::new(Uploader::open(UploaderOptions::new(&db)).unwrap());
+        // A call in flight keeps a handle.
+        let in_flight = first.clone();
+        assert!(first.is_running());
+        // The engine's task ends (as after an internal error).
+        first.stop_engine_for_test();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while first.is_running() {
+            assert!(std::time::Instant::now() < deadline, "engine task ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let second = Uploader::open(UploaderOptions::new(&db)).expect("reopen");
+        assert!(second.is_running());
+        drop((in_flight, first));
     }
 }

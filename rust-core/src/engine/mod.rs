@@ -149,6 +149,8 @@ pub(crate) struct Engine {
     network: NetworkState,
     /// The wall clock as last seen, to notice it being set back.
     clock: waits::ClockWatch,
+    /// The queue's lock: released when the engine ends, however it ends.
+    queue_lock: Option<crate::QueueLock>,
 }
 
 impl Engine {
@@ -176,9 +178,14 @@ impl Engine {
             changes,
             network: NetworkState::default(),
             clock: waits::ClockWatch::now(),
+            queue_lock: None,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
+    }
+
+    pub(crate) fn hold_lock(&mut self, lock: crate::QueueLock) {
+        self.queue_lock = Some(lock);
     }
 
     pub(crate) fn set_running(&mut self, running: bool) {
