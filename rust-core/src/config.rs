@@ -106,6 +106,11 @@ pub struct Config {
     pub notification_title: Option<String>,
     #[serde(default)]
     pub notification_text: Option<String>,
+    /// PEM texts of root certificates trusted on top of the device's (each
+    /// may hold several certificates), for backend calls and part PUTs
+    /// alike: private S3 endpoints and private CAs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_root_certificates_pem: Vec<String>,
 }
 
 fn default_parts_in_flight() -> u32 {
@@ -130,6 +135,7 @@ impl Config {
             network_policy: NetworkPolicy::Any,
             notification_title: None,
             notification_text: None,
+            extra_root_certificates_pem: Vec::new(),
         }
     }
 
@@ -219,6 +225,7 @@ impl Config {
             }
         }
         crate::notification::check_templates(self)?;
+        crate::tls::parse_extra_roots(&self.extra_root_certificates_pem)?;
         Ok(())
     }
 
