@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 mod js_api;
+pub use js_api::{JsError, JsEventObserver};
 
 // ----- errors -----
 
