@@ -177,7 +177,9 @@ impl Config {
                     format!("header name {name:?} is not a valid HTTP header name"),
                 ));
             }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
+            // Non-ASCII passes the HTTP client (as obs-text) but servers
+            // read it as Latin-1 or UTF-8 at will; validate.ts refuses it too.
+            if !value.is_ascii() || reqwest::header::HeaderValue::from_str(value).is_err() {
                 // The value may be a secret: name the header only.
                 return Err(err(
                     ErrorCode::InvalidConfig,
@@ -262,6 +264,10 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("Authorization"), "{e}");
         assert!(!e.contains("sec"), "secret leaked: {e}");
+
+        let mut c = ok.clone();
+        c.headers = vec![("X-Name".into(), "café".into())];
+        assert_eq!(c.validate().unwrap_err().code(), ErrorCode::InvalidConfig);
     }
 
     #[test]
