@@ -63,7 +63,7 @@ pub(crate) fn describe_reqwest(e: reqwest::Error) -> String {
     let connect = e.is_connect();
     let e = e.without_url();
     if let Some(why) = crate::tls::trust_failure(&e) {
-        return why;
+        return format!("connection failed: {why}");
     }
     let mut msg = if timeout {
         "timed out".to_string()

@@ -242,8 +242,19 @@ impl ServerCertVerifier for EngineVerifier {
         let extra = self.extra.as_ref().map(|v| {
             v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         });
-        if let Some(Ok(ok)) = extra {
-            return Ok(ok);
+        match extra {
+            Some(Ok(ok)) => return Ok(ok),
+            // The chain leads to an extra root but is wrong otherwise (host
+            // name, dates): no other root makes it right, and this says why.
+            Some(Err(e))
+                if !matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+                ) =>
+            {
+                return Err(e)
+            }
+            _ => {}
         }
         if let Some(trust) = platform() {
             // The name is ours to check: a platform's chain check may not.
@@ -268,9 +279,9 @@ impl ServerCertVerifier for EngineVerifier {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
             // A phone build without its platform trust: only extra roots.
-            None => extra.unwrap_or(Err(rustls::Error::InvalidCertificate(
+            None => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::UnknownIssuer,
-            ))),
+            )),
         }
     }
 
@@ -314,13 +325,20 @@ impl ServerCertVerifier for EngineVerifier {
 pub(crate) fn trust_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        let inner = s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|i| i.downcast_ref::<rustls::Error>());
-        if let Some(rustls::Error::InvalidCertificate(c)) =
-            s.downcast_ref::<rustls::Error>().or(inner)
-        {
+        // TLS errors arrive wrapped in io::Error, whose `source` skips them.
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(s);
+        let mut found = None;
+        while let Some(i) = inner {
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                found = Some(r);
+                break;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        if let Some(rustls::Error::InvalidCertificate(c)) = found {
             use rustls::CertificateError as C;
             let why = match c {
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
