@@ -243,6 +243,13 @@ export interface UploaderConfig {
   /** `'unmetered'`: upload only on Wi-Fi or other unmetered networks. Default `'any'`. */
   readonly network?: 'any' | 'unmetered';
   readonly notification?: NotificationConfig;
+  /**
+   * Root certificates (PEM text; one entry may hold several) trusted on top
+   * of the device's trust store, for backend calls and part uploads alike:
+   * a private S3 endpoint or a company CA. At most 64 entries. There is no
+   * option to skip certificate checks.
+   */
+  readonly extraRootCertificatesPem?: readonly string[];
 }
 
 /** Returned by the event functions; `remove()` ends the subscription. */

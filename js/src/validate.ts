@@ -25,6 +25,13 @@ export const NOTIFICATION_PLACEHOLDERS: readonly string[] = [
 
 export const MAX_PARALLEL_PARTS = 32;
 const MAX_RETRY_DELAY_MS = 3_600_000;
+// The engine's defaults, which apply to the delay the app leaves out.
+const DEFAULT_INITIAL_DELAY_MS = 1_000;
+const DEFAULT_MAX_DELAY_MS = 60_000;
+/** Longest notification template, in characters (the engine's limit). */
+export const MAX_TEMPLATE_CHARS = 500;
+/** Most entries in `extraRootCertificatesPem` (the engine's limit). */
+export const MAX_EXTRA_ROOTS = 64;
 
 function configError(message: string): UploadError {
   return new UploadError('invalid_config', message);
@@ -55,13 +62,15 @@ function describe(v: unknown): string {
 // An absolute http(s) URL with a host; no whitespace anywhere. (RN's URL
 // class is too partial to parse with on every version we support.)
 const HTTP_URL =
-  /^https?:\/\/(?:[^\s/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:[\]]+)(?::\d{1,5})?(?:[/?#]\S*)?$/i;
+  /^https?:\/\/(?:[^\s/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:[\]]+)(?::(\d{1,5}))?(?:[/?#]\S*)?$/i;
 
 function checkUrl(name: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw configError(`${name} is required: an absolute http(s) URL, got ${describe(value)}`);
   }
-  if (!HTTP_URL.test(value)) {
+  const match = HTTP_URL.exec(value);
+  // The engine's URL parser refuses ports above 65535.
+  if (!match || (match[1] !== undefined && Number(match[1]) > 65535)) {
     // The value may carry a token in its query string: name the field only.
     throw configError(
       `${name} must be an absolute http(s) URL with a host (like https://api.example.com/startUpload)`,
@@ -86,6 +95,10 @@ function checkTemplate(name: string, value: unknown): string {
   if (typeof value !== 'string') {
     throw configError(`${name} must be a string, got ${describe(value)}`);
   }
+  // Counted in code points, as the engine counts characters.
+  if ([...value].length > MAX_TEMPLATE_CHARS) {
+    throw configError(`${name} must be at most ${MAX_TEMPLATE_CHARS} characters`);
+  }
   for (const match of value.matchAll(/\{([^{}]*)\}/g)) {
     const placeholder = match[1] ?? '';
     if (!NOTIFICATION_PLACEHOLDERS.includes(placeholder)) {
@@ -97,6 +110,44 @@ function checkTemplate(name: string, value: unknown): string {
     }
   }
   return value;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([^-]*)-----END \1-----/g;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * `extraRootCertificatesPem`: PEM texts, each with at least one well-formed
+ * CERTIFICATE block. The engine also parses the certificates themselves.
+ */
+function checkPemList(value: unknown): string[] {
+  if (!Array.isArray(value)) {
+    throw configError(
+      `extraRootCertificatesPem must be an array of PEM strings, got ${describe(value)}`,
+    );
+  }
+  if (value.length > MAX_EXTRA_ROOTS) {
+    throw configError(`extraRootCertificatesPem has at most ${MAX_EXTRA_ROOTS} entries`);
+  }
+  return value.map((pem: unknown, i) => {
+    const name = `extraRootCertificatesPem[${i}]`;
+    if (typeof pem !== 'string') {
+      throw configError(`${name} must be a string, got ${describe(pem)}`);
+    }
+    let certificates = 0;
+    for (const block of pem.matchAll(PEM_BLOCK)) {
+      if (!BASE64.test((block[2] ?? '').replace(/\s+/g, ''))) {
+        throw configError(`${name} is not valid PEM`);
+      }
+      certificates += block[1] === 'CERTIFICATE' ? 1 : 0;
+    }
+    if (pem.split('-----BEGIN ').length - 1 !== [...pem.matchAll(PEM_BLOCK)].length) {
+      throw configError(`${name} is not valid PEM (a block has no END line)`);
+    }
+    if (certificates === 0) {
+      throw configError(`${name} holds no "BEGIN CERTIFICATE" block`);
+    }
+    return pem;
+  });
 }
 
 function checkKeys(name: string, value: Record<string, unknown>, known: readonly string[]): void {
@@ -117,6 +168,7 @@ const CONFIG_FIELDS = [
   'retry',
   'network',
   'notification',
+  'extraRootCertificatesPem',
 ];
 const RETRY_FIELDS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxUrlRefreshes'];
 const NOTIFICATION_FIELDS = ['title', 'text'];
@@ -194,8 +246,11 @@ export function configToNativeJson(config: UploaderConfig): string {
     if (retry.maxDelayMs !== undefined) {
       r.maxDelayMs = checkInteger('retry.maxDelayMs', retry.maxDelayMs, 0, MAX_RETRY_DELAY_MS);
     }
-    if (r.baseDelayMs !== undefined && r.maxDelayMs !== undefined && r.baseDelayMs > r.maxDelayMs) {
-      throw configError('retry.initialDelayMs must not be larger than retry.maxDelayMs');
+    // Compared as the engine will use them: a delay left out is the default.
+    if ((r.baseDelayMs ?? DEFAULT_INITIAL_DELAY_MS) > (r.maxDelayMs ?? DEFAULT_MAX_DELAY_MS)) {
+      throw configError(
+        `retry.initialDelayMs must not be larger than retry.maxDelayMs (defaults: ${DEFAULT_INITIAL_DELAY_MS} and ${DEFAULT_MAX_DELAY_MS})`,
+      );
     }
     if (retry.maxUrlRefreshes !== undefined) {
       r.maxUrlRefreshes = checkInteger('retry.maxUrlRefreshes', retry.maxUrlRefreshes, 0, 100);
@@ -226,6 +281,10 @@ export function configToNativeJson(config: UploaderConfig): string {
       notification.text = checkTemplate('notification.text', n.text);
     }
     out.notification = notification;
+  }
+
+  if (config.extraRootCertificatesPem !== undefined) {
+    out.extraRootCertificatesPem = checkPemList(config.extraRootCertificatesPem);
   }
   return JSON.stringify(out);
 }

@@ -111,6 +111,11 @@ pub struct Config {
     pub notification_title: Option<String>,
     #[serde(default)]
     pub notification_text: Option<String>,
+    /// PEM texts of root certificates trusted on top of the device's (each
+    /// may hold several certificates), for backend calls and part PUTs
+    /// alike: private S3 endpoints and private CAs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_root_certificates_pem: Vec<String>,
 }
 
 fn default_parts_in_flight() -> u32 {
@@ -135,6 +140,7 @@ impl Config {
             network_policy: NetworkPolicy::Any,
             notification_title: None,
             notification_text: None,
+            extra_root_certificates_pem: Vec::new(),
         }
     }
 
@@ -176,7 +182,9 @@ impl Config {
                     format!("header name {name:?} is not a valid HTTP header name"),
                 ));
             }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
+            // Non-ASCII passes the HTTP client (as obs-text) but servers
+            // read it as Latin-1 or UTF-8 at will; validate.ts refuses it too.
+            if !value.is_ascii() || reqwest::header::HeaderValue::from_str(value).is_err() {
                 // The value may be a secret: name the header only.
                 return Err(err(
                     ErrorCode::InvalidConfig,
@@ -224,6 +232,7 @@ impl Config {
             }
         }
         crate::notification::check_templates(self)?;
+        crate::tls::parse_extra_roots(&self.extra_root_certificates_pem)?;
         Ok(())
     }
 
@@ -260,6 +269,10 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("Authorization"), "{e}");
         assert!(!e.contains("sec"), "secret leaked: {e}");
+
+        let mut c = ok.clone();
+        c.headers = vec![("X-Name".into(), "café".into())];
+        assert_eq!(c.validate().unwrap_err().code(), ErrorCode::InvalidConfig);
     }
 
     #[test]

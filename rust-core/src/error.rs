@@ -73,7 +73,7 @@ impl ErrorCode {
     }
 }
 
-const ALL_CODES: [ErrorCode; 16] = [
+pub(crate) const ALL_CODES: [ErrorCode; 16] = [
     ErrorCode::InvalidConfig,
     ErrorCode::InvalidArgument,
     ErrorCode::NotFound,

@@ -62,6 +62,9 @@ pub(crate) fn describe_reqwest(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let connect = e.is_connect();
     let e = e.without_url();
+    if let Some(why) = crate::tls::trust_failure(&e) {
+        return format!("connection failed: {why}");
+    }
     let mut msg = if timeout {
         "timed out".to_string()
     } else if connect {

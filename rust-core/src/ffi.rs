@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+mod js_api;
+pub use js_api::{JsError, JsEventObserver};
+
 // ----- errors -----
 
 /// The one error type of the API. The variant is the stable error code (its
@@ -255,6 +258,10 @@ pub struct UploaderConfig {
     pub notification_title: Option<String>,
     #[uniffi(default = None)]
     pub notification_text: Option<String>,
+    /// PEM root certificates trusted on top of the device's, for backend
+    /// calls and part uploads (private CAs). Never a way to skip checks.
+    #[uniffi(default)]
+    pub extra_root_certificates_pem: Vec<String>,
 }
 
 impl From<UploaderConfig> for Config {
@@ -277,6 +284,7 @@ impl From<UploaderConfig> for Config {
         };
         config.notification_title = c.notification_title;
         config.notification_text = c.notification_text;
+        config.extra_root_certificates_pem = c.extra_root_certificates_pem;
         config
     }
 }
@@ -308,6 +316,7 @@ impl From<Config> for UploaderConfig {
             },
             notification_title: c.notification_title,
             notification_text: c.notification_text,
+            extra_root_certificates_pem: c.extra_root_certificates_pem,
         }
     }
 }
@@ -675,7 +684,14 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for ObserverError {
 }
 
 struct Registered {
-    observer: Arc<dyn UploadObserver>,
+    observer: Sink,
+}
+
+/// A subscriber: typed records, or the spec's JSON (see `js_api`).
+#[derive(Clone)]
+enum Sink {
+    Records(Arc<dyn UploadObserver>),
+    Json(Arc<dyn js_api::JsEventObserver>),
 }
 
 /// Fans the engine's single listener out to every subscription.
@@ -704,14 +720,24 @@ fn deliver(observer: &Arc<dyn UploadObserver>, event: UploaderEvent) {
 
 impl model::UploadListener for ObserverHub {
     fn on_event(&self, event: &model::UploadEvent) {
-        let observers: Vec<Arc<dyn UploadObserver>> =
-            self.lock().values().map(|r| r.observer.clone()).collect();
-        if observers.is_empty() {
+        let sinks: Vec<Sink> = self.lock().values().map(|r| r.observer.clone()).collect();
+        if sinks.is_empty() {
             return;
         }
-        let event = UploaderEvent::from(event);
-        for o in &observers {
-            deliver(o, event.clone());
+        // Each form is built once, and only if someone wants it.
+        let mut record = None;
+        let mut json = None;
+        for sink in &sinks {
+            match sink {
+                Sink::Records(o) => {
+                    let e = record.get_or_insert_with(|| UploaderEvent::from(event));
+                    deliver(o, e.clone());
+                }
+                Sink::Json(o) => {
+                    let (name, body) = json.get_or_insert_with(|| crate::js::event_json(event));
+                    js_api::deliver_json(o, name, body);
+                }
+            }
         }
     }
 }
@@ -810,6 +836,36 @@ impl UploadEngine {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|u| u.is_running())
+    }
+
+    /// Registers `sink` on the engine's task and hands it the snapshot
+    /// first: only that task delivers events, so registering before the
+    /// snapshot cannot let a change overtake it.
+    fn register(
+        &self,
+        sink: Sink,
+        snapshot: impl FnOnce(Vec<model::UploadInfo>, model::Summary) + Send + 'static,
+    ) -> Result<Arc<Subscription>> {
+        let uploader = self.uploader()?;
+        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let hub = self.hub.clone();
+        let flag = cancelled.clone();
+        uploader.inspect(move |uploads, summary| {
+            {
+                let mut observers = hub.lock();
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                observers.insert(id, Registered { observer: sink });
+            }
+            snapshot(uploads, summary);
+        })?;
+        Ok(Arc::new(Subscription {
+            hub: Arc::downgrade(&self.hub),
+            id,
+            cancelled,
+        }))
     }
 
     fn queue_path(db_path: &str) -> Result<PathBuf> {
@@ -960,26 +1016,8 @@ impl UploadEngine {
     /// the returned handle: closing or cancelling it ends the subscription.
     /// Non-blocking; any thread.
     pub fn subscribe(&self, observer: Arc<dyn UploadObserver>) -> Result<Arc<Subscription>> {
-        let uploader = self.uploader()?;
-        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let hub = self.hub.clone();
-        let flag = cancelled.clone();
-        uploader.inspect(move |uploads, summary| {
-            // Only this task delivers events, so registering before the
-            // snapshot cannot let a change overtake it.
-            {
-                let mut observers = hub.lock();
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                observers.insert(
-                    id,
-                    Registered {
-                        observer: observer.clone(),
-                    },
-                );
-            }
+        let sink = Sink::Records(observer.clone());
+        self.register(sink, move |uploads, summary| {
             deliver(
                 &observer,
                 UploaderEvent::Snapshot {
@@ -987,12 +1025,7 @@ impl UploadEngine {
                     summary: summary_record(None, &summary),
                 },
             );
-        })?;
-        Ok(Arc::new(Subscription {
-            hub: Arc::downgrade(&self.hub),
-            id,
-            cancelled,
-        }))
+        })
     }
 
     /// Lets the engine send (after `open(start = false)` or `suspend`). Async.

@@ -19,12 +19,14 @@ mod error;
 mod failure;
 pub mod ffi;
 mod hash;
+pub mod js;
 mod model;
 pub mod notification;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
 mod store;
+pub mod tls;
 mod transfer;
 mod xxh3;
 
@@ -41,7 +43,6 @@ uniffi::setup_scaffolding!();
 use engine::{Command, Engine, HashedFile};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// User params that would collide with the contract's own fields.
@@ -245,20 +246,8 @@ impl Uploader {
                     format!("cannot start the engine runtime: {e}"),
                 )
             })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            // Backend calls are POSTs with bodies and part PUTs stream from
-            // the file: neither can be replayed by a redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("s3bgu/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                UploadError::new(
-                    ErrorCode::Internal,
-                    format!("cannot create the HTTP client: {e}"),
-                )
-            })?;
+        // Extra roots of a stored configuration are added by `Engine::load`.
+        let http = tls::http_client(&[]).map_err(UploadError::from)?;
         let (changes_tx, changes) = watch::channel(0u64);
         let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
         engine.set_running(options.start);

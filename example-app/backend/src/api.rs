@@ -42,7 +42,7 @@ struct Inner {
 impl Backend {
     pub fn new(opts: BackendOptions) -> Result<Self, BackendError> {
         opts.validate()?;
-        let store = Store::new(&opts.store)?;
+        let store = Store::new(&opts.store, &opts.store_root_certificates_der)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,

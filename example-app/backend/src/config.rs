@@ -49,6 +49,9 @@ pub struct BackendOptions {
     pub url_ttl: Duration,
     /// Prepended to every object key; only keys under it are accepted back.
     pub key_prefix: String,
+    /// Root certificates (DER) trusted for the backend's own calls to the
+    /// store, on top of the bundled ones: a store behind a private CA.
+    pub store_root_certificates_der: Vec<Vec<u8>>,
 }
 
 impl BackendOptions {
@@ -58,6 +61,7 @@ impl BackendOptions {
             part_size: 8 * MIB,
             url_ttl: Duration::from_secs(3600),
             key_prefix: "uploads/".to_owned(),
+            store_root_certificates_der: Vec::new(),
         }
     }
 

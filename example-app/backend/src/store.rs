@@ -70,7 +70,7 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(target: &StoreTarget) -> Result<Self, BackendError> {
+    pub(crate) fn new(target: &StoreTarget, roots_der: &[Vec<u8>]) -> Result<Self, BackendError> {
         let endpoint = &target.endpoint;
         if endpoint.query().is_some() || endpoint.fragment().is_some() {
             return Err(BackendError::BadEndpoint(
@@ -90,7 +90,13 @@ impl Store {
         )
         .map_err(|e| BackendError::BadEndpoint(format!("{e:?}")))?;
         let credentials = Credentials::new(target.access_key.clone(), target.secret_key.clone());
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for der in roots_der {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|e| BackendError::HttpClient(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()

@@ -118,6 +118,11 @@ impl Engine {
 
     pub(super) fn set_config(&mut self, config: Config) -> Result<()> {
         config.validate()?;
+        let roots = |c: &Config| c.extra_root_certificates_pem.clone();
+        if self.config.as_ref().map(roots) != Some(roots(&config)) {
+            // New trust: requests from now on use a client built for it.
+            self.http = crate::tls::http_client(&config.extra_root_certificates_pem)?;
+        }
         self.store.save_config(&config)?;
         self.config = Some(config);
         Ok(())

@@ -162,6 +162,17 @@ impl Engine {
         changes: watch::Sender<u64>,
     ) -> Result<Engine> {
         let config = store.load_config()?;
+        let http = match &config {
+            Some(c) if !c.extra_root_certificates_pem.is_empty() => {
+                // Validated when stored; should that ever fail, the queue
+                // still opens and setConfig can fix it.
+                crate::tls::http_client(&c.extra_root_certificates_pem).unwrap_or_else(|e| {
+                    tracing::warn!(error = %UploadError::from(e), "stored extra roots unusable");
+                    http
+                })
+            }
+            _ => http,
+        };
         let uploads = load_tracked(&store)?;
         let mut engine = Engine {
             store,

@@ -7,6 +7,7 @@ mod chaos;
 mod faults;
 mod stats;
 mod store;
+pub mod tls;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub use stats::{Route, Stats, StoreRequest};
 pub struct HarnessOptions {
     pub part_size: u64,
     pub url_ttl: Duration,
+    /// Serve the store and the backend over HTTPS with this certificate
+    /// (`https://127.0.0.1:PORT`); plain HTTP when `None` (default).
+    pub tls: Option<tls::HarnessTls>,
 }
 
 impl Default for HarnessOptions {
@@ -33,6 +37,7 @@ impl Default for HarnessOptions {
         Self {
             part_size: 5 * 1024 * 1024,
             url_ttl: Duration::from_secs(3600),
+            tls: None,
         }
     }
 }
@@ -56,6 +61,7 @@ struct Running {
     store_task: JoinHandle<()>,
     backend_stop: watch::Sender<bool>,
     backend_task: JoinHandle<()>,
+    tls_tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +70,9 @@ impl Drop for Running {
         let _ = self.backend_stop.send(true);
         self.backend_task.abort();
         self.store_task.abort();
+        for t in &self.tls_tasks {
+            t.abort();
+        }
     }
 }
 
@@ -81,10 +90,21 @@ impl Harness {
         let store_listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the store");
-        let store_url = format!(
-            "http://{}",
-            store_listener.local_addr().expect("store address")
-        );
+        let mut tls_tasks = Vec::new();
+        let (store_url, store_listener) = match &opts.tls {
+            None => (
+                format!(
+                    "http://{}",
+                    store_listener.local_addr().expect("store address")
+                ),
+                store_listener,
+            ),
+            Some(t) => {
+                let (url, task, plain) = front_with_tls(t, store_listener).await;
+                tls_tasks.push(task);
+                (url, plain)
+            }
+        };
         let recorder = store::Recorder {
             service,
             stats: stats.clone(),
@@ -101,6 +121,9 @@ impl Harness {
         });
         backend_opts.part_size = opts.part_size;
         backend_opts.url_ttl = opts.url_ttl;
+        if let Some(t) = &opts.tls {
+            backend_opts.store_root_certificates_der = vec![t.ca_der.clone()];
+        }
         let watch = backend::Watch {
             stats: stats.clone(),
             faults: faults.clone(),
@@ -115,10 +138,20 @@ impl Harness {
         let backend_listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the backend");
-        let backend_url = format!(
-            "http://{}",
-            backend_listener.local_addr().expect("backend address")
-        );
+        let (backend_url, backend_listener) = match &opts.tls {
+            None => (
+                format!(
+                    "http://{}",
+                    backend_listener.local_addr().expect("backend address")
+                ),
+                backend_listener,
+            ),
+            Some(t) => {
+                let (url, task, plain) = front_with_tls(t, backend_listener).await;
+                tls_tasks.push(task);
+                (url, plain)
+            }
+        };
         let (backend_stop, mut stopped) = watch::channel(false);
         let backend_task = tokio::spawn(async move {
             let _ = axum::serve(backend_listener, router)
@@ -138,6 +171,7 @@ impl Harness {
                 store_task,
                 backend_stop,
                 backend_task,
+                tls_tasks,
                 _dir: dir,
             },
         }
@@ -171,6 +205,19 @@ impl Harness {
     pub fn abort_url(&self) -> String {
         format!("{}/abort", self.backend_url)
     }
+}
+
+/// Puts a TLS terminator on `public` (whose port the URLs name) in front of
+/// a new plain listener, which it returns for the server itself.
+async fn front_with_tls(
+    t: &tls::HarnessTls,
+    public: TcpListener,
+) -> (String, JoinHandle<()>, TcpListener) {
+    let url = format!("https://{}", public.local_addr().expect("address"));
+    let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = plain.local_addr().expect("address");
+    let task = tokio::spawn(tls::terminate(public, t.acceptor(), upstream));
+    (url, task, plain)
 }
 
 /// Starts a harness on a runtime of its own, for tests that are not async.

@@ -1,0 +1,357 @@
+//! Certificate trust for every HTTPS request of the engine (backend calls and
+//! part PUTs share one client).
+//!
+//! A server's chain is accepted when either
+//! 1. it leads to one of the configuration's extra roots
+//!    (`extraRootCertificatesPem`: private S3 endpoints, test CAs), checked
+//!    here by webpki; or
+//! 2. the device trusts it: the platform installed a [`PlatformTrust`]
+//!    (Android: the app's `X509TrustManager`, so user CAs and the network
+//!    security config apply; iOS: `SecTrust`), or, where no platform store
+//!    exists (desktop, CLI, tests), the bundled Mozilla roots agree.
+//!
+//! Why a foreign trait rather than rustls-platform-verifier: on Android that
+//! crate needs a JNI entry point called with a `JNIEnv` and a `Context`
+//! (uniffi's Kotlin goes through JNA, which provides neither), plus its own
+//! Kotlin classes shipped as a Maven folder inside the crate, found by Gradle
+//! through `cargo metadata`, and kept by a ProGuard rule. The trait needs none
+//! of that, is ten lines of Kotlin over the same `X509TrustManager`, and can be
+//! tested here from the Kotlin JVM suite. The host name is always checked here
+//! in Rust, and rustls always checks the handshake signatures: the platform
+//! only says whether it trusts the chain.
+//!
+//! There is no switch that accepts any certificate, on purpose.
+
+use crate::error::{err, ErrorCode, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Most root certificates accepted in one configuration.
+pub const MAX_EXTRA_ROOTS: usize = 64;
+
+/// The device's own decision on a server certificate chain. Installed once
+/// at start-up with [`install_platform_trust`]; process-wide, and used by
+/// every engine from its next TLS handshake on.
+///
+/// Android: build an `X509TrustManager` from
+/// `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+/// initialised with a null `KeyStore` (system and, as the app's network
+/// security config allows, user CAs), turn each DER into an
+/// `X509Certificate`, and call
+/// `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+/// iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+/// and `SecTrustEvaluateWithError`.
+#[uniffi::export(foreign)]
+pub trait PlatformTrust: Send + Sync {
+    /// Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+    /// (DER certificates, the server's own first, then the intermediates it
+    /// sent) for a TLS server named `host`. `auth_type` is the value to hand
+    /// to `checkServerTrusted` as is. Called on an engine thread during the
+    /// handshake; it may block briefly (revocation checks) but must not call
+    /// the engine.
+    fn check_server_trusted(
+        &self,
+        chain_der: Vec<Vec<u8>>,
+        auth_type: String,
+        host: String,
+    ) -> std::result::Result<(), TrustError>;
+}
+
+/// A refusal from [`PlatformTrust`]. Anything else it throws counts as a
+/// refusal too.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum TrustError {
+    #[error("{reason}")]
+    Untrusted { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for TrustError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        TrustError::Untrusted { reason: e.reason }
+    }
+}
+
+static PLATFORM: RwLock<Option<Arc<dyn PlatformTrust>>> = RwLock::new(None);
+
+/// Makes the engine verify servers with the device's trust store (see
+/// [`PlatformTrust`]). Call it once at start-up, before the first upload;
+/// later calls replace it. Android and iOS must call it: their builds carry
+/// no bundled roots, so without it only `extraRootCertificatesPem` is
+/// trusted. Non-blocking; any thread.
+#[uniffi::export]
+pub fn install_platform_trust(trust: Arc<dyn PlatformTrust>) {
+    *PLATFORM.write().unwrap_or_else(|e| e.into_inner()) = Some(trust);
+}
+
+/// Goes back to the bundled roots (where the build has them). For tests.
+#[uniffi::export]
+pub fn remove_platform_trust() {
+    *PLATFORM.write().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+fn platform() -> Option<Arc<dyn PlatformTrust>> {
+    PLATFORM.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Mozilla's roots, for hosts without a platform store. Phones use theirs.
+#[cfg(not(any(target_os = "android", target_os = "ios")))]
+fn bundled_roots() -> Option<RootCertStore> {
+    Some(RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    })
+}
+
+// Android/iOS only: not compiled on the test machines (no such targets).
+#[cfg(any(target_os = "android", target_os = "ios"))]
+fn bundled_roots() -> Option<RootCertStore> {
+    None
+}
+
+/// The certificates of the configured PEM texts, checked the way the
+/// verifier will use them. Messages name the entry, never quote it.
+pub(crate) fn parse_extra_roots(pems: &[String]) -> Result<Vec<CertificateDer<'static>>> {
+    if pems.len() > MAX_EXTRA_ROOTS {
+        return Err(err(
+            ErrorCode::InvalidConfig,
+            format!("extraRootCertificatesPem has at most {MAX_EXTRA_ROOTS} entries"),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, pem) in pems.iter().enumerate() {
+        let bad = |why: &str| {
+            err(
+                ErrorCode::InvalidConfig,
+                format!("extraRootCertificatesPem[{i}] {why}"),
+            )
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad("is not valid PEM"))?;
+        if certs.is_empty() {
+            return Err(bad("holds no \"BEGIN CERTIFICATE\" block"));
+        }
+        let mut probe = RootCertStore::empty();
+        for c in &certs {
+            probe
+                .add(c.clone())
+                .map_err(|_| bad("holds a certificate that cannot be parsed"))?;
+        }
+        out.extend(certs);
+    }
+    Ok(out)
+}
+
+/// The engine's HTTP client, trusting `extra_roots_pem` on top of the
+/// device's (or bundled) trust.
+pub(crate) fn http_client(extra_roots_pem: &[String]) -> Result<reqwest::Client> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let extra = parse_extra_roots(extra_roots_pem)?;
+    let verifier = EngineVerifier::new(provider.clone(), extra)?;
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(ErrorCode::Internal, format!("TLS setup failed: {e}")))?
+        .dangerous() // The verifier below is the strict one described above.
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(Duration::from_secs(30))
+        // Backend calls are POSTs with bodies and part PUTs stream from
+        // the file: neither can be replayed by a redirect.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("s3bgu/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            err(
+                ErrorCode::Internal,
+                format!("cannot create the HTTP client: {e}"),
+            )
+        })
+}
+
+#[derive(Debug)]
+struct EngineVerifier {
+    provider: Arc<CryptoProvider>,
+    /// Chains to the configuration's extra roots.
+    extra: Option<Arc<WebPkiServerVerifier>>,
+    /// Chains to the bundled roots, used only when no platform trust is installed.
+    bundled: Option<Arc<WebPkiServerVerifier>>,
+}
+
+fn webpki_verifier(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| {
+            err(
+                ErrorCode::InvalidConfig,
+                format!("extraRootCertificatesPem cannot be used: {e}"),
+            )
+        })
+}
+
+impl EngineVerifier {
+    fn new(provider: Arc<CryptoProvider>, extra: Vec<CertificateDer<'static>>) -> Result<Self> {
+        let extra = if extra.is_empty() {
+            None
+        } else {
+            let mut roots = RootCertStore::empty();
+            let (_, ignored) = roots.add_parsable_certificates(extra);
+            if ignored > 0 {
+                return Err(err(
+                    ErrorCode::InvalidConfig,
+                    "extraRootCertificatesPem holds a certificate that cannot be a root",
+                ));
+            }
+            Some(webpki_verifier(roots, &provider)?)
+        };
+        let bundled = match bundled_roots() {
+            Some(roots) => Some(webpki_verifier(roots, &provider)?),
+            None => None,
+        };
+        Ok(EngineVerifier {
+            provider,
+            extra,
+            bundled,
+        })
+    }
+}
+
+/// `authType` for `checkServerTrusted`: accepted by Android's and the JDK's
+/// trust managers for any key type (it only selects key-usage checks).
+const AUTH_TYPE: &str = "UNKNOWN";
+
+impl ServerCertVerifier for EngineVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let extra = self.extra.as_ref().map(|v| {
+            v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        });
+        match extra {
+            Some(Ok(ok)) => return Ok(ok),
+            // The chain leads to an extra root but is wrong otherwise (host
+            // name, dates): no other root makes it right, and this says why.
+            Some(Err(e))
+                if !matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+                ) =>
+            {
+                return Err(e)
+            }
+            _ => {}
+        }
+        if let Some(trust) = platform() {
+            // The name is ours to check: a platform's chain check may not.
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&cert, server_name)?;
+            let mut chain = Vec::with_capacity(1 + intermediates.len());
+            chain.push(end_entity.to_vec());
+            chain.extend(intermediates.iter().map(|c| c.to_vec()));
+            let host = server_name.to_str().into_owned();
+            return match trust.check_server_trusted(chain, AUTH_TYPE.to_owned(), host) {
+                Ok(()) => Ok(ServerCertVerified::assertion()),
+                Err(TrustError::Untrusted { reason }) => {
+                    tracing::warn!(%reason, "the device does not trust the server's certificate");
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::ApplicationVerificationFailure,
+                    ))
+                }
+            };
+        }
+        match &self.bundled {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            // A phone build without its platform trust: only extra roots.
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Why a request failed, when the cause is the server's certificate: a
+/// sentence for the upload's error message, or `None` for other failures.
+pub(crate) fn trust_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        // TLS errors arrive wrapped in io::Error, whose `source` skips them.
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(s);
+        let mut found = None;
+        while let Some(i) = inner {
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                found = Some(r);
+                break;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        if let Some(rustls::Error::InvalidCertificate(c)) = found {
+            use rustls::CertificateError as C;
+            let why = match c {
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "the server's TLS certificate is for another host name"
+                }
+                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "the server's TLS certificate is expired or not valid yet"
+                }
+                _ => "the server's TLS certificate is not trusted (add its CA to extraRootCertificatesPem if it is a private one)",
+            };
+            return Some(why.to_owned());
+        }
+        source = s.source();
+    }
+    None
+}
