@@ -24,6 +24,7 @@ pub mod notification;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
+mod source;
 mod store;
 mod transfer;
 mod xxh3;
@@ -35,6 +36,7 @@ pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
+pub use source::{FileOpenError, FileOpener, FileSource};
 
 uniffi::setup_scaffolding!();
 
@@ -51,6 +53,16 @@ const RESERVED_PARAMS: [&str; 3] = ["fileName", "fileHash", "fileSize"];
 /// lowercase hex digits. Blocking: it reads the whole file.
 pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
     hash::hash_file(path)
+        .map(|(h, _)| h)
+        .map_err(UploadError::from)
+}
+
+/// The contract's `fileHash` of a file that only the platform can open:
+/// `opener` turns `uri` into a descriptor, read with positioned reads.
+/// Blocking: it reads the whole file.
+pub fn hash_uri(uri: &str, opener: &dyn FileOpener) -> Result<String, UploadError> {
+    let file = source::open_uri(opener, uri).map_err(UploadError::from)?;
+    hash::hash_descriptor(&file, &source::uri_for_message(uri))
         .map(|(h, _)| h)
         .map_err(UploadError::from)
 }
@@ -146,6 +158,7 @@ pub struct Uploader {
     _lock: std::fs::File,
     commands: mpsc::UnboundedSender<Command>,
     changes: watch::Receiver<u64>,
+    opener: source::OpenerSlot,
 }
 
 /// Takes the lock file beside the database, so two engines never work on
@@ -228,7 +241,9 @@ impl Uploader {
                 )
             })?;
         let (changes_tx, changes) = watch::channel(0u64);
-        let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
+        let opener = source::OpenerSlot::default();
+        let mut engine =
+            Engine::load(store, http, changes_tx, opener.clone()).map_err(UploadError::from)?;
         engine.set_running(options.start);
         let (commands, rx) = mpsc::unbounded_channel();
         runtime.spawn(async move {
@@ -248,6 +263,7 @@ impl Uploader {
             _lock: lock,
             commands,
             changes,
+            opener,
         })
     }
 
@@ -289,7 +305,14 @@ impl Uploader {
                 format!("user param \"{k}\" is reserved: fileName, fileHash and fileSize are set by the uploader"),
             ));
         }
-        let path = std::path::absolute(&new.path).map_err(|e| {
+        let given = match new.path.to_str().map(FileSource::parse) {
+            Some(Ok(FileSource::Uri(uri))) => return self.add_uri(uri, new).await,
+            Some(Ok(FileSource::Path(p))) => p,
+            Some(Err(e)) => return Err(e),
+            // Not UTF-8: cannot be a URI.
+            None => new.path.clone(),
+        };
+        let path = std::path::absolute(&given).map_err(|e| {
             UploadError::new(
                 ErrorCode::FileNotFound,
                 format!("{} is not a usable path: {e}", new.path.display()),
@@ -315,7 +338,8 @@ impl Uploader {
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
         let file = HashedFile {
-            path,
+            location: path.to_string_lossy().into_owned(),
+            is_uri: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,
@@ -323,6 +347,55 @@ impl Uploader {
             user_params: new.user_params,
         };
         self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// `add_file` for a URI: hashed through the registered opener; the URI
+    /// is what is stored (and what `UploadInfo::path` shows).
+    async fn add_uri(&self, uri: String, new: NewUpload) -> Result<UploadInfo, UploadError> {
+        let opener = self
+            .opener
+            .get()
+            .ok_or_else(|| UploadError::from(source::no_opener(&uri)))?;
+        let file_name = match new.file_name.clone() {
+            Some(n) if !n.is_empty() => n,
+            _ => source::uri_file_name(&uri).ok_or_else(|| {
+                UploadError::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "{} has no file name: pass fileName",
+                        source::uri_for_message(&uri)
+                    ),
+                )
+            })?,
+        };
+        let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
+        let hash_uri = uri.clone();
+        let (file_hash, stamp) = runtime
+            .spawn_blocking(move || {
+                let file = source::open_uri(opener.as_ref(), &hash_uri)?;
+                hash::hash_descriptor(&file, &source::uri_for_message(&hash_uri))
+            })
+            .await
+            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
+            .map_err(UploadError::from)?;
+        let file = HashedFile {
+            location: uri,
+            is_uri: true,
+            transfer_id: new.transfer_id,
+            file_name,
+            file_hash,
+            stamp,
+            user_params: new.user_params,
+        };
+        self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// Registers (or with `None` removes) the opener for files added as
+    /// URIs. Uploads of URIs wait for one, so registering it just after
+    /// [`Uploader::open`] loses nothing. Non-blocking.
+    pub fn set_file_opener(&self, opener: Option<Arc<dyn FileOpener>>) {
+        self.opener.set(opener);
+        let _ = self.commands.send(Command::OpenerChanged);
     }
 
     /// Pauses the selected unfinished uploads. Parts in flight are stopped and
