@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -585,6 +601,234 @@ fileprivate struct FfiConverterString: FfiConverter {
         writeBytes(&buf, value.utf8)
     }
 }
+
+
+
+
+/**
+ * Opens URIs that only the platform can open. Implemented in Kotlin or
+ * Swift (or Rust), registered with `set_file_opener`.
+ *
+ * Called on an engine thread (never the caller's), each time the engine
+ * needs the file: to hash it, before each part upload and after a restart.
+ * It may block briefly (Android's `ContentResolver` does a binder call).
+ */
+public protocol FileOpener: AnyObject, Sendable {
+    
+    /**
+     * Opens `uri` for reading and returns a file descriptor that the engine
+     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * The descriptor must allow positioned reads (a regular file): a pipe
+     * fails the upload with `file_unreadable`.
+     */
+    func `open`(uri: String) throws  -> Int32
+    
+}
+/**
+ * Opens URIs that only the platform can open. Implemented in Kotlin or
+ * Swift (or Rust), registered with `set_file_opener`.
+ *
+ * Called on an engine thread (never the caller's), each time the engine
+ * needs the file: to hash it, before each part upload and after a restart.
+ * It may block briefly (Android's `ContentResolver` does a binder call).
+ */
+open class FileOpenerImpl: FileOpener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_fileopener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_fileopener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Opens `uri` for reading and returns a file descriptor that the engine
+     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * The descriptor must allow positioned reads (a regular file): a pipe
+     * fails the upload with `file_unreadable`.
+     */
+open func `open`(uri: String)throws  -> Int32  {
+    return try  FfiConverterInt32.lift(try rustCallWithError(FfiConverterTypeFileOpenError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_fileopener_open(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(uri),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceFileOpener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceFileOpener = UniffiVTableCallbackInterfaceFileOpener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeFileOpener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface FileOpener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeFileOpener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface FileOpener: handle missing in uniffiClone")
+            }
+        },
+        `open`: { (
+            uniffiHandle: UInt64,
+            uri: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<Int32>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Int32 in
+                guard let uniffiObj = try? FfiConverterTypeFileOpener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.`open`(
+                     uri: try FfiConverterString.lift(uri)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterInt32.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeFileOpenError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceFileOpener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceFileOpener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitFileOpener() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(UniffiCallbackInterfaceFileOpener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFileOpener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<FileOpener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = FileOpener
+
+    public static func lift(_ handle: UInt64) throws -> FileOpener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return FileOpenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: FileOpener) -> UInt64 {
+         if let rustImpl = value as? FileOpenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FileOpener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: FileOpener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileOpener_lift(_ handle: UInt64) throws -> FileOpener {
+    return try FfiConverterTypeFileOpener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileOpener_lower(_ value: FileOpener) -> UInt64 {
+    return FfiConverterTypeFileOpener.lower(value)
+}
+
+
 
 
 
@@ -800,6 +1044,14 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * New headers apply to the next backend call. Async.
      */
     func setConfig(config: UploaderConfig) async throws 
+    
+    /**
+     * Registers the opener of files added as URIs (`content://...`), or
+     * removes it with `None`. Uploads of URIs wait (they do not fail) while
+     * no opener is registered, so after a restart register it right after
+     * `open`. Non-blocking; any thread.
+     */
+    func setFileOpener(opener: FileOpener?) throws 
     
     /**
      * Reports the network the platform sees (the engine assumes online and
@@ -1112,6 +1364,21 @@ open func setConfig(config: UploaderConfig)async throws   {
             liftFunc: { $0 },
             errorHandler: FfiConverterTypeUploaderError_lift
         )
+}
+    
+    /**
+     * Registers the opener of files added as URIs (`content://...`), or
+     * removes it with `None`. Uploads of URIs wait (they do not fail) while
+     * no opener is registered, so after a restart register it right after
+     * `open`. Non-blocking; any thread.
+     */
+open func setFileOpener(opener: FileOpener?)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeFileOpener.lower(opener),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1719,7 +1986,9 @@ public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer 
  */
 public struct NewFile: Equatable, Hashable {
     /**
-     * Path of the file on this device.
+     * Path of the file on this device, a `file://` URI, or a URI that only
+     * the platform can open (`content://...`, an iOS bookmark URI) which
+     * the registered [`FileOpener`] opens each time the file is read.
      */
     public var path: String
     /**
@@ -1740,7 +2009,9 @@ public struct NewFile: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Path of the file on this device.
+         * Path of the file on this device, a `file://` URI, or a URI that only
+         * the platform can open (`content://...`, an iOS bookmark URI) which
+         * the registered [`FileOpener`] opens each time the file is read.
          */path: String, 
         /**
          * Groups files; any non-empty string chosen by the app.
@@ -2705,6 +2976,116 @@ public func FfiConverterTypeErrorCode_lower(_ value: ErrorCode) -> RustBuffer {
 
 
 /**
+ * Why a [`FileOpener`] could not open a URI. Any other exception thrown by
+ * the opener arrives as `Failed`.
+ */
+public 
+enum FileOpenError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The file no longer exists (deleted, or its provider is gone):
+     * the upload fails with `file_not_found`.
+     */
+    case Gone(reason: String
+    )
+    /**
+     * The app may no longer read it (the grant was revoked, the bookmark
+     * is stale): the upload fails with `file_unreadable`.
+     */
+    case PermissionRevoked(reason: String
+    )
+    /**
+     * It cannot be opened for another reason: `file_unreadable`.
+     */
+    case Failed(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension FileOpenError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFileOpenError: FfiConverterRustBuffer {
+    typealias SwiftType = FileOpenError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FileOpenError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Gone(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 2: return .PermissionRevoked(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 3: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FileOpenError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Gone(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .PermissionRevoked(reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileOpenError_lift(_ buf: RustBuffer) throws -> FileOpenError {
+    return try FfiConverterTypeFileOpenError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileOpenError_lower(_ value: FileOpenError) -> RustBuffer {
+    return FfiConverterTypeFileOpenError.lower(value)
+}
+
+
+/**
  * Why [`UploadEngine::run_until_idle`] returned.
  */
 
@@ -3538,6 +3919,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeFileOpener: FfiConverterRustBuffer {
+    typealias SwiftType = FileOpener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeFileOpener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeFileOpener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeUploadFailure: FfiConverterRustBuffer {
     typealias SwiftType = UploadFailure?
 
@@ -3720,13 +4125,15 @@ public func configForBaseUrl(baseUrl: String) -> UploaderConfig  {
 }
 /**
  * The contract's `fileHash` of a file: XXH3-128 of its content as 32
- * lowercase hex digits. Blocking: reads the whole file.
+ * lowercase hex digits. `path` is a path, a `file://` URI, or a URI that
+ * `opener` opens (as in [`NewFile::path`]). Blocking: reads the whole file.
  */
-public func hashFile(path: String)throws  -> String  {
+public func hashFile(path: String, opener: FileOpener? = nil)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeUploaderError_lift) {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_func_hash_file(
-        FfiConverterString.lower(path),uniffiCallStatus
+        FfiConverterString.lower(path),
+        FfiConverterOptionTypeFileOpener.lower(opener),uniffiCallStatus
     )
 })
 }
@@ -3777,7 +4184,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_func_config_for_base_url() != 10974) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_hash_file() != 30598) {
+    if (uniffi_s3bgu_core_checksum_func_hash_file() != 38933) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_render_notification() != 61829) {
@@ -3819,6 +4226,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config() != 33999) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() != 36421) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() != 36640) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3849,10 +4259,14 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_fileopener_open() != 62804) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitFileOpener()
     uniffiCallbackInitUploadObserver()
     return InitializationResult.ok
 }()

@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
+typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, int32_t* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 typedef struct UniffiVTableCallbackInterfaceUploadObserver {
@@ -257,6 +264,15 @@ typedef struct UniffiVTableCallbackInterfaceUploadObserver {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceUploadObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_FILE_OPENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_FILE_OPENER
+typedef struct UniffiVTableCallbackInterfaceFileOpener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceFileOpenerMethod0 _Nonnull `open`;
+} UniffiVTableCallbackInterfaceFileOpener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
@@ -339,6 +355,11 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_run_until_idle(uint64_t ptr
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_config(uint64_t ptr, RustBuffer config
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_OPENER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_OPENER
+void uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(uint64_t ptr, RustBuffer opener, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 void uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(uint64_t ptr, int8_t online, int8_t metered, RustCallStatus *_Nonnull out_status
@@ -404,6 +425,26 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(const UniffiVTable
 void uniffi_s3bgu_core_fn_method_uploadobserver_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_FILEOPENER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_FILEOPENER
+uint64_t uniffi_s3bgu_core_fn_clone_fileopener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_FILEOPENER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_FILEOPENER
+void uniffi_s3bgu_core_fn_free_fileopener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_FILEOPENER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_FILEOPENER
+void uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(const UniffiVTableCallbackInterfaceFileOpener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN
+int32_t uniffi_s3bgu_core_fn_method_fileopener_open(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, RustCallStatus *_Nonnull out_status
@@ -411,7 +452,7 @@ RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, Ru
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_HASH_FILE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_HASH_FILE
-RustBuffer uniffi_s3bgu_core_fn_func_hash_file(RustBuffer path, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_s3bgu_core_fn_func_hash_file(RustBuffer path, RustBuffer opener, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_RENDER_NOTIFICATION
@@ -774,6 +815,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_config(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_OPENER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_OPENER
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(void
@@ -831,6 +878,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 uint16_t uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
+uint16_t uniffi_s3bgu_core_checksum_method_fileopener_open(void
     
 );
 #endif

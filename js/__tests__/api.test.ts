@@ -102,6 +102,12 @@ describe('uploadFile', () => {
     );
   });
 
+  it('hands a content:// URI to native unchanged, for the platform to open', async () => {
+    const uri = 'content://com.android.providers.media.documents/document/video%3A42';
+    await uploadFile(uri, { transferId: 'picked', fileName: 'clip.mp4' });
+    expect(native.uploadFile).toHaveBeenCalledWith(uri, 'picked', 'clip.mp4', '{}');
+  });
+
   it('resolves with the existing upload for the same content in the same transfer', async () => {
     const a = await uploadFile('/tmp/a.bin', { transferId: 't' });
     const again = await uploadFile('/tmp/a.bin', { transferId: 't' });
@@ -111,7 +117,7 @@ describe('uploadFile', () => {
   });
 
   it.each([
-    [['content://media/1'], 'content: URIs are not supported'],
+    [['ph://ABC-123/L0/001'], 'ph: URIs are not supported'],
     [['/tmp/a', { userParams: { fileSize: 1 } }], 'userParams.fileSize is reserved'],
     [['/tmp/a', { userParams: { when: new Date() } }], 'userParams.when is a Date'],
     [['/tmp/a', { transferId: '' }], 'transferId must be a non-empty string'],

@@ -188,7 +188,18 @@ describe('toFilePath', () => {
   });
 
   it.each([
-    ['content://media/external/video/1', 'content: URIs are not supported'],
+    'content://media/external/video/media/1234',
+    'content://com.android.providers.media.documents/document/video%3A12?x=1',
+    'CONTENT://media/external/images/5',
+    'bookmark://Ym9va21hcmstZGF0YQ',
+  ])('passes the platform URI %s to native unchanged', (uri) => {
+    expect(toFilePath(uri)).toBe(uri);
+  });
+
+  it.each([
+    ['content:media/1', 'must look like content://authority/'],
+    ['content:///no-authority', 'must look like content://authority/'],
+    ['content://media/a\0b', 'must not contain NUL'],
     ['ph://ABC-123', 'ph: URIs are not supported'],
     ['https://example.com/a.mp4', 'https: URIs are not supported'],
     ['relative/path.mp4', 'the file path must be absolute, got "relative/path.mp4"'],

@@ -59,8 +59,12 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  * same transfer again resolves with the existing upload (unless that one
  * was cancelled).
  *
- * @param path an absolute file path or a `file://` URI (`content://` and
- *   other URIs must be copied to a file first).
+ * @param path an absolute file path, a `file://` URI, or a URI the platform
+ *   opens: Android's `content://` (from a picker; no copy is made) or an iOS
+ *   `bookmark://` URI. The engine reopens it for every part and after a
+ *   restart; if the app loses the permission, the upload fails with
+ *   `file_unreadable` (`file_not_found` if the file is gone). Other URIs
+ *   (`ph://`, `http://`...) must be copied to a file first.
  * @throws UploadError `invalid_argument` (bad path, reserved or non-JSON
  *   user params), `file_not_found`, `file_unreadable`, `database`.
  */

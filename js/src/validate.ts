@@ -290,9 +290,17 @@ export function configToNativeJson(config: UploaderConfig): string {
 }
 
 /**
+ * URI schemes passed to native unchanged: the platform opens them for the
+ * engine each time it reads the file (Android's `content://`; `bookmark://`
+ * for iOS security-scoped bookmarks).
+ */
+export const PLATFORM_URI_SCHEMES = ['content', 'bookmark'] as const;
+
+/**
  * Turns a plain absolute path or a `file://` URI into the absolute path the
- * engine reads. Other URIs (`content://`, `ph://`, `http://`...) are refused:
- * the engine needs a file it can reopen after a restart.
+ * engine reads; a `content://` or `bookmark://` URI is returned as is, for
+ * the platform to open. Other URIs (`ph://`, `http://`...) are refused: the
+ * engine needs a file it can reopen after a restart.
  */
 export function toFilePath(pathOrUri: unknown): string {
   if (typeof pathOrUri !== 'string' || pathOrUri.length === 0) {
@@ -301,8 +309,18 @@ export function toFilePath(pathOrUri: unknown): string {
     );
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(pathOrUri);
+  const schemeName = scheme?.[1]?.toLowerCase();
+  if (PLATFORM_URI_SCHEMES.some((s) => s === schemeName)) {
+    if (!/^[^:]+:\/\/[^/?#]+/.test(pathOrUri)) {
+      throw argumentError(`a ${schemeName}: URI must look like ${schemeName}://authority/...`);
+    }
+    if (pathOrUri.includes('\0')) {
+      throw argumentError('the URI must not contain NUL characters');
+    }
+    return pathOrUri;
+  }
   let path: string;
-  if (scheme && scheme[1]?.toLowerCase() === 'file') {
+  if (schemeName === 'file') {
     // file:///p, file://localhost/p and file:/p all name /p. A URI's query
     // and fragment are not part of the path.
     const rest = pathOrUri.slice('file:'.length).replace(/[?#].*$/, '');
@@ -319,7 +337,7 @@ export function toFilePath(pathOrUri: unknown): string {
     }
   } else if (scheme && !pathOrUri.startsWith('/')) {
     throw argumentError(
-      `${scheme[1]}: URIs are not supported: pass a local file path or file:// URI (copy the content to a file first)`,
+      `${scheme[1]}: URIs are not supported: pass a local file path, a file:// URI or a content:// URI (copy the content to a file first)`,
     );
   } else {
     path = pathOrUri;

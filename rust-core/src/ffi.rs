@@ -19,7 +19,7 @@
 use crate::background;
 use crate::error::ErrorCode as CoreCode;
 use crate::model;
-use crate::{Config, NewUpload, UploadError, Uploader, UploaderOptions};
+use crate::{Config, FileOpener, FileSource, NewUpload, UploadError, Uploader, UploaderOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -334,7 +334,9 @@ pub fn config_for_base_url(base_url: String) -> UploaderConfig {
 /// A file to add to the queue.
 #[derive(Clone, uniffi::Record)]
 pub struct NewFile {
-    /// Path of the file on this device.
+    /// Path of the file on this device, a `file://` URI, or a URI that only
+    /// the platform can open (`content://...`, an iOS bookmark URI) which
+    /// the registered [`FileOpener`] opens each time the file is read.
     pub path: String,
     /// Groups files; any non-empty string chosen by the app.
     pub transfer_id: String,
@@ -954,6 +956,7 @@ impl UploadEngine {
                 ))
             }
         };
+        // The engine tells paths from URIs (FileSource::parse).
         let new = NewUpload {
             path: PathBuf::from(file.path),
             transfer_id: file.transfer_id,
@@ -961,6 +964,15 @@ impl UploadEngine {
             user_params,
         };
         Ok(self.uploader()?.add_file(new).await?.into())
+    }
+
+    /// Registers the opener of files added as URIs (`content://...`), or
+    /// removes it with `None`. Uploads of URIs wait (they do not fail) while
+    /// no opener is registered, so after a restart register it right after
+    /// `open`. Non-blocking; any thread.
+    pub fn set_file_opener(&self, opener: Option<Arc<dyn FileOpener>>) -> Result<()> {
+        self.uploader()?.set_file_opener(opener);
+        Ok(())
     }
 
     /// Pauses the selected unfinished uploads (parts in flight stop and are
@@ -1095,10 +1107,17 @@ impl UploadEngine {
 }
 
 /// The contract's `fileHash` of a file: XXH3-128 of its content as 32
-/// lowercase hex digits. Blocking: reads the whole file.
-#[uniffi::export]
-pub fn hash_file(path: String) -> Result<String> {
-    Ok(crate::hash_file(Path::new(&path))?)
+/// lowercase hex digits. `path` is a path, a `file://` URI, or a URI that
+/// `opener` opens (as in [`NewFile::path`]). Blocking: reads the whole file.
+#[uniffi::export(default(opener = None))]
+pub fn hash_file(path: String, opener: Option<Arc<dyn FileOpener>>) -> Result<String> {
+    match FileSource::parse(&path)? {
+        FileSource::Path(p) => Ok(crate::hash_file(&p)?),
+        FileSource::Uri(uri) => {
+            let opener = opener.ok_or_else(|| UploadError::from(crate::source::no_opener(&uri)))?;
+            Ok(crate::hash_uri(&uri, opener.as_ref())?)
+        }
+    }
 }
 
 /// Moves a corrupt queue database (error `DatabaseCorrupt`) aside, with

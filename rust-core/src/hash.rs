@@ -36,16 +36,20 @@ impl FileStamp {
                 ),
             ));
         }
+        Ok(FileStamp::from_metadata(&meta))
+    }
+
+    pub(crate) fn from_metadata(meta: &std::fs::Metadata) -> FileStamp {
         let mtime_ns = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        Ok(FileStamp {
+        FileStamp {
             size: meta.len(),
             mtime_ns,
-        })
+        }
     }
 }
 
@@ -96,6 +100,35 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, FileStamp)> {
         return Err(err(
             ErrorCode::FileChanged,
             format!("{} changed while it was being hashed", path.display()),
+        ));
+    }
+    Ok((format!("{:032x}", hasher.digest()), after))
+}
+
+/// XXH3-128 of a file opened by the platform (see `crate::source`), read
+/// with positioned reads from offset 0, with its stamp (fstat). Blocking.
+/// Fails with `file_changed` if it changes while it is read.
+pub(crate) fn hash_descriptor(file: &File, label: &str) -> Result<(String, FileStamp)> {
+    use std::os::unix::fs::FileExt;
+    let before = crate::source::descriptor_stamp(file, label)?;
+    let mut hasher = FileHasher::new();
+    let mut buf = AlignedBuf::new(READ_BUF);
+    let mut total = 0u64;
+    loop {
+        let n = match file.read_at(buf.as_mut_slice(), total) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(crate::source::read_error(label, &e)),
+        };
+        hasher.update(&buf.as_slice()[..n]);
+        total += n as u64;
+    }
+    let after = crate::source::descriptor_stamp(file, label)?;
+    if before != after || total != before.size {
+        return Err(err(
+            ErrorCode::FileChanged,
+            format!("{label} changed while it was being hashed"),
         ));
     }
     Ok((format!("{:032x}", hasher.digest()), after))

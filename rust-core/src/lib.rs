@@ -25,6 +25,7 @@ pub mod notification;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
+mod source;
 mod store;
 pub mod tls;
 mod transfer;
@@ -37,6 +38,7 @@ pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
+pub use source::{FileOpenError, FileOpener, FileSource};
 
 uniffi::setup_scaffolding!();
 
@@ -52,6 +54,16 @@ const RESERVED_PARAMS: [&str; 3] = ["fileName", "fileHash", "fileSize"];
 /// lowercase hex digits. Blocking: it reads the whole file.
 pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
     hash::hash_file(path)
+        .map(|(h, _)| h)
+        .map_err(UploadError::from)
+}
+
+/// The contract's `fileHash` of a file that only the platform can open:
+/// `opener` turns `uri` into a descriptor, read with positioned reads.
+/// Blocking: it reads the whole file.
+pub fn hash_uri(uri: &str, opener: &dyn FileOpener) -> Result<String, UploadError> {
+    let file = source::open_uri(opener, uri).map_err(UploadError::from)?;
+    hash::hash_descriptor(&file, &source::uri_for_message(uri))
         .map(|(h, _)| h)
         .map_err(UploadError::from)
 }
@@ -149,6 +161,7 @@ pub struct Uploader {
     changes: watch::Receiver<u64>,
     /// The engine's task, to tell whether it still runs.
     engine_task: tokio::task::AbortHandle,
+    opener: source::OpenerSlot,
 }
 
 /// The queue's lock file, held by the handle and by the engine's task
@@ -249,7 +262,9 @@ impl Uploader {
         // Extra roots of a stored configuration are added by `Engine::load`.
         let http = tls::http_client(&[]).map_err(UploadError::from)?;
         let (changes_tx, changes) = watch::channel(0u64);
-        let mut engine = Engine::load(store, http, changes_tx).map_err(UploadError::from)?;
+        let opener = source::OpenerSlot::default();
+        let mut engine =
+            Engine::load(store, http, changes_tx, opener.clone()).map_err(UploadError::from)?;
         engine.set_running(options.start);
         engine.hold_lock(lock.share());
         let (commands, rx) = mpsc::unbounded_channel();
@@ -271,6 +286,7 @@ impl Uploader {
             commands,
             changes,
             engine_task: engine_task.abort_handle(),
+            opener,
         })
     }
 
@@ -312,7 +328,14 @@ impl Uploader {
                 format!("user param \"{k}\" is reserved: fileName, fileHash and fileSize are set by the uploader"),
             ));
         }
-        let path = std::path::absolute(&new.path).map_err(|e| {
+        let given = match new.path.to_str().map(FileSource::parse) {
+            Some(Ok(FileSource::Uri(uri))) => return self.add_uri(uri, new).await,
+            Some(Ok(FileSource::Path(p))) => p,
+            Some(Err(e)) => return Err(e),
+            // Not UTF-8: cannot be a URI.
+            None => new.path.clone(),
+        };
+        let path = std::path::absolute(&given).map_err(|e| {
             UploadError::new(
                 ErrorCode::FileNotFound,
                 format!("{} is not a usable path: {e}", new.path.display()),
@@ -343,7 +366,8 @@ impl Uploader {
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
         let file = HashedFile {
-            path,
+            location: path.to_string_lossy().into_owned(),
+            is_uri: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,
@@ -351,6 +375,55 @@ impl Uploader {
             user_params: new.user_params,
         };
         self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// `add_file` for a URI: hashed through the registered opener; the URI
+    /// is what is stored (and what `UploadInfo::path` shows).
+    async fn add_uri(&self, uri: String, new: NewUpload) -> Result<UploadInfo, UploadError> {
+        let opener = self
+            .opener
+            .get()
+            .ok_or_else(|| UploadError::from(source::no_opener(&uri)))?;
+        let file_name = match new.file_name.clone() {
+            Some(n) if !n.is_empty() => n,
+            _ => source::uri_file_name(&uri).ok_or_else(|| {
+                UploadError::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "{} has no file name: pass fileName",
+                        source::uri_for_message(&uri)
+                    ),
+                )
+            })?,
+        };
+        let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
+        let hash_uri = uri.clone();
+        let (file_hash, stamp) = runtime
+            .spawn_blocking(move || {
+                let file = source::open_uri(opener.as_ref(), &hash_uri)?;
+                hash::hash_descriptor(&file, &source::uri_for_message(&hash_uri))
+            })
+            .await
+            .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
+            .map_err(UploadError::from)?;
+        let file = HashedFile {
+            location: uri,
+            is_uri: true,
+            transfer_id: new.transfer_id,
+            file_name,
+            file_hash,
+            stamp,
+            user_params: new.user_params,
+        };
+        self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// Registers (or with `None` removes) the opener for files added as
+    /// URIs. Uploads of URIs wait for one, so registering it just after
+    /// [`Uploader::open`] loses nothing. Non-blocking.
+    pub fn set_file_opener(&self, opener: Option<Arc<dyn FileOpener>>) {
+        self.opener.set(opener);
+        let _ = self.commands.send(Command::OpenerChanged);
     }
 
     /// Pauses the selected unfinished uploads. Parts in flight are stopped and
@@ -577,10 +650,10 @@ mod tests {
         assert!(first.is_running());
         // The engine's task ends (as after an internal error).
         first.stop_engine_for_test();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while first.is_running() {
             assert!(std::time::Instant::now() < deadline, "engine task ended");
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let second = Uploader::open(UploaderOptions::new(&db)).expect("reopen");
         assert!(second.is_running());

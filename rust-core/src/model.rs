@@ -82,7 +82,8 @@ impl std::fmt::Display for UploadState {
 pub struct UploadInfo {
     pub id: UploadId,
     pub transfer_id: String,
-    /// Path of the file on this device.
+    /// Path of the file on this device, or the URI it was added with
+    /// (opened through the registered file opener).
     pub path: String,
     pub file_name: String,
     /// XXH3-128 of the content, 32 lowercase hex digits.
@@ -169,10 +170,14 @@ pub trait UploadListener: Send + Sync {
 /// A file to add to the queue.
 #[derive(Clone, Debug, Default)]
 pub struct NewUpload {
+    /// A path, a `file://` URI, or a URI only the platform can open
+    /// (`content://...`; see [`crate::FileSource::parse`]). Such a URI is
+    /// stored as is, and the registered [`crate::FileOpener`] is asked for
+    /// a descriptor whenever the file is read.
     pub path: std::path::PathBuf,
     /// Groups files; any non-empty string chosen by the app.
     pub transfer_id: String,
-    /// Defaults to the file name of `path`.
+    /// Defaults to the file name of `path` (or the URI's last segment).
     pub file_name: Option<String>,
     /// Merged flat into the startUpload body. `fileName`, `fileHash` and
     /// `fileSize` are reserved.

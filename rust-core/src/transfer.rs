@@ -5,15 +5,16 @@
 use crate::buffer::{BufPool, PooledBuf};
 use crate::error::ErrorCode;
 use crate::failure::{describe_reqwest, is_transient_status, retry_after, Failure};
-use crate::hash::file_error;
+use crate::hash::{file_error, FileStamp};
 use crate::redact;
+use crate::source::{FileOpener, COPY_FIRST};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Size of each read from the file: the unit the HTTP stack writes.
@@ -30,9 +31,56 @@ pub(crate) fn chunk_pool() -> BufPool {
 /// Default for a part PUT that has made no progress: abandoned and retried.
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where a part's bytes are read from.
+pub(crate) enum PartFile {
+    Path(PathBuf),
+    /// A URI the platform opens again for every attempt; `stamp` is what
+    /// was recorded when the file was added.
+    Uri {
+        uri: String,
+        opener: Arc<dyn FileOpener>,
+        stamp: FileStamp,
+    },
+}
+
+impl PartFile {
+    /// Opens the file for this attempt; for a URI, also checks it is still
+    /// the file that was added (fstat). Blocking.
+    fn open(&self) -> crate::error::Result<File> {
+        match self {
+            PartFile::Path(path) => File::open(path).map_err(|e| file_error(path, &e)),
+            PartFile::Uri { uri, opener, .. } => {
+                let file = crate::source::open_uri(opener.as_ref(), uri)?;
+                self.check(&file)?;
+                Ok(file)
+            }
+        }
+    }
+
+    /// For a URI: the open descriptor still has the size and modification
+    /// time recorded at add.
+    fn check(&self, file: &File) -> crate::error::Result<()> {
+        if let PartFile::Uri { uri, stamp, .. } = self {
+            let label = crate::source::uri_for_message(uri);
+            let now = crate::source::descriptor_stamp(file, &label)?;
+            if !crate::source::same_file(*stamp, now) {
+                return Err(crate::source::changed_error(&label, *stamp, now).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn label(&self) -> String {
+        match self {
+            PartFile::Path(p) => p.display().to_string(),
+            PartFile::Uri { uri, .. } => crate::source::uri_for_message(uri),
+        }
+    }
+}
+
 pub(crate) struct PartJob<'a> {
     pub url: &'a str,
-    pub path: &'a Path,
+    pub file: Arc<PartFile>,
     pub offset: u64,
     pub len: u64,
     /// Bytes of this part handed to the connection so far (for progress).
@@ -72,10 +120,12 @@ fn part_body(
     offset: u64,
     len: u64,
     pool: BufPool,
+    read_failed: Arc<OnceLock<(io::ErrorKind, String)>>,
 ) -> impl Stream<Item = io::Result<Bytes>> {
     futures_util::stream::try_unfold((offset, len), move |(pos, left)| {
         let file = file.clone();
         let pool = pool.clone();
+        let read_failed = read_failed.clone();
         async move {
             if left == 0 {
                 return Ok(None);
@@ -84,7 +134,10 @@ fn part_body(
             let buf =
                 tokio::task::spawn_blocking(move || read_chunk(&file, pos, want, pool.take()))
                     .await
-                    .map_err(io::Error::other)??;
+                    .map_err(io::Error::other)?
+                    .inspect_err(|e| {
+                        let _ = read_failed.set((e.kind(), e.to_string()));
+                    })?;
             let next = (pos + want as u64, left - want as u64);
             Ok(Some((Bytes::from_owner(buf), next)))
         }
@@ -100,30 +153,35 @@ fn part_body(
 /// uplink drains its buffers after the last chunk); once the answer has
 /// begun, its body must keep coming within `stall_timeout`.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
-    let file = tokio::fs::File::open(job.path)
-        .await
-        .map_err(|e| Failure::from(file_error(job.path, &e)))?
-        .into_std()
-        .await;
+    let source = job.file.clone();
+    let file = Arc::new(
+        tokio::task::spawn_blocking(move || source.open())
+            .await
+            .map_err(|e| {
+                Failure::fatal(
+                    ErrorCode::Internal,
+                    format!("opening the file stopped: {e}"),
+                )
+            })??,
+    );
     let sent = job.sent.clone();
     sent.store(0, Ordering::Relaxed);
     let counter = sent.clone();
     // A failed read of the local file, kept to be reported as such (the
     // HTTP stack only says that the body broke off).
-    let read_error: Arc<Mutex<Option<(io::ErrorKind, String)>>> = Arc::default();
-    let read_error_slot = read_error.clone();
-    let stream =
-        part_body(Arc::new(file), job.offset, job.len, job.pool.clone()).inspect(move |chunk| {
-            match chunk {
-                Ok(c) => {
-                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let mut slot = read_error_slot.lock().unwrap_or_else(|p| p.into_inner());
-                    *slot = Some((e.kind(), e.to_string()));
-                }
-            }
-        });
+    let read_failed = Arc::new(OnceLock::new());
+    let stream = part_body(
+        file.clone(),
+        job.offset,
+        job.len,
+        job.pool.clone(),
+        read_failed.clone(),
+    )
+    .inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+        }
+    });
     let request = http
         .put(job.url)
         // An explicit length: S3 refuses chunked part uploads.
@@ -154,10 +212,25 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     };
     let resp = match response {
         Ok(r) => r,
+        // A descriptor that cannot be read at an offset never will be:
+        // retrying would only use up the attempts.
+        Err(_) if read_failed.get().is_some_and(|(k, _)| *k == io::ErrorKind::NotSeekable) => {
+            return Err(Failure::fatal(
+                ErrorCode::FileUnreadable,
+                format!(
+                    "{} cannot be read at an offset: {COPY_FIRST}",
+                    job.file.label()
+                ),
+            ))
+        }
         Err(e) => {
-            let local = read_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some((kind, msg)) = local {
-                return Err(file_error(job.path, &io::Error::new(kind, msg)).into());
+            if let Some((kind, msg)) = read_failed.get() {
+                let label = job.file.label();
+                return Err(file_error(
+                    std::path::Path::new(&label),
+                    &io::Error::new(*kind, msg.clone()),
+                )
+                .into());
             }
             return Err(Failure::Transient {
                 detail: format!("part upload {}", describe_reqwest(e)),
@@ -169,6 +242,8 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     if (200..300).contains(&status) {
         return match resp.headers().get(reqwest::header::ETAG) {
             Some(v) if !v.as_bytes().is_empty() => {
+                // The bytes sent must still be those of the file that was added.
+                job.file.check(&file)?;
                 Ok(String::from_utf8_lossy(v.as_bytes()).into_owned())
             }
             // A proxy may have eaten the header; the part is sent again, and
@@ -291,7 +366,7 @@ mod tests {
             &reqwest::Client::new(),
             PartJob {
                 url: &url,
-                path: dir.path(),
+                file: Arc::new(PartFile::Path(dir.path().to_path_buf())),
                 offset: 0,
                 len: 1000,
                 sent: Arc::default(),

@@ -1,6 +1,8 @@
 package com.s3bguploader.core.test
 
 import com.s3bguploader.core.ErrorCode
+import com.s3bguploader.core.FileOpenException
+import com.s3bguploader.core.FileOpener
 import com.s3bguploader.core.IdleReason
 import com.s3bguploader.core.NetworkPolicy
 import com.s3bguploader.core.NewFile
@@ -79,6 +81,52 @@ class Recorder : UploadObserver {
 
     fun statesOf(id: Long): List<UploadState> = snapshot().mapNotNull {
         (it as? UploaderEvent.StateChanged)?.upload?.takeIf { u -> u.id == id }?.state
+    }
+}
+
+/** libc through JNA: real descriptors, as Android's `detachFd()` hands them over. */
+interface LibC : com.sun.jna.Library {
+    fun open(path: String, flags: Int): Int
+    fun pipe(fds: IntArray): Int
+    fun close(fd: Int): Int
+
+    companion object {
+        val INSTANCE: LibC = com.sun.jna.Native.load("c", LibC::class.java)
+        const val O_RDONLY = 0
+    }
+}
+
+/** Opens `content://kotlin-test/<name>` as `<dir>/<name>`, or fails as told per name. */
+class DirectoryOpener(private val dir: File) : FileOpener {
+    enum class Fault { REVOKED, GONE, THROWS, PIPE }
+
+    val faults: MutableMap<String, Fault> = java.util.concurrent.ConcurrentHashMap()
+    val calls: MutableMap<String, Int> = java.util.concurrent.ConcurrentHashMap()
+
+    override fun open(uri: String): Int {
+        val name = uri.removePrefix(PREFIX)
+        calls.merge(name, 1, Int::plus)
+        return when (faults[name]) {
+            Fault.REVOKED -> throw FileOpenException.PermissionRevoked("the grant for $name was revoked")
+            Fault.GONE -> throw FileOpenException.Gone("$name was deleted")
+            Fault.THROWS -> throw IllegalStateException("a bug in the opener")
+            Fault.PIPE -> {
+                val fds = IntArray(2)
+                check(LibC.INSTANCE.pipe(fds) == 0)
+                LibC.INSTANCE.close(fds[1])
+                fds[0]
+            }
+            null -> {
+                val f = File(dir, name)
+                if (!f.exists()) throw FileOpenException.Gone("$name does not exist")
+                LibC.INSTANCE.open(f.path, LibC.O_RDONLY).also { check(it >= 0) { "open($f) failed" } }
+            }
+        }
+    }
+
+    companion object {
+        const val PREFIX = "content://kotlin-test/"
+        fun uri(name: String) = PREFIX + name
     }
 }
 
@@ -408,6 +456,84 @@ class UploadEngineTest {
             assertEquals(8u, engine.summary(null).completedFiles)
             assertEquals(3u, engine.summary(null).completedTransfers)
             sub.close()
+        }
+    }
+
+    @Test
+    fun contentUrisOpenedByAKotlinOpenerUploadByteIdentical() = runBlocking<Unit> {
+        val opener = DirectoryOpener(dir)
+        val files = listOf(file("video.mp4", 11 * MIB + 3), file("photo.jpg", 70_000))
+        for (f in files) {
+            assertEquals(hashFile(f.path), hashFile(DirectoryOpener.uri(f.name), opener))
+        }
+        assertThrows<UploaderException.InvalidConfig> { hashFile(DirectoryOpener.uri("photo.jpg")) }
+        open("uris.db", start = false).use { engine ->
+            engine.setConfig(config())
+            assertThrows<UploaderException.InvalidConfig> {
+                runBlocking { engine.addFile(NewFile(DirectoryOpener.uri("photo.jpg"), "t", null, "{}")) }
+            }
+            engine.setFileOpener(opener)
+            val added = files.map { engine.addFile(NewFile(DirectoryOpener.uri(it.name), "phone", null, "{}")) }
+            assertEquals(DirectoryOpener.uri("video.mp4"), added[0].path)
+            assertEquals("video.mp4", added[0].fileName)
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            assertEquals(3u, engine.one(added[0].id).partsTotal)
+            for ((u, f) in added.zip(files)) {
+                val done = engine.one(u.id)
+                assertEquals(done.error?.message, UploadState.COMPLETED, done.state)
+                assertStoredObject(done, f)
+                // Hashed twice (hashFile above, then addFile), then opened once per part.
+                assertEquals(f.name, 2 + done.partsTotal.toInt(), opener.calls[f.name])
+            }
+        }
+    }
+
+    @Test
+    fun aKotlinOpenerThatFailsOrHandsOverAPipeFailsOnlyThatUpload() = runBlocking<Unit> {
+        val opener = DirectoryOpener(dir)
+        val names = listOf("revoked.bin", "gone.bin", "throws.bin", "pipe.bin", "fine.bin")
+        val files = names.associateWith { file(it, 5 * MIB + 11) }
+        open("uri-faults.db", start = false).use { engine ->
+            engine.setConfig(config())
+            engine.setFileOpener(opener)
+            // A pipe cannot be hashed by positioned reads: refused at add.
+            opener.faults["pipe.bin"] = DirectoryOpener.Fault.PIPE
+            val pipe = assertThrows<UploaderException.FileUnreadable> {
+                runBlocking { engine.addFile(NewFile(DirectoryOpener.uri("pipe.bin"), "t", null, "{}")) }
+            }
+            assertTrue(pipe.message!!, pipe.message!!.contains("copy the file"))
+            opener.faults.clear()
+            val added = names.associateWith { engine.addFile(NewFile(DirectoryOpener.uri(it), "t", null, "{}")) }
+            // Then the platform's answers change before any part is read.
+            opener.faults["revoked.bin"] = DirectoryOpener.Fault.REVOKED
+            opener.faults["gone.bin"] = DirectoryOpener.Fault.GONE
+            opener.faults["throws.bin"] = DirectoryOpener.Fault.THROWS
+            opener.faults["pipe.bin"] = DirectoryOpener.Fault.PIPE
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            val expected = mapOf(
+                "revoked.bin" to ErrorCode.FILE_UNREADABLE,
+                "gone.bin" to ErrorCode.FILE_NOT_FOUND,
+                "throws.bin" to ErrorCode.FILE_UNREADABLE,
+                "pipe.bin" to ErrorCode.FILE_UNREADABLE,
+            )
+            for ((name, code) in expected) {
+                val u = engine.one(added.getValue(name).id)
+                assertEquals(name, UploadState.FAILED, u.state)
+                assertEquals(name, code, u.error?.code)
+                assertTrue("$name: ${u.error?.message}", u.error!!.message.contains("copy the file"))
+            }
+            val fine = engine.one(added.getValue("fine.bin").id)
+            assertEquals(UploadState.COMPLETED, fine.state)
+            assertStoredObject(fine, files.getValue("fine.bin"))
+            // The opener works again: the failed ones resume and finish.
+            opener.faults.clear()
+            engine.resume(UploadSelector.Transfer("t"))
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            for (name in expected.keys) {
+                val u = engine.one(added.getValue(name).id)
+                assertEquals(name, UploadState.COMPLETED, u.state)
+                assertStoredObject(u, files.getValue(name))
+            }
         }
     }
 

@@ -63,6 +63,8 @@ impl Engine {
                 let list = self.uploads.values().map(Tracked::info).collect();
                 f(list, self.summary(None));
             }
+            // The next pass of the loop starts the parts that waited.
+            Command::OpenerChanged => self.changes.send_modify(|n| *n += 1),
             // The loop handles it before dispatching here; answer anyway.
             Command::Shutdown(done) => {
                 let _ = done.send(());
@@ -140,18 +142,18 @@ impl Engine {
                 return Ok(t.info());
             }
         }
-        let path = f.path.to_string_lossy().into_owned();
         let tx = self.store.transaction()?;
         let id = write::insert_upload(
             &tx,
             &NewRow {
                 transfer_id: &f.transfer_id,
-                path: &path,
+                path: &f.location,
                 file_name: &f.file_name,
                 file_hash: &f.file_hash,
                 size: f.stamp.size,
                 mtime_ns: f.stamp.mtime_ns,
                 user_params: &f.user_params,
+                is_uri: f.is_uri,
             },
         )?;
         tx.commit()?;

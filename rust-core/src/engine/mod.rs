@@ -20,10 +20,10 @@ use crate::model::{
     Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener, UploadState,
 };
 use crate::redact;
+use crate::source::OpenerSlot;
 use crate::store::{now_ms, write, AbortState, NewRow, PartRow, Store, UploadRow};
-use crate::transfer::{put_part, PartJob};
+use crate::transfer::{put_part, PartFile, PartJob};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +63,9 @@ const EVENTS_PER_PASS: usize = 64;
 
 /// A file checked and hashed by the caller's side, ready to be queued.
 pub(crate) struct HashedFile {
-    pub path: PathBuf,
+    /// An absolute path, or a URI for the file opener (`is_uri`).
+    pub location: String,
+    pub is_uri: bool,
     pub transfer_id: String,
     pub file_name: String,
     pub file_hash: String,
@@ -89,6 +91,9 @@ pub(crate) enum Command {
     /// Runs on the engine's task with every upload and the overall summary,
     /// between two events: a subscriber starts from a consistent snapshot.
     Inspect(Inspector),
+    /// A file opener was registered or removed: uploads of URIs that
+    /// waited for one can go on.
+    OpenerChanged,
 }
 
 pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
@@ -151,6 +156,9 @@ pub(crate) struct Engine {
     clock: waits::ClockWatch,
     /// The queue's lock: released when the engine ends, however it ends.
     queue_lock: Option<crate::QueueLock>,
+    /// Opens the URIs of uploads added as URIs; until one is registered,
+    /// their parts wait (they do not fail).
+    opener: OpenerSlot,
 }
 
 impl Engine {
@@ -160,6 +168,7 @@ impl Engine {
         store: Store,
         http: reqwest::Client,
         changes: watch::Sender<u64>,
+        opener: OpenerSlot,
     ) -> Result<Engine> {
         let config = store.load_config()?;
         let http = match &config {
@@ -190,6 +199,7 @@ impl Engine {
             network: NetworkState::default(),
             clock: waits::ClockWatch::now(),
             queue_lock: None,
+            opener,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)

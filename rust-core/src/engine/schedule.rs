@@ -164,6 +164,9 @@ impl Engine {
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
                 continue;
             }
+            if self.waits_for_opener(t) {
+                continue;
+            }
             let ready: Vec<(u32, String)> = t
                 .parts
                 .iter()
@@ -249,13 +252,16 @@ impl Engine {
     }
 
     pub(super) fn spawn_part(&mut self, id: UploadId, number: u32, url: String) {
+        // fill_slots skips uploads that wait for an opener.
+        let Some(file) = self.part_file(id) else {
+            return;
+        };
         let t = self.uploads.get_mut(&id).expect("scheduled upload exists");
         let part_size = t.row.part_size.unwrap_or(0);
         let len = part_len(t.row.size, part_size, number);
         let offset = (u64::from(number) - 1) * part_size;
         let sent = Arc::new(AtomicU64::new(0));
         t.parts[number as usize - 1].in_flight = Some(sent.clone());
-        let path = PathBuf::from(&t.row.path);
         let http = self.http.clone();
         let pool = self.chunks.clone();
         let (stall_timeout, answer_timeout) = self
@@ -272,7 +278,7 @@ impl Engine {
                 &http,
                 PartJob {
                     url: &url,
-                    path: &path,
+                    file,
                     offset,
                     len,
                     sent,

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Each entry moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_file_sources.sql"),
+];
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -41,6 +44,8 @@ pub(crate) struct UploadRow {
     pub abort_state: AbortState,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `path` holds a URI for the platform's file opener, not a path.
+    pub is_uri: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +73,8 @@ pub(crate) struct NewRow<'a> {
     pub size: u64,
     pub mtime_ns: i64,
     pub user_params: &'a serde_json::Map<String, serde_json::Value>,
+    /// `path` is a URI for the platform's file opener.
+    pub is_uri: bool,
 }
 
 pub(crate) struct Store {
@@ -79,7 +86,7 @@ pub(crate) struct Store {
 
 const UPLOAD_COLUMNS: &str = "id, transfer_id, path, file_name, file_hash, size, mtime_ns, \
      user_params, state, object_key, upload_id, part_size, parts_total, attempts, \
-     next_attempt_at, error_code, error_message, abort_state, created_at, updated_at";
+     next_attempt_at, error_code, error_message, abort_state, created_at, updated_at, source";
 
 fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
     let params_json: String = row.get(7)?;
@@ -124,6 +131,7 @@ fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
         },
         created_at: row.get(18)?,
         updated_at: row.get(19)?,
+        is_uri: row.get::<_, String>(20)? == "uri",
     })
 }
 
@@ -346,8 +354,8 @@ pub(crate) mod write {
         let now = now_ms();
         tx.execute(
             "INSERT INTO uploads (transfer_id, path, file_name, file_hash, size, mtime_ns, \
-             user_params, state, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', ?8, ?8)",
+             user_params, state, created_at, updated_at, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'PENDING', ?8, ?8, ?9)",
             params![
                 new.transfer_id,
                 new.path,
@@ -356,7 +364,8 @@ pub(crate) mod write {
                 new.size as i64,
                 new.mtime_ns,
                 serde_json::to_string(new.user_params)?,
-                now
+                now,
+                if new.is_uri { "uri" } else { "path" }
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -484,6 +493,7 @@ mod tests {
             size: 12,
             mtime_ns: 7,
             user_params: params,
+            is_uri: false,
         }
     }
 
@@ -515,6 +525,43 @@ mod tests {
         s.save_config(&c).unwrap();
         s.save_config(&c).unwrap();
         assert_eq!(s.load_config().unwrap(), Some(c));
+    }
+
+    #[test]
+    fn a_version_1_queue_keeps_its_paths_and_new_rows_can_hold_uris() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO uploads (transfer_id, path, file_name, file_hash, size, mtime_ns, \
+             user_params, state, created_at, updated_at) \
+             VALUES ('t', '/old/a.bin', 'a.bin', 'h', 3, 1, '{}', 'PENDING', 1, 1)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let mut s = Store::open(&path).unwrap();
+        let old = s.uploads().unwrap().remove(0);
+        assert_eq!((old.path.as_str(), old.is_uri), ("/old/a.bin", false));
+        let p = serde_json::Map::new();
+        let tx = s.transaction().unwrap();
+        let id = write::insert_upload(
+            &tx,
+            &NewRow {
+                path: "content://test/b.bin",
+                is_uri: true,
+                ..new_row(&p)
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let row = s.upload(id).unwrap().unwrap();
+        assert_eq!(
+            (row.path.as_str(), row.is_uri),
+            ("content://test/b.bin", true)
+        );
     }
 
     #[test]

@@ -660,6 +660,9 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceUploadObserverMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceFileOpenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceUploadObserver(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -676,6 +679,25 @@ internal open class UniffiVTableCallbackInterfaceUploadObserver(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "open")
+internal open class UniffiVTableCallbackInterfaceFileOpener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `open`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `open`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceFileOpener(`uniffiFree`,`uniffiClone`,`open`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceFileOpener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `open` = other.`open`
     }
 
 }
@@ -734,6 +756,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_config(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_shutdown(
@@ -754,6 +778,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_fileopener_open(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_constructor_uploadengine_open(
     ): Int
     external fun ffi_s3bgu_core_uniffi_contract_version(
@@ -772,6 +798,7 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "s3bgu_core"))
+        uniffiCallbackInterfaceFileOpener.register(this)
         uniffiCallbackInterfaceUploadObserver.register(this)
         
     }
@@ -809,6 +836,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_config(`ptr`: Long,`config`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(`ptr`: Long,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(`ptr`: Long,`online`: Byte,`metered`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_shutdown(`ptr`: Long,
@@ -835,9 +864,17 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadobserver_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_s3bgu_core_fn_clone_fileopener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_fileopener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(`vtable`: UniffiVTableCallbackInterfaceFileOpener,
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_fileopener_open(`ptr`: Long,`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_render_notification(`template`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -965,7 +1002,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_config_for_base_url() and 0xFFFF) != 10974) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_hash_file() and 0xFFFF) != 30598) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_hash_file() and 0xFFFF) != 38933) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_render_notification() and 0xFFFF) != 61829) {
@@ -1007,6 +1044,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_config() and 0xFFFF) != 33999) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() and 0xFFFF) != 36421) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() and 0xFFFF) != 36640) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1035,6 +1075,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 8456) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open() and 0xFFFF) != 62804) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -1294,6 +1337,29 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 /**
  * @suppress
  */
+public object FfiConverterInt: FfiConverter<Int, Int> {
+    override fun lift(value: Int): Int {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Int {
+        return buf.getInt()
+    }
+
+    override fun lower(value: Int): Int {
+        return value
+    }
+
+    override fun allocationSize(value: Int) = 4UL
+
+    override fun write(value: Int, buf: ByteBuffer) {
+        buf.putInt(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterULong: FfiConverter<ULong, Long> {
     override fun lift(value: Long): ULong {
         return value.toULong()
@@ -1414,6 +1480,352 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Opens URIs that only the platform can open. Implemented in Kotlin or
+ * Swift (or Rust), registered with `set_file_opener`.
+ *
+ * Called on an engine thread (never the caller's), each time the engine
+ * needs the file: to hash it, before each part upload and after a restart.
+ * It may block briefly (Android's `ContentResolver` does a binder call).
+ */
+public interface FileOpener {
+    
+    /**
+     * Opens `uri` for reading and returns a file descriptor that the engine
+     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * The descriptor must allow positioned reads (a regular file): a pipe
+     * fails the upload with `file_unreadable`.
+     */
+    fun `open`(`uri`: kotlin.String): kotlin.Int
+    
+    companion object
+}
+
+/**
+ * Opens URIs that only the platform can open. Implemented in Kotlin or
+ * Swift (or Rust), registered with `set_file_opener`.
+ *
+ * Called on an engine thread (never the caller's), each time the engine
+ * needs the file: to hash it, before each part upload and after a restart.
+ * It may block briefly (Android's `ContentResolver` does a binder call).
+ */
+open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_s3bgu_core_fn_free_fileopener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_s3bgu_core_fn_clone_fileopener(handle, status)
+        }
+    }
+
+    
+    /**
+     * Opens `uri` for reading and returns a file descriptor that the engine
+     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * The descriptor must allow positioned reads (a regular file): a pipe
+     * fails the upload with `file_unreadable`.
+     */
+    @Throws(FileOpenException::class)override fun `open`(`uri`: kotlin.String): kotlin.Int {
+            return FfiConverterInt.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FileOpenException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_fileopener_open(
+        it,
+        
+        FfiConverterString.lower(`uri`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceFileOpener {
+    internal object `open`: UniffiCallbackInterfaceFileOpenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeFileOpener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`open`(
+                    FfiConverterString.lift(`uri`),
+                )
+            }
+            val writeReturn = { value: kotlin.Int -> uniffiOutReturn.setValue(FfiConverterInt.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: FileOpenException -> FfiConverterTypeFileOpenError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeFileOpener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeFileOpener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceFileOpener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `open`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFileOpener: FfiConverter<FileOpener, Long> {
+    internal val handleMap = UniffiHandleMap<FileOpener>()
+
+    override fun lower(value: FileOpener): Long {
+        if (value is FileOpenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): FileOpener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return FileOpenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): FileOpener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: FileOpener) = 8UL
+
+    override fun write(value: FileOpener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
     }
 }
 
@@ -1868,6 +2280,14 @@ public interface UploadEngineInterface {
     suspend fun `setConfig`(`config`: UploaderConfig)
     
     /**
+     * Registers the opener of files added as URIs (`content://...`), or
+     * removes it with `None`. Uploads of URIs wait (they do not fail) while
+     * no opener is registered, so after a restart register it right after
+     * `open`. Non-blocking; any thread.
+     */
+    fun `setFileOpener`(`opener`: FileOpener?)
+    
+    /**
      * Reports the network the platform sees (the engine assumes online and
      * unmetered until told). Offline, or metered under `UnmeteredOnly`,
      * holds every upload without changing its state; an allowed network
@@ -2260,6 +2680,26 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         UploaderException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Registers the opener of files added as URIs (`content://...`), or
+     * removes it with `None`. Uploads of URIs wait (they do not fail) while
+     * no opener is registered, so after a restart register it right after
+     * `open`. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setFileOpener`(`opener`: FileOpener?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(
+        it,
+        
+        FfiConverterOptionalTypeFileOpener.lower(`opener`),_status)
+}
+    }
+    
+    
 
     
     /**
@@ -3004,7 +3444,9 @@ public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
  */
 data class NewFile (
     /**
-     * Path of the file on this device.
+     * Path of the file on this device, a `file://` URI, or a URI that only
+     * the platform can open (`content://...`, an iOS bookmark URI) which
+     * the registered [`FileOpener`] opens each time the file is read.
      */
     var `path`: kotlin.String
     , 
@@ -3682,6 +4124,125 @@ public object FfiConverterTypeErrorCode: FfiConverterRustBuffer<ErrorCode> {
 }
 
 
+
+
+
+
+
+/**
+ * Why a [`FileOpener`] could not open a URI. Any other exception thrown by
+ * the opener arrives as `Failed`.
+ */
+sealed class FileOpenException: kotlin.Exception() {
+    
+    /**
+     * The file no longer exists (deleted, or its provider is gone):
+     * the upload fails with `file_not_found`.
+     */
+    class Gone(
+        
+        val `reason`: kotlin.String
+        ) : FileOpenException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The app may no longer read it (the grant was revoked, the bookmark
+     * is stale): the upload fails with `file_unreadable`.
+     */
+    class PermissionRevoked(
+        
+        val `reason`: kotlin.String
+        ) : FileOpenException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * It cannot be opened for another reason: `file_unreadable`.
+     */
+    class Failed(
+        
+        val `reason`: kotlin.String
+        ) : FileOpenException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<FileOpenException> {
+        override fun lift(error_buf: RustBuffer.ByValue): FileOpenException = FfiConverterTypeFileOpenError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFileOpenError : FfiConverterRustBuffer<FileOpenException> {
+    override fun read(buf: ByteBuffer): FileOpenException {
+        
+
+        return when(buf.getInt()) {
+            1 -> FileOpenException.Gone(
+                FfiConverterString.read(buf),
+                )
+            2 -> FileOpenException.PermissionRevoked(
+                FfiConverterString.read(buf),
+                )
+            3 -> FileOpenException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: FileOpenException): ULong {
+        return when(value) {
+            is FileOpenException.Gone -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is FileOpenException.PermissionRevoked -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is FileOpenException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: FileOpenException, buf: ByteBuffer) {
+        when(value) {
+            is FileOpenException.Gone -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is FileOpenException.PermissionRevoked -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is FileOpenException.Failed -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
 
 
 
@@ -4378,6 +4939,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeFileOpener: FfiConverterRustBuffer<FileOpener?> {
+    override fun read(buf: ByteBuffer): FileOpener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeFileOpener.read(buf)
+    }
+
+    override fun allocationSize(value: FileOpener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeFileOpener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: FileOpener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeFileOpener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeUploadFailure: FfiConverterRustBuffer<UploadFailure?> {
     override fun read(buf: ByteBuffer): UploadFailure? {
         if (buf.get().toInt() == 0) {
@@ -4545,15 +5138,17 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
 
         /**
          * The contract's `fileHash` of a file: XXH3-128 of its content as 32
-         * lowercase hex digits. Blocking: reads the whole file.
+         * lowercase hex digits. `path` is a path, a `file://` URI, or a URI that
+         * `opener` opens (as in [`NewFile::path`]). Blocking: reads the whole file.
          */
-    @Throws(UploaderException::class) fun `hashFile`(`path`: kotlin.String): kotlin.String {
+    @Throws(UploaderException::class) fun `hashFile`(`path`: kotlin.String, `opener`: FileOpener? = null): kotlin.String {
             return FfiConverterString.lift(
     uniffiRustCallWithError(UploaderException) { _status ->
     UniffiLib.uniffi_s3bgu_core_fn_func_hash_file(
     
         
-        FfiConverterString.lower(`path`),_status)
+        FfiConverterString.lower(`path`),
+        FfiConverterOptionalTypeFileOpener.lower(`opener`),_status)
 }
     )
     }

@@ -1,0 +1,352 @@
+//! Where an upload's bytes come from: a path the engine opens itself, or a
+//! URI only the platform can open (an Android `content://` URI, an iOS
+//! security-scoped URL kept as a bookmark). For a URI the platform's
+//! [`FileOpener`] hands over a file descriptor each time the engine needs the
+//! file; only the URI is stored, never a descriptor.
+
+use crate::error::{err, ErrorCode, Result, UploadError};
+use crate::hash::FileStamp;
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// What the message of every "cannot read this URI" error ends with.
+pub(crate) const COPY_FIRST: &str = "copy the file into the app's storage and upload the copy";
+
+/// Opens URIs that only the platform can open. Implemented in Kotlin or
+/// Swift (or Rust), registered with `set_file_opener`.
+///
+/// Called on an engine thread (never the caller's), each time the engine
+/// needs the file: to hash it, before each part upload and after a restart.
+/// It may block briefly (Android's `ContentResolver` does a binder call).
+#[uniffi::export(foreign)]
+pub trait FileOpener: Send + Sync {
+    /// Opens `uri` for reading and returns a file descriptor that the engine
+    /// then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+    /// The descriptor must allow positioned reads (a regular file): a pipe
+    /// fails the upload with `file_unreadable`.
+    fn open(&self, uri: String) -> std::result::Result<i32, FileOpenError>;
+}
+
+/// Why a [`FileOpener`] could not open a URI. Any other exception thrown by
+/// the opener arrives as `Failed`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum FileOpenError {
+    /// The file no longer exists (deleted, or its provider is gone):
+    /// the upload fails with `file_not_found`.
+    #[error("the file is gone: {reason}")]
+    Gone { reason: String },
+    /// The app may no longer read it (the grant was revoked, the bookmark
+    /// is stale): the upload fails with `file_unreadable`.
+    #[error("permission to read the file is gone: {reason}")]
+    PermissionRevoked { reason: String },
+    /// It cannot be opened for another reason: `file_unreadable`.
+    #[error("the file cannot be opened: {reason}")]
+    Failed { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for FileOpenError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        FileOpenError::Failed { reason: e.reason }
+    }
+}
+
+/// What an app passed as the file to upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileSource {
+    /// A file on this device, opened by the engine.
+    Path(PathBuf),
+    /// A URI the registered [`FileOpener`] opens.
+    Uri(String),
+}
+
+impl FileSource {
+    /// Classifies a string from the app: `scheme://...` is a URI for the
+    /// opener, except `file://` which names a local path; anything else is
+    /// a path.
+    pub fn parse(s: &str) -> std::result::Result<FileSource, UploadError> {
+        let Some(scheme) = uri_scheme(s) else {
+            return Ok(FileSource::Path(PathBuf::from(s)));
+        };
+        if !scheme.eq_ignore_ascii_case("file") {
+            return Ok(FileSource::Uri(s.to_string()));
+        }
+        url::Url::parse(s)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .map(FileSource::Path)
+            .ok_or_else(|| {
+                UploadError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{} is not a usable file:// URI", uri_for_message(s)),
+                )
+            })
+    }
+}
+
+/// The scheme of `scheme://rest`, if `s` has that shape (RFC 3986 scheme
+/// characters). Paths never do: `a://b` would be a relative path with an
+/// empty component.
+fn uri_scheme(s: &str) -> Option<&str> {
+    let (scheme, rest) = s.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (first_ok && rest_ok && rest.starts_with("//")).then_some(scheme)
+}
+
+/// A URI as it may appear in messages and logs: scheme, authority and last
+/// path segment, without query or fragment (they can carry tokens).
+pub(crate) fn uri_for_message(uri: &str) -> String {
+    let cut = uri.find(['?', '#']).unwrap_or(uri.len());
+    let base = &uri[..cut];
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return "<the URI>".to_string();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    // Credentials in the authority (user:password@host) go as well.
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    let middle = if path.trim_matches('/').contains('/') {
+        "…/"
+    } else {
+        ""
+    };
+    let tail = if cut < uri.len() { "?…" } else { "" };
+    format!("{scheme}://{host}/{middle}{last}{tail}")
+}
+
+/// The file name a URI suggests: its last path segment, percent-decoded,
+/// after any `/` or `:` it decodes to (document ids look like `primary:DCIM/a.mp4`).
+pub(crate) fn uri_file_name(uri: &str) -> Option<String> {
+    let cut = uri.find(['?', '#']).unwrap_or(uri.len());
+    let (_, rest) = uri[..cut].split_once("://")?;
+    let (_, path) = rest.split_once('/')?;
+    let last = path.rsplit('/').find(|s| !s.is_empty())?;
+    let decoded = percent_encoding::percent_decode_str(last)
+        .decode_utf8_lossy()
+        .into_owned();
+    let name = decoded.rsplit(['/', ':']).next().unwrap_or("").to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The opener registered on an uploader, shared by the caller's side
+/// (hashing at add) and the engine (part uploads).
+#[derive(Clone, Default)]
+pub(crate) struct OpenerSlot(Arc<RwLock<Option<Arc<dyn FileOpener>>>>);
+
+impl OpenerSlot {
+    pub(crate) fn get(&self) -> Option<Arc<dyn FileOpener>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, opener: Option<Arc<dyn FileOpener>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = opener;
+    }
+}
+
+pub(crate) fn no_opener(uri: &str) -> crate::error::Error {
+    err(
+        ErrorCode::InvalidConfig,
+        format!(
+            "{} needs a file opener: register one with set_file_opener first",
+            uri_for_message(uri)
+        ),
+    )
+}
+
+/// Asks `opener` for `uri` and checks that the descriptor can be read at
+/// any offset. Blocking: the opener may block.
+pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
+    let label = uri_for_message(uri);
+    // The opener is app code: whatever it does must not unwind into the engine.
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        opener.open(uri.to_string())
+    }));
+    let clean = |reason: &str| {
+        let reason = crate::redact::redact(&reason.replace(uri, &label), &[]);
+        let reason: String = reason.chars().take(200).collect();
+        if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        }
+    };
+    let fd = match answer {
+        Ok(Ok(fd)) => fd,
+        Ok(Err(FileOpenError::Gone { reason })) => {
+            return Err(err(
+                ErrorCode::FileNotFound,
+                format!(
+                    "{label} is gone{}: pick the file again, or {COPY_FIRST}",
+                    clean(&reason)
+                ),
+            ))
+        }
+        Ok(Err(FileOpenError::PermissionRevoked { reason })) => {
+            return Err(err(
+                ErrorCode::FileUnreadable,
+                format!(
+                    "permission to read {label} is gone{}: pick the file again, or {COPY_FIRST} \
+                     while the permission lasts",
+                    clean(&reason)
+                ),
+            ))
+        }
+        Ok(Err(FileOpenError::Failed { reason })) => {
+            return Err(err(
+                ErrorCode::FileUnreadable,
+                format!("{label} cannot be opened{}: {COPY_FIRST}", clean(&reason)),
+            ))
+        }
+        Err(_) => {
+            return Err(err(
+                ErrorCode::FileUnreadable,
+                format!("the file opener failed on {label}: {COPY_FIRST}"),
+            ))
+        }
+    };
+    // SAFETY: `fcntl(F_GETFD)` reads the flags of a descriptor and changes
+    // nothing; it tells an open descriptor from a bogus number.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(err(
+            ErrorCode::FileUnreadable,
+            format!("the file opener returned no open descriptor ({fd}) for {label}: {COPY_FIRST}"),
+        ));
+    }
+    // SAFETY: the opener's contract hands the open descriptor over: nothing
+    // else closes it, so the engine owns it from here on.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    descriptor_stamp(&file, &label)?;
+    Ok(file)
+}
+
+/// Size and modification time of an open descriptor (fstat); refuses
+/// anything but a regular file, which is what positioned reads need.
+pub(crate) fn descriptor_stamp(file: &File, label: &str) -> Result<FileStamp> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = file.metadata().map_err(|e| read_error(label, &e))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a pipe"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(not_positionable(label, what));
+    }
+    Ok(FileStamp::from_metadata(&meta))
+}
+
+fn not_positionable(label: &str, what: &str) -> crate::error::Error {
+    err(
+        ErrorCode::FileUnreadable,
+        format!(
+            "{label} was opened as {what}, which cannot be read at an offset (parts are read \
+             independently and again after a restart): {COPY_FIRST}"
+        ),
+    )
+}
+
+/// A failed read of a descriptor-backed file, as the upload's error.
+pub(crate) fn read_error(label: &str, e: &std::io::Error) -> crate::error::Error {
+    if e.kind() == std::io::ErrorKind::NotSeekable {
+        return not_positionable(label, "a stream");
+    }
+    err(
+        ErrorCode::FileUnreadable,
+        format!("reading {label} failed ({e}): {COPY_FIRST}"),
+    )
+}
+
+/// Whether a stamp taken now still matches the one recorded at add. The
+/// modification time counts only where the descriptor had one.
+pub(crate) fn same_file(recorded: FileStamp, now: FileStamp) -> bool {
+    recorded.size == now.size && (recorded.mtime_ns == 0 || recorded.mtime_ns == now.mtime_ns)
+}
+
+pub(crate) fn changed_error(label: &str, recorded: FileStamp, now: FileStamp) -> UploadError {
+    UploadError::new(
+        ErrorCode::FileChanged,
+        format!(
+            "{label} changed after it was added (size {} -> {}); add it again to upload the new content",
+            recorded.size, now.size
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_classified_as_paths_or_uris() {
+        let p = |s: &str| FileSource::parse(s).unwrap();
+        assert_eq!(p("/data/a.bin"), FileSource::Path("/data/a.bin".into()));
+        assert_eq!(p("rel/a:b.bin"), FileSource::Path("rel/a:b.bin".into()));
+        assert_eq!(p("my:file.bin"), FileSource::Path("my:file.bin".into()));
+        assert_eq!(
+            p("file:///data/my%20file.bin"),
+            FileSource::Path("/data/my file.bin".into())
+        );
+        let content = "content://com.android.providers.media.documents/document/video%3A12";
+        assert_eq!(p(content), FileSource::Uri(content.into()));
+        assert_eq!(
+            p("s3bgu-bookmark://AAAA"),
+            FileSource::Uri("s3bgu-bookmark://AAAA".into())
+        );
+        let e = FileSource::parse("file://elsewhere.example/x").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn messages_show_no_query_or_credentials() {
+        assert_eq!(
+            uri_for_message("content://media/external/video/media/1234?token=SECRET#frag"),
+            "content://media/…/1234?…"
+        );
+        assert_eq!(
+            uri_for_message("content://user:pw@host/doc"),
+            "content://host/doc"
+        );
+        assert!(!uri_for_message("x://h/a?sig=SECRET").contains("SECRET"));
+    }
+
+    #[test]
+    fn file_names_come_from_the_last_segment() {
+        assert_eq!(
+            uri_file_name("content://p.documents/document/primary%3ADCIM%2Fclip.mp4").as_deref(),
+            Some("clip.mp4")
+        );
+        assert_eq!(
+            uri_file_name("content://media/external/video/media/1234?x=1").as_deref(),
+            Some("1234")
+        );
+        assert_eq!(uri_file_name("content://authority-only"), None);
+    }
+
+    #[test]
+    fn a_not_seekable_read_says_to_copy_first() {
+        let e: UploadError = read_error(
+            "content://x/y",
+            &std::io::Error::from_raw_os_error(libc::ESPIPE),
+        )
+        .into();
+        assert_eq!(e.code, ErrorCode::FileUnreadable);
+        assert!(e.message.contains("copy the file"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_mtime_counts_only_when_recorded() {
+        let s = |size, mtime_ns| FileStamp { size, mtime_ns };
+        assert!(same_file(s(5, 0), s(5, 99)));
+        assert!(same_file(s(5, 7), s(5, 7)));
+        assert!(!same_file(s(5, 7), s(5, 8)));
+        assert!(!same_file(s(5, 0), s(6, 0)));
+    }
+}
