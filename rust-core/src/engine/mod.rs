@@ -4,6 +4,7 @@
 
 mod commands;
 mod files;
+pub(crate) mod handoff;
 mod outcomes;
 mod schedule;
 mod tracked;
@@ -88,6 +89,8 @@ pub(crate) enum Command {
     /// Runs on the engine's task with every upload and the overall summary,
     /// between two events: a subscriber starts from a consistent snapshot.
     Inspect(Inspector),
+    /// Part hand-off to the platform's transport.
+    Handoff(handoff::HandoffCommand),
 }
 
 pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
@@ -146,6 +149,7 @@ pub(crate) struct Engine {
     running: bool,
     changes: watch::Sender<u64>,
     network: NetworkState,
+    handoff: handoff::Handoff,
 }
 
 impl Engine {
@@ -172,6 +176,7 @@ impl Engine {
             running: true,
             changes,
             network: NetworkState::default(),
+            handoff: handoff::Handoff::new(),
         })
     }
 
