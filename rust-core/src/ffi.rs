@@ -1053,8 +1053,9 @@ impl UploadEngine {
 // ----- part hand-off (iOS background URLSession) -----
 //
 // The platform's duties, in order:
-// 1. After `open` (every launch, including a background relaunch for
-//    session events): `set_part_transport`, then `reconcile_part_tasks`
+// 1. At every launch: `open` (with `start = false` when launched into the
+//    background, so nothing is sent directly before the mode is set), then
+//    `set_part_transport`, then `reconcile_part_tasks`
 //    with the ids of every task the session still has (iOS:
 //    `getAllTasks`, each task's `taskDescription`), and cancel the ids it
 //    returns.
