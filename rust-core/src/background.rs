@@ -62,6 +62,17 @@ pub struct EngineStatus {
     /// Write transactions committed to the queue database since it was
     /// opened (each is one WAL append and one fsync).
     pub db_commits: u64,
+    /// Parts go to the platform's transport (hand-off mode with a transport).
+    pub handoff: bool,
+    /// Tasks with the platform's transport now.
+    pub tasks_handed_off: u32,
+    /// Tasks handed off since the engine was opened.
+    pub tasks_handed_off_total: u64,
+    /// Bytes of staged part files now, and at most since open.
+    pub staged_bytes: u64,
+    pub staging_peak: u64,
+    /// The engine has requests or staging of its own in progress.
+    pub engine_busy: bool,
 }
 
 /// Why [`crate::Uploader::run_until_idle`] returned.
@@ -77,6 +88,10 @@ pub enum IdleReason {
     AllPaused,
     /// Unfinished uploads wait for new headers (the backend answered 401).
     AuthRequired,
+    /// Hand-off mode: what is left is with the platform's transport (or
+    /// waits for staging room); the engine has nothing to do until the
+    /// platform reports a task's end.
+    HandedOff,
 }
 
 impl IdleReason {
@@ -87,6 +102,7 @@ impl IdleReason {
             IdleReason::WaitingForNetwork => "waiting_for_network",
             IdleReason::AllPaused => "all_paused",
             IdleReason::AuthRequired => "auth_required",
+            IdleReason::HandedOff => "handed_off",
         }
     }
 }
@@ -97,7 +113,11 @@ impl EngineStatus {
         if !self.running {
             Some(IdleReason::Suspended)
         } else if self.active > 0 {
-            (!self.network_allowed).then_some(IdleReason::WaitingForNetwork)
+            if !self.network_allowed {
+                Some(IdleReason::WaitingForNetwork)
+            } else {
+                (self.handoff && !self.engine_busy).then_some(IdleReason::HandedOff)
+            }
         } else if self.auth_paused > 0 {
             Some(IdleReason::AuthRequired)
         } else if self.paused > 0 {

@@ -614,6 +614,9 @@ pub enum IdleReason {
     AllPaused,
     /// Uploads wait for new headers (`set_config`), then `resume`.
     AuthRequired,
+    /// Hand-off mode: the remaining parts are with the [`PartTransport`]
+    /// (or wait for staging room). Safe to let the app be suspended.
+    HandedOff,
 }
 
 impl From<background::IdleReason> for IdleReason {
@@ -624,6 +627,7 @@ impl From<background::IdleReason> for IdleReason {
             background::IdleReason::WaitingForNetwork => IdleReason::WaitingForNetwork,
             background::IdleReason::AllPaused => IdleReason::AllPaused,
             background::IdleReason::AuthRequired => IdleReason::AuthRequired,
+            background::IdleReason::HandedOff => IdleReason::HandedOff,
         }
     }
 }
@@ -644,6 +648,14 @@ pub struct EngineStatus {
     pub auth_paused: u32,
     /// Bytes the active uploads still have to send.
     pub bytes_remaining: u64,
+    /// Parts go to the registered [`PartTransport`] (hand-off mode).
+    pub handoff: bool,
+    /// Tasks with the transport now, and handed off since open.
+    pub tasks_handed_off: u32,
+    pub tasks_handed_off_total: u64,
+    /// Bytes of staged part files now, and at most since open.
+    pub staged_bytes: u64,
+    pub staging_peak: u64,
 }
 
 impl From<background::EngineStatus> for EngineStatus {
@@ -657,6 +669,11 @@ impl From<background::EngineStatus> for EngineStatus {
             paused: s.paused,
             auth_paused: s.auth_paused,
             bytes_remaining: s.bytes_remaining,
+            handoff: s.handoff,
+            tasks_handed_off: s.tasks_handed_off,
+            tasks_handed_off_total: s.tasks_handed_off_total,
+            staged_bytes: s.staged_bytes,
+            staging_peak: s.staging_peak,
         }
     }
 }
@@ -1103,6 +1120,208 @@ impl UploadEngine {
         {
             queues.remove(&self.db_path);
         }
+    }
+}
+
+// ----- part hand-off (iOS background URLSession) -----
+//
+// The platform's duties, in order:
+// 1. At every launch: `open` (with `start = false` when launched into the
+//    background, so nothing is sent directly before the mode is set), then
+//    `set_part_transport`, then `reconcile_part_tasks`
+//    with the ids of every task the session still has (iOS:
+//    `getAllTasks`, each task's `taskDescription`), and cancel the ids it
+//    returns.
+// 2. On the way into suspension: `set_part_mode(Handoff)`, then
+//    `run_until_idle` inside a `beginBackgroundTask` window; it returns
+//    `HandedOff` once every part it can stage is with the session.
+// 3. For every task that ends (delegate `didCompleteWithError`), at any
+//    time and from any thread: `report_part_task`. In a background wake-up
+//    (`handleEventsForBackgroundURLSession`), report every finished task,
+//    then `run_until_idle` before calling the system's completion handler:
+//    that is when `complete` is sent for uploads whose last part just
+//    finished, and the next parts are handed off.
+// 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+//    off stay with the session and are reported as they end.
+
+/// One part upload for the platform: PUT the file at `file_path` (exactly
+/// `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct PartTask {
+    /// Made by the engine, unique, kept across relaunches: store it with the
+    /// task (iOS: `taskDescription`) and report with it.
+    pub task_id: String,
+    /// The engine's upload id.
+    pub upload: i64,
+    pub part_number: u32,
+    /// Presigned PUT URL. A bearer secret: never log it.
+    pub url: String,
+    /// The staged file holding exactly this part; do not modify or delete it
+    /// (the engine deletes it after the report).
+    pub file_path: String,
+    /// Bytes to send (`Content-Length`).
+    pub length: u64,
+    /// Do not start before this time (ms since the Unix epoch), 0 for at
+    /// once. iOS: `earliestBeginDate`.
+    pub earliest_begin_ms: i64,
+}
+
+/// How a handed-off task ended.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum PartTaskResult {
+    /// The storage answered. Pass the `ETag` and `Retry-After` headers
+    /// verbatim and, for errors, the start of the body (it says whether a
+    /// 400 is an expired URL).
+    Response {
+        status: u16,
+        etag: Option<String>,
+        retry_after: Option<String>,
+        body: String,
+    },
+    /// No answer (connection lost, timeout, file unreadable).
+    TransportError { message: String },
+    /// The task was cancelled by the system or the user, not by the engine.
+    Cancelled,
+    /// The session has no task with this id.
+    UnknownTask,
+}
+
+impl From<PartTaskResult> for crate::TaskOutcome {
+    fn from(r: PartTaskResult) -> Self {
+        match r {
+            PartTaskResult::Response {
+                status,
+                etag,
+                retry_after,
+                body,
+            } => crate::TaskOutcome::Response {
+                status,
+                etag,
+                retry_after,
+                body,
+            },
+            PartTaskResult::TransportError { message } => {
+                crate::TaskOutcome::TransportError(message)
+            }
+            PartTaskResult::Cancelled => crate::TaskOutcome::Cancelled,
+            PartTaskResult::UnknownTask => crate::TaskOutcome::UnknownTask,
+        }
+    }
+}
+
+/// Whether the engine sends parts itself or hands them to the transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum PartMode {
+    /// The engine sends parts (app in the foreground). Default.
+    Direct,
+    /// Parts are staged and handed to the [`PartTransport`] (app about to be suspended).
+    Handoff,
+}
+
+/// Hand-off tuning.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct HandoffSettings {
+    /// Staged part files, in bytes, at most (default 256 MiB).
+    #[uniffi(default = 268435456)]
+    pub staging_budget_bytes: u64,
+    /// A URL is refreshed before hand-off when less than this remains of
+    /// its life (the system may start a task late). Default 15 minutes.
+    #[uniffi(default = 900000)]
+    pub url_margin_ms: u64,
+}
+
+/// What a transport may throw from `submit`: the part counts one failed
+/// attempt and is tried again later.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum TransportError {
+    #[error("the transport refused the task: {reason}")]
+    Refused { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        TransportError::Refused { reason: e.reason }
+    }
+}
+
+/// Implemented by the platform (iOS: a background `URLSession`). Both
+/// methods are called on an engine thread: return at once.
+#[uniffi::export(foreign)]
+pub trait PartTransport: Send + Sync {
+    /// Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
+    /// `taskDescription = task.taskId`, `earliestBeginDate` when set).
+    fn submit(&self, task: PartTask) -> Result<(), TransportError>;
+    /// Cancel the task (its upload ended). No report is expected.
+    fn cancel(&self, task_id: String);
+}
+
+struct ForeignTransport(Arc<dyn PartTransport>);
+
+impl crate::PartTransport for ForeignTransport {
+    fn submit(&self, task: crate::PartTask) -> std::result::Result<(), String> {
+        self.0
+            .submit(PartTask {
+                task_id: task.task_id,
+                upload: task.upload,
+                part_number: task.part_number,
+                url: task.url,
+                file_path: task.file_path.to_string_lossy().into_owned(),
+                length: task.length,
+                earliest_begin_ms: task.earliest_begin_ms,
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn cancel(&self, task_id: &str) {
+        self.0.cancel(task_id.to_string())
+    }
+}
+
+#[uniffi::export]
+impl UploadEngine {
+    /// Registers the platform's transport (or removes it with `None`), with
+    /// the staging budget and URL margin. Call it after every `open`, before
+    /// `reconcile_part_tasks`. Non-blocking; any thread.
+    pub fn set_part_transport(
+        &self,
+        transport: Option<Arc<dyn PartTransport>>,
+        settings: HandoffSettings,
+    ) -> Result<()> {
+        let transport =
+            transport.map(|t| Arc::new(ForeignTransport(t)) as Arc<dyn crate::PartTransport>);
+        self.uploader()?.set_part_transport(
+            transport,
+            crate::HandoffSettings {
+                staging_budget: settings.staging_budget_bytes,
+                url_margin: std::time::Duration::from_millis(settings.url_margin_ms),
+            },
+        );
+        Ok(())
+    }
+
+    /// `Handoff` on the way into suspension (PUTs of the engine's own stop
+    /// and their parts are handed off); `Direct` back in the foreground
+    /// (handed-off tasks keep running and are reported). Async.
+    pub async fn set_part_mode(&self, mode: PartMode) -> Result<()> {
+        Ok(self
+            .uploader()?
+            .set_handoff(mode == PartMode::Handoff)
+            .await?)
+    }
+
+    /// A handed-off task ended. Non-blocking; any thread; any time after
+    /// `open` (also before the transport is registered again). Reports of
+    /// tasks the engine no longer holds are ignored.
+    pub fn report_part_task(&self, task_id: String, result: PartTaskResult) -> Result<()> {
+        self.uploader()?.report_task(task_id, result.into());
+        Ok(())
+    }
+
+    /// After a launch: the ids of every task the platform's session still
+    /// has. The engine's other tasks were lost and are sent again; returns
+    /// the session's tasks the engine does not know, to be cancelled. Async.
+    pub async fn reconcile_part_tasks(&self, live_task_ids: Vec<String>) -> Result<Vec<String>> {
+        Ok(self.uploader()?.reconcile_tasks(live_task_ids).await?)
     }
 }
 

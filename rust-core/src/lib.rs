@@ -26,6 +26,7 @@ pub mod notification;
 mod proptests;
 pub mod redact;
 mod source;
+mod staging;
 mod store;
 pub mod tls;
 mod transfer;
@@ -33,15 +34,20 @@ mod xxh3;
 
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
 pub use config::{Config, RetryPolicy, DEFAULT_MAX_PARTS_IN_FLIGHT, MAX_PARTS_IN_FLIGHT};
+pub use engine::handoff::{
+    HandoffSettings, PartTask, PartTransport, TaskOutcome, DEFAULT_URL_MARGIN,
+};
 pub use error::{ErrorCode, UploadError};
 pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
 pub use source::{FileOpenError, FileOpener, FileSource};
+pub use staging::DEFAULT_STAGING_BUDGET;
 
 uniffi::setup_scaffolding!();
 
+use engine::handoff::HandoffCommand;
 use engine::{Command, Engine, HashedFile};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -265,6 +271,9 @@ impl Uploader {
         let opener = source::OpenerSlot::default();
         let mut engine =
             Engine::load(store, http, changes_tx, opener.clone()).map_err(UploadError::from)?;
+        engine
+            .open_handoff(staging::dir_for(&options.db_path))
+            .map_err(UploadError::from)?;
         engine.set_running(options.start);
         engine.hold_lock(lock.share());
         let (commands, rx) = mpsc::unbounded_channel();
@@ -525,6 +534,51 @@ impl Uploader {
         self.stop().await
     }
 
+    /// Registers (or removes) the platform's part transport, with the
+    /// staging budget and URL margin. Reports need no transport: they are
+    /// accepted before it is registered again after a relaunch.
+    pub fn set_part_transport(
+        &self,
+        transport: Option<Arc<dyn PartTransport>>,
+        settings: HandoffSettings,
+    ) {
+        let _ = self
+            .commands
+            .send(Command::Handoff(HandoffCommand::SetTransport(
+                transport, settings,
+            )));
+    }
+
+    /// Hand-off mode on (parts go to the transport; PUTs of the engine's own
+    /// in flight stop and their parts are handed off) or off (the engine
+    /// sends the parts itself; tasks already handed off stay with the
+    /// platform and their reports still count).
+    pub async fn set_handoff(&self, on: bool) -> Result<(), UploadError> {
+        self.call(|r| Command::Handoff(HandoffCommand::SetMode(on, r)))
+            .await
+    }
+
+    /// A handed-off task ended. Non-blocking; any thread; any time.
+    pub fn report_task(&self, task_id: String, outcome: TaskOutcome) {
+        self.task_reporter().report(task_id, outcome)
+    }
+
+    /// A handle that reports task ends without holding the uploader (for
+    /// a transport's own threads).
+    pub fn task_reporter(&self) -> TaskReporter {
+        TaskReporter {
+            commands: self.commands.clone(),
+        }
+    }
+
+    /// After a relaunch: the ids of the tasks the platform still has. The
+    /// engine's other tasks were lost and are sent again; returns the
+    /// platform's tasks the engine does not know (cancel them).
+    pub async fn reconcile_tasks(&self, live: Vec<String>) -> Result<Vec<String>, UploadError> {
+        self.call(|r| Command::Handoff(HandoffCommand::Reconcile(live, r)))
+            .await
+    }
+
     /// Runs `f` on the engine's task with every upload and the overall
     /// summary. Events sent after `f` reflect changes made after that
     /// snapshot: a subscriber that registers itself inside `f` misses none
@@ -569,6 +623,22 @@ impl Uploader {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// Reports handed-off tasks' ends to an engine; cheap to clone, any thread.
+#[derive(Clone)]
+pub struct TaskReporter {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl TaskReporter {
+    /// A task ended. Ignored once the engine is shut down (the task is
+    /// reconciled at the next open).
+    pub fn report(&self, task_id: String, outcome: TaskOutcome) {
+        let _ = self
+            .commands
+            .send(Command::Handoff(HandoffCommand::Report(task_id, outcome)));
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) enum PartFile {
 impl PartFile {
     /// Opens the file for this attempt; for a URI, also checks it is still
     /// the file that was added (fstat). Blocking.
-    fn open(&self) -> crate::error::Result<File> {
+    pub(crate) fn open(&self) -> crate::error::Result<File> {
         match self {
             PartFile::Path(path) => File::open(path).map_err(|e| file_error(path, &e)),
             PartFile::Uri { uri, opener, .. } => {
@@ -70,7 +70,7 @@ impl PartFile {
         Ok(())
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             PartFile::Path(p) => p.display().to_string(),
             PartFile::Uri { uri, .. } => crate::source::uri_for_message(uri),
@@ -240,22 +240,16 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     };
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
-        return match resp.headers().get(reqwest::header::ETAG) {
-            Some(v) if !v.as_bytes().is_empty() => {
-                // The bytes sent must still be those of the file that was added.
-                job.file.check(&file)?;
-                Ok(String::from_utf8_lossy(v.as_bytes()).into_owned())
-            }
-            // A proxy may have eaten the header; the part is sent again, and
-            // if the ETag never comes the upload fails with this message.
-            _ => Err(Failure::Garbled {
-                code: ErrorCode::StorageRejected,
-                detail: format!(
-                    "storage answered HTTP {status} to a part upload without an ETag header \
-                     (if the storage is behind a proxy or CORS rules, let the ETag header through)"
-                ),
-            }),
-        };
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .map(|v| v.as_bytes());
+        let answer = classify_answer(status, etag, None, &[]);
+        if answer.is_ok() {
+            // The bytes sent must still be those of the file that was added.
+            job.file.check(&file)?;
+        }
+        return answer;
     }
     let ra = retry_after(resp.headers());
     // Error bodies are small; read a bounded prefix for the message, under
@@ -286,15 +280,40 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             retry_after: ra,
         });
     };
-    let excerpt = redact::excerpt(&body, &[]);
+    classify_answer(status, None, ra, &body)
+}
+
+/// What a part PUT's answer means: its ETag, or how it failed. Shared by the
+/// engine's own PUTs and the tasks the platform reports (hand-off).
+pub(crate) fn classify_answer(
+    status: u16,
+    etag: Option<&[u8]>,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<String, Failure> {
+    if (200..300).contains(&status) {
+        return match etag {
+            Some(v) if !v.is_empty() => Ok(String::from_utf8_lossy(v).into_owned()),
+            // A proxy may have eaten the header; the part is sent again, and
+            // if the ETag never comes the upload fails with this message.
+            _ => Err(Failure::Garbled {
+                code: ErrorCode::StorageRejected,
+                detail: format!(
+                    "storage answered HTTP {status} to a part upload without an ETag header \
+                     (if the storage is behind a proxy or CORS rules, let the ETag header through)"
+                ),
+            }),
+        };
+    }
+    let excerpt = redact::excerpt(body, &[]);
     let detail = format!("storage answered HTTP {status} to a part upload: {excerpt}");
     Err(
-        if status == 403 || (status == 400 && body_says_expired(&body)) {
+        if status == 403 || (status == 400 && body_says_expired(body)) {
             Failure::UrlRejected { detail }
         } else if is_transient_status(status) {
             Failure::Transient {
                 detail,
-                retry_after: ra,
+                retry_after,
             }
         } else {
             Failure::fatal(ErrorCode::StorageRejected, detail)

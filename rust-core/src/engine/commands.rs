@@ -57,8 +57,12 @@ impl Engine {
                 self.hold_if_network_refused();
             }
             Command::Status(reply) => {
+                // Start what is due first, so "nothing to do" is never a
+                // report that was just committed but not acted on yet.
+                self.schedule();
                 let _ = reply.send(Ok(self.status()));
             }
+            Command::Handoff(cmd) => self.handle_handoff(cmd),
             Command::Inspect(f) => {
                 let list = self.uploads.values().map(Tracked::info).collect();
                 f(list, self.summary(None));
@@ -99,6 +103,7 @@ impl Engine {
             db_commits: self.store.commits(),
             ..EngineStatus::default()
         };
+        self.handoff_status(&mut s);
         for t in self.uploads.values() {
             let state = t.row.state;
             if state.is_active() {
@@ -256,6 +261,7 @@ impl Engine {
             write::set_abort_state(&tx, id, abort)?;
             tx.commit()?;
             self.stop_tasks_of(id);
+            self.drop_handoffs(id);
             let t = self.uploads.get_mut(&id).expect("selected upload exists");
             t.row.state = UploadState::Cancelled;
             t.row.error = None;
@@ -316,6 +322,9 @@ impl Engine {
             t.row.state = state;
             t.row.error = error.cloned();
             t.row.updated_at = now_ms();
+        }
+        if matches!(state, UploadState::Failed | UploadState::Completed) {
+            self.drop_handoffs(id);
         }
         Ok(())
     }

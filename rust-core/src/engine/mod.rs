@@ -4,6 +4,7 @@
 
 mod commands;
 mod files;
+pub(crate) mod handoff;
 mod outcomes;
 mod schedule;
 mod tracked;
@@ -94,6 +95,8 @@ pub(crate) enum Command {
     /// A file opener was registered or removed: uploads of URIs that
     /// waited for one can go on.
     OpenerChanged,
+    /// Part hand-off to the platform's transport.
+    Handoff(handoff::HandoffCommand),
 }
 
 pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
@@ -159,6 +162,7 @@ pub(crate) struct Engine {
     /// Opens the URIs of uploads added as URIs; until one is registered,
     /// their parts wait (they do not fail).
     opener: OpenerSlot,
+    handoff: handoff::Handoff,
 }
 
 impl Engine {
@@ -200,6 +204,7 @@ impl Engine {
             clock: waits::ClockWatch::now(),
             queue_lock: None,
             opener,
+            handoff: handoff::Handoff::new(),
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)

@@ -26,6 +26,7 @@ impl Engine {
         let Some(info) = self.tickets.remove(&ticket) else {
             return;
         };
+        self.note_task_end();
         let id = info.upload;
         let Some(t) = self.uploads.get_mut(&id) else {
             return;

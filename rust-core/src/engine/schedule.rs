@@ -71,6 +71,9 @@ impl Engine {
                 Call::Urls(id, parts) => self.spawn_urls(id, parts, &config),
             }
         }
+        if self.handoff_active() {
+            return self.fill_handoff();
+        }
         // Fill the free slots, oldest upload first. A file found changed
         // fails its upload and frees its slots for the next one: go again.
         while self.fill_slots(config.max_parts_in_flight as usize) {}
@@ -81,7 +84,7 @@ impl Engine {
     pub(super) fn plan_calls(&self, config: &Config) -> Vec<Call> {
         let now = Instant::now();
         let now_ms = now_ms();
-        let limit = config.max_parts_in_flight as usize;
+        let limit = self.part_window(config);
         // How far ahead of the parts in flight the next files are prepared.
         let window = 2 * limit;
         let mut ahead = 0usize;
@@ -132,14 +135,14 @@ impl Engine {
                 .parts
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.etag.is_none() && p.in_flight.is_none())
+                .filter(|(_, p)| p.open())
                 .map(|(i, _)| i as u32 + 1);
             if ahead < window && !t.busy.contains(&TaskKindTag::Urls) && t.due(now_ms) {
                 let want = (window - ahead).clamp(limit, MAX_URL_BATCH);
                 let missing: Vec<u32> = pending
                     .clone()
                     .take(want)
-                    .filter(|n| t.urls.usable(*n, now).is_none())
+                    .filter(|n| !self.url_ready(t, *n, now))
                     .collect();
                 if !missing.is_empty() {
                     calls.push(Call::Urls(id, missing));
@@ -171,9 +174,7 @@ impl Engine {
                 .parts
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| {
-                    p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at <= now_ms
-                })
+                .filter(|(_, p)| p.open() && p.next_attempt_at <= now_ms)
                 .filter_map(|(i, _)| {
                     let n = i as u32 + 1;
                     t.urls.usable(n, now).map(|u| (n, u.to_string()))
@@ -363,6 +364,10 @@ impl Engine {
     pub(super) fn next_wake(&self) -> Instant {
         let now = Instant::now();
         let now_ms = now_ms();
+        if self.handoff.more {
+            // Staging stopped at its per-pass cap: go on at once.
+            return now;
+        }
         let mut wake = now + IDLE_WAKE;
         let max_delay = self
             .config
@@ -386,7 +391,7 @@ impl Engine {
                 continue;
             }
             for p in &t.parts {
-                if p.etag.is_none() && p.in_flight.is_none() && p.next_attempt_at > now_ms {
+                if p.open() && p.next_attempt_at > now_ms {
                     wake = wake.min(at(p.next_attempt_at));
                 }
             }

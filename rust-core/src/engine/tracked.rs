@@ -11,6 +11,15 @@ pub(super) struct PartSlot {
     pub(super) refreshes: u32,
     /// Bytes sent by the PUT in flight, if one is.
     pub(super) in_flight: Option<Arc<AtomicU64>>,
+    /// A task for this part is with the platform's transport (hand-off).
+    pub(super) handed_off: bool,
+}
+
+impl PartSlot {
+    /// Needs a PUT that nobody is doing: not done, not in flight, not handed off.
+    pub(super) fn open(&self) -> bool {
+        self.etag.is_none() && self.in_flight.is_none() && !self.handed_off
+    }
 }
 
 /// An upload as the engine tracks it: the stored row plus live state.
@@ -66,6 +75,7 @@ impl Tracked {
                 next_attempt_at: p.next_attempt_at,
                 refreshes: 0,
                 in_flight: None,
+                handed_off: false,
             })
             .collect();
         self.recount();

@@ -15,6 +15,10 @@ pub(crate) struct CachedUrl {
     pub url: String,
     /// After this instant the URL is not used any more.
     pub usable_until: Option<Instant>,
+    /// The lifetime it stated when it was fetched, and when that ends.
+    pub life: Option<(Duration, Instant)>,
+    /// The same end in wall-clock ms (persisted with hand-off tasks).
+    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Default, Debug)]
@@ -24,7 +28,9 @@ pub(crate) struct UrlCache {
 
 impl UrlCache {
     pub(crate) fn insert(&mut self, part: u32, url: String, fetched_at: Instant) {
-        let usable_until = lifetime(&url, SystemTime::now()).map(|life| {
+        let wall = SystemTime::now();
+        let life = lifetime(&url, wall);
+        let usable_until = life.map(|life| {
             // Keep a margin for the request to reach the server: a quarter
             // of the lifetime, at most a minute.
             let margin = (life / 4).min(MAX_MARGIN);
@@ -32,7 +38,37 @@ impl UrlCache {
         });
         // Unrepresentable (cannot happen within MAX_LIFETIME): no expiry known.
         let usable_until = usable_until.flatten();
-        self.urls.insert(part, CachedUrl { url, usable_until });
+        let expires_at_ms = life.and_then(|l| {
+            let at = wall.checked_add(l)?.duration_since(UNIX_EPOCH).ok()?;
+            i64::try_from(at.as_millis()).ok()
+        });
+        self.urls.insert(
+            part,
+            CachedUrl {
+                url,
+                usable_until,
+                life: life.and_then(|l| Some((l, fetched_at.checked_add(l)?))),
+                expires_at_ms,
+            },
+        );
+    }
+
+    /// A URL for a task the platform may start late: at least `margin` of
+    /// its life must remain (at most half its stated lifetime, so a backend
+    /// that signs short URLs still gets its parts handed off).
+    pub(crate) fn usable_with_margin(
+        &self,
+        part: u32,
+        now: Instant,
+        margin: Duration,
+    ) -> Option<&CachedUrl> {
+        self.urls
+            .get(&part)
+            .filter(|c| c.usable_until.is_none_or(|t| t > now))
+            .filter(|c| {
+                c.life
+                    .is_none_or(|(life, end)| end.checked_sub(margin.min(life / 2)) > Some(now))
+            })
     }
 
     /// A URL for the part that can still be used now.
@@ -41,6 +77,11 @@ impl UrlCache {
             .get(&part)
             .filter(|c| c.usable_until.is_none_or(|t| t > now))
             .map(|c| c.url.as_str())
+    }
+
+    /// When the part's URL expires, in wall-clock ms, if it says.
+    pub(crate) fn get_expiry_ms(&self, part: u32) -> Option<i64> {
+        self.urls.get(&part).and_then(|c| c.expires_at_ms)
     }
 
     pub(crate) fn remove(&mut self, part: u32) {
@@ -228,6 +269,24 @@ mod tests {
         assert!(c.usable(2, now + Duration::from_secs(7000)).is_some());
         let exp = c.next_expiry(now).unwrap();
         assert!(exp > now + Duration::from_secs(4) && exp <= now + Duration::from_secs(6));
+        // Hand-off wants a margin, capped at half the lifetime.
+        assert!(c
+            .usable_with_margin(1, now, Duration::from_secs(3))
+            .is_some());
+        assert!(c
+            .usable_with_margin(1, now + Duration::from_millis(5500), Duration::from_secs(3))
+            .is_none());
+        assert!(c
+            .usable_with_margin(
+                1,
+                now + Duration::from_millis(4500),
+                Duration::from_secs(600)
+            )
+            .is_none());
+        assert!(c
+            .usable_with_margin(1, now, Duration::from_secs(600))
+            .is_some());
+        assert!(c.get_expiry_ms(1).is_some() && c.get_expiry_ms(2).is_none());
         c.remove(1);
         assert!(c.usable(1, now).is_none());
     }

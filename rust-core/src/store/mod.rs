@@ -9,10 +9,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub(crate) mod handoff;
+
 /// Each entry moves the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_file_sources.sql"),
+    include_str!("schema_handoff.sql"),
 ];
 
 pub(crate) fn now_ms() -> i64 {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod transport;
+
 pub const MIB: u64 = 1024 * 1024;
 /// The harness's part size (S3's smallest legal one for every part but the last).
 pub const PART: u64 = 5 * MIB;

@@ -1,0 +1,289 @@
+//! Part hand-off to the platform's transport (iOS background URLSession),
+//! with a transport written in the test (its own HTTP client and threads,
+//! reading the staged files), against the reference backend and the
+//! signature-checking store.
+
+mod common;
+
+use common::transport::{dir_bytes, dir_files, Act, TestTransport};
+use common::*;
+use s3bgu_core::{
+    ErrorCode, HandoffSettings, IdleReason, PartTransport, Selector, UploadState, Uploader,
+};
+use s3bgu_testkit::{Harness, Route};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn staging_dir(e: &Env) -> PathBuf {
+    e.dir.path().join("queue.db.staging")
+}
+
+fn settings(budget: u64) -> HandoffSettings {
+    HandoffSettings {
+        staging_budget: budget,
+        ..HandoffSettings::default()
+    }
+}
+
+/// Registers a fresh test transport on the uploader.
+fn attach(u: &Uploader, dir: PathBuf, budget: u64) -> Arc<TestTransport> {
+    let t = Arc::new(TestTransport::default());
+    t.set_reporter(u.task_reporter());
+    t.watch_staging(dir);
+    u.set_part_transport(Some(t.clone() as Arc<dyn PartTransport>), settings(budget));
+    t
+}
+
+async fn run_bounded(u: &Uploader) -> IdleReason {
+    tokio::time::timeout(Duration::from_secs(90), u.run_until_idle())
+        .await
+        .expect("run_until_idle returns within 90 s")
+        .expect("run_until_idle")
+}
+
+/// Runs until no upload is active, reporting a bounded number of times.
+async fn run_to_end(u: &Uploader) {
+    for _ in 0..200 {
+        match run_bounded(u).await {
+            IdleReason::Idle => return,
+            IdleReason::HandedOff => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("unexpected idle reason {other:?}"),
+        }
+    }
+    panic!("uploads did not finish");
+}
+
+fn assert_each_part_put_once(h: &Harness, upload_id: &str, parts: u32) {
+    for n in 1..=parts {
+        assert_eq!(h.stats.part_puts(upload_id, n), 1, "PUTs of part {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_off_parts_upload_whole_files_within_the_staging_budget() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let budget = 3 * PART;
+    let t = attach(&e.uploader, staging_dir(&e), budget);
+    e.uploader.set_handoff(true).await.unwrap();
+    let files = [
+        e.file("a.bin", 4 * PART + 12_345),
+        e.file("b.bin", PART + 1),
+        e.file("c.bin", 777),
+    ];
+    let mut ids = Vec::new();
+    for f in &files {
+        ids.push(e.add(f, "t").await.id);
+    }
+    run_to_end(&e.uploader).await;
+    let mut parts = 0;
+    for (id, f) in ids.iter().zip(&files) {
+        let u = e.get(*id).await;
+        assert_eq!(u.state, UploadState::Completed, "{u:?}");
+        assert_object(&h, &u, f);
+        assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), u.parts_total);
+        parts += u.parts_total;
+    }
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off_total, u64::from(parts));
+    assert_eq!(t.submitted.lock().unwrap().len(), parts as usize);
+    assert!(
+        status.staging_peak <= budget,
+        "peak {}",
+        status.staging_peak
+    );
+    assert!(t.staged_peak.load(Ordering::Relaxed) <= budget);
+    assert!(
+        status.staging_peak > PART,
+        "several parts were staged at once"
+    );
+    assert_eq!(status.staged_bytes, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0, "no staged file is left");
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    eprintln!(
+        "hand-off: files {}, bytes {bytes}, tasks handed off {}, parts re-sent 0, staging peak {} of {budget}",
+        files.len(),
+        status.tasks_handed_off_total,
+        status.staging_peak
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_goes_out_in_the_wake_up_that_reports_the_last_part() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 8 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("w.bin", 2 * PART + 99);
+    let id = e.add(&f, "t").await.id;
+    // Everything is handed off: the app may be suspended.
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 3);
+    e.uploader.suspend().await.unwrap();
+
+    // The system uploads while the app is suspended, then wakes it and
+    // the platform reports every task.
+    let http = reqwest::Client::new();
+    for task in &held {
+        let outcome = common::transport::execute(&http, task, Act::Put).await;
+        e.uploader.report_task(task.task_id.clone(), outcome);
+    }
+    assert_eq!(h.stats.backend_calls(Route::Complete), 0);
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::Idle);
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed);
+    assert_eq!(h.stats.backend_calls(Route::Complete), 1);
+    assert_object(&h, &u, &f);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_stalled_refused_and_etagless_tasks_follow_the_contract() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 2 * PART);
+    // At the transport: a lost connection and a stall; at the store: two
+    // 503s with Retry-After-less XML, a 403 (new URL) and a 2xx without ETag.
+    t.script(&[Act::Fail, Act::Stall]);
+    h.faults.fail_puts(2, 503);
+    h.faults.fail_puts(1, 403);
+    h.faults.strip_etags(1);
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("f.bin", 3 * PART);
+    let id = e.add(&f, "t").await.id;
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    // 3 parts; 6 faults each cost one more task.
+    assert_eq!(t.submitted.lock().unwrap().len(), 3 + 6);
+    // The 403 made the engine fetch a new URL for that part.
+    let asked: usize = h.stats.requested_parts().iter().map(Vec::len).sum();
+    assert!(asked >= 4, "URLs asked: {:?}", h.stats.requested_parts());
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+
+    // Failing for good: the upload fails with the contract's code, its
+    // tasks and files go.
+    h.faults.fail_puts(100, 503);
+    let g = e.file("g.bin", PART + 5);
+    let id = e.add(&g, "t").await.id;
+    let u = e.settle(id).await;
+    assert_eq!(u.state, UploadState::Failed);
+    let err = u.error.unwrap();
+    assert_eq!(err.code, ErrorCode::StorageUnavailable, "{}", err.message);
+    assert!(err.message.contains("503"), "{}", err.message);
+    assert!(!err.message.contains("X-Amz-Signature"), "{}", err.message);
+    assert_eq!(e.uploader.status().await.unwrap().tasks_handed_off, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_between_direct_and_hand_off_mid_upload_loses_nothing() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    h.faults.delay_put_responses(Duration::from_millis(300));
+    let t = attach(&e.uploader, staging_dir(&e), 2 * PART);
+    t.hold();
+    let f = e.file("s.bin", 8 * PART + 3);
+    let id = e.add(&f, "t").await.id;
+    // Direct first.
+    e.wait_for(id, "a part done directly", |u| u.parts_done >= 1)
+        .await;
+    // Into hand-off: the direct PUTs stop, parts go to the transport.
+    e.uploader.set_handoff(true).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let handed = e.uploader.status().await.unwrap().tasks_handed_off;
+    assert_eq!(handed, 2, "the budget holds two parts");
+    let done_before = e.get(id).await.parts_done;
+    // Back to direct: the engine sends the rest, the handed-off tasks run
+    // on the side and their ETags count too.
+    e.uploader.set_handoff(false).await.unwrap();
+    t.release();
+    let u = e.settle(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert!(done_before >= 1);
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off, 0);
+    assert!(status.tasks_handed_off_total >= 2);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    // No handed-off part was sent by the engine as well.
+    let upload_id = u.upload_id.unwrap();
+    for task in t.submitted.lock().unwrap().iter() {
+        assert_eq!(h.stats.part_puts(&upload_id, task.part_number), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_after_a_relaunch_commit_and_lost_tasks_are_sent_again() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("r.bin", 3 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 4);
+    let Env {
+        dir,
+        uploader,
+        events: _,
+    } = e;
+    uploader.shutdown().await;
+    // Stale junk in the staging folder goes at the next open.
+    std::fs::write(dir.path().join("queue.db.staging/junk.part"), b"x").unwrap();
+
+    // While the app is gone the system finishes parts 1 and 2; part 3's task
+    // is lost; part 4's is still running.
+    let http = reqwest::Client::new();
+    let mut outcomes = Vec::new();
+    for task in &held[..2] {
+        outcomes.push((
+            task.task_id.clone(),
+            common::transport::execute(&http, task, Act::Put).await,
+        ));
+    }
+    let u = open(&dir.path().join("queue.db"));
+    // Reports come before the transport is registered again.
+    for (task_id, outcome) in outcomes {
+        u.report_task(task_id, outcome);
+    }
+    let t2 = attach(&u, dir.path().join("queue.db.staging"), 16 * PART);
+    let live = vec![held[3].task_id.clone(), "someone-elses-task".to_string()];
+    let unknown = u.reconcile_tasks(live).await.unwrap();
+    assert_eq!(unknown, vec!["someone-elses-task".to_string()]);
+    assert!(!dir.path().join("queue.db.staging/junk.part").exists());
+    u.set_handoff(true).await.unwrap();
+    // Part 4's task ends after the relaunch.
+    let outcome = common::transport::execute(&http, &held[3], Act::Put).await;
+    u.report_task(held[3].task_id.clone(), outcome);
+    run_to_end(&u).await;
+    let info = u
+        .uploads(Selector::Upload(id))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(info.state, UploadState::Completed, "{info:?}");
+    assert_object(&h, &info, &f);
+    // Only the lost part was handed off again; nothing was sent twice.
+    let again: Vec<u32> = t2
+        .submitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.part_number)
+        .collect();
+    assert_eq!(again, vec![held[2].part_number]);
+    assert_each_part_put_once(&h, info.upload_id.as_deref().unwrap(), 4);
+    assert_eq!(dir_bytes(&dir.path().join("queue.db.staging")), 0);
+}
