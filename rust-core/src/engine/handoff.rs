@@ -10,6 +10,7 @@ use crate::staging::{StageError, Staging, DEFAULT_STAGING_BUDGET};
 use crate::store::handoff::{delete_task, insert_task, TaskRow};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use super::boot_clock::BootTime;
 
 /// Parts staged in one scheduler pass: a big budget is filled over several
 /// passes so commands (pause, reports) are served in between.
@@ -235,7 +236,7 @@ impl Engine {
     }
 
     /// Whether the part has a URL good enough for the current mode.
-    pub(super) fn url_ready(&self, t: &Tracked, n: u32, now: Instant) -> bool {
+    pub(super) fn url_ready(&self, t: &Tracked, n: u32, now: BootTime) -> bool {
         if self.handoff_active() {
             t.urls
                 .usable_with_margin(n, now, self.handoff.url_margin)
@@ -290,7 +291,7 @@ impl Engine {
         if self.handoff.no_space {
             return;
         }
-        let now = Instant::now();
+        let now = BootTime::now();
         let budget = self.handoff.staging.budget();
         let mut room = budget.saturating_sub(self.handoff.staging.used());
         let mut picked: Vec<(UploadId, u32, u64, i64)> = Vec::new();
@@ -352,7 +353,7 @@ impl Engine {
     /// when staging must stop (the disk is full).
     fn hand_off(&mut self, id: UploadId, n: u32, len: u64, not_before: i64) -> bool {
         let t = &self.uploads[&id];
-        let Some(url) = t.urls.usable(n, Instant::now()).map(str::to_string) else {
+        let Some(url) = t.urls.usable(n, BootTime::now()).map(str::to_string) else {
             return true;
         };
         let url_expires_at = t.urls.get_expiry_ms(n);

@@ -2,6 +2,7 @@
 //! (which call goes next, retries, URL refresh, state changes). Network work
 //! runs in worker tasks that report back here; nothing else writes state.
 
+mod boot_clock;
 mod commands;
 mod files;
 pub(crate) mod handoff;
@@ -113,7 +114,7 @@ enum TaskKind {
 enum Outcome {
     Start(std::result::Result<StartAnswer, Failure>),
     Urls {
-        fetched_at: Instant,
+        fetched_at: boot_clock::BootTime,
         result: std::result::Result<BTreeMap<u32, String>, Failure>,
     },
     Part {

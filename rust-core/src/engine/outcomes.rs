@@ -138,7 +138,7 @@ impl Engine {
     pub(super) fn on_urls(
         &mut self,
         id: UploadId,
-        fetched_at: Instant,
+        fetched_at: super::boot_clock::BootTime,
         r: std::result::Result<BTreeMap<u32, String>, Failure>,
     ) {
         if !self.uploads[&id].row.state.is_active() {
@@ -153,7 +153,7 @@ impl Engine {
                 }
                 // A batch already expired on arrival is a failed attempt:
                 // asking again at once would loop with no part ever sent.
-                let now = Instant::now();
+                let now = super::boot_clock::BootTime::now();
                 if !numbers.is_empty() && numbers.iter().all(|n| t.urls.usable(*n, now).is_none()) {
                     return self.retry_call(
                         id,

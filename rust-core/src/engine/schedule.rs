@@ -82,7 +82,7 @@ impl Engine {
     /// The backend calls due now. One pass over the uploads, no lookups:
     /// with thousands of queued files this runs after every event.
     pub(super) fn plan_calls(&self, config: &Config) -> Vec<Call> {
-        let now = Instant::now();
+        let now = super::boot_clock::BootTime::now();
         let now_ms = now_ms();
         let limit = self.part_window(config);
         // How far ahead of the parts in flight the next files are prepared.
@@ -156,7 +156,7 @@ impl Engine {
     /// Starts part PUTs up to `limit` in flight. Returns true when an upload
     /// failed its file check on the way (its slots are free again).
     pub(super) fn fill_slots(&mut self, limit: usize) -> bool {
-        let now = Instant::now();
+        let now = super::boot_clock::BootTime::now();
         let now_ms = now_ms();
         let mut in_flight = self.parts_in_flight();
         let mut batches: Vec<(UploadId, Vec<(u32, String)>)> = Vec::new();
@@ -246,7 +246,7 @@ impl Engine {
                 config: &config,
                 secrets,
             };
-            let fetched_at = Instant::now();
+            let fetched_at = super::boot_clock::BootTime::now();
             let result = client.upload_urls(&key, &upload_id, &parts).await;
             Outcome::Urls { fetched_at, result }
         });
@@ -363,6 +363,7 @@ impl Engine {
 
     pub(super) fn next_wake(&self) -> Instant {
         let now = Instant::now();
+        let boot_now = super::boot_clock::BootTime::now();
         let now_ms = now_ms();
         if self.handoff.more {
             // Staging stopped at its per-pass cap: go on at once.
@@ -395,8 +396,8 @@ impl Engine {
                     wake = wake.min(at(p.next_attempt_at));
                 }
             }
-            if let Some(e) = t.urls.next_expiry(now) {
-                wake = wake.min(e);
+            if let Some(left) = t.urls.next_expiry(boot_now) {
+                wake = wake.min(now + left);
             }
             if t.parts_in_flight() > 0 {
                 wake = wake.min(now + PROGRESS_INTERVAL);

@@ -1,8 +1,10 @@
 //! Presigned part URLs: kept in memory only (they are bearer secrets), with
 //! the expiry the URL itself states so they are refreshed before S3 refuses them.
+//! Expiry runs on a clock that counts the device's sleep ([`BootTime`]).
 
+use super::boot_clock::BootTime;
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest margin before a URL's expiry at which it is refreshed rather than used.
 const MAX_MARGIN: Duration = Duration::from_secs(60);
@@ -13,10 +15,10 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone, Debug)]
 pub(crate) struct CachedUrl {
     pub url: String,
-    /// After this instant the URL is not used any more.
-    pub usable_until: Option<Instant>,
+    /// After this moment the URL is not used any more.
+    pub usable_until: Option<BootTime>,
     /// The lifetime it stated when it was fetched, and when that ends.
-    pub life: Option<(Duration, Instant)>,
+    pub life: Option<(Duration, BootTime)>,
     /// The same end in wall-clock ms (persisted with hand-off tasks).
     pub expires_at_ms: Option<i64>,
 }
@@ -27,7 +29,7 @@ pub(crate) struct UrlCache {
 }
 
 impl UrlCache {
-    pub(crate) fn insert(&mut self, part: u32, url: String, fetched_at: Instant) {
+    pub(crate) fn insert(&mut self, part: u32, url: String, fetched_at: BootTime) {
         let wall = SystemTime::now();
         let life = lifetime(&url, wall);
         let usable_until = life.map(|life| {
@@ -59,20 +61,21 @@ impl UrlCache {
     pub(crate) fn usable_with_margin(
         &self,
         part: u32,
-        now: Instant,
+        now: BootTime,
         margin: Duration,
     ) -> Option<&CachedUrl> {
         self.urls
             .get(&part)
             .filter(|c| c.usable_until.is_none_or(|t| t > now))
             .filter(|c| {
-                c.life
-                    .is_none_or(|(life, end)| end.checked_sub(margin.min(life / 2)) > Some(now))
+                c.life.is_none_or(|(life, end)| {
+                    end.saturating_duration_since(now) > margin.min(life / 2)
+                })
             })
     }
 
     /// A URL for the part that can still be used now.
-    pub(crate) fn usable(&self, part: u32, now: Instant) -> Option<&str> {
+    pub(crate) fn usable(&self, part: u32, now: BootTime) -> Option<&str> {
         self.urls
             .get(&part)
             .filter(|c| c.usable_until.is_none_or(|t| t > now))
@@ -92,13 +95,14 @@ impl UrlCache {
         self.urls.clear();
     }
 
-    /// The earliest moment a cached URL stops being usable (to wake the scheduler).
-    pub(crate) fn next_expiry(&self, now: Instant) -> Option<Instant> {
+    /// How long until the first cached URL stops being usable (to wake the scheduler).
+    pub(crate) fn next_expiry(&self, now: BootTime) -> Option<Duration> {
         self.urls
             .values()
             .filter_map(|c| c.usable_until)
             .filter(|t| *t > now)
             .min()
+            .map(|t| t.saturating_duration_since(now))
     }
 }
 
@@ -230,58 +234,53 @@ mod tests {
         ] {
             assert_eq!(lifetime(url, now), Some(MAX_LIFETIME), "{url}");
             let mut c = UrlCache::default();
-            let at = Instant::now();
+            let at = BootTime::now();
             c.insert(1, url.to_string(), at);
             assert!(c.usable(1, at).is_some(), "{url}");
-            assert!(c.next_expiry(at).unwrap() <= at + MAX_LIFETIME);
+            assert!(c.next_expiry(at).unwrap() <= MAX_LIFETIME);
         }
+    }
+
+    /// A URL signed now, valid for `secs`.
+    fn signed_now(secs: u64) -> String {
+        let secs_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (days, rem) = (secs_now.div_euclid(86_400), secs_now.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "https://s/b/k?X-Amz-Date={y:04}{m:02}{d:02}T{:02}{:02}{:02}Z&X-Amz-Expires={secs}",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
     }
 
     #[test]
     fn cache_refreshes_before_expiry() {
         let mut c = UrlCache::default();
-        let now = Instant::now();
-        let date = {
-            // Sign "now" so the lifetime is the full 8 s.
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            let days = secs.div_euclid(86_400);
-            let rem = secs.rem_euclid(86_400);
-            let (y, m, d) = civil_from_days(days);
-            format!(
-                "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-                rem / 3600,
-                rem / 60 % 60,
-                rem % 60
-            )
-        };
-        c.insert(
-            1,
-            format!("https://s/b/k?X-Amz-Date={date}&X-Amz-Expires=8"),
-            now,
-        );
+        // The clock is injected: no waiting in the test.
+        let now = BootTime::at(Duration::from_secs(1_000));
+        let later = |s: u64| now.checked_add(Duration::from_secs(s)).unwrap();
+        c.insert(1, signed_now(8), now);
         c.insert(2, "https://s/b/k?no-expiry".into(), now);
         assert!(c.usable(1, now).is_some());
         // Margin is a quarter of the lifetime: unusable after ~6 s.
-        assert!(c.usable(1, now + Duration::from_secs(7)).is_none());
-        assert!(c.usable(2, now + Duration::from_secs(7000)).is_some());
-        let exp = c.next_expiry(now).unwrap();
-        assert!(exp > now + Duration::from_secs(4) && exp <= now + Duration::from_secs(6));
+        assert!(c.usable(1, later(7)).is_none());
+        assert!(c.usable(2, later(7000)).is_some());
+        let left = c.next_expiry(now).unwrap();
+        assert!(left > Duration::from_secs(4) && left <= Duration::from_secs(6));
         // Hand-off wants a margin, capped at half the lifetime.
+        let ms = |m: u64| now.checked_add(Duration::from_millis(m)).unwrap();
         assert!(c
             .usable_with_margin(1, now, Duration::from_secs(3))
             .is_some());
         assert!(c
-            .usable_with_margin(1, now + Duration::from_millis(5500), Duration::from_secs(3))
+            .usable_with_margin(1, ms(5500), Duration::from_secs(3))
             .is_none());
         assert!(c
-            .usable_with_margin(
-                1,
-                now + Duration::from_millis(4500),
-                Duration::from_secs(600)
-            )
+            .usable_with_margin(1, ms(4500), Duration::from_secs(600))
             .is_none());
         assert!(c
             .usable_with_margin(1, now, Duration::from_secs(600))
@@ -289,6 +288,18 @@ mod tests {
         assert!(c.get_expiry_ms(1).is_some() && c.get_expiry_ms(2).is_none());
         c.remove(1);
         assert!(c.usable(1, now).is_none());
+    }
+
+    #[test]
+    fn time_asleep_counts_towards_expiry() {
+        // Fetched, then the device slept two hours: the clock URL expiry
+        // runs on moved on by two hours, and the 15-minute URL is not used.
+        let mut c = UrlCache::default();
+        let fetched = BootTime::at(Duration::from_secs(50));
+        c.insert(1, signed_now(900), fetched);
+        let woke = fetched.checked_add(Duration::from_secs(7_200)).unwrap();
+        assert!(c.usable(1, woke).is_none());
+        assert_eq!(c.next_expiry(woke), None);
     }
 
     fn civil_from_days(z: i64) -> (i64, i64, i64) {
