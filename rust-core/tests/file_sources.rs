@@ -420,3 +420,36 @@ async fn after_a_restart_uri_uploads_wait_for_the_opener_then_finish() {
     assert_eq!(h.stats.backend_calls(Route::Complete), 1);
     up.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_whose_file_changed_after_add_fails_with_file_changed() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::open(UploaderOptions {
+        start: false,
+        ..UploaderOptions::new(dir.path().join("queue.db"))
+    })
+    .unwrap();
+    up.set_config(config_for(&h, 2)).await.unwrap();
+    up.set_file_opener(Some(TestOpener::new(dir.path())));
+    let path = write_file(dir.path(), "edited.bin", PART + 10, 1);
+    let u = add_uri(&up, "edited.bin", "t").await.unwrap();
+    // Same name, other content and size: the descriptor's fstat tells.
+    std::fs::write(&path, content(PART + 20, 9)).unwrap();
+    up.start().await.unwrap();
+    let done = settle(&up, u.id).await;
+    assert_eq!(done.state, UploadState::Failed);
+    let err = done.error.unwrap();
+    assert_eq!(err.code, ErrorCode::FileChanged, "{}", err.message);
+    assert!(
+        err.message.contains("content://test/edited.bin"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        h.stats.total_part_puts(),
+        0,
+        "no byte of the new content was sent"
+    );
+    up.shutdown().await;
+}
