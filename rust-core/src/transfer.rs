@@ -154,16 +154,26 @@ fn part_body(
 /// begun, its body must keep coming within `stall_timeout`.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
     let source = job.file.clone();
-    let file = Arc::new(
-        tokio::task::spawn_blocking(move || source.open())
-            .await
-            .map_err(|e| {
-                Failure::fatal(
-                    ErrorCode::Internal,
-                    format!("opening the file stopped: {e}"),
-                )
-            })??,
-    );
+    let opening = tokio::task::spawn_blocking(move || source.open());
+    // A platform opener that never answers must not hold the slot forever.
+    let file = match tokio::time::timeout(job.stall_timeout, opening).await {
+        Ok(joined) => Arc::new(joined.map_err(|e| {
+            Failure::fatal(
+                ErrorCode::Internal,
+                format!("opening the file stopped: {e}"),
+            )
+        })??),
+        Err(_) => {
+            return Err(Failure::Transient {
+                detail: format!(
+                    "opening {} took longer than {} ms",
+                    job.file.label(),
+                    job.stall_timeout.as_millis()
+                ),
+                retry_after: None,
+            })
+        }
+    };
     let sent = job.sent.clone();
     sent.store(0, Ordering::Relaxed);
     let counter = sent.clone();

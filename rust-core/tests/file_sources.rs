@@ -23,6 +23,9 @@ const PREFIX: &str = "content://test/";
 #[derive(Clone, Copy, Debug)]
 enum Fault {
     Gone,
+    /// Opens normally this many times (counting every call so far), then
+    /// answers `Gone`: the file disappears mid-upload.
+    GoneAfter(u32),
     Revoked,
     /// Panics, as a foreign exception would without its error type.
     Panic,
@@ -30,6 +33,8 @@ enum Fault {
     Pipe,
     /// Returns a number that is no open descriptor.
     BadFd,
+    /// Answers once after 4 s (then normally), like a stuck provider.
+    SlowOnce,
 }
 
 /// Maps `content://test/<name>` to `<dir>/<name>` and returns descriptors
@@ -72,11 +77,20 @@ impl FileOpener for TestOpener {
                 reason: "unknown provider".into(),
             })?
             .to_string();
-        *self.calls.lock().unwrap().entry(name.clone()).or_default() += 1;
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(name.clone()).or_default();
+            *n += 1;
+            *n
+        };
         self.total.fetch_add(1, Ordering::Relaxed);
-        let fault = self.faults.lock().unwrap().get(&name).copied();
+        let fault = match self.faults.lock().unwrap().get(&name).copied() {
+            Some(Fault::GoneAfter(n)) if call <= n => None,
+            Some(Fault::GoneAfter(_)) => Some(Fault::Gone),
+            other => other,
+        };
         match fault {
-            Some(Fault::Gone) => Err(FileOpenError::Gone {
+            Some(Fault::Gone | Fault::GoneAfter(_)) => Err(FileOpenError::Gone {
                 reason: format!("no such document: {uri}"),
             }),
             Some(Fault::Revoked) => Err(FileOpenError::PermissionRevoked {
@@ -84,6 +98,12 @@ impl FileOpener for TestOpener {
             }),
             Some(Fault::Panic) => panic!("the opener threw"),
             Some(Fault::BadFd) => Ok(1_000_000),
+            Some(Fault::SlowOnce) => {
+                self.fault(&name, None);
+                std::thread::sleep(Duration::from_secs(4));
+                let f = std::fs::File::open(self.dir.join(&name)).unwrap();
+                Ok(f.into_raw_fd())
+            }
             Some(Fault::Pipe) => {
                 let mut fds = [0i32; 2];
                 // SAFETY: pipe() fills the two descriptors it creates.
@@ -305,13 +325,13 @@ async fn an_opener_failing_mid_upload_fails_that_upload_which_resumes_later() {
     let e = env(&h, 2).await;
     let opener = TestOpener::new(e.dir.path());
     e.uploader.set_file_opener(Some(opener.clone()));
-    h.faults.delay_put_responses(Duration::from_millis(300));
+    // The hash at add and the first two parts open; the third open finds
+    // the file gone (with 2 parts in flight, part 3 starts after one is committed).
+    opener.fault("big.bin", Some(Fault::GoneAfter(3)));
     let big = e.file("big.bin", PART * 6);
     let u = add_uri(&e.uploader, "big.bin", "t").await.unwrap();
     let other = e.file("other.bin", PART * 2);
     let o = add_uri(&e.uploader, "other.bin", "others").await.unwrap();
-    e.wait_for(u.id, "a part done", |u| u.parts_done >= 1).await;
-    opener.fault("big.bin", Some(Fault::Gone));
     let gone = e.settle(u.id).await;
     assert_eq!(gone.state, UploadState::Failed);
     let err = gone.error.clone().unwrap();
@@ -419,4 +439,60 @@ async fn after_a_restart_uri_uploads_wait_for_the_opener_then_finish() {
     assert_eq!(h.stats.backend_calls(Route::StartUpload), 1);
     assert_eq!(h.stats.backend_calls(Route::Complete), 1);
     up.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_whose_file_changed_after_add_fails_with_file_changed() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::open(UploaderOptions {
+        start: false,
+        ..UploaderOptions::new(dir.path().join("queue.db"))
+    })
+    .unwrap();
+    up.set_config(config_for(&h, 2)).await.unwrap();
+    up.set_file_opener(Some(TestOpener::new(dir.path())));
+    let path = write_file(dir.path(), "edited.bin", PART + 10, 1);
+    let u = add_uri(&up, "edited.bin", "t").await.unwrap();
+    // Same name, other content and size: the descriptor's fstat tells.
+    std::fs::write(&path, content(PART + 20, 9)).unwrap();
+    up.start().await.unwrap();
+    let done = settle(&up, u.id).await;
+    assert_eq!(done.state, UploadState::Failed);
+    let err = done.error.unwrap();
+    assert_eq!(err.code, ErrorCode::FileChanged, "{}", err.message);
+    assert!(
+        err.message.contains("content://test/edited.bin"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        h.stats.total_part_puts(),
+        0,
+        "no byte of the new content was sent"
+    );
+    up.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opener_that_hangs_costs_an_attempt_not_the_slot() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let mut config = config_for(&h, 1);
+    config.retry.stall_timeout_ms = 1_000;
+    e.uploader.set_config(config).await.unwrap();
+    let opener = TestOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    let path = e.file("stuck.bin", PART + 1);
+    let u = add_uri(&e.uploader, "stuck.bin", "t").await.unwrap();
+    opener.fault("stuck.bin", Some(Fault::SlowOnce));
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    // Add, the stuck open (given up on), then one open per part at least.
+    assert!(
+        opener.calls("stuck.bin") >= 2 + done.parts_total,
+        "{} opens",
+        opener.calls("stuck.bin")
+    );
 }
