@@ -519,6 +519,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -585,6 +601,487 @@ fileprivate struct FfiConverterString: FfiConverter {
         writeBytes(&buf, value.utf8)
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
+    }
+}
+
+
+
+
+/**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+public protocol JsEventObserver: AnyObject, Sendable {
+    
+    func onEvent(name: String, json: String) throws 
+    
+}
+/**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+open class JsEventObserverImpl: JsEventObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_jseventobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_jseventobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onEvent(name: String, json: String)throws   {try rustCallWithError(FfiConverterTypeObserverError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_jseventobserver_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(name),
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceJsEventObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceJsEventObserver = UniffiVTableCallbackInterfaceJsEventObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeJsEventObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface JsEventObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeJsEventObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface JsEventObserver: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            name: RustBuffer,
+            json: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeJsEventObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvent(
+                     name: try FfiConverterString.lift(name),
+                     json: try FfiConverterString.lift(json)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeObserverError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceJsEventObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceJsEventObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitJsEventObserver() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(UniffiCallbackInterfaceJsEventObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJsEventObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<JsEventObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = JsEventObserver
+
+    public static func lift(_ handle: UInt64) throws -> JsEventObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return JsEventObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: JsEventObserver) -> UInt64 {
+         if let rustImpl = value as? JsEventObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JsEventObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: JsEventObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsEventObserver_lift(_ handle: UInt64) throws -> JsEventObserver {
+    return try FfiConverterTypeJsEventObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsEventObserver_lower(_ value: JsEventObserver) -> UInt64 {
+    return FfiConverterTypeJsEventObserver.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+public protocol PlatformTrust: AnyObject, Sendable {
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+    func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws 
+    
+}
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+open class PlatformTrustImpl: PlatformTrust, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_platformtrust(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_platformtrust(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+open func checkServerTrusted(chainDer: [Data], authType: String, host: String)throws   {try rustCallWithError(FfiConverterTypeTrustError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceData.lower(chainDer),
+        FfiConverterString.lower(authType),
+        FfiConverterString.lower(host),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfacePlatformTrust {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfacePlatformTrust = UniffiVTableCallbackInterfacePlatformTrust(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypePlatformTrust.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface PlatformTrust: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypePlatformTrust.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface PlatformTrust: handle missing in uniffiClone")
+            }
+        },
+        checkServerTrusted: { (
+            uniffiHandle: UInt64,
+            chainDer: RustBuffer,
+            authType: RustBuffer,
+            host: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePlatformTrust.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.checkServerTrusted(
+                     chainDer: try FfiConverterSequenceData.lift(chainDer),
+                     authType: try FfiConverterString.lift(authType),
+                     host: try FfiConverterString.lift(host)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTrustError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfacePlatformTrust> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfacePlatformTrust>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitPlatformTrust() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(UniffiCallbackInterfacePlatformTrust.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlatformTrust: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<PlatformTrust>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = PlatformTrust
+
+    public static func lift(_ handle: UInt64) throws -> PlatformTrust {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformTrustImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: PlatformTrust) -> UInt64 {
+         if let rustImpl = value as? PlatformTrustImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlatformTrust {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PlatformTrust, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformTrust_lift(_ handle: UInt64) throws -> PlatformTrust {
+    return try FfiConverterTypePlatformTrust.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformTrust_lower(_ value: PlatformTrust) -> UInt64 {
+    return FfiConverterTypePlatformTrust.lower(value)
+}
+
+
 
 
 
@@ -858,6 +1355,61 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * unknown upload id). Async.
      */
     func uploads(selector: UploadSelector) async throws  -> [UploadRecord]
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+    func cancelJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+    func configJson() async throws  -> String?
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+    func pauseJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+    func resumeJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+    func setConfigJson(configJson: String) async throws 
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+    func subscribeJson(observer: JsEventObserver) throws  -> Subscription
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+    func summaryJson(transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+    func uploadFileJson(path: String, transferId: String, fileName: String?, userParamsJson: String) async throws  -> String
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+    func uploadsJson(uploadId: Double?, transferId: String?) async throws  -> String
     
 }
 /**
@@ -1284,6 +1836,181 @@ open func uploads(selector: UploadSelector)async throws  -> [UploadRecord]  {
             freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeUploadRecord.lift,
             errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+open func cancelJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+open func configJson()async throws  -> String?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_config_json(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+open func pauseJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_pause_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+open func resumeJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_resume_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+open func setConfigJson(configJson: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(configJson)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_void,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_void,
+            freeFunc: ffi_s3bgu_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+open func subscribeJson(observer: JsEventObserver)throws  -> Subscription  {
+    return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypeJsError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeJsEventObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+open func summaryJson(transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_summary_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+open func uploadFileJson(path: String, transferId: String, fileName: String?, userParamsJson: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterString.lower(transferId),FfiConverterOptionString.lower(fileName),FfiConverterString.lower(userParamsJson)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+open func uploadsJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
         )
 }
     
@@ -2327,6 +3054,11 @@ public struct UploaderConfig: Equatable, Hashable {
      */
     public var notificationTitle: String?
     public var notificationText: String?
+    /**
+     * PEM root certificates trusted on top of the device's, for backend
+     * calls and part uploads (private CAs). Never a way to skip checks.
+     */
+    public var extraRootCertificatesPem: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2348,7 +3080,11 @@ public struct UploaderConfig: Equatable, Hashable {
          */maxPartsInFlight: UInt32 = UInt32(4), retry: RetrySettings = RetrySettings(), 
         /**
          * Notification templates for the wrappers; see [`render_notification`].
-         */notificationTitle: String? = nil, notificationText: String? = nil) {
+         */notificationTitle: String? = nil, notificationText: String? = nil, 
+        /**
+         * PEM root certificates trusted on top of the device's, for backend
+         * calls and part uploads (private CAs). Never a way to skip checks.
+         */extraRootCertificatesPem: [String] = []) {
         self.startUploadUrl = startUploadUrl
         self.uploadUrlsUrl = uploadUrlsUrl
         self.completeUrl = completeUrl
@@ -2359,6 +3095,7 @@ public struct UploaderConfig: Equatable, Hashable {
         self.retry = retry
         self.notificationTitle = notificationTitle
         self.notificationText = notificationText
+        self.extraRootCertificatesPem = extraRootCertificatesPem
     }
 
     
@@ -2386,7 +3123,8 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
                 maxPartsInFlight: FfiConverterUInt32.read(from: &buf), 
                 retry: FfiConverterTypeRetrySettings.read(from: &buf), 
                 notificationTitle: FfiConverterOptionString.read(from: &buf), 
-                notificationText: FfiConverterOptionString.read(from: &buf)
+                notificationText: FfiConverterOptionString.read(from: &buf), 
+                extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -2401,6 +3139,7 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
         FfiConverterTypeRetrySettings.write(value.retry, into: &buf)
         FfiConverterOptionString.write(value.notificationTitle, into: &buf)
         FfiConverterOptionString.write(value.notificationText, into: &buf)
+        FfiConverterSequenceString.write(value.extraRootCertificatesPem, into: &buf)
     }
 }
 
@@ -2810,6 +3549,89 @@ public func FfiConverterTypeIdleReason_lower(_ value: IdleReason) -> RustBuffer 
 
 
 /**
+ * Failure of a JSON call: `code` is the stable error code (`invalid_config`,
+ * `file_not_found`, ... as `js/src/types.ts` lists them), to be used as the
+ * promise's rejection code; `detail` is the rejection message, for people,
+ * without secrets. (Not `message`: Kotlin exceptions already have one.)
+ */
+public 
+enum JsError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Rejected(code: String, detail: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension JsError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJsError: FfiConverterRustBuffer {
+    typealias SwiftType = JsError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JsError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Rejected(
+            code: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: JsError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Rejected(code,detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsError_lift(_ buf: RustBuffer) throws -> JsError {
+    return try FfiConverterTypeJsError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsError_lower(_ value: JsError) -> RustBuffer {
+    return FfiConverterTypeJsError.lower(value)
+}
+
+
+/**
  * Which networks parts may be sent on.
  */
 
@@ -2956,6 +3778,85 @@ public func FfiConverterTypeObserverError_lift(_ buf: RustBuffer) throws -> Obse
 #endif
 public func FfiConverterTypeObserverError_lower(_ value: ObserverError) -> RustBuffer {
     return FfiConverterTypeObserverError.lower(value)
+}
+
+
+/**
+ * A refusal from [`PlatformTrust`]. Anything else it throws counts as a
+ * refusal too.
+ */
+public 
+enum TrustError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Untrusted(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension TrustError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTrustError: FfiConverterRustBuffer {
+    typealias SwiftType = TrustError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TrustError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Untrusted(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TrustError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Untrusted(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustError_lift(_ buf: RustBuffer) throws -> TrustError {
+    return try FfiConverterTypeTrustError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustError_lower(_ value: TrustError) -> RustBuffer {
+    return FfiConverterTypeTrustError.lower(value)
 }
 
 
@@ -3514,6 +4415,30 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -3580,6 +4505,56 @@ fileprivate struct FfiConverterOptionTypeUploaderConfig: FfiConverterRustBuffer 
         case 1: return try FfiConverterTypeUploaderConfig.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -3758,6 +4733,29 @@ public func setAsideDatabase(dbPath: String)throws  -> String  {
     )
 })
 }
+/**
+ * Makes the engine verify servers with the device's trust store (see
+ * [`PlatformTrust`]). Call it once at start-up, before the first upload;
+ * later calls replace it. Android and iOS must call it: their builds carry
+ * no bundled roots, so without it only `extraRootCertificatesPem` is
+ * trusted. Non-blocking; any thread.
+ */
+public func installPlatformTrust(trust: PlatformTrust)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_install_platform_trust(
+        FfiConverterTypePlatformTrust_lower(trust),uniffiCallStatus
+    )
+}
+}
+/**
+ * Goes back to the bundled roots (where the build has them). For tests.
+ */
+public func removePlatformTrust()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_remove_platform_trust(uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -3784,6 +4782,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_set_aside_database() != 65141) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 54641) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_remove_platform_trust() != 1685) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 62156) {
@@ -3846,13 +4850,48 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 43417) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json() != 30970) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_config_json() != 34285) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_pause_json() != 46157) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_resume_json() != 5142) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json() != 49888) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() != 27181) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_summary_json() != 40525) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json() != 3096) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() != 49181) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 32756) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitJsEventObserver()
+    uniffiCallbackInitPlatformTrust()
     uniffiCallbackInitUploadObserver()
     return InitializationResult.ok
 }()

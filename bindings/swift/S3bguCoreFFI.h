@@ -250,6 +250,20 @@ typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceJsEventObserverMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_TRUST_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_TRUST_METHOD0
+typedef void (*UniffiCallbackInterfacePlatformTrustMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 typedef struct UniffiVTableCallbackInterfaceUploadObserver {
@@ -257,6 +271,24 @@ typedef struct UniffiVTableCallbackInterfaceUploadObserver {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceUploadObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceJsEventObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceJsEventObserverMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceJsEventObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_TRUST
+typedef struct UniffiVTableCallbackInterfacePlatformTrust {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePlatformTrustMethod0 _Nonnull checkServerTrusted;
+} UniffiVTableCallbackInterfacePlatformTrust;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
@@ -384,6 +416,51 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_transfer_summaries(uint64_t pt
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads(uint64_t ptr, RustBuffer selector
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CONFIG_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_config_json(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_resume_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(uint64_t ptr, RustBuffer config_json
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUMMARY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUMMARY_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_summary_json(uint64_t ptr, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(uint64_t ptr, RustBuffer path, RustBuffer transfer_id, RustBuffer file_name, RustBuffer user_params_json
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
 uint64_t uniffi_s3bgu_core_fn_clone_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -404,6 +481,46 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(const UniffiVTable
 void uniffi_s3bgu_core_fn_method_uploadobserver_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_JSEVENTOBSERVER
+uint64_t uniffi_s3bgu_core_fn_clone_jseventobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_JSEVENTOBSERVER
+void uniffi_s3bgu_core_fn_free_jseventobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_JSEVENTOBSERVER
+void uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(const UniffiVTableCallbackInterfaceJsEventObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
+void uniffi_s3bgu_core_fn_method_jseventobserver_on_event(uint64_t ptr, RustBuffer name, RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
+uint64_t uniffi_s3bgu_core_fn_clone_platformtrust(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PLATFORMTRUST
+void uniffi_s3bgu_core_fn_free_platformtrust(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PLATFORMTRUST
+void uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(const UniffiVTableCallbackInterfacePlatformTrust* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+void uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(uint64_t ptr, RustBuffer chain_der, RustBuffer auth_type, RustBuffer host, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, RustCallStatus *_Nonnull out_status
@@ -422,6 +539,17 @@ RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
+void uniffi_s3bgu_core_fn_func_install_platform_trust(uint64_t trust, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_REMOVE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_REMOVE_PLATFORM_TRUST
+void uniffi_s3bgu_core_fn_func_remove_platform_trust(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_S3BGU_CORE_RUSTBUFFER_ALLOC
@@ -708,6 +836,18 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_INSTALL_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_INSTALL_PLATFORM_TRUST
+uint16_t uniffi_s3bgu_core_checksum_func_install_platform_trust(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
+uint16_t uniffi_s3bgu_core_checksum_func_remove_platform_trust(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 uint16_t uniffi_s3bgu_core_checksum_method_subscription_cancel(void
@@ -828,9 +968,75 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CANCEL_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CANCEL_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CONFIG_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_config_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_PAUSE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_PAUSE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_pause_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_resume_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUMMARY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUMMARY_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_summary_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 uint16_t uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
+uint16_t uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+uint16_t uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted(void
     
 );
 #endif
