@@ -20,14 +20,21 @@
  *       "maxPartsInFlight"?: int,
  *       "retry"?: { "maxAttempts"?, "baseDelayMs"?, "maxDelayMs"?, "maxUrlRefreshes"? },
  *       "network"?: "any" | "unmetered",
- *       "notification"?: { "title"?: str, "text"?: str } }
+ *       "notification"?: { "title"?: str, "text"?: str },
+ *       "extraRootCertificatesPem"?: [str, ...] }
  *   `network` and `notification` are for the platform wrappers (job
  *   constraints, notification texts); the templates' placeholders are
  *   {percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles}
  *   {completedTransfers} {totalTransfers}.
- * - Outputs (promise results and events) are plain objects whose fields are
- *   exactly the engine's serde JSON of `UploadInfo`, `Summary` and
- *   `Progress` (camelCase), so a generic JSON -> map conversion produces them.
+ *   `extraRootCertificatesPem` holds PEM root certificates trusted on top of
+ *   the device's store (private CAs), for backend calls and part uploads.
+ *   The engine parses this JSON itself (`setConfigJson`) and accepts exactly
+ *   what `validate.ts` accepts (shared cases: `__tests__/fixtures/config-cases.json`).
+ * - Outputs (promise results and events) are plain objects made by the
+ *   engine's JSON calls (`uploadFileJson`, `pauseJson`..., `summaryJson`,
+ *   `subscribeJson` with the emitter's name), with exactly the fields below,
+ *   so a generic JSON -> map conversion produces them. Numbers are JSON
+ *   integers: exact in JavaScript up to 2^53 (sizes, ids, times).
  * - A target is `uploadId` or `transferId`; both null means every upload.
  * - Failures reject the promise with the engine's stable error code as the
  *   rejection code (`invalid_config`, `file_not_found`, ...) and its message.

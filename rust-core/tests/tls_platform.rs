@@ -83,7 +83,10 @@ async fn the_device_decides_on_the_chain_and_the_engine_on_the_name() {
         let calls = device.calls.lock().unwrap();
         assert!(calls.len() >= 2, "backend and store handshakes: {calls:?}");
         for (len, auth, host) in calls.iter() {
-            assert_eq!((*len, auth.as_str(), host.as_str()), (1, "UNKNOWN", "127.0.0.1"));
+            assert_eq!(
+                (*len, auth.as_str(), host.as_str()),
+                (1, "UNKNOWN", "127.0.0.1")
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! The TurboModule spec's calls on [`UploadEngine`], in and out as the JSON
 //! texts `js/src/NativeS3BgUploader.ts` documents. Thin: the shapes live in
 //! [`crate::js`]. A React Native module turns each text into a map
-//! generically and rejects a promise with [`JsError`]'s code and message.
+//! generically and rejects a promise with [`JsError`]'s code and detail.
 
 use super::{shut_down, Sink, Subscription, UploadEngine, UploaderError};
 use crate::error::UploadError;
@@ -12,18 +12,19 @@ use std::sync::Arc;
 
 /// Failure of a JSON call: `code` is the stable error code (`invalid_config`,
 /// `file_not_found`, ... as `js/src/types.ts` lists them), to be used as the
-/// promise's rejection code; `message` is for people and has no secrets.
+/// promise's rejection code; `detail` is the rejection message, for people,
+/// without secrets. (Not `message`: Kotlin exceptions already have one.)
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum JsError {
-    #[error("{code}: {message}")]
-    Rejected { code: String, message: String },
+    #[error("{code}: {detail}")]
+    Rejected { code: String, detail: String },
 }
 
 impl From<UploadError> for JsError {
     fn from(e: UploadError) -> Self {
         JsError::Rejected {
             code: e.code.as_str().to_owned(),
-            message: e.message,
+            detail: e.message,
         }
     }
 }
@@ -39,7 +40,7 @@ impl From<UploaderError> for JsError {
             .map_or("internal", |c| c.as_str());
         JsError::Rejected {
             code: code.to_owned(),
-            message: e.to_string(),
+            detail: e.to_string(),
         }
     }
 }
