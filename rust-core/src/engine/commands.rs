@@ -177,17 +177,32 @@ impl Engine {
     }
 
     /// Pauses the selected unfinished uploads; `reason` is set for auth pauses.
+    /// One transaction for all of them: pausing a thousand uploads is one fsync.
     pub(super) fn pause(
         &mut self,
         sel: &Selector,
         reason: Option<UploadError>,
     ) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
-        for id in self.selected(sel)? {
-            if !self.uploads[&id].row.state.is_active() {
-                continue;
-            }
-            self.commit_state(id, UploadState::Paused, reason.as_ref())?;
+        let ids: Vec<UploadId> = self
+            .selected(sel)?
+            .into_iter()
+            .filter(|id| self.uploads[id].row.state.is_active())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &id in &ids {
+            write::set_state(&tx, id, UploadState::Paused, reason.as_ref())?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let t = self.uploads.get_mut(&id).expect("selected upload exists");
+            t.row.state = UploadState::Paused;
+            t.row.error = reason.clone();
+            t.row.updated_at = now;
             self.stop_tasks_of(id);
             changed.push(self.uploads[&id].info());
             self.notify_state(id);
@@ -195,8 +210,9 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Resumes the selected PAUSED or FAILED uploads, in one transaction.
     pub(super) fn resume(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
+        let mut next_states = Vec::new();
         for id in self.selected(sel)? {
             let t = &self.uploads[&id];
             if !matches!(t.row.state, UploadState::Paused | UploadState::Failed) {
@@ -209,16 +225,26 @@ impl Engine {
             } else {
                 UploadState::Initialized
             };
-            let tx = self.store.transaction()?;
+            next_states.push((id, next));
+        }
+        if next_states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &(id, next) in &next_states {
             write::reset_attempts(&tx, id)?;
             write::set_state(&tx, id, next, None)?;
-            tx.commit()?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(next_states.len());
+        for (id, next) in next_states {
             let t = self.uploads.get_mut(&id).expect("selected upload exists");
             t.row.state = next;
             t.row.error = None;
             t.row.attempts = 0;
             t.row.next_attempt_at = 0;
-            t.row.updated_at = now_ms();
+            t.row.updated_at = now;
             for p in &mut t.parts {
                 p.attempts = 0;
                 p.next_attempt_at = 0;
@@ -230,9 +256,10 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Cancels the selected unfinished uploads, in one transaction.
     pub(super) fn cancel(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
         let abort_configured = self.config.as_ref().is_some_and(|c| c.abort_url.is_some());
+        let mut aborts = Vec::new();
         for id in self.selected(sel)? {
             let t = &self.uploads[&id];
             if t.row.state.is_final() {
@@ -243,11 +270,21 @@ impl Engine {
             } else {
                 AbortState::None
             };
-            let tx = self.store.transaction()?;
+            aborts.push((id, abort));
+        }
+        if aborts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &(id, abort) in &aborts {
             write::set_state(&tx, id, UploadState::Cancelled, None)?;
             write::set_attempts(&tx, id, 0, 0)?;
             write::set_abort_state(&tx, id, abort)?;
-            tx.commit()?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(aborts.len());
+        for (id, abort) in aborts {
             self.stop_tasks_of(id);
             let t = self.uploads.get_mut(&id).expect("selected upload exists");
             t.row.state = UploadState::Cancelled;
@@ -255,7 +292,7 @@ impl Engine {
             t.row.attempts = 0;
             t.row.next_attempt_at = 0;
             t.row.abort_state = abort;
-            t.row.updated_at = now_ms();
+            t.row.updated_at = now;
             t.urls.clear();
             changed.push(t.info());
             self.notify_state(id);
