@@ -57,7 +57,7 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  * Adds a file to the queue and resolves once it is hashed and stored; the
  * upload itself then runs in the background. Adding the same content to the
  * same transfer again resolves with the existing upload (unless that one
- * was cancelled).
+ * was cancelled); a FAILED one takes the new path and resumes.
  *
  * @param path an absolute file path or a `file://` URI (`content://` and
  *   other URIs must be copied to a file first).

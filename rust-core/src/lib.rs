@@ -272,7 +272,8 @@ impl Uploader {
 
     /// Hashes the file (XXH3-128, on a blocking thread) and queues it. Adding
     /// the same content to the same transfer again returns the existing
-    /// upload, unless that one was cancelled.
+    /// upload, unless that one was cancelled. A FAILED one is pointed at the
+    /// new path and stamp and resumed (its confirmed parts are kept).
     pub async fn add_file(&self, new: NewUpload) -> Result<UploadInfo, UploadError> {
         if new.transfer_id.trim().is_empty() {
             return Err(UploadError::new(

@@ -49,3 +49,62 @@ async fn pause_resume_cancel_of_many_uploads_commit_once_each() {
     let all = up.uploads(Selector::All).await.unwrap();
     assert!(all.iter().all(|u| u.state == UploadState::Cancelled));
 }
+
+/// A file moved after it was added fails its upload with `file_not_found`;
+/// adding it again from its new place (as the message says) must give an
+/// upload that completes, not the failed record with the old path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_added_again_from_its_new_path_completes() {
+    let h = harness().await;
+    let (dir, up) = idle_env(&h).await;
+    let old = write_file(dir.path(), "clip.bin", 2 * PART + 7, 3);
+    let first = add(&up, &old, "moves").await.expect("add");
+    let moved = dir.path().join("moved-clip.bin");
+    std::fs::rename(&old, &moved).unwrap();
+    up.start().await.unwrap();
+    let failed = wait_state(&up, first.id, |u| u.state == UploadState::Failed).await;
+    assert_eq!(
+        failed.error.as_ref().map(|e| e.code),
+        Some(s3bgu_core::ErrorCode::FileNotFound),
+        "{failed:?}"
+    );
+
+    let again = add(&up, &moved, "moves").await.expect("add again");
+    assert_eq!(again.id, first.id, "the same upload, not a second one");
+    assert_eq!(again.path, moved.to_string_lossy());
+    assert!(again.state.is_active(), "usable again: {again:?}");
+    assert!(again.error.is_none());
+    let done = wait_state(&up, first.id, |u| !u.state.is_active()).await;
+    assert_eq!(done.state, UploadState::Completed, "{done:?}");
+    assert_object(&h, &done, &moved);
+
+    // A second add of a non-failed upload still gives the existing one back.
+    let same = add(&up, &moved, "moves").await.expect("add a third time");
+    assert_eq!(same.id, first.id);
+    assert_eq!(same.state, UploadState::Completed);
+}
+
+/// Polls an upload until `pred` holds (bounded).
+async fn wait_state(
+    up: &Uploader,
+    id: i64,
+    pred: impl Fn(&s3bgu_core::UploadInfo) -> bool,
+) -> s3bgu_core::UploadInfo {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let u = up
+            .uploads(Selector::Upload(id))
+            .await
+            .expect("uploads")
+            .pop()
+            .expect("upload exists");
+        if pred(&u) {
+            return u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out: {u:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -132,6 +132,9 @@ impl Engine {
         }
         if let Some(id) = self.store.find_duplicate(&f.transfer_id, &f.file_hash)? {
             if let Some(t) = self.uploads.get(&id) {
+                if t.row.state == UploadState::Failed {
+                    return self.add_again(id, &f);
+                }
                 return Ok(t.info());
             }
         }

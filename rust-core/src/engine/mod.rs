@@ -4,6 +4,7 @@
 
 mod commands;
 mod files;
+mod lifecycle;
 mod outcomes;
 mod schedule;
 mod tracked;

@@ -9,6 +9,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod lifecycle;
+pub(crate) use lifecycle::write as lifecycle_write;
+
 /// Each entry moves the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
 
