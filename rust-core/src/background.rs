@@ -62,6 +62,9 @@ pub struct EngineStatus {
     /// Write transactions committed to the queue database since it was
     /// opened (each is one WAL append and one fsync).
     pub db_commits: u64,
+    /// Uploads held in the engine's working set (every one but the
+    /// finished ones): the scheduler's work per event grows with this.
+    pub tracked: u32,
 }
 
 /// Why [`crate::Uploader::run_until_idle`] returned.

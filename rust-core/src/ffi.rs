@@ -255,6 +255,10 @@ pub struct UploaderConfig {
     pub notification_title: Option<String>,
     #[uniffi(default = None)]
     pub notification_text: Option<String>,
+    /// Finished uploads are deleted this long after they finished; 0 keeps
+    /// them until `forget`. Default: 7 days.
+    #[uniffi(default = 604800000)]
+    pub finished_retention_ms: u64,
 }
 
 impl From<UploaderConfig> for Config {
@@ -277,6 +281,7 @@ impl From<UploaderConfig> for Config {
         };
         config.notification_title = c.notification_title;
         config.notification_text = c.notification_text;
+        config.finished_retention_ms = c.finished_retention_ms;
         config
     }
 }
@@ -308,6 +313,7 @@ impl From<Config> for UploaderConfig {
             },
             notification_title: c.notification_title,
             notification_text: c.notification_text,
+            finished_retention_ms: c.finished_retention_ms,
         }
     }
 }
@@ -895,6 +901,14 @@ impl UploadEngine {
     /// route is called when configured). Returns the uploads that changed. Async.
     pub async fn cancel(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
         Ok(records(self.uploader()?.cancel(selector.into()).await?))
+    }
+
+    /// Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+    /// the abort call done); FAILED and PAUSED ones must be cancelled
+    /// first. One named upload that is not finished is an `InvalidArgument`
+    /// error. Returns how many were deleted. Async.
+    pub async fn forget(&self, selector: UploadSelector) -> Result<u64> {
+        Ok(self.uploader()?.forget(selector.into()).await?)
     }
 
     /// Snapshots of the selected uploads, in queue order (empty for an

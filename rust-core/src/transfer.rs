@@ -176,6 +176,8 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
     Err(
         if status == 403 || (status == 400 && body_says_expired(&body)) {
             Failure::UrlRejected { detail }
+        } else if status == 404 && body_says_no_such_upload(&body) {
+            Failure::UploadGone { detail }
         } else if is_transient_status(status) {
             Failure::Transient {
                 detail,
@@ -185,6 +187,11 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             Failure::fatal(ErrorCode::StorageRejected, detail)
         },
     )
+}
+
+/// S3's error code for a multipart upload that was aborted or completed.
+fn body_says_no_such_upload(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("<Code>NoSuchUpload</Code>")
 }
 
 fn body_says_expired(body: &[u8]) -> bool {
@@ -203,5 +210,9 @@ mod tests {
         ));
         assert!(body_says_expired(b"<Code>ExpiredToken</Code>"));
         assert!(!body_says_expired(b"<Code>InvalidArgument</Code>"));
+        assert!(body_says_no_such_upload(
+            b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
+        ));
+        assert!(!body_says_no_such_upload(b"<Code>NoSuchKey</Code>"));
     }
 }

@@ -8,6 +8,8 @@ impl Engine {
         match cmd {
             Command::SetConfig(config, reply) => {
                 let r = self.set_config(config);
+                // The retention may have changed: apply it now.
+                self.next_sweep = Instant::now();
                 self.hold_if_network_refused();
                 let _ = reply.send(r.map_err(Into::into));
             }
@@ -31,16 +33,15 @@ impl Engine {
                 let _ = reply.send(r.map_err(Into::into));
             }
             Command::List(sel, reply) => {
-                let list = self
-                    .uploads
-                    .values()
-                    .filter(|t| t.matches(&sel))
-                    .map(Tracked::info)
-                    .collect();
-                let _ = reply.send(Ok(list));
+                let _ = reply.send(self.list(&sel).map_err(Into::into));
             }
             Command::Summary(transfer, reply) => {
-                let _ = reply.send(Ok(self.summary(transfer.as_deref())));
+                let r = self.summary(transfer.as_deref());
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::Forget(sel, reply) => {
+                let r = self.forget(&sel);
+                let _ = reply.send(r.map_err(Into::into));
             }
             Command::SetListener(l) => self.listener = l,
             Command::SetRunning(running, reply) => {
@@ -60,8 +61,16 @@ impl Engine {
                 let _ = reply.send(Ok(self.status()));
             }
             Command::Inspect(f) => {
-                let list = self.uploads.values().map(Tracked::info).collect();
-                f(list, self.summary(None));
+                let (list, summary) = match (self.list(&Selector::All), self.summary(None)) {
+                    (Ok(l), Ok(s)) => (l, s),
+                    (Err(e), _) | (_, Err(e)) => {
+                        // The working set is still a consistent snapshot.
+                        tracing::warn!("finished uploads unreadable for a snapshot: {e}");
+                        let list = self.uploads.values().map(Tracked::info).collect();
+                        (list, Summary::default())
+                    }
+                };
+                f(list, summary);
             }
             // The loop handles it before dispatching here; answer anyway.
             Command::Shutdown(done) => {
@@ -95,6 +104,7 @@ impl Engine {
             network: self.network,
             network_allowed: self.network_allowed(),
             db_commits: self.store.commits(),
+            tracked: self.uploads.len() as u32,
             ..EngineStatus::default()
         };
         for t in self.uploads.values() {
@@ -137,6 +147,10 @@ impl Engine {
                 }
                 return Ok(t.info());
             }
+            // Finished (completed): answered from the database.
+            if let Some(row) = self.store.upload(id)? {
+                return Ok(Tracked::new(row, Vec::new()).info());
+            }
         }
         let path = f.path.to_string_lossy().into_owned();
         let tx = self.store.transaction()?;
@@ -172,7 +186,8 @@ impl Engine {
             .map(|t| t.row.id)
             .collect();
         if let Selector::Upload(id) = sel {
-            if ids.is_empty() {
+            // A finished upload is only in the database: nothing to change.
+            if ids.is_empty() && self.store.upload(*id)?.is_none() {
                 return Err(err(ErrorCode::NotFound, format!("no upload with id {id}")));
             }
         }
@@ -299,39 +314,9 @@ impl Engine {
             t.urls.clear();
             changed.push(t.info());
             self.notify_state(id);
+            self.retire_if_finished(id);
         }
         Ok(changed)
-    }
-
-    pub(super) fn summary(&self, transfer: Option<&str>) -> Summary {
-        let mut s = Summary::default();
-        let mut transfers: BTreeMap<&str, bool> = BTreeMap::new();
-        for t in self.uploads.values() {
-            if transfer.is_some_and(|x| x != t.row.transfer_id) {
-                continue;
-            }
-            s.uploads += 1;
-            match t.row.state {
-                UploadState::Pending => s.pending += 1,
-                UploadState::Initialized => s.initialized += 1,
-                UploadState::Running => s.running += 1,
-                UploadState::Paused => s.paused += 1,
-                UploadState::Completed => s.completed += 1,
-                UploadState::Failed => s.failed += 1,
-                UploadState::Cancelled => s.cancelled += 1,
-            }
-            let complete = transfers.entry(&t.row.transfer_id).or_insert(true);
-            if t.row.state != UploadState::Cancelled {
-                s.total_bytes += t.row.size;
-                s.uploaded_bytes += t.uploaded_bytes();
-                if t.row.state != UploadState::Completed {
-                    *complete = false;
-                }
-            }
-        }
-        s.transfers = transfers.len() as u32;
-        s.completed_transfers = transfers.values().filter(|c| **c).count() as u32;
-        s
     }
 
     // ----- state changes: committed first, then reported -----
