@@ -121,6 +121,20 @@ export function cancel(target?: UploadTarget): Promise<Upload[]> {
   return changeState((u, t) => NativeS3BgUploader.cancel(u, t), target);
 }
 
+/**
+ * Deletes finished uploads from the queue: one (`{ uploadId }`), one
+ * transfer (`{ transferId }`), or all (no target). Finished means COMPLETED,
+ * or CANCELLED with the abort call done; FAILED and PAUSED uploads can still
+ * be resumed, so cancel them first. Naming one upload that is not finished
+ * rejects with `invalid_argument`; a transfer or all skips unfinished ones.
+ * Resolves with how many were deleted. Finished uploads are also deleted on
+ * their own after `finishedRetentionMs` (default 7 days).
+ */
+export async function forget(target?: UploadTarget): Promise<number> {
+  const [uploadId, transferId] = targetToNative(target);
+  return call(() => NativeS3BgUploader.forget(uploadId, transferId));
+}
+
 /** Snapshots of the uploads that match the filter (all without one), in queue order. */
 export async function getUploads(filter?: UploadFilter): Promise<Upload[]> {
   const f = checkFilter(filter);

@@ -243,6 +243,12 @@ export interface UploaderConfig {
   /** `'unmetered'`: upload only on Wi-Fi or other unmetered networks. Default `'any'`. */
   readonly network?: 'any' | 'unmetered';
   readonly notification?: NotificationConfig;
+  /**
+   * Finished uploads (COMPLETED, or CANCELLED with the abort call done) are
+   * deleted from the queue this long after they finished; `0` keeps them
+   * until `forget`. Default 7 days; at most 10 years.
+   */
+  readonly finishedRetentionMs?: number;
 }
 
 /** Returned by the event functions; `remove()` ends the subscription. */

@@ -107,6 +107,9 @@ function checkKeys(name: string, value: Record<string, unknown>, known: readonly
   }
 }
 
+/** The longest `finishedRetentionMs` (ten years), as the engine checks it. */
+export const MAX_FINISHED_RETENTION_MS = 3650 * 24 * 3600 * 1000;
+
 const CONFIG_FIELDS = [
   'startUploadApi',
   'getUploadUrlsApi',
@@ -117,6 +120,7 @@ const CONFIG_FIELDS = [
   'retry',
   'network',
   'notification',
+  'finishedRetentionMs',
 ];
 const RETRY_FIELDS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxUrlRefreshes'];
 const NOTIFICATION_FIELDS = ['title', 'text'];
@@ -226,6 +230,15 @@ export function configToNativeJson(config: UploaderConfig): string {
       notification.text = checkTemplate('notification.text', n.text);
     }
     out.notification = notification;
+  }
+
+  if (config.finishedRetentionMs !== undefined) {
+    out.finishedRetentionMs = checkInteger(
+      'finishedRetentionMs',
+      config.finishedRetentionMs,
+      0,
+      MAX_FINISHED_RETENTION_MS,
+    );
   }
   return JSON.stringify(out);
 }
