@@ -198,17 +198,25 @@ impl Engine {
                 ));
             }
         }
+        // A cancelled upload whose startUpload is still out stays until the
+        // answer is in: it may name a multipart upload to abort.
+        let keep: Vec<UploadId> = self
+            .uploads
+            .values()
+            .filter(|t| t.matches(sel) && !t.busy.is_empty())
+            .map(|t| t.row.id)
+            .collect();
         let tx = self.store.transaction()?;
-        let n = lifecycle_write::forget(&tx, sel)?;
+        let n = lifecycle_write::forget(&tx, sel, &keep)?;
         tx.commit()?;
         if let Selector::Upload(id) = sel {
-            if n == 0 {
+            if n == 0 && keep.is_empty() {
                 return Err(err(ErrorCode::NotFound, format!("no upload with id {id}")));
             }
         }
-        // Late reports of their tasks find nothing and are dropped.
+        // Late reports of aborted part tasks find nothing and are dropped.
         self.uploads
-            .retain(|_, t| !(t.finished() && t.matches(sel)));
+            .retain(|id, t| !(t.finished() && t.matches(sel)) || keep.contains(id));
         self.changes.send_modify(|c| *c += 1);
         Ok(n as u64)
     }

@@ -109,11 +109,16 @@ pub(crate) mod write {
     }
 
     /// Deletes the finished uploads matching `sel` (their parts go with
-    /// them). Returns how many were deleted.
-    pub(crate) fn forget(tx: &Transaction<'_>, sel: &Selector) -> Result<usize> {
+    /// them), but those in `keep`. Returns how many were deleted.
+    pub(crate) fn forget(tx: &Transaction<'_>, sel: &Selector, keep: &[UploadId]) -> Result<usize> {
         let (clause, id, transfer) = selector_sql(sel);
+        let keep: Vec<String> = keep.iter().map(|k| k.to_string()).collect();
         Ok(tx.execute(
-            &format!("DELETE FROM uploads WHERE {FINISHED} AND {clause} AND ?1 = ?1 AND ?2 = ?2"),
+            &format!(
+                "DELETE FROM uploads WHERE {FINISHED} AND {clause} AND ?1 = ?1 AND ?2 = ?2 \
+                 AND id NOT IN ({})",
+                keep.join(",")
+            ),
             params![id, transfer],
         )?)
     }
@@ -136,5 +141,74 @@ pub(crate) mod write {
             params![id],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue of `pages` pages or more, the first leaf of its uploads table
+    /// (the check walks a tree right to left: this one comes last) overwritten
+    /// with junk.
+    fn large_queue_damaged_at_the_end(path: &Path, pages: u64) {
+        let mut s = Store::open(path).unwrap();
+        let mut p = serde_json::Map::new();
+        p.insert("note".into(), "x".repeat(3000).into());
+        let tx = s.transaction().unwrap();
+        for i in 0..pages {
+            let hash = format!("{i:032x}");
+            crate::store::write::insert_upload(
+                &tx,
+                &NewRow {
+                    transfer_id: "t",
+                    path: "/a",
+                    file_name: "a",
+                    file_hash: &hash,
+                    size: 1,
+                    mtime_ns: 0,
+                    user_params: &p,
+                },
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(s); // checkpoints the WAL into the file
+        let page: i64 = Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT pageno FROM dbstat WHERE name = 'uploads' AND pagetype = 'leaf' \
+                 ORDER BY path LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        assert!(bytes.len() as u64 >= pages * 4096, "{}", bytes.len());
+        let at = (page as usize - 1) * 4096;
+        bytes[at..at + 64].fill(0xA5);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn integrity_check_at_open_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let pages = u64::try_from(INTEGRITY_BUDGET).unwrap() + 1000;
+        large_queue_damaged_at_the_end(&path, pages);
+        // A full check would find the damage; the bounded one stops first.
+        let conn = Connection::open(&path).unwrap();
+        let full: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(full, "ok", "the damage is real");
+        drop(conn);
+        Store::open(&path).expect("open does not scan the whole queue");
+
+        // A small queue is still checked whole.
+        let small = dir.path().join("small.db");
+        large_queue_damaged_at_the_end(&small, 50);
+        let e: UploadError = Store::open(&small).err().unwrap().into();
+        assert_eq!(e.code, ErrorCode::DatabaseCorrupt, "{}", e.message);
     }
 }
