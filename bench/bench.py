@@ -637,6 +637,7 @@ def main():
     if opts.backlog:
         done, open_ = (int(x) for x in opts.backlog.split(","))
         bench.sizes.backlog_finished, bench.sizes.backlog_open = done, open_
+        bench.sizes.small_count = max(bench.sizes.small_count, open_)
     try:
         bench.setup()
         bench.big_hash = subprocess.run(

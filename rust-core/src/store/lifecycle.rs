@@ -40,15 +40,18 @@ impl Store {
     }
 
     /// Finished uploads matching `sel`, in queue order, each with its
-    /// confirmed parts and bytes (counted here: their part rows are never
-    /// loaded; a completed upload's are all of them).
+    /// confirmed parts and bytes if it was cancelled (counted here: part
+    /// rows of finished uploads are never loaded; a completed upload's are
+    /// all of them).
     pub(crate) fn finished_uploads(&self, sel: &Selector) -> Result<Vec<(UploadRow, u32, u64)>> {
         let (clause, id, transfer) = selector_sql(sel);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {UPLOAD_COLUMNS}, \
-             (SELECT COUNT(*) FROM parts p WHERE p.upload = u.id AND p.etag IS NOT NULL), \
-             (SELECT TOTAL(MIN(u.part_size, u.size - (p.number - 1) * u.part_size)) \
-                FROM parts p WHERE p.upload = u.id AND p.etag IS NOT NULL) \
+             CASE WHEN state = 'CANCELLED' THEN (SELECT COUNT(*) FROM parts p \
+                WHERE p.upload = u.id AND p.etag IS NOT NULL) ELSE 0 END, \
+             CASE WHEN state = 'CANCELLED' THEN (SELECT \
+                TOTAL(MIN(u.part_size, u.size - (p.number - 1) * u.part_size)) \
+                FROM parts p WHERE p.upload = u.id AND p.etag IS NOT NULL) ELSE 0 END \
              FROM uploads u WHERE {FINISHED} AND {clause} AND ?1 = ?1 AND ?2 = ?2 ORDER BY id"
         ))?;
         let rows = stmt.query_map(params![id, transfer], |r| {
