@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,8 @@ class Sizes:
             self.hash = 64 * MIB
             self.small_count = 40
             self.queue_count = 40
+            self.backlog_finished = 2000
+            self.backlog_open = 10
         else:
             self.big = 1 * GIB
             self.part = 16 * MIB
@@ -49,6 +52,8 @@ class Sizes:
             self.hash = 2 * GIB
             self.small_count = 2000
             self.queue_count = 1000
+            self.backlog_finished = 100_000
+            self.backlog_open = 100
         self.small_size = 64 * 1024
 
 
@@ -513,6 +518,49 @@ class Bench:
             f"{self.commits_per_part:.2f}", "-", "-",
         ))
 
+    def backlog(self):
+        """Open + first part request with a long history: many finished
+        uploads (inserted straight into the database, as months of use would
+        leave them) ahead of a few unfinished ones."""
+        s = self.sizes
+        done, n = s.backlog_finished, s.backlog_open
+        files = self.small_files[:n]
+        log(f"7. backlog: {done} finished and {n} unfinished uploads")
+        first, total = [], []
+        for rep in self.reps():
+            d = self.fresh_run_dir()
+            db = d / "queue.db"
+            subprocess.run(
+                [self.bin, "add", *map(str, files), "--backend", self.backend,
+                 "--concurrency", str(s.conc), "--db", str(db), "--transfer", "backlog"],
+                check=True, capture_output=True, env=self.quiet_env,
+            )
+            add_finished_history(db, done)
+            env = dict(self.quiet_env, S3BGU_LOG="s3bgu_core=debug")
+            wall, _, out, seen = run_measured(
+                [self.bin, "resume", "--db", str(db), "--json"], env=env,
+                watch="part upload starts",
+            )
+            report = json.loads(out)
+            if len(report["uploads"]) != n or {u["state"] for u in report["uploads"]} != {"COMPLETED"}:
+                raise RuntimeError("resume did not complete the unfinished uploads")
+            if seen is None:
+                raise RuntimeError("no part upload was logged")
+            first.append(seen)
+            total.append(wall)
+        self.rows.append((
+            "Queue",
+            f"`s3bgu resume` with {done:,} finished + {n} unfinished uploads: "
+            "start to first part request, ms",
+            f"{statistics.median(first) * 1000:.0f}", "-", "-",
+        ))
+        self.rows.append((
+            "Queue",
+            f"`s3bgu resume` with {done:,} finished + {n} unfinished uploads: "
+            f"all {n} done, s",
+            f"{statistics.median(total):.2f}", "-", "-",
+        ))
+
     def binary_size(self):
         lib = Path(self.opts.lib)
         log(f"6. binary size: {lib}")
@@ -541,6 +589,31 @@ class Bench:
         sys.stdout.flush()
 
 
+def add_finished_history(db, count):
+    """Puts `count` COMPLETED one-part uploads (finished a minute ago, well
+    within the default retention) in front of the queued ones, with their
+    part rows, as a long-used queue holds them."""
+    con = sqlite3.connect(db)
+    now = int(time.time() * 1000) - 60_000
+    with con:
+        # The queued uploads move behind the history, keeping their order.
+        con.execute("UPDATE uploads SET id = id + ?", (count,))
+        con.execute("UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'uploads'", (count,))
+        con.executemany(
+            "INSERT INTO uploads (id, transfer_id, path, file_name, file_hash, size, mtime_ns, "
+            "user_params, state, object_key, upload_id, part_size, parts_total, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, 2000000, 0, '{}', 'COMPLETED', ?, ?, 5242880, 1, ?, ?)",
+            ((i, f"album-{i // 500}", f"/data/DCIM/IMG_{i:06d}.jpg", f"IMG_{i:06d}.jpg",
+              f"{i:032x}", f"photos/IMG_{i:06d}.jpg", f"mpu-{i:08d}", now, now)
+             for i in range(1, count + 1)),
+        )
+        con.executemany(
+            "INSERT INTO parts (upload, number, etag) VALUES (?, 1, ?)",
+            ((i, f'"{i:032x}"') for i in range(1, count + 1)),
+        )
+    con.close()
+
+
 def w_fmt(seconds):
     return f"{seconds:.2f} s"
 
@@ -553,12 +626,18 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--lib", required=True)
     ap.add_argument("--aws", required=True)
-    ap.add_argument("--only", default="throughput,hashing,small,queue,size")
+    ap.add_argument("--only", default="throughput,hashing,small,queue,backlog,size")
+    ap.add_argument("--backlog", default=None, metavar="FINISHED,UNFINISHED",
+                    help="counts of the backlog section (e.g. 100000,100 with --smoke inputs)")
     opts = ap.parse_args()
     if opts.reps is None:
         opts.reps = 1 if opts.smoke else 3
     only = set(opts.only.split(","))
     bench = Bench(opts)
+    if opts.backlog:
+        done, open_ = (int(x) for x in opts.backlog.split(","))
+        bench.sizes.backlog_finished, bench.sizes.backlog_open = done, open_
+        bench.sizes.small_count = max(bench.sizes.small_count, open_)
     try:
         bench.setup()
         bench.big_hash = subprocess.run(
@@ -573,6 +652,8 @@ def main():
             bench.many_small()
         if "queue" in only:
             bench.queue_overhead()
+        if "backlog" in only:
+            bench.backlog()
         if "size" in only:
             bench.binary_size()
     finally:

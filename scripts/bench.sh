@@ -8,7 +8,7 @@
 #   scripts/bench.sh --smoke    tiny sizes, one rep, debug binaries: checks the
 #                               harness still works (scripts/test.sh runs it)
 #   scripts/bench.sh --reps 5   more repetitions
-#   scripts/bench.sh --only throughput,hashing,small,queue,size
+#   scripts/bench.sh --only throughput,hashing,small,queue,backlog,size
 #
 # Installs its peers where only it looks: awscli (pinned, bench/requirements.txt)
 # in a venv under ${S3BGU_BENCH_CACHE:-~/.cache/s3bgu-bench}; xxhsum from

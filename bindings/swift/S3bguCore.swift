@@ -1022,6 +1022,14 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func dbPath()  -> String
     
     /**
+     * Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+     * the abort call done); FAILED and PAUSED ones must be cancelled
+     * first. One named upload that is not finished is an `InvalidArgument`
+     * error. Returns how many were deleted. Async.
+     */
+    func forget(selector: UploadSelector) async throws  -> UInt64
+    
+    /**
      * Pauses the selected unfinished uploads (parts in flight stop and are
      * sent again on resume). Returns the uploads that changed. Async.
      */
@@ -1284,6 +1292,28 @@ open func dbPath() -> String  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+     * the abort call done); FAILED and PAUSED ones must be cancelled
+     * first. One named upload that is not finished is an `InvalidArgument`
+     * error. Returns how many were deleted. Async.
+     */
+open func forget(selector: UploadSelector)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_forget(
+                        self.uniffiCloneHandle(),FfiConverterTypeUploadSelector_lower(selector)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_u64,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_u64,
+            freeFunc: ffi_s3bgu_core_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
 }
     
     /**
@@ -2598,6 +2628,11 @@ public struct UploaderConfig: Equatable, Hashable {
      */
     public var notificationTitle: String?
     public var notificationText: String?
+    /**
+     * Finished uploads are deleted this long after they finished; 0 keeps
+     * them until `forget`. Default: 7 days.
+     */
+    public var finishedRetentionMs: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2619,7 +2654,11 @@ public struct UploaderConfig: Equatable, Hashable {
          */maxPartsInFlight: UInt32 = UInt32(4), retry: RetrySettings = RetrySettings(), 
         /**
          * Notification templates for the wrappers; see [`render_notification`].
-         */notificationTitle: String? = nil, notificationText: String? = nil) {
+         */notificationTitle: String? = nil, notificationText: String? = nil, 
+        /**
+         * Finished uploads are deleted this long after they finished; 0 keeps
+         * them until `forget`. Default: 7 days.
+         */finishedRetentionMs: UInt64 = UInt64(604800000)) {
         self.startUploadUrl = startUploadUrl
         self.uploadUrlsUrl = uploadUrlsUrl
         self.completeUrl = completeUrl
@@ -2630,6 +2669,7 @@ public struct UploaderConfig: Equatable, Hashable {
         self.retry = retry
         self.notificationTitle = notificationTitle
         self.notificationText = notificationText
+        self.finishedRetentionMs = finishedRetentionMs
     }
 
     
@@ -2657,7 +2697,8 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
                 maxPartsInFlight: FfiConverterUInt32.read(from: &buf), 
                 retry: FfiConverterTypeRetrySettings.read(from: &buf), 
                 notificationTitle: FfiConverterOptionString.read(from: &buf), 
-                notificationText: FfiConverterOptionString.read(from: &buf)
+                notificationText: FfiConverterOptionString.read(from: &buf), 
+                finishedRetentionMs: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2672,6 +2713,7 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
         FfiConverterTypeRetrySettings.write(value.retry, into: &buf)
         FfiConverterOptionString.write(value.notificationTitle, into: &buf)
         FfiConverterOptionString.write(value.notificationText, into: &buf)
+        FfiConverterUInt64.write(value.finishedRetentionMs, into: &buf)
     }
 }
 
@@ -4212,6 +4254,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_db_path() != 32027) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_forget() != 24386) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_pause() != 2574) {

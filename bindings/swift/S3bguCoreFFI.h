@@ -335,6 +335,11 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_config(uint64_t ptr
 RustBuffer uniffi_s3bgu_core_fn_method_uploadengine_db_path(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_FORGET
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_FORGET
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_forget(uint64_t ptr, RustBuffer selector
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause(uint64_t ptr, RustBuffer selector
@@ -788,6 +793,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_config(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_DB_PATH
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_DB_PATH
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_db_path(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_FORGET
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_FORGET
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_forget(void
     
 );
 #endif

@@ -3,6 +3,7 @@ import {
   ERROR_CODES,
   UploadError,
   cancel,
+  forget,
   getSummary,
   getUpload,
   getUploads,
@@ -187,6 +188,41 @@ describe('pause, resume and cancel', () => {
     fake.failNextCall(nativeRejection('not_found', 'no upload with id 99'));
     const e = await rejection(cancel({ uploadId: 99 }));
     expect(e.code).toBe('not_found');
+  });
+});
+
+describe('forget', () => {
+  beforeEach(async () => {
+    await uploadFile('/tmp/1', { transferId: 'a' });
+    await uploadFile('/tmp/2', { transferId: 'a' });
+    await uploadFile('/tmp/3', { transferId: 'b' });
+    fake.setState(1, 'COMPLETED');
+    fake.setState(3, 'COMPLETED');
+  });
+
+  it('maps each target to the native selector and resolves with the count', async () => {
+    expect(await forget({ uploadId: 1 })).toBe(1);
+    expect(await forget({ transferId: 'a' })).toBe(0);
+    expect(await forget()).toBe(1);
+    expect(native.forget.mock.calls).toEqual([
+      [1, null],
+      [null, 'a'],
+      [null, null],
+    ]);
+    expect((await getUploads()).map(u => u.id)).toEqual([2]);
+  });
+
+  it('refuses a bad target before reaching native', async () => {
+    const e = await rejection(forget({ uploadId: 1, transferId: 'a' } as never));
+    expect(e.code).toBe('invalid_argument');
+    expect(native.forget).not.toHaveBeenCalled();
+  });
+
+  it('passes the engine refusal of an unfinished upload on as a typed error', async () => {
+    const e = await rejection(forget({ uploadId: 2 }));
+    expect(e.code).toBe('invalid_argument');
+    expect(isUploadError(e, 'invalid_argument')).toBe(true);
+    expect((await getUploads()).map(u => u.id)).toEqual([1, 2, 3]);
   });
 });
 

@@ -46,7 +46,16 @@ describe.each(codegens)('TurboModule spec read by codegen %s', (_version, combin
   it('has a promise method for every API call', () => {
     const methods = schema.modules.NativeS3BgUploader!.spec.methods;
     expect(methods.map(m => m.name).sort()).toEqual(
-      ['cancel', 'getSummary', 'getUploads', 'pause', 'resume', 'setConfig', 'uploadFile'].sort(),
+      [
+        'cancel',
+        'forget',
+        'getSummary',
+        'getUploads',
+        'pause',
+        'resume',
+        'setConfig',
+        'uploadFile',
+      ].sort(),
     );
     for (const m of methods) {
       expect([m.name, m.typeAnnotation.returnTypeAnnotation.type]).toEqual([

@@ -43,6 +43,7 @@ describe('configToNativeJson', () => {
       retry: { maxAttempts: 5, initialDelayMs: 500, maxDelayMs: 30_000, maxUrlRefreshes: 2 },
       network: 'unmetered',
       notification: { title: 'Uploading {completedFiles}/{totalFiles}', text: '{percentage}%' },
+      finishedRetentionMs: 86_400_000,
     });
     expect(JSON.parse(json)).toEqual({
       startUploadUrl: base.startUploadApi,
@@ -57,6 +58,7 @@ describe('configToNativeJson', () => {
       retry: { maxAttempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxUrlRefreshes: 2 },
       network: 'unmetered',
       notification: { title: 'Uploading {completedFiles}/{totalFiles}', text: '{percentage}%' },
+      finishedRetentionMs: 86_400_000,
     });
   });
 
@@ -121,6 +123,12 @@ describe('configToNativeJson', () => {
   });
 
   it.each([
+    [{ finishedRetentionMs: -1 }, 'finishedRetentionMs must be an integer between 0 and'],
+    [{ finishedRetentionMs: 1.5 }, 'finishedRetentionMs must be an integer between 0 and'],
+    [
+      { finishedRetentionMs: 315_360_000_001 },
+      'finishedRetentionMs must be an integer between 0 and 315360000000',
+    ],
     [{ maxParallelParts: 0 }, 'maxParallelParts must be an integer between 1 and 32, got 0'],
     [{ maxParallelParts: 33 }, 'maxParallelParts must be an integer between 1 and 32, got 33'],
     [{ maxParallelParts: 2.5 }, 'maxParallelParts must be an integer between 1 and 32'],

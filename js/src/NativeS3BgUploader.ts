@@ -21,7 +21,8 @@
  *       "retry"?: { "maxAttempts"?, "baseDelayMs"?, "maxDelayMs"?, "maxUrlRefreshes"? },
  *       "network"?: "any" | "unmetered",
  *       "notification"?: { "title"?: str, "text"?: str },
- *       "extraRootCertificatesPem"?: [str, ...] }
+ *       "extraRootCertificatesPem"?: [str, ...],
+ *       "finishedRetentionMs"?: int }
  *   `network` and `notification` are for the platform wrappers (job
  *   constraints, notification texts); the templates' placeholders are
  *   {percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles}
@@ -128,6 +129,13 @@ export interface Spec extends TurboModule {
 
   /** Cancels the targeted unfinished uploads (and calls abortApi when configured). */
   cancel(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;
+
+  /**
+   * Deletes the targeted finished uploads (COMPLETED, or CANCELLED with the
+   * abort call done); resolves with how many were deleted. Naming one
+   * upload that is not finished rejects with `invalid_argument`.
+   */
+  forget(uploadId: number | null, transferId: string | null): Promise<number>;
 
   /** Snapshots of the targeted uploads, in queue order (ascending id). */
   getUploads(uploadId: number | null, transferId: string | null): Promise<NativeUpload[]>;

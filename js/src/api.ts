@@ -57,7 +57,7 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  * Adds a file to the queue and resolves once it is hashed and stored; the
  * upload itself then runs in the background. Adding the same content to the
  * same transfer again resolves with the existing upload (unless that one
- * was cancelled).
+ * was cancelled); a FAILED one takes the new path and resumes.
  *
  * @param path an absolute file path, a `file://` URI, or a URI the platform
  *   opens: Android's `content://` (from a picker; no copy is made) or an iOS
@@ -123,6 +123,20 @@ export function resume(target?: UploadTarget): Promise<Upload[]> {
  */
 export function cancel(target?: UploadTarget): Promise<Upload[]> {
   return changeState((u, t) => NativeS3BgUploader.cancel(u, t), target);
+}
+
+/**
+ * Deletes finished uploads from the queue: one (`{ uploadId }`), one
+ * transfer (`{ transferId }`), or all (no target). Finished means COMPLETED,
+ * or CANCELLED with the abort call done; FAILED and PAUSED uploads can still
+ * be resumed, so cancel them first. Naming one upload that is not finished
+ * rejects with `invalid_argument`; a transfer or all skips unfinished ones.
+ * Resolves with how many were deleted. Finished uploads are also deleted on
+ * their own after `finishedRetentionMs` (default 7 days).
+ */
+export async function forget(target?: UploadTarget): Promise<number> {
+  const [uploadId, transferId] = targetToNative(target);
+  return call(() => NativeS3BgUploader.forget(uploadId, transferId));
 }
 
 /** Snapshots of the uploads that match the filter (all without one), in queue order. */

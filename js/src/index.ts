@@ -17,6 +17,7 @@
 export {
   DEFAULT_TRANSFER_ID,
   cancel,
+  forget,
   getSummary,
   getUpload,
   getUploads,

@@ -250,6 +250,12 @@ export interface UploaderConfig {
    * option to skip certificate checks.
    */
   readonly extraRootCertificatesPem?: readonly string[];
+  /**
+   * Finished uploads (COMPLETED, or CANCELLED with the abort call done) are
+   * deleted from the queue this long after they finished; `0` keeps them
+   * until `forget`. Default 7 days; at most 10 years.
+   */
+  readonly finishedRetentionMs?: number;
 }
 
 /** Returned by the event functions; `remove()` ends the subscription. */

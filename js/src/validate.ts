@@ -158,6 +158,9 @@ function checkKeys(name: string, value: Record<string, unknown>, known: readonly
   }
 }
 
+/** The longest `finishedRetentionMs` (ten years), as the engine checks it. */
+export const MAX_FINISHED_RETENTION_MS = 3650 * 24 * 3600 * 1000;
+
 const CONFIG_FIELDS = [
   'startUploadApi',
   'getUploadUrlsApi',
@@ -169,6 +172,7 @@ const CONFIG_FIELDS = [
   'network',
   'notification',
   'extraRootCertificatesPem',
+  'finishedRetentionMs',
 ];
 const RETRY_FIELDS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxUrlRefreshes'];
 const NOTIFICATION_FIELDS = ['title', 'text'];
@@ -285,6 +289,14 @@ export function configToNativeJson(config: UploaderConfig): string {
 
   if (config.extraRootCertificatesPem !== undefined) {
     out.extraRootCertificatesPem = checkPemList(config.extraRootCertificatesPem);
+  }
+  if (config.finishedRetentionMs !== undefined) {
+    out.finishedRetentionMs = checkInteger(
+      'finishedRetentionMs',
+      config.finishedRetentionMs,
+      0,
+      MAX_FINISHED_RETENTION_MS,
+    );
   }
   return JSON.stringify(out);
 }

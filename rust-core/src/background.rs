@@ -73,6 +73,9 @@ pub struct EngineStatus {
     pub staging_peak: u64,
     /// The engine has requests or staging of its own in progress.
     pub engine_busy: bool,
+    /// Uploads held in the engine's working set (every one but the
+    /// finished ones): the scheduler's work per event grows with this.
+    pub tracked: u32,
 }
 
 /// Why [`crate::Uploader::run_until_idle`] returned.

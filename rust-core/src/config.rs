@@ -8,6 +8,10 @@ use std::time::Duration;
 
 pub const DEFAULT_MAX_PARTS_IN_FLIGHT: u32 = 4;
 pub const MAX_PARTS_IN_FLIGHT: u32 = 32;
+/// How long finished uploads are kept by default: a week.
+pub const DEFAULT_FINISHED_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// The longest retention that can be set (ten years); 0 keeps them forever.
+const MAX_FINISHED_RETENTION_MS: u64 = 3650 * 24 * 3600 * 1000;
 
 /// Retry policy for every call (backend calls and part PUTs).
 ///
@@ -116,6 +120,15 @@ pub struct Config {
     /// alike: private S3 endpoints and private CAs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_root_certificates_pem: Vec<String>,
+    /// Finished uploads (completed, or cancelled with the abort call done)
+    /// are deleted from the queue this long after they finished; 0 keeps
+    /// them until `forget`. Default: 7 days.
+    #[serde(default = "default_finished_retention")]
+    pub finished_retention_ms: u64,
+}
+
+fn default_finished_retention() -> u64 {
+    DEFAULT_FINISHED_RETENTION_MS
 }
 
 fn default_parts_in_flight() -> u32 {
@@ -141,6 +154,7 @@ impl Config {
             notification_title: None,
             notification_text: None,
             extra_root_certificates_pem: Vec::new(),
+            finished_retention_ms: DEFAULT_FINISHED_RETENTION_MS,
         }
     }
 
@@ -231,9 +245,24 @@ impl Config {
                 ));
             }
         }
+        if self.finished_retention_ms > MAX_FINISHED_RETENTION_MS {
+            return Err(err(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "finishedRetentionMs must be at most {MAX_FINISHED_RETENTION_MS} (ten years; \
+                     0 keeps finished uploads until forgotten), got {}",
+                    self.finished_retention_ms
+                ),
+            ));
+        }
         crate::notification::check_templates(self)?;
         crate::tls::parse_extra_roots(&self.extra_root_certificates_pem)?;
         Ok(())
+    }
+
+    /// How long finished uploads are kept, if they are removed at all.
+    pub(crate) fn finished_retention(&self) -> Option<Duration> {
+        (self.finished_retention_ms > 0).then(|| Duration::from_millis(self.finished_retention_ms))
     }
 
     /// Header values, for redaction.

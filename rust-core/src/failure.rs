@@ -19,6 +19,10 @@ pub(crate) enum Failure {
     /// The storage refused a presigned URL (403, or 400 saying it expired):
     /// fetch a new URL for the part and try again.
     UrlRejected { detail: String },
+    /// The storage no longer knows the multipart upload (404 NoSuchUpload:
+    /// aborted, e.g. by a lifecycle rule): its parts are lost and a fresh
+    /// multipart upload is needed.
+    UploadGone { detail: String },
     /// Final for this upload.
     Fatal(UploadError),
 }

@@ -262,6 +262,10 @@ pub struct UploaderConfig {
     /// calls and part uploads (private CAs). Never a way to skip checks.
     #[uniffi(default)]
     pub extra_root_certificates_pem: Vec<String>,
+    /// Finished uploads are deleted this long after they finished; 0 keeps
+    /// them until `forget`. Default: 7 days.
+    #[uniffi(default = 604800000)]
+    pub finished_retention_ms: u64,
 }
 
 impl From<UploaderConfig> for Config {
@@ -285,6 +289,7 @@ impl From<UploaderConfig> for Config {
         config.notification_title = c.notification_title;
         config.notification_text = c.notification_text;
         config.extra_root_certificates_pem = c.extra_root_certificates_pem;
+        config.finished_retention_ms = c.finished_retention_ms;
         config
     }
 }
@@ -317,6 +322,7 @@ impl From<Config> for UploaderConfig {
             notification_title: c.notification_title,
             notification_text: c.notification_text,
             extra_root_certificates_pem: c.extra_root_certificates_pem,
+            finished_retention_ms: c.finished_retention_ms,
         }
     }
 }
@@ -1008,6 +1014,14 @@ impl UploadEngine {
     /// route is called when configured). Returns the uploads that changed. Async.
     pub async fn cancel(&self, selector: UploadSelector) -> Result<Vec<UploadRecord>> {
         Ok(records(self.uploader()?.cancel(selector.into()).await?))
+    }
+
+    /// Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+    /// the abort call done); FAILED and PAUSED ones must be cancelled
+    /// first. One named upload that is not finished is an `InvalidArgument`
+    /// error. Returns how many were deleted. Async.
+    pub async fn forget(&self, selector: UploadSelector) -> Result<u64> {
+        Ok(self.uploader()?.forget(selector.into()).await?)
     }
 
     /// Snapshots of the selected uploads, in queue order (empty for an

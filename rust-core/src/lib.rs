@@ -33,7 +33,10 @@ mod transfer;
 mod xxh3;
 
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
-pub use config::{Config, RetryPolicy, DEFAULT_MAX_PARTS_IN_FLIGHT, MAX_PARTS_IN_FLIGHT};
+pub use config::{
+    Config, RetryPolicy, DEFAULT_FINISHED_RETENTION_MS, DEFAULT_MAX_PARTS_IN_FLIGHT,
+    MAX_PARTS_IN_FLIGHT,
+};
 pub use engine::handoff::{
     HandoffSettings, PartTask, PartTransport, TaskOutcome, DEFAULT_URL_MARGIN,
 };
@@ -320,7 +323,8 @@ impl Uploader {
 
     /// Hashes the file (XXH3-128, on a blocking thread) and queues it. Adding
     /// the same content to the same transfer again returns the existing
-    /// upload, unless that one was cancelled.
+    /// upload, unless that one was cancelled. A FAILED one is pointed at the
+    /// new path and stamp and resumed (its confirmed parts are kept).
     pub async fn add_file(&self, new: NewUpload) -> Result<UploadInfo, UploadError> {
         if new.transfer_id.trim().is_empty() {
             return Err(UploadError::new(
@@ -449,6 +453,17 @@ impl Uploader {
     /// Cancels the selected unfinished uploads; calls `abortApi` when configured.
     pub async fn cancel(&self, selector: Selector) -> Result<Vec<UploadInfo>, UploadError> {
         self.call(|r| Command::Cancel(selector, r)).await
+    }
+
+    /// Deletes the selected finished uploads from the queue: COMPLETED ones,
+    /// and CANCELLED ones whose abort call is done (or not needed). FAILED
+    /// and PAUSED uploads are not finished (they can be resumed): cancel
+    /// them first. Naming one upload that is not finished is an
+    /// `invalid_argument` error; a transfer or all skips unfinished ones.
+    /// Returns how many were deleted. Adding a forgotten file again uploads
+    /// it again.
+    pub async fn forget(&self, selector: Selector) -> Result<u64, UploadError> {
+        self.call(|r| Command::Forget(selector, r)).await
     }
 
     /// Snapshots of the selected uploads, in queue order.

@@ -320,6 +320,8 @@ pub(crate) fn classify_answer(
     Err(
         if status == 403 || (status == 400 && body_says_expired(body)) {
             Failure::UrlRejected { detail }
+        } else if status == 404 && body_says_no_such_upload(&body) {
+            Failure::UploadGone { detail }
         } else if is_transient_status(status) {
             Failure::Transient {
                 detail,
@@ -363,6 +365,11 @@ async fn watchdog<F: std::future::Future>(
     }
 }
 
+/// S3's error code for a multipart upload that was aborted or completed.
+fn body_says_no_such_upload(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("<Code>NoSuchUpload</Code>")
+}
+
 fn body_says_expired(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();
     text.contains("expired") || text.contains("expiredtoken")
@@ -379,6 +386,10 @@ mod tests {
         ));
         assert!(body_says_expired(b"<Code>ExpiredToken</Code>"));
         assert!(!body_says_expired(b"<Code>InvalidArgument</Code>"));
+        assert!(body_says_no_such_upload(
+            b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
+        ));
+        assert!(!body_says_no_such_upload(b"<Code>NoSuchKey</Code>"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,6 +106,9 @@ class FakeEngine {
         this.change(this.select(uploadId, transferId), u => !FINAL.includes(u.state), 'CANCELLED'),
       ),
     ),
+    forget: jest.fn((uploadId: number | null, transferId: string | null) =>
+      this.run(() => this.forget(uploadId, transferId)),
+    ),
     getUploads: jest.fn((uploadId: number | null, transferId: string | null) =>
       this.run(() => this.select(uploadId, transferId).map(u => ({ ...u }))),
     ),
@@ -271,6 +274,21 @@ class FakeEngine {
       changed.push({ ...u });
     }
     return changed;
+  }
+
+  /** Like the engine: finished ones only; one named unfinished upload is an error. */
+  private forget(uploadId: number | null, transferId: string | null): number {
+    const selected = this.select(uploadId, transferId);
+    if (uploadId !== null && selected.length === 0) {
+      throw nativeRejection('not_found', `no upload with id ${uploadId}`);
+    }
+    const named = uploadId !== null ? selected[0] : undefined;
+    if (named && !FINAL.includes(named.state)) {
+      throw nativeRejection('invalid_argument', `upload ${uploadId} cannot be forgotten`);
+    }
+    const gone = new Set(selected.filter(u => FINAL.includes(u.state)).map(u => u.id));
+    this.uploads = this.uploads.filter(u => !gone.has(u.id));
+    return gone.size;
   }
 
   private summary(transferId: string | null): NativeSummary {

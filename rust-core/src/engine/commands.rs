@@ -8,6 +8,8 @@ impl Engine {
         match cmd {
             Command::SetConfig(config, reply) => {
                 let r = self.set_config(config);
+                // The retention may have changed: apply it now.
+                self.next_sweep = Instant::now();
                 self.hold_if_network_refused();
                 let _ = reply.send(r.map_err(Into::into));
             }
@@ -31,16 +33,15 @@ impl Engine {
                 let _ = reply.send(r.map_err(Into::into));
             }
             Command::List(sel, reply) => {
-                let list = self
-                    .uploads
-                    .values()
-                    .filter(|t| t.matches(&sel))
-                    .map(Tracked::info)
-                    .collect();
-                let _ = reply.send(Ok(list));
+                let _ = reply.send(self.list(&sel).map_err(Into::into));
             }
             Command::Summary(transfer, reply) => {
-                let _ = reply.send(Ok(self.summary(transfer.as_deref())));
+                let r = self.summary(transfer.as_deref());
+                let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::Forget(sel, reply) => {
+                let r = self.forget(&sel);
+                let _ = reply.send(r.map_err(Into::into));
             }
             Command::SetListener(l) => self.listener = l,
             Command::SetRunning(running, reply) => {
@@ -64,8 +65,16 @@ impl Engine {
             }
             Command::Handoff(cmd) => self.handle_handoff(cmd),
             Command::Inspect(f) => {
-                let list = self.uploads.values().map(Tracked::info).collect();
-                f(list, self.summary(None));
+                let (list, summary) = match (self.list(&Selector::All), self.summary(None)) {
+                    (Ok(l), Ok(s)) => (l, s),
+                    (Err(e), _) | (_, Err(e)) => {
+                        // The working set is still a consistent snapshot.
+                        tracing::warn!("finished uploads unreadable for a snapshot: {e}");
+                        let list = self.uploads.values().map(Tracked::info).collect();
+                        (list, Summary::default())
+                    }
+                };
+                f(list, summary);
             }
             // The next pass of the loop starts the parts that waited.
             Command::OpenerChanged => self.changes.send_modify(|n| *n += 1),
@@ -101,6 +110,7 @@ impl Engine {
             network: self.network,
             network_allowed: self.network_allowed(),
             db_commits: self.store.commits(),
+            tracked: self.uploads.len() as u32,
             ..EngineStatus::default()
         };
         self.handoff_status(&mut s);
@@ -144,7 +154,14 @@ impl Engine {
         }
         if let Some(id) = self.store.find_duplicate(&f.transfer_id, &f.file_hash)? {
             if let Some(t) = self.uploads.get(&id) {
+                if t.row.state == UploadState::Failed {
+                    return self.add_again(id, &f);
+                }
                 return Ok(t.info());
+            }
+            // Finished (completed): answered from the database.
+            if let Some(row) = self.store.upload(id)? {
+                return Ok(Tracked::new(row, Vec::new()).info());
             }
         }
         let tx = self.store.transaction()?;
@@ -181,7 +198,8 @@ impl Engine {
             .map(|t| t.row.id)
             .collect();
         if let Selector::Upload(id) = sel {
-            if ids.is_empty() {
+            // A finished upload is only in the database: nothing to change.
+            if ids.is_empty() && self.store.upload(*id)?.is_none() {
                 return Err(err(ErrorCode::NotFound, format!("no upload with id {id}")));
             }
         }
@@ -189,17 +207,32 @@ impl Engine {
     }
 
     /// Pauses the selected unfinished uploads; `reason` is set for auth pauses.
+    /// One transaction for all of them: pausing a thousand uploads is one fsync.
     pub(super) fn pause(
         &mut self,
         sel: &Selector,
         reason: Option<UploadError>,
     ) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
-        for id in self.selected(sel)? {
-            if !self.uploads[&id].row.state.is_active() {
-                continue;
-            }
-            self.commit_state(id, UploadState::Paused, reason.as_ref())?;
+        let ids: Vec<UploadId> = self
+            .selected(sel)?
+            .into_iter()
+            .filter(|id| self.uploads[id].row.state.is_active())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &id in &ids {
+            write::set_state(&tx, id, UploadState::Paused, reason.as_ref())?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let t = self.uploads.get_mut(&id).expect("selected upload exists");
+            t.row.state = UploadState::Paused;
+            t.row.error = reason.clone();
+            t.row.updated_at = now;
             self.stop_tasks_of(id);
             changed.push(self.uploads[&id].info());
             self.notify_state(id);
@@ -207,8 +240,9 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Resumes the selected PAUSED or FAILED uploads, in one transaction.
     pub(super) fn resume(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
+        let mut next_states = Vec::new();
         for id in self.selected(sel)? {
             let t = &self.uploads[&id];
             if !matches!(t.row.state, UploadState::Paused | UploadState::Failed) {
@@ -221,16 +255,26 @@ impl Engine {
             } else {
                 UploadState::Initialized
             };
-            let tx = self.store.transaction()?;
+            next_states.push((id, next));
+        }
+        if next_states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &(id, next) in &next_states {
             write::reset_attempts(&tx, id)?;
             write::set_state(&tx, id, next, None)?;
-            tx.commit()?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(next_states.len());
+        for (id, next) in next_states {
             let t = self.uploads.get_mut(&id).expect("selected upload exists");
             t.row.state = next;
             t.row.error = None;
             t.row.attempts = 0;
             t.row.next_attempt_at = 0;
-            t.row.updated_at = now_ms();
+            t.row.updated_at = now;
             for p in &mut t.parts {
                 p.attempts = 0;
                 p.next_attempt_at = 0;
@@ -242,9 +286,10 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Cancels the selected unfinished uploads, in one transaction.
     pub(super) fn cancel(&mut self, sel: &Selector) -> Result<Vec<UploadInfo>> {
-        let mut changed = Vec::new();
         let abort_configured = self.config.as_ref().is_some_and(|c| c.abort_url.is_some());
+        let mut aborts = Vec::new();
         for id in self.selected(sel)? {
             let t = &self.uploads[&id];
             if t.row.state.is_final() {
@@ -255,11 +300,21 @@ impl Engine {
             } else {
                 AbortState::None
             };
-            let tx = self.store.transaction()?;
+            aborts.push((id, abort));
+        }
+        if aborts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.store.transaction()?;
+        for &(id, abort) in &aborts {
             write::set_state(&tx, id, UploadState::Cancelled, None)?;
             write::set_attempts(&tx, id, 0, 0)?;
             write::set_abort_state(&tx, id, abort)?;
-            tx.commit()?;
+        }
+        tx.commit()?;
+        let now = now_ms();
+        let mut changed = Vec::with_capacity(aborts.len());
+        for (id, abort) in aborts {
             self.stop_tasks_of(id);
             self.drop_handoffs(id);
             let t = self.uploads.get_mut(&id).expect("selected upload exists");
@@ -268,43 +323,13 @@ impl Engine {
             t.row.attempts = 0;
             t.row.next_attempt_at = 0;
             t.row.abort_state = abort;
-            t.row.updated_at = now_ms();
+            t.row.updated_at = now;
             t.urls.clear();
             changed.push(t.info());
             self.notify_state(id);
+            self.retire_if_finished(id);
         }
         Ok(changed)
-    }
-
-    pub(super) fn summary(&self, transfer: Option<&str>) -> Summary {
-        let mut s = Summary::default();
-        let mut transfers: BTreeMap<&str, bool> = BTreeMap::new();
-        for t in self.uploads.values() {
-            if transfer.is_some_and(|x| x != t.row.transfer_id) {
-                continue;
-            }
-            s.uploads += 1;
-            match t.row.state {
-                UploadState::Pending => s.pending += 1,
-                UploadState::Initialized => s.initialized += 1,
-                UploadState::Running => s.running += 1,
-                UploadState::Paused => s.paused += 1,
-                UploadState::Completed => s.completed += 1,
-                UploadState::Failed => s.failed += 1,
-                UploadState::Cancelled => s.cancelled += 1,
-            }
-            let complete = transfers.entry(&t.row.transfer_id).or_insert(true);
-            if t.row.state != UploadState::Cancelled {
-                s.total_bytes += t.row.size;
-                s.uploaded_bytes += t.uploaded_bytes();
-                if t.row.state != UploadState::Completed {
-                    *complete = false;
-                }
-            }
-        }
-        s.transfers = transfers.len() as u32;
-        s.completed_transfers = transfers.values().filter(|c| **c).count() as u32;
-        s
     }
 
     // ----- state changes: committed first, then reported -----

@@ -6,6 +6,7 @@ mod boot_clock;
 mod commands;
 mod files;
 pub(crate) mod handoff;
+mod lifecycle;
 mod outcomes;
 mod schedule;
 mod tracked;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 pub(crate) use tracked::part_len;
-use tracked::{load_tracked, TaskKindTag, Tracked};
+use tracked::{load_tracked, load_unfinished, TaskKindTag, Tracked};
 use urls::UrlCache;
 
 /// Minimum time between two progress events of one upload.
@@ -84,6 +85,8 @@ pub(crate) enum Command {
     Cancel(Selector, Reply<Vec<UploadInfo>>),
     List(Selector, Reply<Vec<UploadInfo>>),
     Summary(Option<String>, Reply<Summary>),
+    /// Deletes finished uploads; answers how many.
+    Forget(Selector, Reply<u64>),
     SetListener(Option<Arc<dyn UploadListener>>),
     SetRunning(bool, Reply<()>),
     Shutdown(oneshot::Sender<()>),
@@ -134,6 +137,8 @@ struct TaskInfo {
     upload: UploadId,
     kind: TaskKind,
     handle: AbortHandle,
+    /// The multipart upload the task works on, when it started.
+    multipart: Option<String>,
 }
 
 /// Snapshots of every upload in a database, without running an engine.
@@ -164,6 +169,8 @@ pub(crate) struct Engine {
     /// their parts wait (they do not fail).
     opener: OpenerSlot,
     handoff: handoff::Handoff,
+    /// When finished uploads past their retention are removed next.
+    next_sweep: Instant,
 }
 
 impl Engine {
@@ -187,7 +194,9 @@ impl Engine {
             }
             _ => http,
         };
-        let uploads = load_tracked(&store)?;
+        let mut store = store;
+        lifecycle::expire_finished(&mut store, config.as_ref())?;
+        let uploads = load_unfinished(&store)?;
         let mut engine = Engine {
             store,
             config,
@@ -206,6 +215,7 @@ impl Engine {
             queue_lock: None,
             opener,
             handoff: handoff::Handoff::new(),
+            next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
@@ -221,6 +231,7 @@ impl Engine {
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
+            self.sweep_if_due();
             self.schedule();
             self.emit_due_progress(false);
             let wake = self.next_wake();
@@ -262,14 +273,27 @@ impl Engine {
     }
 
     fn stop_all_tasks(&mut self) {
-        self.tasks.abort_all();
-        self.tickets.clear();
-        self.task_ids.clear();
+        // startUpload calls are left to finish (their answer may name a
+        // multipart upload the store already made); everything else stops.
+        let stopped: Vec<u64> = self
+            .tickets
+            .iter()
+            .filter(|(_, info)| info.kind != TaskKind::Start)
+            .map(|(&ticket, _)| ticket)
+            .collect();
+        for ticket in stopped {
+            if let Some(info) = self.tickets.remove(&ticket) {
+                info.handle.abort();
+                self.task_ids.remove(&info.handle.id());
+            }
+        }
         for t in self.uploads.values_mut() {
-            t.busy.clear();
+            t.busy.retain(|k| *k == TaskKindTag::Start);
             for p in &mut t.parts {
                 p.in_flight = None;
             }
         }
+        // Finished uploads that waited for their tasks to report leave now.
+        self.uploads.retain(|_, t| !t.finished());
     }
 }

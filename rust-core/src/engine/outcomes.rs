@@ -43,6 +43,18 @@ impl Engine {
                 true
             }
         };
+        // An outcome for a multipart upload the upload no longer has (it
+        // vanished at the store and was dropped) changes nothing.
+        let stale = matches!(
+            info.kind,
+            TaskKind::Urls | TaskKind::Part(_) | TaskKind::Complete
+        ) && info.multipart != t.row.upload_id;
+        let outcome = if stale {
+            tracing::debug!(upload = id, "outcome of a dropped multipart upload ignored");
+            None
+        } else {
+            outcome
+        };
         let Some(outcome) = outcome else {
             if panicked {
                 tracing::error!(upload = id, "an upload task panicked");
@@ -55,6 +67,7 @@ impl Engine {
                 );
             }
             // Otherwise it was stopped by us (pause, cancel, checkpoint).
+            self.retire_if_finished(id);
             return;
         };
         match outcome {
@@ -64,6 +77,7 @@ impl Engine {
             Outcome::Complete(r) => self.on_complete(id, r),
             Outcome::Abort(r) => self.on_abort(id, r),
         }
+        self.retire_if_finished(id);
     }
 
     pub(super) fn on_start(&mut self, id: UploadId, r: std::result::Result<StartAnswer, Failure>) {
@@ -333,6 +347,7 @@ impl Engine {
             Failure::UrlRejected { detail } => {
                 self.fail(id, UploadError::new(ErrorCode::BackendRejected, detail))
             }
+            Failure::UploadGone { detail } => self.upload_gone(id, &detail),
             Failure::Fatal(e) => self.fail(id, e),
         }
     }
@@ -449,6 +464,7 @@ impl Engine {
             | Failure::Garbled { detail, .. } => {
                 self.fail(id, UploadError::new(ErrorCode::StorageRejected, detail))
             }
+            Failure::UploadGone { detail } => self.upload_gone(id, &detail),
             Failure::Fatal(e) => self.fail(id, e),
         }
     }

@@ -29,19 +29,26 @@ impl Engine {
             }
         });
         self.task_ids.insert(handle.id(), ticket);
+        let multipart = self
+            .uploads
+            .get(&upload)
+            .and_then(|t| t.row.upload_id.clone());
         self.tickets.insert(
             ticket,
             TaskInfo {
                 upload,
                 kind,
                 handle,
+                multipart,
             },
         );
     }
 
     pub(super) fn stop_tasks_of(&mut self, id: UploadId) {
         for info in self.tickets.values() {
-            if info.upload == id {
+            // A startUpload in flight may already have created the multipart
+            // upload: its answer is kept (or aborted if cancelled), never lost.
+            if info.upload == id && info.kind != TaskKind::Start {
                 info.handle.abort();
             }
         }
@@ -345,6 +352,7 @@ impl Engine {
                 let _ = write::set_abort_state(&tx, id, AbortState::Done)
                     .and_then(|_| Ok(tx.commit()?));
             }
+            self.retire_if_finished(id);
             return;
         };
         t.busy.insert(TaskKindTag::Abort);

@@ -158,6 +158,16 @@ impl Tracked {
         }
     }
 
+    /// Nothing more will happen to it: completed, or cancelled with no
+    /// abort call left. Such uploads leave the engine's working set.
+    pub(super) fn finished(&self) -> bool {
+        match self.row.state {
+            UploadState::Completed => true,
+            UploadState::Cancelled => self.row.abort_state != AbortState::Pending,
+            _ => false,
+        }
+    }
+
     pub(super) fn due(&self, now: i64) -> bool {
         self.row.next_attempt_at <= now
     }
@@ -171,6 +181,16 @@ pub(super) fn load_tracked(store: &Store) -> Result<BTreeMap<UploadId, Tracked>>
         } else {
             store.parts(row.id)?
         };
+        uploads.insert(row.id, Tracked::new(row, parts));
+    }
+    Ok(uploads)
+}
+
+/// The engine's working set: unfinished uploads with their parts.
+pub(super) fn load_unfinished(store: &Store) -> Result<BTreeMap<UploadId, Tracked>> {
+    let mut uploads = BTreeMap::new();
+    for row in store.unfinished_uploads()? {
+        let parts = store.parts(row.id)?;
         uploads.insert(row.id, Tracked::new(row, parts));
     }
     Ok(uploads)

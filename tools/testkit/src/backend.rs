@@ -66,6 +66,10 @@ pub(crate) async fn layer(State(watch): State<Watch>, req: Request, next: Next) 
             Some((fault, stall, delay)) => chaos_call(req, next, fault, stall, delay).await,
             None => {
                 let res = next.run(req).await;
+                let hold = watch.faults.start_answer_delay();
+                if route == Route::StartUpload && !hold.is_zero() {
+                    tokio::time::sleep(hold).await;
+                }
                 match alias {
                     Some(alias) if route == Route::StartUpload => {
                         show_alias(&watch, res, &alias).await

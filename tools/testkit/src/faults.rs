@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ struct Inner {
     url_expiry: Option<(u32, String)>,
     /// Part PUTs whose error answer stalls: how many, and the status.
     stalled_answers: Option<(u32, u16)>,
+    gone_uploads: HashSet<String>,
+    start_answer_delay: Duration,
 }
 
 #[derive(Debug)]
@@ -251,6 +253,28 @@ impl Faults {
             inner.stalled_answers = None;
         }
         Some(status)
+    }
+
+    /// The store forgets this multipart upload, as a lifecycle rule that
+    /// aborts incomplete uploads would: from now on every request naming it
+    /// (part PUTs, complete, abort) is answered 404 `NoSuchUpload`.
+    pub fn abort_multipart_upload(&self, upload_id: &str) {
+        self.lock().gone_uploads.insert(upload_id.to_owned());
+    }
+
+    pub(crate) fn upload_is_gone(&self, upload_id: &str) -> bool {
+        self.lock().gone_uploads.contains(upload_id)
+    }
+
+    /// startUpload calls are handled by the backend at once (the multipart
+    /// upload exists at the store), but their answer is held back for `d`
+    /// (zero turns it off): a slow network on the way back.
+    pub fn delay_start_answers(&self, d: Duration) {
+        self.lock().start_answer_delay = d;
+    }
+
+    pub(crate) fn start_answer_delay(&self) -> Duration {
+        self.lock().start_answer_delay
     }
 
     /// Removes every fault and delay.

@@ -90,7 +90,15 @@ async fn handle(
         upload_id,
         status: None,
     };
+    let gone = record
+        .upload_id
+        .as_deref()
+        .is_some_and(|id| recorder.faults.upload_is_gone(id));
     let result = match record.part.clone() {
+        _ if gone => {
+            let _ = req.into_body().collect().await;
+            Ok(s3_error(404))
+        }
         Some((upload_id, part)) => handle_part_put(&recorder, req, &upload_id, part).await,
         None => forward(&recorder.service, req).await,
     };

@@ -748,6 +748,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_db_path(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_forget(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_pause(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_resume(
@@ -828,6 +830,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_db_path(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_forget(`ptr`: Long,`selector`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_pause(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_resume(`ptr`: Long,`selector`: RustBuffer.ByValue,
@@ -1030,6 +1034,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_db_path() and 0xFFFF) != 32027) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_forget() and 0xFFFF) != 24386) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause() and 0xFFFF) != 2574) {
@@ -2256,6 +2263,14 @@ public interface UploadEngineInterface {
     fun `dbPath`(): kotlin.String
     
     /**
+     * Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+     * the abort call done); FAILED and PAUSED ones must be cancelled
+     * first. One named upload that is not finished is an `InvalidArgument`
+     * error. Returns how many were deleted. Async.
+     */
+    suspend fun `forget`(`selector`: UploadSelector): kotlin.ULong
+    
+    /**
      * Pauses the selected unfinished uploads (parts in flight stop and are
      * sent again on resume). Returns the uploads that changed. Async.
      */
@@ -2576,6 +2591,34 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
     )
     }
     
+
+    
+    /**
+     * Deletes the selected finished uploads (COMPLETED, or CANCELLED with
+     * the abort call done); FAILED and PAUSED ones must be cancelled
+     * first. One named upload that is not finished is an `InvalidArgument`
+     * error. Returns how many were deleted. Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `forget`(`selector`: UploadSelector) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_forget(
+                uniffiHandle,
+                
+        FfiConverterTypeUploadSelector.lower(`selector`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -3957,6 +4000,12 @@ data class UploaderConfig (
     var `notificationTitle`: kotlin.String? = null 
     , 
     var `notificationText`: kotlin.String? = null 
+    , 
+    /**
+     * Finished uploads are deleted this long after they finished; 0 keeps
+     * them until `forget`. Default: 7 days.
+     */
+    var `finishedRetentionMs`: kotlin.ULong = 604800000uL 
     
 ){
     
@@ -3983,6 +4032,7 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterTypeRetrySettings.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -3996,7 +4046,8 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterUInt.allocationSize(value.`maxPartsInFlight`) +
             FfiConverterTypeRetrySettings.allocationSize(value.`retry`) +
             FfiConverterOptionalString.allocationSize(value.`notificationTitle`) +
-            FfiConverterOptionalString.allocationSize(value.`notificationText`)
+            FfiConverterOptionalString.allocationSize(value.`notificationText`) +
+            FfiConverterULong.allocationSize(value.`finishedRetentionMs`)
     )
 
     override fun write(value: UploaderConfig, buf: ByteBuffer) {
@@ -4010,6 +4061,7 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterTypeRetrySettings.write(value.`retry`, buf)
             FfiConverterOptionalString.write(value.`notificationTitle`, buf)
             FfiConverterOptionalString.write(value.`notificationText`, buf)
+            FfiConverterULong.write(value.`finishedRetentionMs`, buf)
     }
 }
 
