@@ -1106,7 +1106,7 @@ pub enum PartTaskResult {
         body: String,
     },
     /// No answer (connection lost, timeout, file unreadable).
-    TransportError { message: String },
+    NoResponse { message: String },
     /// The task was cancelled by the system or the user, not by the engine.
     Cancelled,
     /// The session has no task with this id.
@@ -1127,7 +1127,7 @@ impl From<PartTaskResult> for crate::TaskOutcome {
                 retry_after,
                 body,
             },
-            PartTaskResult::TransportError { message } => {
+            PartTaskResult::NoResponse { message } => {
                 crate::TaskOutcome::TransportError(message)
             }
             PartTaskResult::Cancelled => crate::TaskOutcome::Cancelled,
@@ -1160,14 +1160,14 @@ pub struct HandoffSettings {
 /// What a transport may throw from `submit`: the part counts one failed
 /// attempt and is tried again later.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum TransportError {
+pub enum SubmitError {
     #[error("the transport refused the task: {reason}")]
     Refused { reason: String },
 }
 
-impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
+impl From<uniffi::UnexpectedUniFFICallbackError> for SubmitError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TransportError::Refused { reason: e.reason }
+        SubmitError::Refused { reason: e.reason }
     }
 }
 
@@ -1177,7 +1177,7 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
 pub trait PartTransport: Send + Sync {
     /// Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
     /// `taskDescription = task.taskId`, `earliestBeginDate` when set).
-    fn submit(&self, task: PartTask) -> Result<(), TransportError>;
+    fn submit(&self, task: PartTask) -> Result<(), SubmitError>;
     /// Cancel the task (its upload ended). No report is expected.
     fn cancel(&self, task_id: String);
 }
