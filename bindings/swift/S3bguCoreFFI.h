@@ -243,11 +243,35 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfacePartTransportMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD1
+typedef void (*UniffiCallbackInterfacePartTransportMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
 typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PART_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PART_TRANSPORT
+typedef struct UniffiVTableCallbackInterfacePartTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePartTransportMethod0 _Nonnull submit;
+    UniffiCallbackInterfacePartTransportMethod1 _Nonnull cancel;
+} UniffiVTableCallbackInterfacePartTransport;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
@@ -258,6 +282,31 @@ typedef struct UniffiVTableCallbackInterfaceUploadObserver {
     UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceUploadObserver;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+uint64_t uniffi_s3bgu_core_fn_clone_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_free_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(const UniffiVTableCallbackInterfacePartTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+void uniffi_s3bgu_core_fn_method_parttransport_submit(uint64_t ptr, RustBuffer task, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+void uniffi_s3bgu_core_fn_method_parttransport_cancel(uint64_t ptr, RustBuffer task_id, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
@@ -324,6 +373,16 @@ RustBuffer uniffi_s3bgu_core_fn_method_uploadengine_db_path(uint64_t ptr, RustCa
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause(uint64_t ptr, RustBuffer selector
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(uint64_t ptr, RustBuffer live_task_ids
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+void uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(uint64_t ptr, RustBuffer task_id, RustBuffer result, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_resume(uint64_t ptr, RustBuffer selector
@@ -342,6 +401,16 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_config(uint64_t ptr, RustB
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 void uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(uint64_t ptr, int8_t online, int8_t metered, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(uint64_t ptr, RustBuffer mode
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+void uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(uint64_t ptr, RustBuffer transport, RustBuffer settings, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SHUTDOWN
@@ -708,6 +777,18 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_submit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_cancel(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 uint16_t uniffi_s3bgu_core_checksum_method_subscription_cancel(void
@@ -756,6 +837,18 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_pause(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_resume(void
@@ -777,6 +870,18 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_config(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(void
     
 );
 #endif

@@ -1127,9 +1127,7 @@ impl From<PartTaskResult> for crate::TaskOutcome {
                 retry_after,
                 body,
             },
-            PartTaskResult::NoResponse { message } => {
-                crate::TaskOutcome::TransportError(message)
-            }
+            PartTaskResult::NoResponse { message } => crate::TaskOutcome::TransportError(message),
             PartTaskResult::Cancelled => crate::TaskOutcome::Cancelled,
             PartTaskResult::UnknownTask => crate::TaskOutcome::UnknownTask,
         }
