@@ -608,6 +608,25 @@ fileprivate struct FfiConverterString: FfiConverter {
 /**
  * Implemented by the platform (iOS: a background `URLSession`). Both
  * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
  */
 public protocol PartTransport: AnyObject, Sendable {
     
@@ -626,6 +645,25 @@ public protocol PartTransport: AnyObject, Sendable {
 /**
  * Implemented by the platform (iOS: a background `URLSession`). Both
  * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
  */
 open class PartTransportImpl: PartTransport, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2072,7 +2110,8 @@ public func FfiConverterTypeEngineStatus_lower(_ value: EngineStatus) -> RustBuf
  */
 public struct HandoffSettings: Equatable, Hashable {
     /**
-     * Staged part files, in bytes, at most (default 256 MiB).
+     * Staged part files, in bytes, at most (default 256 MiB). A part
+     * larger than this is never handed off: it waits for `Direct` mode.
      */
     public var stagingBudgetBytes: UInt64
     /**
@@ -2085,7 +2124,8 @@ public struct HandoffSettings: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Staged part files, in bytes, at most (default 256 MiB).
+         * Staged part files, in bytes, at most (default 256 MiB). A part
+         * larger than this is never handed off: it waits for `Direct` mode.
          */stagingBudgetBytes: UInt64 = UInt64(268435456), 
         /**
          * A URL is refreshed before hand-off when less than this remains of
