@@ -321,3 +321,29 @@ async fn a_url_near_its_expiry_is_refreshed_before_hand_off() {
     }
     assert!(!t.submitted.lock().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_staging_folder_fails_that_upload_and_resume_recovers() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    // A plain file where the staging folder goes: nothing can be staged.
+    std::fs::write(staging_dir(&e), b"in the way").unwrap();
+    let t = attach(&e.uploader, staging_dir(&e), 4 * PART);
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("u.bin", PART + 3);
+    let id = e.add(&f, "t").await.id;
+    let u = e.settle(id).await;
+    assert_eq!(u.state, UploadState::Failed);
+    let err = u.error.unwrap();
+    assert_eq!(err.code, ErrorCode::Database, "{}", err.message);
+    assert!(err.message.contains("staging folder"), "{}", err.message);
+    assert!(t.submitted.lock().unwrap().is_empty());
+    assert_eq!(h.stats.total_part_puts(), 0);
+
+    std::fs::remove_file(staging_dir(&e)).unwrap();
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+}
