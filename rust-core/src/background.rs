@@ -174,6 +174,17 @@ mod tests {
             ..busy.clone()
         };
         assert_eq!(offline.idle_reason(), Some(IdleReason::WaitingForNetwork));
+        // Hand-off: idle once the engine's own work is done, not before.
+        let handed = EngineStatus {
+            handoff: true,
+            ..busy.clone()
+        };
+        assert_eq!(handed.idle_reason(), Some(IdleReason::HandedOff));
+        let staging = EngineStatus {
+            engine_busy: true,
+            ..handed.clone()
+        };
+        assert_eq!(staging.idle_reason(), None);
         let auth = EngineStatus {
             active: 0,
             network_allowed: false,

@@ -1138,25 +1138,6 @@ impl UploadEngine {
 }
 
 // ----- part hand-off (iOS background URLSession) -----
-//
-// The platform's duties, in order:
-// 1. At every launch: `open` (with `start = false` when launched into the
-//    background, so nothing is sent directly before the mode is set), then
-//    `set_part_transport`, then `reconcile_part_tasks`
-//    with the ids of every task the session still has (iOS:
-//    `getAllTasks`, each task's `taskDescription`), and cancel the ids it
-//    returns.
-// 2. On the way into suspension: `set_part_mode(Handoff)`, then
-//    `run_until_idle` inside a `beginBackgroundTask` window; it returns
-//    `HandedOff` once every part it can stage is with the session.
-// 3. For every task that ends (delegate `didCompleteWithError`), at any
-//    time and from any thread: `report_part_task`. In a background wake-up
-//    (`handleEventsForBackgroundURLSession`), report every finished task,
-//    then `run_until_idle` before calling the system's completion handler:
-//    that is when `complete` is sent for uploads whose last part just
-//    finished, and the next parts are handed off.
-// 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
-//    off stay with the session and are reported as they end.
 
 /// One part upload for the platform: PUT the file at `file_path` (exactly
 /// `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
@@ -1193,7 +1174,7 @@ pub enum PartTaskResult {
         body: String,
     },
     /// No answer (connection lost, timeout, file unreadable).
-    TransportError { message: String },
+    NoResponse { message: String },
     /// The task was cancelled by the system or the user, not by the engine.
     Cancelled,
     /// The session has no task with this id.
@@ -1214,9 +1195,7 @@ impl From<PartTaskResult> for crate::TaskOutcome {
                 retry_after,
                 body,
             },
-            PartTaskResult::TransportError { message } => {
-                crate::TaskOutcome::TransportError(message)
-            }
+            PartTaskResult::NoResponse { message } => crate::TaskOutcome::TransportError(message),
             PartTaskResult::Cancelled => crate::TaskOutcome::Cancelled,
             PartTaskResult::UnknownTask => crate::TaskOutcome::UnknownTask,
         }
@@ -1235,7 +1214,8 @@ pub enum PartMode {
 /// Hand-off tuning.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct HandoffSettings {
-    /// Staged part files, in bytes, at most (default 256 MiB).
+    /// Staged part files, in bytes, at most (default 256 MiB). A part
+    /// larger than this is never handed off: it waits for `Direct` mode.
     #[uniffi(default = 268435456)]
     pub staging_budget_bytes: u64,
     /// A URL is refreshed before hand-off when less than this remains of
@@ -1247,24 +1227,43 @@ pub struct HandoffSettings {
 /// What a transport may throw from `submit`: the part counts one failed
 /// attempt and is tried again later.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum TransportError {
+pub enum SubmitError {
     #[error("the transport refused the task: {reason}")]
     Refused { reason: String },
 }
 
-impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
+impl From<uniffi::UnexpectedUniFFICallbackError> for SubmitError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TransportError::Refused { reason: e.reason }
+        SubmitError::Refused { reason: e.reason }
     }
 }
 
 /// Implemented by the platform (iOS: a background `URLSession`). Both
 /// methods are called on an engine thread: return at once.
+///
+/// The platform's duties, in order:
+/// 1. At every launch: `open` (with `start = false` when launched into the
+///    background, so nothing is sent directly before the mode is set), then
+///    `set_part_transport`, then `reconcile_part_tasks` with the ids of
+///    every task the session still has (iOS: `getAllTasks`, each task's
+///    `taskDescription`), and cancel the ids it returns. Until that call,
+///    the tasks of the previous process count as still running.
+/// 2. On the way into suspension: `set_part_mode(Handoff)`, then
+///    `run_until_idle` inside a `beginBackgroundTask` window; it returns
+///    `HandedOff` once every part it can stage is with the session.
+/// 3. For every task that ends (delegate `didCompleteWithError`), at any
+///    time and from any thread: `report_part_task`. In a background wake-up
+///    (`handleEventsForBackgroundURLSession`), report every finished task,
+///    then `run_until_idle` before calling the system's completion handler:
+///    that is when `complete` is sent for uploads whose last part just
+///    finished, and the next parts are handed off.
+/// 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+///    off stay with the session and are reported as they end.
 #[uniffi::export(foreign)]
 pub trait PartTransport: Send + Sync {
     /// Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
     /// `taskDescription = task.taskId`, `earliestBeginDate` when set).
-    fn submit(&self, task: PartTask) -> Result<(), TransportError>;
+    fn submit(&self, task: PartTask) -> Result<(), SubmitError>;
     /// Cancel the task (its upload ended). No report is expected.
     fn cancel(&self, task_id: String);
 }

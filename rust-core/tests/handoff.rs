@@ -287,3 +287,63 @@ async fn reports_after_a_relaunch_commit_and_lost_tasks_are_sent_again() {
     assert_each_part_put_once(&h, info.upload_id.as_deref().unwrap(), 4);
     assert_eq!(dir_bytes(&dir.path().join("queue.db.staging")), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_near_its_expiry_is_refreshed_before_hand_off() {
+    // URLs live 6 s. Direct PUTs use them until 1.5 s before the end; a
+    // hand-off wants half their life left (the margin asked is 15 min).
+    let h = harness_with_ttl(Duration::from_secs(6)).await;
+    let e = env(&h, 1).await;
+    let t = attach(&e.uploader, staging_dir(&e), 4 * PART);
+    h.faults.delay_put_responses(Duration::from_millis(3500));
+    let f = e.file("m.bin", 2 * PART + 10);
+    let id = e.add(&f, "t").await.id;
+    e.wait_for(id, "a direct PUT in flight", |u| {
+        u.state == UploadState::Running
+    })
+    .await;
+    let fetched: Vec<Vec<u32>> = h.stats.requested_parts();
+    assert!(fetched.iter().flatten().any(|n| *n == 2), "{fetched:?}");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    h.faults.delay_put_responses(Duration::ZERO);
+    e.uploader.set_handoff(true).await.unwrap();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    let asked: Vec<u32> = h.stats.requested_parts().into_iter().flatten().collect();
+    for task in t.submitted.lock().unwrap().iter() {
+        let n = task.part_number;
+        assert!(
+            asked.iter().filter(|p| **p == n).count() >= 2,
+            "part {n}'s URL was fetched again before hand-off: {asked:?}"
+        );
+    }
+    assert!(!t.submitted.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_staging_folder_fails_that_upload_and_resume_recovers() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    // A plain file where the staging folder goes: nothing can be staged.
+    std::fs::write(staging_dir(&e), b"in the way").unwrap();
+    let t = attach(&e.uploader, staging_dir(&e), 4 * PART);
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("u.bin", PART + 3);
+    let id = e.add(&f, "t").await.id;
+    let u = e.settle(id).await;
+    assert_eq!(u.state, UploadState::Failed);
+    let err = u.error.unwrap();
+    assert_eq!(err.code, ErrorCode::Database, "{}", err.message);
+    assert!(err.message.contains("staging folder"), "{}", err.message);
+    assert!(t.submitted.lock().unwrap().is_empty());
+    assert_eq!(h.stats.total_part_puts(), 0);
+
+    std::fs::remove_file(staging_dir(&e)).unwrap();
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+}

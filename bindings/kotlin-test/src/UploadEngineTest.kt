@@ -3,6 +3,12 @@ package com.s3bguploader.core.test
 import com.s3bguploader.core.ErrorCode
 import com.s3bguploader.core.FileOpenException
 import com.s3bguploader.core.FileOpener
+import com.s3bguploader.core.HandoffSettings
+import com.s3bguploader.core.PartMode
+import com.s3bguploader.core.PartTask
+import com.s3bguploader.core.PartTaskResult
+import com.s3bguploader.core.PartTransport
+import com.s3bguploader.core.SubmitException
 import com.s3bguploader.core.IdleReason
 import com.s3bguploader.core.NetworkPolicy
 import com.s3bguploader.core.NewFile
@@ -33,6 +39,9 @@ import org.junit.Assert.fail
 import org.junit.BeforeClass
 import org.junit.Test
 import java.io.File
+import java.net.HttpURLConnection
+import java.net.URI
+import java.util.concurrent.Executors
 import java.nio.file.Files
 import java.util.Collections
 import java.util.concurrent.TimeUnit
@@ -568,5 +577,85 @@ class UploadEngineTest {
         }
         // Closing the last reference (without shutdown) frees it as well.
         UploadEngine.open(path, true).use { d -> assertEquals(1, d.uploads(UploadSelector.All).size) }
+    }
+
+    /**
+     * A part transport as a platform writes one: its own thread, its own
+     * HTTP client (HttpURLConnection), reading the staged files and
+     * reporting each task's end to the engine. The first submit is refused
+     * to prove that errors cross the FFI too.
+     */
+    class HttpTransport(private val engine: UploadEngine) : PartTransport {
+        private val worker = Executors.newSingleThreadExecutor { r -> Thread(r, "kotlin-transport").apply { isDaemon = true } }
+        val submitted: MutableList<PartTask> = Collections.synchronizedList(ArrayList())
+        val cancelled: MutableList<String> = Collections.synchronizedList(ArrayList())
+        @Volatile var refuseNext = true
+
+        override fun submit(task: PartTask) {
+            if (refuseNext) {
+                refuseNext = false
+                throw SubmitException.Refused("session busy")
+            }
+            check(File(task.filePath).length().toULong() == task.length) { "staged file has the part's length" }
+            submitted.add(task)
+            worker.execute { engine.reportPartTask(task.taskId, put(task)) }
+        }
+
+        override fun cancel(taskId: String) {
+            cancelled.add(taskId)
+        }
+
+        private fun put(task: PartTask): PartTaskResult = try {
+            val c = URI(task.url).toURL().openConnection() as HttpURLConnection
+            c.requestMethod = "PUT"
+            c.doOutput = true
+            c.setFixedLengthStreamingMode(task.length.toLong())
+            File(task.filePath).inputStream().use { input -> c.outputStream.use { input.copyTo(it) } }
+            val status = c.responseCode
+            val body = (if (status >= 400) c.errorStream else c.inputStream)?.use { it.readBytes().decodeToString() } ?: ""
+            PartTaskResult.Response(status.toUShort(), c.getHeaderField("ETag"), c.getHeaderField("Retry-After"), body)
+        } catch (e: java.io.IOException) {
+            PartTaskResult.NoResponse(e.toString())
+        }
+
+        fun close() = worker.shutdownNow()
+    }
+
+    @Test
+    fun aKotlinTransportUploadsHandedOffPartsAcrossTheFfi() = runBlocking<Unit> {
+        open("handoff.db", start = false).use { engine ->
+            engine.setConfig(config())
+            val transport = HttpTransport(engine)
+            val budget = (10 * MIB).toULong()
+            engine.setPartTransport(transport, HandoffSettings(budget, 900_000uL))
+            assertTrue(engine.reconcilePartTasks(listOf("not-ours")) == listOf("not-ours"))
+            engine.setPartMode(PartMode.HANDOFF)
+            val files = listOf(file("h1.bin", 11 * MIB + 3), file("h2.bin", 5 * MIB), file("h3.bin", 1))
+            val added = files.map { engine.addFile(NewFile(it.path, "handoff", null, "{}")) }
+            var reason = IdleReason.HANDED_OFF
+            withTimeout(60_000) {
+                while (true) {
+                    reason = engine.runUntilIdle()
+                    if (reason != IdleReason.HANDED_OFF) break
+                    delay(20)
+                }
+            }
+            assertEquals(IdleReason.IDLE, reason)
+            for ((u, f) in added.zip(files)) {
+                val done = engine.one(u.id)
+                assertEquals(UploadState.COMPLETED, done.state)
+                assertStoredObject(done, f)
+            }
+            val status = engine.status()
+            // 3 + 1 + 1 parts, each handed off once, plus the refused submit.
+            assertEquals(5, transport.submitted.size)
+            assertEquals(6uL, status.tasksHandedOffTotal)
+            assertTrue("staging peak ${status.stagingPeak}", status.stagingPeak in 1uL..budget)
+            assertEquals(0uL, status.stagedBytes)
+            val staging = File(dir, "handoff.db.staging")
+            assertEquals(0, staging.listFiles()?.size ?: 0)
+            engine.setPartMode(PartMode.DIRECT)
+            transport.close()
+        }
     }
 }

@@ -73,7 +73,8 @@ pub trait PartTransport: Send + Sync {
 /// Hand-off tuning.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandoffSettings {
-    /// Bytes of staged part files at most.
+    /// Bytes of staged part files at most. A part larger than this is
+    /// never handed off: it waits for direct mode.
     pub staging_budget: u64,
     /// A URL is refreshed before hand-off when less than this much of its
     /// life remains (capped at half the URL's lifetime).
