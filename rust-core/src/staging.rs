@@ -5,8 +5,8 @@
 use crate::buffer::BufPool;
 use crate::error::{err, ErrorCode};
 use crate::hash::file_error;
-use std::collections::HashSet;
 use crate::transfer::PartFile;
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -198,7 +198,15 @@ mod tests {
         std::fs::write(&src, &data).unwrap();
         let pool = BufPool::new(64 * 1024, 2);
         let mut s = Staging::new(dir.path().join("q.db.staging"), 600_000);
-        let a = s.stage(&PartFile::Path(src.clone()), 100_000, 300_001, "a.part", &pool).unwrap();
+        let a = s
+            .stage(
+                &PartFile::Path(src.clone()),
+                100_000,
+                300_001,
+                "a.part",
+                &pool,
+            )
+            .unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), &data[100_000..400_001]);
         assert_eq!(s.used(), 300_001);
         // A stale file from an earlier process goes, a kept one stays.

@@ -224,7 +224,11 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
         Ok(r) => r,
         // A descriptor that cannot be read at an offset never will be:
         // retrying would only use up the attempts.
-        Err(_) if read_failed.get().is_some_and(|(k, _)| *k == io::ErrorKind::NotSeekable) => {
+        Err(_)
+            if read_failed
+                .get()
+                .is_some_and(|(k, _)| *k == io::ErrorKind::NotSeekable) =>
+        {
             return Err(Failure::fatal(
                 ErrorCode::FileUnreadable,
                 format!(

@@ -363,6 +363,15 @@ async fn json_calls_and_events_have_exactly_the_spec_shapes() {
         "CANCELLED"
     );
 
+    // forget resolves with a plain number; the finished upload is gone.
+    let forgotten = engine.forget_json(ua["id"].as_f64(), None).await.unwrap();
+    assert_eq!(forgotten, 1.0);
+    let gone = spec.check_list(
+        &engine.uploads_json(ua["id"].as_f64(), None).await.unwrap(),
+        "getUploads(forgotten id)",
+    );
+    assert!(gone.is_empty(), "{gone:?}");
+
     // Failures reject with the stable codes.
     for (code, r) in [
         (

@@ -5,12 +5,12 @@
 //! Reports go through the same classification and retry rules as the
 //! engine's own PUTs.
 
+use super::boot_clock::BootTime;
 use super::*;
 use crate::staging::{StageError, Staging, DEFAULT_STAGING_BUDGET};
 use crate::store::handoff::{delete_task, insert_task, TaskRow};
 use std::collections::HashSet;
 use std::path::PathBuf;
-use super::boot_clock::BootTime;
 
 /// Parts staged in one scheduler pass: a big budget is filled over several
 /// passes so commands (pause, reports) are served in between.

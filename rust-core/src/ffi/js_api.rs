@@ -145,6 +145,17 @@ impl UploadEngine {
         Ok(js::uploads_json(&self.js_uploader()?.cancel(sel).await?))
     }
 
+    /// The spec's `forget`: deletes the targeted finished uploads and
+    /// resolves with how many went (a JavaScript number). Async.
+    pub async fn forget_json(
+        &self,
+        upload_id: Option<f64>,
+        transfer_id: Option<String>,
+    ) -> Result<f64> {
+        let sel = js::selector(upload_id, transfer_id)?;
+        Ok(self.js_uploader()?.forget(sel).await? as f64)
+    }
+
     /// The spec's `getUploads`: a JSON array in queue order. Async.
     pub async fn uploads_json(
         &self,

@@ -54,11 +54,13 @@ impl Store {
                 FROM parts p WHERE p.upload = u.id AND p.etag IS NOT NULL) ELSE 0 END \
              FROM uploads u WHERE {FINISHED} AND {clause} AND ?1 = ?1 AND ?2 = ?2 ORDER BY id"
         ))?;
+        // The two counts come right after the upload's own columns.
+        let first = UPLOAD_COLUMNS.split(',').count();
         let rows = stmt.query_map(params![id, transfer], |r| {
             Ok((
                 read_upload(r)?,
-                r.get::<_, i64>(20)? as u32,
-                r.get::<_, f64>(21)? as u64,
+                r.get::<_, i64>(first)? as u32,
+                r.get::<_, f64>(first + 1)? as u64,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
