@@ -298,6 +298,25 @@ class UploadEngineTest {
     }
 
     @Test
+    fun forgetDeletesFinishedUploadsAndRefusesUnfinishedOnes() = runBlocking<Unit> {
+        open("forget.db").use { engine ->
+            assertEquals(604_800_000uL, config().finishedRetentionMs)
+            engine.setConfig(config().apply { finishedRetentionMs = 0uL })
+            val done = engine.addFile(NewFile(file("f-done.bin", 1000).path, "f", null, "{}"))
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            val held = engine.addFile(NewFile(file("f-held.bin", 2000).path, "f", null, "{}"))
+            engine.pause(UploadSelector.Upload(held.id))
+            val refused = assertThrows<UploaderException.InvalidArgument> {
+                runBlocking { engine.forget(UploadSelector.Upload(held.id)) }
+            }
+            assertTrue(refused.message!!.contains("PAUSED"))
+            assertEquals(1uL, engine.forget(UploadSelector.Transfer("f")))
+            assertEquals(listOf(held.id), engine.uploads(UploadSelector.All).map { it.id })
+            assertTrue(engine.uploads(UploadSelector.Upload(done.id)).isEmpty())
+        }
+    }
+
+    @Test
     fun errorsAreKotlinExceptionsCarryingTheStableCode() = runBlocking<Unit> {
         open().use { engine ->
             val noConfig = assertThrows<UploaderException.InvalidConfig> {
