@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -529,6 +545,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 
     public static func write(_ value: Int64, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
     }
 }
 
@@ -599,6 +631,24 @@ fileprivate struct FfiConverterString: FfiConverter {
         let len = Int32(value.utf8.count)
         writeInt(&buf, len)
         writeBytes(&buf, value.utf8)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
     }
 }
 
@@ -834,6 +884,763 @@ public func FfiConverterTypeFileOpener_lower(_ value: FileOpener) -> UInt64 {
 
 
 /**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+public protocol JsEventObserver: AnyObject, Sendable {
+    
+    func onEvent(name: String, json: String) throws 
+    
+}
+/**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+open class JsEventObserverImpl: JsEventObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_jseventobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_jseventobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onEvent(name: String, json: String)throws   {try rustCallWithError(FfiConverterTypeObserverError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_jseventobserver_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(name),
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceJsEventObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceJsEventObserver = UniffiVTableCallbackInterfaceJsEventObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeJsEventObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface JsEventObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeJsEventObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface JsEventObserver: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            name: RustBuffer,
+            json: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeJsEventObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvent(
+                     name: try FfiConverterString.lift(name),
+                     json: try FfiConverterString.lift(json)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeObserverError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceJsEventObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceJsEventObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitJsEventObserver() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(UniffiCallbackInterfaceJsEventObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJsEventObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<JsEventObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = JsEventObserver
+
+    public static func lift(_ handle: UInt64) throws -> JsEventObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return JsEventObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: JsEventObserver) -> UInt64 {
+         if let rustImpl = value as? JsEventObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JsEventObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: JsEventObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsEventObserver_lift(_ handle: UInt64) throws -> JsEventObserver {
+    return try FfiConverterTypeJsEventObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsEventObserver_lower(_ value: JsEventObserver) -> UInt64 {
+    return FfiConverterTypeJsEventObserver.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Implemented by the platform (iOS: a background `URLSession`). Both
+ * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
+ */
+public protocol PartTransport: AnyObject, Sendable {
+    
+    /**
+     * Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
+     * `taskDescription = task.taskId`, `earliestBeginDate` when set).
+     */
+    func submit(task: PartTask) throws 
+    
+    /**
+     * Cancel the task (its upload ended). No report is expected.
+     */
+    func cancel(taskId: String) 
+    
+}
+/**
+ * Implemented by the platform (iOS: a background `URLSession`). Both
+ * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
+ */
+open class PartTransportImpl: PartTransport, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_parttransport(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_parttransport(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
+     * `taskDescription = task.taskId`, `earliestBeginDate` when set).
+     */
+open func submit(task: PartTask)throws   {try rustCallWithError(FfiConverterTypeSubmitError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttransport_submit(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePartTask_lower(task),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Cancel the task (its upload ended). No report is expected.
+     */
+open func cancel(taskId: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttransport_cancel(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(taskId),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfacePartTransport {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfacePartTransport = UniffiVTableCallbackInterfacePartTransport(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypePartTransport.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface PartTransport: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypePartTransport.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface PartTransport: handle missing in uniffiClone")
+            }
+        },
+        submit: { (
+            uniffiHandle: UInt64,
+            task: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePartTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.submit(
+                     task: try FfiConverterTypePartTask_lift(task)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeSubmitError_lower
+            )
+        },
+        cancel: { (
+            uniffiHandle: UInt64,
+            taskId: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePartTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.cancel(
+                     taskId: try FfiConverterString.lift(taskId)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfacePartTransport> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfacePartTransport>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitPartTransport() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(UniffiCallbackInterfacePartTransport.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePartTransport: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<PartTransport>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = PartTransport
+
+    public static func lift(_ handle: UInt64) throws -> PartTransport {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PartTransportImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: PartTransport) -> UInt64 {
+         if let rustImpl = value as? PartTransportImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PartTransport {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PartTransport, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTransport_lift(_ handle: UInt64) throws -> PartTransport {
+    return try FfiConverterTypePartTransport.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTransport_lower(_ value: PartTransport) -> UInt64 {
+    return FfiConverterTypePartTransport.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+public protocol PlatformTrust: AnyObject, Sendable {
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+    func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws 
+    
+}
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+open class PlatformTrustImpl: PlatformTrust, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_s3bgu_core_fn_clone_platformtrust(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_s3bgu_core_fn_free_platformtrust(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+open func checkServerTrusted(chainDer: [Data], authType: String, host: String)throws   {try rustCallWithError(FfiConverterTypeTrustError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceData.lower(chainDer),
+        FfiConverterString.lower(authType),
+        FfiConverterString.lower(host),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfacePlatformTrust {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfacePlatformTrust = UniffiVTableCallbackInterfacePlatformTrust(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypePlatformTrust.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface PlatformTrust: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypePlatformTrust.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface PlatformTrust: handle missing in uniffiClone")
+            }
+        },
+        checkServerTrusted: { (
+            uniffiHandle: UInt64,
+            chainDer: RustBuffer,
+            authType: RustBuffer,
+            host: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePlatformTrust.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.checkServerTrusted(
+                     chainDer: try FfiConverterSequenceData.lift(chainDer),
+                     authType: try FfiConverterString.lift(authType),
+                     host: try FfiConverterString.lift(host)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTrustError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfacePlatformTrust> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfacePlatformTrust>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitPlatformTrust() {
+    uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(UniffiCallbackInterfacePlatformTrust.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlatformTrust: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<PlatformTrust>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = PlatformTrust
+
+    public static func lift(_ handle: UInt64) throws -> PlatformTrust {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformTrustImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: PlatformTrust) -> UInt64 {
+         if let rustImpl = value as? PlatformTrustImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlatformTrust {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PlatformTrust, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformTrust_lift(_ handle: UInt64) throws -> PlatformTrust {
+    return try FfiConverterTypePlatformTrust.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformTrust_lower(_ value: PlatformTrust) -> UInt64 {
+    return FfiConverterTypePlatformTrust.lower(value)
+}
+
+
+
+
+
+
+/**
  * Ends its subscription when cancelled or closed (Kotlin `close()`, Swift
  * deinit). An event being delivered at that moment may still arrive.
  */
@@ -1036,6 +1843,20 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func pause(selector: UploadSelector) async throws  -> [UploadRecord]
     
     /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again; returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    func reconcilePartTasks(liveTaskIds: [String]) async throws  -> [String]
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    func reportPartTask(taskId: String, result: PartTaskResult) throws 
+    
+    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -1068,6 +1889,20 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * continues them. Non-blocking; any thread.
      */
     func setNetworkState(online: Bool, metered: Bool) throws 
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    func setPartMode(mode: PartMode) async throws 
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    func setPartTransport(transport: PartTransport?, settings: HandoffSettings) throws 
     
     /**
      * Stops the engine and closes the queue for every holder of this
@@ -1118,6 +1953,67 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * unknown upload id). Async.
      */
     func uploads(selector: UploadSelector) async throws  -> [UploadRecord]
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+    func cancelJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+    func configJson() async throws  -> String?
+    
+    /**
+     * The spec's `forget`: deletes the targeted finished uploads and
+     * resolves with how many went (a JavaScript number). Async.
+     */
+    func forgetJson(uploadId: Double?, transferId: String?) async throws  -> Double
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+    func pauseJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+    func resumeJson(uploadId: Double?, transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+    func setConfigJson(configJson: String) async throws 
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+    func subscribeJson(observer: JsEventObserver) throws  -> Subscription
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+    func summaryJson(transferId: String?) async throws  -> String
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+    func uploadFileJson(path: String, transferId: String, fileName: String?, userParamsJson: String) async throws  -> String
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+    func uploadsJson(uploadId: Double?, transferId: String?) async throws  -> String
     
 }
 /**
@@ -1337,6 +2233,42 @@ open func pause(selector: UploadSelector)async throws  -> [UploadRecord]  {
 }
     
     /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again; returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+open func reconcilePartTasks(liveTaskIds: [String])async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(liveTaskIds)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+open func reportPartTask(taskId: String, result: PartTaskResult)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(taskId),
+        FfiConverterTypePartTaskResult_lower(result),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -1423,6 +2355,42 @@ open func setNetworkState(online: Bool, metered: Bool)throws   {try rustCallWith
             self.uniffiCloneHandle(),
         FfiConverterBool.lower(online),
         FfiConverterBool.lower(metered),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+open func setPartMode(mode: PartMode)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
+                        self.uniffiCloneHandle(),FfiConverterTypePartMode_lower(mode)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_void,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_void,
+            freeFunc: ffi_s3bgu_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+open func setPartTransport(transport: PartTransport?, settings: HandoffSettings)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypePartTransport.lower(transport),
+        FfiConverterTypeHandoffSettings_lower(settings),uniffiCallStatus
     )
 }
 }
@@ -1581,6 +2549,201 @@ open func uploads(selector: UploadSelector)async throws  -> [UploadRecord]  {
             freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeUploadRecord.lift,
             errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+open func cancelJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+open func configJson()async throws  -> String?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_config_json(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `forget`: deletes the targeted finished uploads and
+     * resolves with how many went (a JavaScript number). Async.
+     */
+open func forgetJson(uploadId: Double?, transferId: String?)async throws  -> Double  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_forget_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_f64,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_f64,
+            freeFunc: ffi_s3bgu_core_rust_future_free_f64,
+            liftFunc: FfiConverterDouble.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+open func pauseJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_pause_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+open func resumeJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_resume_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+open func setConfigJson(configJson: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(configJson)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_void,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_void,
+            freeFunc: ffi_s3bgu_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+open func subscribeJson(observer: JsEventObserver)throws  -> Subscription  {
+    return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypeJsError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeJsEventObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+open func summaryJson(transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_summary_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+open func uploadFileJson(path: String, transferId: String, fileName: String?, userParamsJson: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterString.lower(transferId),FfiConverterOptionString.lower(fileName),FfiConverterString.lower(userParamsJson)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
+        )
+}
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+open func uploadsJson(uploadId: Double?, transferId: String?)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(
+                        self.uniffiCloneHandle(),FfiConverterOptionDouble.lower(uploadId),FfiConverterOptionString.lower(transferId)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeJsError_lift
         )
 }
     
@@ -1870,6 +3033,20 @@ public struct EngineStatus: Equatable, Hashable {
      * Bytes the active uploads still have to send.
      */
     public var bytesRemaining: UInt64
+    /**
+     * Parts go to the registered [`PartTransport`] (hand-off mode).
+     */
+    public var handoff: Bool
+    /**
+     * Tasks with the transport now, and handed off since open.
+     */
+    public var tasksHandedOff: UInt32
+    public var tasksHandedOffTotal: UInt64
+    /**
+     * Bytes of staged part files now, and at most since open.
+     */
+    public var stagedBytes: UInt64
+    public var stagingPeak: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1888,7 +3065,16 @@ public struct EngineStatus: Equatable, Hashable {
          */authPaused: UInt32, 
         /**
          * Bytes the active uploads still have to send.
-         */bytesRemaining: UInt64) {
+         */bytesRemaining: UInt64, 
+        /**
+         * Parts go to the registered [`PartTransport`] (hand-off mode).
+         */handoff: Bool, 
+        /**
+         * Tasks with the transport now, and handed off since open.
+         */tasksHandedOff: UInt32, tasksHandedOffTotal: UInt64, 
+        /**
+         * Bytes of staged part files now, and at most since open.
+         */stagedBytes: UInt64, stagingPeak: UInt64) {
         self.running = running
         self.online = online
         self.metered = metered
@@ -1897,6 +3083,11 @@ public struct EngineStatus: Equatable, Hashable {
         self.paused = paused
         self.authPaused = authPaused
         self.bytesRemaining = bytesRemaining
+        self.handoff = handoff
+        self.tasksHandedOff = tasksHandedOff
+        self.tasksHandedOffTotal = tasksHandedOffTotal
+        self.stagedBytes = stagedBytes
+        self.stagingPeak = stagingPeak
     }
 
     
@@ -1922,7 +3113,12 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
                 active: FfiConverterUInt32.read(from: &buf), 
                 paused: FfiConverterUInt32.read(from: &buf), 
                 authPaused: FfiConverterUInt32.read(from: &buf), 
-                bytesRemaining: FfiConverterUInt64.read(from: &buf)
+                bytesRemaining: FfiConverterUInt64.read(from: &buf), 
+                handoff: FfiConverterBool.read(from: &buf), 
+                tasksHandedOff: FfiConverterUInt32.read(from: &buf), 
+                tasksHandedOffTotal: FfiConverterUInt64.read(from: &buf), 
+                stagedBytes: FfiConverterUInt64.read(from: &buf), 
+                stagingPeak: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -1935,6 +3131,11 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.paused, into: &buf)
         FfiConverterUInt32.write(value.authPaused, into: &buf)
         FfiConverterUInt64.write(value.bytesRemaining, into: &buf)
+        FfiConverterBool.write(value.handoff, into: &buf)
+        FfiConverterUInt32.write(value.tasksHandedOff, into: &buf)
+        FfiConverterUInt64.write(value.tasksHandedOffTotal, into: &buf)
+        FfiConverterUInt64.write(value.stagedBytes, into: &buf)
+        FfiConverterUInt64.write(value.stagingPeak, into: &buf)
     }
 }
 
@@ -1951,6 +3152,79 @@ public func FfiConverterTypeEngineStatus_lift(_ buf: RustBuffer) throws -> Engin
 #endif
 public func FfiConverterTypeEngineStatus_lower(_ value: EngineStatus) -> RustBuffer {
     return FfiConverterTypeEngineStatus.lower(value)
+}
+
+
+/**
+ * Hand-off tuning.
+ */
+public struct HandoffSettings: Equatable, Hashable {
+    /**
+     * Staged part files, in bytes, at most (default 256 MiB). A part
+     * larger than this is never handed off: it waits for `Direct` mode.
+     */
+    public var stagingBudgetBytes: UInt64
+    /**
+     * A URL is refreshed before hand-off when less than this remains of
+     * its life (the system may start a task late). Default 15 minutes.
+     */
+    public var urlMarginMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Staged part files, in bytes, at most (default 256 MiB). A part
+         * larger than this is never handed off: it waits for `Direct` mode.
+         */stagingBudgetBytes: UInt64 = UInt64(268435456), 
+        /**
+         * A URL is refreshed before hand-off when less than this remains of
+         * its life (the system may start a task late). Default 15 minutes.
+         */urlMarginMs: UInt64 = UInt64(900000)) {
+        self.stagingBudgetBytes = stagingBudgetBytes
+        self.urlMarginMs = urlMarginMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HandoffSettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHandoffSettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HandoffSettings {
+        return
+            try HandoffSettings(
+                stagingBudgetBytes: FfiConverterUInt64.read(from: &buf), 
+                urlMarginMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HandoffSettings, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.stagingBudgetBytes, into: &buf)
+        FfiConverterUInt64.write(value.urlMarginMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHandoffSettings_lift(_ buf: RustBuffer) throws -> HandoffSettings {
+    return try FfiConverterTypeHandoffSettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHandoffSettings_lower(_ value: HandoffSettings) -> RustBuffer {
+    return FfiConverterTypeHandoffSettings.lower(value)
 }
 
 
@@ -2103,6 +3377,126 @@ public func FfiConverterTypeNewFile_lift(_ buf: RustBuffer) throws -> NewFile {
 #endif
 public func FfiConverterTypeNewFile_lower(_ value: NewFile) -> RustBuffer {
     return FfiConverterTypeNewFile.lower(value)
+}
+
+
+/**
+ * One part upload for the platform: PUT the file at `file_path` (exactly
+ * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ */
+public struct PartTask: Equatable, Hashable {
+    /**
+     * Made by the engine, unique, kept across relaunches: store it with the
+     * task (iOS: `taskDescription`) and report with it.
+     */
+    public var taskId: String
+    /**
+     * The engine's upload id.
+     */
+    public var upload: Int64
+    public var partNumber: UInt32
+    /**
+     * Presigned PUT URL. A bearer secret: never log it.
+     */
+    public var url: String
+    /**
+     * The staged file holding exactly this part; do not modify or delete it
+     * (the engine deletes it after the report).
+     */
+    public var filePath: String
+    /**
+     * Bytes to send (`Content-Length`).
+     */
+    public var length: UInt64
+    /**
+     * Do not start before this time (ms since the Unix epoch), 0 for at
+     * once. iOS: `earliestBeginDate`.
+     */
+    public var earliestBeginMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Made by the engine, unique, kept across relaunches: store it with the
+         * task (iOS: `taskDescription`) and report with it.
+         */taskId: String, 
+        /**
+         * The engine's upload id.
+         */upload: Int64, partNumber: UInt32, 
+        /**
+         * Presigned PUT URL. A bearer secret: never log it.
+         */url: String, 
+        /**
+         * The staged file holding exactly this part; do not modify or delete it
+         * (the engine deletes it after the report).
+         */filePath: String, 
+        /**
+         * Bytes to send (`Content-Length`).
+         */length: UInt64, 
+        /**
+         * Do not start before this time (ms since the Unix epoch), 0 for at
+         * once. iOS: `earliestBeginDate`.
+         */earliestBeginMs: Int64) {
+        self.taskId = taskId
+        self.upload = upload
+        self.partNumber = partNumber
+        self.url = url
+        self.filePath = filePath
+        self.length = length
+        self.earliestBeginMs = earliestBeginMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PartTask: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePartTask: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PartTask {
+        return
+            try PartTask(
+                taskId: FfiConverterString.read(from: &buf), 
+                upload: FfiConverterInt64.read(from: &buf), 
+                partNumber: FfiConverterUInt32.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                filePath: FfiConverterString.read(from: &buf), 
+                length: FfiConverterUInt64.read(from: &buf), 
+                earliestBeginMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PartTask, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.taskId, into: &buf)
+        FfiConverterInt64.write(value.upload, into: &buf)
+        FfiConverterUInt32.write(value.partNumber, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterString.write(value.filePath, into: &buf)
+        FfiConverterUInt64.write(value.length, into: &buf)
+        FfiConverterInt64.write(value.earliestBeginMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTask_lift(_ buf: RustBuffer) throws -> PartTask {
+    return try FfiConverterTypePartTask.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTask_lower(_ value: PartTask) -> RustBuffer {
+    return FfiConverterTypePartTask.lower(value)
 }
 
 
@@ -2629,6 +4023,11 @@ public struct UploaderConfig: Equatable, Hashable {
     public var notificationTitle: String?
     public var notificationText: String?
     /**
+     * PEM root certificates trusted on top of the device's, for backend
+     * calls and part uploads (private CAs). Never a way to skip checks.
+     */
+    public var extraRootCertificatesPem: [String]
+    /**
      * Finished uploads are deleted this long after they finished; 0 keeps
      * them until `forget`. Default: 7 days.
      */
@@ -2656,6 +4055,10 @@ public struct UploaderConfig: Equatable, Hashable {
          * Notification templates for the wrappers; see [`render_notification`].
          */notificationTitle: String? = nil, notificationText: String? = nil, 
         /**
+         * PEM root certificates trusted on top of the device's, for backend
+         * calls and part uploads (private CAs). Never a way to skip checks.
+         */extraRootCertificatesPem: [String] = [], 
+        /**
          * Finished uploads are deleted this long after they finished; 0 keeps
          * them until `forget`. Default: 7 days.
          */finishedRetentionMs: UInt64 = UInt64(604800000)) {
@@ -2669,6 +4072,7 @@ public struct UploaderConfig: Equatable, Hashable {
         self.retry = retry
         self.notificationTitle = notificationTitle
         self.notificationText = notificationText
+        self.extraRootCertificatesPem = extraRootCertificatesPem
         self.finishedRetentionMs = finishedRetentionMs
     }
 
@@ -2698,6 +4102,7 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
                 retry: FfiConverterTypeRetrySettings.read(from: &buf), 
                 notificationTitle: FfiConverterOptionString.read(from: &buf), 
                 notificationText: FfiConverterOptionString.read(from: &buf), 
+                extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
                 finishedRetentionMs: FfiConverterUInt64.read(from: &buf)
         )
     }
@@ -2713,6 +4118,7 @@ public struct FfiConverterTypeUploaderConfig: FfiConverterRustBuffer {
         FfiConverterTypeRetrySettings.write(value.retry, into: &buf)
         FfiConverterOptionString.write(value.notificationTitle, into: &buf)
         FfiConverterOptionString.write(value.notificationText, into: &buf)
+        FfiConverterSequenceString.write(value.extraRootCertificatesPem, into: &buf)
         FfiConverterUInt64.write(value.finishedRetentionMs, into: &buf)
     }
 }
@@ -3153,6 +4559,11 @@ public enum IdleReason: Equatable, Hashable {
      * Uploads wait for new headers (`set_config`), then `resume`.
      */
     case authRequired
+    /**
+     * Hand-off mode: the remaining parts are with the [`PartTransport`]
+     * (or wait for staging room). Safe to let the app be suspended.
+     */
+    case handedOff
 
 
 
@@ -3184,6 +4595,8 @@ public struct FfiConverterTypeIdleReason: FfiConverterRustBuffer {
         
         case 5: return .authRequired
         
+        case 6: return .handedOff
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3211,6 +4624,10 @@ public struct FfiConverterTypeIdleReason: FfiConverterRustBuffer {
         case .authRequired:
             writeInt(&buf, Int32(5))
         
+        
+        case .handedOff:
+            writeInt(&buf, Int32(6))
+        
         }
     }
 }
@@ -3230,6 +4647,89 @@ public func FfiConverterTypeIdleReason_lower(_ value: IdleReason) -> RustBuffer 
     return FfiConverterTypeIdleReason.lower(value)
 }
 
+
+
+/**
+ * Failure of a JSON call: `code` is the stable error code (`invalid_config`,
+ * `file_not_found`, ... as `js/src/types.ts` lists them), to be used as the
+ * promise's rejection code; `detail` is the rejection message, for people,
+ * without secrets. (Not `message`: Kotlin exceptions already have one.)
+ */
+public 
+enum JsError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Rejected(code: String, detail: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension JsError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJsError: FfiConverterRustBuffer {
+    typealias SwiftType = JsError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JsError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Rejected(
+            code: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: JsError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Rejected(code,detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsError_lift(_ buf: RustBuffer) throws -> JsError {
+    return try FfiConverterTypeJsError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJsError_lower(_ value: JsError) -> RustBuffer {
+    return FfiConverterTypeJsError.lower(value)
+}
 
 
 /**
@@ -3379,6 +4879,345 @@ public func FfiConverterTypeObserverError_lift(_ buf: RustBuffer) throws -> Obse
 #endif
 public func FfiConverterTypeObserverError_lower(_ value: ObserverError) -> RustBuffer {
     return FfiConverterTypeObserverError.lower(value)
+}
+
+
+/**
+ * Whether the engine sends parts itself or hands them to the transport.
+ */
+
+public enum PartMode: Equatable, Hashable {
+    
+    /**
+     * The engine sends parts (app in the foreground). Default.
+     */
+    case direct
+    /**
+     * Parts are staged and handed to the [`PartTransport`] (app about to be suspended).
+     */
+    case handoff
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PartMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePartMode: FfiConverterRustBuffer {
+    typealias SwiftType = PartMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PartMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .direct
+        
+        case 2: return .handoff
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PartMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .direct:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .handoff:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartMode_lift(_ buf: RustBuffer) throws -> PartMode {
+    return try FfiConverterTypePartMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartMode_lower(_ value: PartMode) -> RustBuffer {
+    return FfiConverterTypePartMode.lower(value)
+}
+
+
+
+/**
+ * How a handed-off task ended.
+ */
+
+public enum PartTaskResult: Equatable, Hashable {
+    
+    /**
+     * The storage answered. Pass the `ETag` and `Retry-After` headers
+     * verbatim and, for errors, the start of the body (it says whether a
+     * 400 is an expired URL).
+     */
+    case response(status: UInt16, etag: String?, retryAfter: String?, body: String
+    )
+    /**
+     * No answer (connection lost, timeout, file unreadable).
+     */
+    case noResponse(message: String
+    )
+    /**
+     * The task was cancelled by the system or the user, not by the engine.
+     */
+    case cancelled
+    /**
+     * The session has no task with this id.
+     */
+    case unknownTask
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PartTaskResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePartTaskResult: FfiConverterRustBuffer {
+    typealias SwiftType = PartTaskResult
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PartTaskResult {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .response(status: try FfiConverterUInt16.read(from: &buf), etag: try FfiConverterOptionString.read(from: &buf), retryAfter: try FfiConverterOptionString.read(from: &buf), body: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .noResponse(message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .cancelled
+        
+        case 4: return .unknownTask
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PartTaskResult, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .response(status,etag,retryAfter,body):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterOptionString.write(etag, into: &buf)
+            FfiConverterOptionString.write(retryAfter, into: &buf)
+            FfiConverterString.write(body, into: &buf)
+            
+        
+        case let .noResponse(message):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case .cancelled:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .unknownTask:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTaskResult_lift(_ buf: RustBuffer) throws -> PartTaskResult {
+    return try FfiConverterTypePartTaskResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePartTaskResult_lower(_ value: PartTaskResult) -> RustBuffer {
+    return FfiConverterTypePartTaskResult.lower(value)
+}
+
+
+
+/**
+ * What a transport may throw from `submit`: the part counts one failed
+ * attempt and is tried again later.
+ */
+public 
+enum SubmitError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Refused(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension SubmitError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubmitError: FfiConverterRustBuffer {
+    typealias SwiftType = SubmitError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubmitError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Refused(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SubmitError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Refused(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubmitError_lift(_ buf: RustBuffer) throws -> SubmitError {
+    return try FfiConverterTypeSubmitError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubmitError_lower(_ value: SubmitError) -> RustBuffer {
+    return FfiConverterTypeSubmitError.lower(value)
+}
+
+
+/**
+ * A refusal from [`PlatformTrust`]. Anything else it throws counts as a
+ * refusal too.
+ */
+public 
+enum TrustError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Untrusted(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension TrustError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTrustError: FfiConverterRustBuffer {
+    typealias SwiftType = TrustError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TrustError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Untrusted(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TrustError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Untrusted(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustError_lift(_ buf: RustBuffer) throws -> TrustError {
+    return try FfiConverterTypeTrustError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustError_lower(_ value: TrustError) -> RustBuffer {
+    return FfiConverterTypeTrustError.lower(value)
 }
 
 
@@ -3937,6 +5776,30 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -3977,6 +5840,30 @@ fileprivate struct FfiConverterOptionTypeFileOpener: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeFileOpener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePartTransport: FfiConverterRustBuffer {
+    typealias SwiftType = PartTransport?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePartTransport.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePartTransport.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4027,6 +5914,56 @@ fileprivate struct FfiConverterOptionTypeUploaderConfig: FfiConverterRustBuffer 
         case 1: return try FfiConverterTypeUploaderConfig.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -4207,6 +6144,29 @@ public func setAsideDatabase(dbPath: String)throws  -> String  {
     )
 })
 }
+/**
+ * Makes the engine verify servers with the device's trust store (see
+ * [`PlatformTrust`]). Call it once at start-up, before the first upload;
+ * later calls replace it. Android and iOS must call it: their builds carry
+ * no bundled roots, so without it only `extraRootCertificatesPem` is
+ * trusted. Non-blocking; any thread.
+ */
+public func installPlatformTrust(trust: PlatformTrust)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_install_platform_trust(
+        FfiConverterTypePlatformTrust_lower(trust),uniffiCallStatus
+    )
+}
+}
+/**
+ * Goes back to the bundled roots (where the build has them). For tests.
+ */
+public func removePlatformTrust()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_remove_platform_trust(uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -4233,6 +6193,18 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_set_aside_database() != 65141) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 54641) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_remove_platform_trust() != 1685) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_parttransport_submit() != 50234) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 17824) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 62156) {
@@ -4262,6 +6234,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_pause() != 2574) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 48070) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() != 11330) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_resume() != 7574) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4275,6 +6253,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() != 36640) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() != 5204) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() != 62964) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() != 11629) {
@@ -4301,10 +6285,46 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 43417) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json() != 30970) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_config_json() != 34285) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_forget_json() != 12457) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_pause_json() != 46157) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_resume_json() != 5142) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json() != 49888) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() != 27181) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_summary_json() != 40525) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json() != 3096) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() != 49181) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_fileopener_open() != 62804) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 32756) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {
@@ -4312,6 +6332,9 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitFileOpener()
+    uniffiCallbackInitJsEventObserver()
+    uniffiCallbackInitPartTransport()
+    uniffiCallbackInitPlatformTrust()
     uniffiCallbackInitUploadObserver()
     return InitializationResult.ok
 }()

@@ -243,9 +243,30 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfacePartTransportMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PART_TRANSPORT_METHOD1
+typedef void (*UniffiCallbackInterfacePartTransportMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
 typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceJsEventObserverMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -257,6 +278,23 @@ typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, i
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_TRUST_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_TRUST_METHOD0
+typedef void (*UniffiCallbackInterfacePlatformTrustMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PART_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PART_TRANSPORT
+typedef struct UniffiVTableCallbackInterfacePartTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePartTransportMethod0 _Nonnull submit;
+    UniffiCallbackInterfacePartTransportMethod1 _Nonnull cancel;
+} UniffiVTableCallbackInterfacePartTransport;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
 typedef struct UniffiVTableCallbackInterfaceUploadObserver {
@@ -264,6 +302,15 @@ typedef struct UniffiVTableCallbackInterfaceUploadObserver {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceUploadObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceJsEventObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceJsEventObserverMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceJsEventObserver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_FILE_OPENER
@@ -274,6 +321,40 @@ typedef struct UniffiVTableCallbackInterfaceFileOpener {
     UniffiCallbackInterfaceFileOpenerMethod0 _Nonnull `open`;
 } UniffiVTableCallbackInterfaceFileOpener;
 
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_TRUST
+typedef struct UniffiVTableCallbackInterfacePlatformTrust {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePlatformTrustMethod0 _Nonnull checkServerTrusted;
+} UniffiVTableCallbackInterfacePlatformTrust;
+
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+uint64_t uniffi_s3bgu_core_fn_clone_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_free_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(const UniffiVTableCallbackInterfacePartTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+void uniffi_s3bgu_core_fn_method_parttransport_submit(uint64_t ptr, RustBuffer task, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+void uniffi_s3bgu_core_fn_method_parttransport_cancel(uint64_t ptr, RustBuffer task_id, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
@@ -345,6 +426,16 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_forget(uint64_t ptr, RustBuffe
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause(uint64_t ptr, RustBuffer selector
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(uint64_t ptr, RustBuffer live_task_ids
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+void uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(uint64_t ptr, RustBuffer task_id, RustBuffer result, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_resume(uint64_t ptr, RustBuffer selector
@@ -368,6 +459,16 @@ void uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(uint64_t ptr, Rust
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 void uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(uint64_t ptr, int8_t online, int8_t metered, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(uint64_t ptr, RustBuffer mode
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+void uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(uint64_t ptr, RustBuffer transport, RustBuffer settings, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SHUTDOWN
@@ -410,6 +511,56 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_transfer_summaries(uint64_t pt
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads(uint64_t ptr, RustBuffer selector
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CONFIG_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_config_json(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_FORGET_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_FORGET_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_forget_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_PAUSE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_resume_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(uint64_t ptr, RustBuffer config_json
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUMMARY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SUMMARY_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_summary_json(uint64_t ptr, RustBuffer transfer_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(uint64_t ptr, RustBuffer path, RustBuffer transfer_id, RustBuffer file_name, RustBuffer user_params_json
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS_JSON
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
 uint64_t uniffi_s3bgu_core_fn_clone_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -428,6 +579,26 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(const UniffiVTable
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
 void uniffi_s3bgu_core_fn_method_uploadobserver_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_JSEVENTOBSERVER
+uint64_t uniffi_s3bgu_core_fn_clone_jseventobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_JSEVENTOBSERVER
+void uniffi_s3bgu_core_fn_free_jseventobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_JSEVENTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_JSEVENTOBSERVER
+void uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(const UniffiVTableCallbackInterfaceJsEventObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
+void uniffi_s3bgu_core_fn_method_jseventobserver_on_event(uint64_t ptr, RustBuffer name, RustBuffer json, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_FILEOPENER
@@ -450,6 +621,26 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(const UniffiVTableCall
 int32_t uniffi_s3bgu_core_fn_method_fileopener_open(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
+uint64_t uniffi_s3bgu_core_fn_clone_platformtrust(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PLATFORMTRUST
+void uniffi_s3bgu_core_fn_free_platformtrust(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PLATFORMTRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PLATFORMTRUST
+void uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(const UniffiVTableCallbackInterfacePlatformTrust* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+void uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(uint64_t ptr, RustBuffer chain_der, RustBuffer auth_type, RustBuffer host, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, RustCallStatus *_Nonnull out_status
@@ -468,6 +659,17 @@ RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
+void uniffi_s3bgu_core_fn_func_install_platform_trust(uint64_t trust, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_REMOVE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_REMOVE_PLATFORM_TRUST
+void uniffi_s3bgu_core_fn_func_remove_platform_trust(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_S3BGU_CORE_RUSTBUFFER_ALLOC
@@ -754,6 +956,30 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_INSTALL_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_INSTALL_PLATFORM_TRUST
+uint16_t uniffi_s3bgu_core_checksum_func_install_platform_trust(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
+uint16_t uniffi_s3bgu_core_checksum_func_remove_platform_trust(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_submit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_cancel(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 uint16_t uniffi_s3bgu_core_checksum_method_subscription_cancel(void
@@ -808,6 +1034,18 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_pause(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_resume(void
@@ -835,6 +1073,18 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(void
     
 );
 #endif
@@ -886,15 +1136,87 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CANCEL_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CANCEL_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_CONFIG_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_config_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_FORGET_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_FORGET_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_forget_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_PAUSE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_PAUSE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_pause_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_resume_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_CONFIG_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUBSCRIBE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUMMARY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SUMMARY_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_summary_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOAD_FILE_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS_JSON
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
 uint16_t uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
+uint16_t uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
 uint16_t uniffi_s3bgu_core_checksum_method_fileopener_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
+uint16_t uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted(void
     
 );
 #endif

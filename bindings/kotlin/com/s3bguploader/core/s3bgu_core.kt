@@ -657,11 +657,45 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfacePartTransportMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`task`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfacePartTransportMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`taskId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceUploadObserverMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceJsEventObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`name`: RustBuffer.ByValue,`json`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceFileOpenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfacePlatformTrustMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "submit", "cancel")
+internal open class UniffiVTableCallbackInterfacePartTransport(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `submit`: UniffiCallbackInterfacePartTransportMethod0? = null,
+    @JvmField internal var `cancel`: UniffiCallbackInterfacePartTransportMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `submit`: UniffiCallbackInterfacePartTransportMethod0? = null,
+        `cancel`: UniffiCallbackInterfacePartTransportMethod1? = null,
+    ): UniffiVTableCallbackInterfacePartTransport(`uniffiFree`,`uniffiClone`,`submit`,`cancel`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfacePartTransport) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `submit` = other.`submit`
+        `cancel` = other.`cancel`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceUploadObserver(
@@ -676,6 +710,25 @@ internal open class UniffiVTableCallbackInterfaceUploadObserver(
     ): UniffiVTableCallbackInterfaceUploadObserver(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceUploadObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceJsEventObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceJsEventObserverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceJsEventObserverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceJsEventObserver(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceJsEventObserver) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
@@ -698,6 +751,25 @@ internal open class UniffiVTableCallbackInterfaceFileOpener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `open` = other.`open`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "checkServerTrusted")
+internal open class UniffiVTableCallbackInterfacePlatformTrust(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `checkServerTrusted`: UniffiCallbackInterfacePlatformTrustMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `checkServerTrusted`: UniffiCallbackInterfacePlatformTrustMethod0? = null,
+    ): UniffiVTableCallbackInterfacePlatformTrust(`uniffiFree`,`uniffiClone`,`checkServerTrusted`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfacePlatformTrust) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `checkServerTrusted` = other.`checkServerTrusted`
     }
 
 }
@@ -734,6 +806,14 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_set_aside_database(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_func_install_platform_trust(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_func_remove_platform_trust(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_parttransport_submit(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_parttransport_cancel(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_subscription_cancel(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_subscription_is_active(
@@ -752,6 +832,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_pause(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_resume(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle(
@@ -761,6 +845,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_shutdown(
     ): Int
@@ -778,9 +866,33 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_uploads(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_config_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_forget_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_pause_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_resume_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_summary_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_fileopener_open(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted(
     ): Int
     external fun uniffi_s3bgu_core_checksum_constructor_uploadengine_open(
     ): Int
@@ -801,11 +913,24 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "s3bgu_core"))
         uniffiCallbackInterfaceFileOpener.register(this)
+        uniffiCallbackInterfaceJsEventObserver.register(this)
+        uniffiCallbackInterfacePartTransport.register(this)
+        uniffiCallbackInterfacePlatformTrust.register(this)
         uniffiCallbackInterfaceUploadObserver.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_s3bgu_core_fn_clone_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(`vtable`: UniffiVTableCallbackInterfacePartTransport,
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_parttransport_submit(`ptr`: Long,`task`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_parttransport_cancel(`ptr`: Long,`taskId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_s3bgu_core_fn_free_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -834,6 +959,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_pause(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(`ptr`: Long,`liveTaskIds`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(`ptr`: Long,`taskId`: RustBuffer.ByValue,`result`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_resume(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_run_until_idle(`ptr`: Long,
@@ -843,6 +972,10 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(`ptr`: Long,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(`ptr`: Long,`online`: Byte,`metered`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(`ptr`: Long,`mode`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(`ptr`: Long,`transport`: RustBuffer.ByValue,`settings`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_shutdown(`ptr`: Long,
     ): Long
@@ -860,6 +993,26 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_uploads(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_config_json(`ptr`: Long,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_forget_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_pause_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_resume_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(`ptr`: Long,`configJson`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(`ptr`: Long,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_summary_json(`ptr`: Long,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(`ptr`: Long,`path`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,`fileName`: RustBuffer.ByValue,`userParamsJson`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_s3bgu_core_fn_clone_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_s3bgu_core_fn_free_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -867,6 +1020,14 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(`vtable`: UniffiVTableCallbackInterfaceUploadObserver,
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadobserver_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_clone_jseventobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_jseventobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(`vtable`: UniffiVTableCallbackInterfaceJsEventObserver,
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_jseventobserver_on_event(`ptr`: Long,`name`: RustBuffer.ByValue,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_clone_fileopener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -876,6 +1037,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_fileopener_open(`ptr`: Long,`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
+    external fun uniffi_s3bgu_core_fn_clone_platformtrust(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_platformtrust(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(`vtable`: UniffiVTableCallbackInterfacePlatformTrust,
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(`ptr`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -884,6 +1053,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_set_aside_database(`dbPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_install_platform_trust(`trust`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_func_remove_platform_trust(uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun ffi_s3bgu_core_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_s3bgu_core_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1015,6 +1188,18 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_set_aside_database() and 0xFFFF) != 65141) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 54641) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_func_remove_platform_trust() and 0xFFFF) != 1685) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_submit() and 0xFFFF) != 50234) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 17824) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_subscription_cancel() and 0xFFFF) != 62156) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1042,6 +1227,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause() and 0xFFFF) != 2574) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 48070) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() and 0xFFFF) != 11330) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_resume() and 0xFFFF) != 7574) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1055,6 +1246,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() and 0xFFFF) != 36640) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() and 0xFFFF) != 5204) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() and 0xFFFF) != 62964) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() and 0xFFFF) != 11629) {
@@ -1081,10 +1278,46 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 43417) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json() and 0xFFFF) != 30970) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_config_json() and 0xFFFF) != 34285) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_forget_json() and 0xFFFF) != 12457) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause_json() and 0xFFFF) != 46157) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_resume_json() and 0xFFFF) != 5142) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json() and 0xFFFF) != 49888) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() and 0xFFFF) != 27181) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_summary_json() and 0xFFFF) != 40525) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_upload_file_json() and 0xFFFF) != 3096) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() and 0xFFFF) != 49181) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 8456) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 51625) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open() and 0xFFFF) != 62804) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 32756) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -1321,6 +1554,33 @@ private class JavaLangRefCleanable(
 /**
  * @suppress
  */
+public object FfiConverterUShort: FfiConverter<UShort, Short> {
+    override fun lift(value: Short): UShort {
+        return value.toUShort()
+    }
+
+    fun lift(value: Int): UShort {
+        return value.toUShort()
+    }
+
+    override fun read(buf: ByteBuffer): UShort {
+        return lift(buf.getShort())
+    }
+
+    override fun lower(value: UShort): Short {
+        return value.toShort()
+    }
+
+    override fun allocationSize(value: UShort) = 2UL
+
+    override fun write(value: UShort, buf: ByteBuffer) {
+        buf.putShort(value.toShort())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterUInt: FfiConverter<UInt, Int> {
     override fun lift(value: Int): UInt {
         return value.toUInt()
@@ -1413,6 +1673,29 @@ public object FfiConverterLong: FfiConverter<Long, Long> {
 /**
  * @suppress
  */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1487,6 +1770,25 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+    override fun read(buf: ByteBuffer): ByteArray {
+        val len = buf.getInt()
+        val byteArr = ByteArray(len)
+        buf.get(byteArr)
+        return byteArr
+    }
+    override fun allocationSize(value: ByteArray): ULong {
+        return 4UL + value.size.toULong()
+    }
+    override fun write(value: ByteArray, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        buf.put(value)
     }
 }
 
@@ -1933,6 +2235,1107 @@ public object FfiConverterTypeFileOpener: FfiConverter<FileOpener, Long> {
 
 
 /**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+public interface JsEventObserver {
+    
+    fun `onEvent`(`name`: kotlin.String, `json`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Receives the spec's events: `name` is the emitter (`onProgress` or
+ * `onStateChange`), `json` its payload (`NativeProgress` or `NativeUpload`).
+ * Called on an engine thread, one event at a time and in order: return
+ * quickly (emit and go). What it throws costs it that one event only.
+ */
+open class JsEventObserverImpl: Disposable, AutoCloseable, JsEventObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_s3bgu_core_fn_free_jseventobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_s3bgu_core_fn_clone_jseventobserver(handle, status)
+        }
+    }
+
+    
+    @Throws(ObserverException::class)override fun `onEvent`(`name`: kotlin.String, `json`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ObserverException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_jseventobserver_on_event(
+        it,
+        
+        FfiConverterString.lower(`name`),
+        FfiConverterString.lower(`json`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceJsEventObserver {
+    internal object `onEvent`: UniffiCallbackInterfaceJsEventObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`name`: RustBuffer.ByValue,`json`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeJsEventObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvent`(
+                    FfiConverterString.lift(`name`),
+                    FfiConverterString.lift(`json`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ObserverException -> FfiConverterTypeObserverError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeJsEventObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeJsEventObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceJsEventObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvent`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeJsEventObserver: FfiConverter<JsEventObserver, Long> {
+    internal val handleMap = UniffiHandleMap<JsEventObserver>()
+
+    override fun lower(value: JsEventObserver): Long {
+        if (value is JsEventObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): JsEventObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return JsEventObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): JsEventObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: JsEventObserver) = 8UL
+
+    override fun write(value: JsEventObserver, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Implemented by the platform (iOS: a background `URLSession`). Both
+ * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
+ */
+public interface PartTransport {
+    
+    /**
+     * Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
+     * `taskDescription = task.taskId`, `earliestBeginDate` when set).
+     */
+    fun `submit`(`task`: PartTask)
+    
+    /**
+     * Cancel the task (its upload ended). No report is expected.
+     */
+    fun `cancel`(`taskId`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Implemented by the platform (iOS: a background `URLSession`). Both
+ * methods are called on an engine thread: return at once.
+ *
+ * The platform's duties, in order:
+ * 1. At every launch: `open` (with `start = false` when launched into the
+ * background, so nothing is sent directly before the mode is set), then
+ * `set_part_transport`, then `reconcile_part_tasks` with the ids of
+ * every task the session still has (iOS: `getAllTasks`, each task's
+ * `taskDescription`), and cancel the ids it returns. Until that call,
+ * the tasks of the previous process count as still running.
+ * 2. On the way into suspension: `set_part_mode(Handoff)`, then
+ * `run_until_idle` inside a `beginBackgroundTask` window; it returns
+ * `HandedOff` once every part it can stage is with the session.
+ * 3. For every task that ends (delegate `didCompleteWithError`), at any
+ * time and from any thread: `report_part_task`. In a background wake-up
+ * (`handleEventsForBackgroundURLSession`), report every finished task,
+ * then `run_until_idle` before calling the system's completion handler:
+ * that is when `complete` is sent for uploads whose last part just
+ * finished, and the next parts are handed off.
+ * 4. Back in the foreground: `set_part_mode(Direct)`; tasks already handed
+ * off stay with the session and are reported as they end.
+ */
+open class PartTransportImpl: Disposable, AutoCloseable, PartTransport
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_s3bgu_core_fn_free_parttransport(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_s3bgu_core_fn_clone_parttransport(handle, status)
+        }
+    }
+
+    
+    /**
+     * Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
+     * `taskDescription = task.taskId`, `earliestBeginDate` when set).
+     */
+    @Throws(SubmitException::class)override fun `submit`(`task`: PartTask)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SubmitException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttransport_submit(
+        it,
+        
+        FfiConverterTypePartTask.lower(`task`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Cancel the task (its upload ended). No report is expected.
+     */override fun `cancel`(`taskId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttransport_cancel(
+        it,
+        
+        FfiConverterString.lower(`taskId`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfacePartTransport {
+    internal object `submit`: UniffiCallbackInterfacePartTransportMethod0 {
+        override fun callback(`uniffiHandle`: Long,`task`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePartTransport.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`submit`(
+                    FfiConverterTypePartTask.lift(`task`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: SubmitException -> FfiConverterTypeSubmitError.lower(e) }
+            )
+        }
+    }
+    internal object `cancel`: UniffiCallbackInterfacePartTransportMethod1 {
+        override fun callback(`uniffiHandle`: Long,`taskId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePartTransport.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`cancel`(
+                    FfiConverterString.lift(`taskId`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypePartTransport.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypePartTransport.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfacePartTransport.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `submit`,
+        `cancel`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePartTransport: FfiConverter<PartTransport, Long> {
+    internal val handleMap = UniffiHandleMap<PartTransport>()
+
+    override fun lower(value: PartTransport): Long {
+        if (value is PartTransportImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): PartTransport {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PartTransportImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): PartTransport {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PartTransport) = 8UL
+
+    override fun write(value: PartTransport, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+public interface PlatformTrust {
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+    fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * The device's own decision on a server certificate chain. Installed once
+ * at start-up with [`install_platform_trust`]; process-wide, and used by
+ * every engine from its next TLS handshake on.
+ *
+ * Android: build an `X509TrustManager` from
+ * `TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm())`
+ * initialised with a null `KeyStore` (system and, as the app's network
+ * security config allows, user CAs), turn each DER into an
+ * `X509Certificate`, and call
+ * `X509TrustManagerExtensions(tm).checkServerTrusted(chain, authType, host)`.
+ * iOS: `SecTrustCreateWithCertificates` with `SecPolicyCreateSSL(true, host)`
+ * and `SecTrustEvaluateWithError`.
+ */
+open class PlatformTrustImpl: Disposable, AutoCloseable, PlatformTrust
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_s3bgu_core_fn_free_platformtrust(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_s3bgu_core_fn_clone_platformtrust(handle, status)
+        }
+    }
+
+    
+    /**
+     * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
+     * (DER certificates, the server's own first, then the intermediates it
+     * sent) for a TLS server named `host`. `auth_type` is the value to hand
+     * to `checkServerTrusted` as is. Called on an engine thread during the
+     * handshake; it may block briefly (revocation checks) but must not call
+     * the engine.
+     */
+    @Throws(TrustException::class)override fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(TrustException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(
+        it,
+        
+        FfiConverterSequenceByteArray.lower(`chainDer`),
+        FfiConverterString.lower(`authType`),
+        FfiConverterString.lower(`host`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfacePlatformTrust {
+    internal object `checkServerTrusted`: UniffiCallbackInterfacePlatformTrustMethod0 {
+        override fun callback(`uniffiHandle`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePlatformTrust.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`checkServerTrusted`(
+                    FfiConverterSequenceByteArray.lift(`chainDer`),
+                    FfiConverterString.lift(`authType`),
+                    FfiConverterString.lift(`host`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: TrustException -> FfiConverterTypeTrustError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypePlatformTrust.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypePlatformTrust.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfacePlatformTrust.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `checkServerTrusted`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePlatformTrust: FfiConverter<PlatformTrust, Long> {
+    internal val handleMap = UniffiHandleMap<PlatformTrust>()
+
+    override fun lower(value: PlatformTrust): Long {
+        if (value is PlatformTrustImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): PlatformTrust {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformTrustImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): PlatformTrust {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PlatformTrust) = 8UL
+
+    override fun write(value: PlatformTrust, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Ends its subscription when cancelled or closed (Kotlin `close()`, Swift
  * deinit). An event being delivered at that moment may still arrive.
  */
@@ -2277,6 +3680,20 @@ public interface UploadEngineInterface {
     suspend fun `pause`(`selector`: UploadSelector): List<UploadRecord>
     
     /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again; returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>): List<kotlin.String>
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
+    
+    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -2309,6 +3726,20 @@ public interface UploadEngineInterface {
      * continues them. Non-blocking; any thread.
      */
     fun `setNetworkState`(`online`: kotlin.Boolean, `metered`: kotlin.Boolean)
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    suspend fun `setPartMode`(`mode`: PartMode)
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
     
     /**
      * Stops the engine and closes the queue for every holder of this
@@ -2359,6 +3790,67 @@ public interface UploadEngineInterface {
      * unknown upload id). Async.
      */
     suspend fun `uploads`(`selector`: UploadSelector): List<UploadRecord>
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+    suspend fun `cancelJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.String
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+    suspend fun `configJson`(): kotlin.String?
+    
+    /**
+     * The spec's `forget`: deletes the targeted finished uploads and
+     * resolves with how many went (a JavaScript number). Async.
+     */
+    suspend fun `forgetJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.Double
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+    suspend fun `pauseJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.String
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+    suspend fun `resumeJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.String
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+    suspend fun `setConfigJson`(`configJson`: kotlin.String)
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+    fun `subscribeJson`(`observer`: JsEventObserver): Subscription
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+    suspend fun `summaryJson`(`transferId`: kotlin.String?): kotlin.String
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+    suspend fun `uploadFileJson`(`path`: kotlin.String, `transferId`: kotlin.String, `fileName`: kotlin.String?, `userParamsJson`: kotlin.String): kotlin.String
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+    suspend fun `uploadsJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.String
     
     companion object
 }
@@ -2648,6 +4140,53 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
 
     
     /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again; returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>) : List<kotlin.String> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
+                uniffiHandle,
+                
+        FfiConverterSequenceString.lower(`liveTaskIds`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceString.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    @Throws(UploaderException::class)override fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
+        it,
+        
+        FfiConverterString.lower(`taskId`),
+        FfiConverterTypePartTaskResult.lower(`result`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -2760,6 +4299,54 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         
         FfiConverterBoolean.lower(`online`),
         FfiConverterBoolean.lower(`metered`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setPartMode`(`mode`: PartMode) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
+                uniffiHandle,
+                
+        FfiConverterTypePartMode.lower(`mode`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
+        it,
+        
+        FfiConverterOptionalTypePartTransport.lower(`transport`),
+        FfiConverterTypeHandoffSettings.lower(`settings`),_status)
 }
     }
     
@@ -2962,6 +4549,268 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         { FfiConverterSequenceTypeUploadRecord.lift(it) },
         // Error FFI converter
         UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `cancel`, like `pause_json`. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `cancelJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalDouble.lower(`uploadId`),
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The stored configuration in the same shape, or `None` before the
+     * first configuration. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `configJson`() : kotlin.String? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_config_json(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `forget`: deletes the targeted finished uploads and
+     * resolves with how many went (a JavaScript number). Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `forgetJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?) : kotlin.Double {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_forget_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalDouble.lower(`uploadId`),
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_f64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_f64(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_f64(future) },
+        // lift function
+        { FfiConverterDouble.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `pause`: a JSON array of the uploads that changed. The
+     * target is `upload_id` (a JavaScript number) or `transfer_id`, or
+     * neither for every upload. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `pauseJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_pause_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalDouble.lower(`uploadId`),
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `resume`, like `pause_json`. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resumeJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_resume_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalDouble.lower(`uploadId`),
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `setConfig`: parses `config_json` (the shape documented in
+     * `NativeS3BgUploader.ts`), validates and stores it. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setConfigJson`(`configJson`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_config_json(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`configJson`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Registers `observer` for the spec's events. It first gets one
+     * `onStateChange` per upload in the queue (queue order: the snapshot),
+     * then every change and progress, in order, with nothing missed or
+     * repeated in between. Keep the handle: closing or cancelling it ends
+     * the subscription. Non-blocking; any thread.
+     */
+    @Throws(JsException::class)override fun `subscribeJson`(`observer`: JsEventObserver): Subscription {
+            return FfiConverterTypeSubscription.lift(
+    callWithHandle {
+    uniffiRustCallWithError(JsException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_subscribe_json(
+        it,
+        
+        FfiConverterTypeJsEventObserver.lower(`observer`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The spec's `getSummary`: `NativeSummary` JSON of one transfer, or of
+     * every upload with `None`. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `summaryJson`(`transferId`: kotlin.String?) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_summary_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `uploadFile`: hashes and queues the file; resolves with
+     * its `NativeUpload` JSON. Async (hashing takes seconds for big files).
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `uploadFileJson`(`path`: kotlin.String, `transferId`: kotlin.String, `fileName`: kotlin.String?, `userParamsJson`: kotlin.String) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`path`),
+        FfiConverterString.lower(`transferId`),
+        FfiConverterOptionalString.lower(`fileName`),
+        FfiConverterString.lower(`userParamsJson`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The spec's `getUploads`: a JSON array in queue order. Async.
+     */
+    @Throws(JsException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `uploadsJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(
+                uniffiHandle,
+                
+        FfiConverterOptionalDouble.lower(`uploadId`),
+        FfiConverterOptionalString.lower(`transferId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        JsException.ErrorHandler,
     )
     }
 
@@ -3389,6 +5238,25 @@ data class EngineStatus (
      * Bytes the active uploads still have to send.
      */
     var `bytesRemaining`: kotlin.ULong
+    , 
+    /**
+     * Parts go to the registered [`PartTransport`] (hand-off mode).
+     */
+    var `handoff`: kotlin.Boolean
+    , 
+    /**
+     * Tasks with the transport now, and handed off since open.
+     */
+    var `tasksHandedOff`: kotlin.UInt
+    , 
+    var `tasksHandedOffTotal`: kotlin.ULong
+    , 
+    /**
+     * Bytes of staged part files now, and at most since open.
+     */
+    var `stagedBytes`: kotlin.ULong
+    , 
+    var `stagingPeak`: kotlin.ULong
     
 ){
     
@@ -3413,6 +5281,11 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -3424,7 +5297,12 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterUInt.allocationSize(value.`active`) +
             FfiConverterUInt.allocationSize(value.`paused`) +
             FfiConverterUInt.allocationSize(value.`authPaused`) +
-            FfiConverterULong.allocationSize(value.`bytesRemaining`)
+            FfiConverterULong.allocationSize(value.`bytesRemaining`) +
+            FfiConverterBoolean.allocationSize(value.`handoff`) +
+            FfiConverterUInt.allocationSize(value.`tasksHandedOff`) +
+            FfiConverterULong.allocationSize(value.`tasksHandedOffTotal`) +
+            FfiConverterULong.allocationSize(value.`stagedBytes`) +
+            FfiConverterULong.allocationSize(value.`stagingPeak`)
     )
 
     override fun write(value: EngineStatus, buf: ByteBuffer) {
@@ -3436,6 +5314,60 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterUInt.write(value.`paused`, buf)
             FfiConverterUInt.write(value.`authPaused`, buf)
             FfiConverterULong.write(value.`bytesRemaining`, buf)
+            FfiConverterBoolean.write(value.`handoff`, buf)
+            FfiConverterUInt.write(value.`tasksHandedOff`, buf)
+            FfiConverterULong.write(value.`tasksHandedOffTotal`, buf)
+            FfiConverterULong.write(value.`stagedBytes`, buf)
+            FfiConverterULong.write(value.`stagingPeak`, buf)
+    }
+}
+
+
+
+/**
+ * Hand-off tuning.
+ */
+data class HandoffSettings (
+    /**
+     * Staged part files, in bytes, at most (default 256 MiB). A part
+     * larger than this is never handed off: it waits for `Direct` mode.
+     */
+    var `stagingBudgetBytes`: kotlin.ULong = 268435456uL 
+    , 
+    /**
+     * A URL is refreshed before hand-off when less than this remains of
+     * its life (the system may start a task late). Default 15 minutes.
+     */
+    var `urlMarginMs`: kotlin.ULong = 900000uL 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHandoffSettings: FfiConverterRustBuffer<HandoffSettings> {
+    override fun read(buf: ByteBuffer): HandoffSettings {
+        return HandoffSettings(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HandoffSettings) = (
+            FfiConverterULong.allocationSize(value.`stagingBudgetBytes`) +
+            FfiConverterULong.allocationSize(value.`urlMarginMs`)
+    )
+
+    override fun write(value: HandoffSettings, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`stagingBudgetBytes`, buf)
+            FfiConverterULong.write(value.`urlMarginMs`, buf)
     }
 }
 
@@ -3543,6 +5475,94 @@ public object FfiConverterTypeNewFile: FfiConverterRustBuffer<NewFile> {
             FfiConverterString.write(value.`transferId`, buf)
             FfiConverterOptionalString.write(value.`fileName`, buf)
             FfiConverterString.write(value.`userParamsJson`, buf)
+    }
+}
+
+
+
+/**
+ * One part upload for the platform: PUT the file at `file_path` (exactly
+ * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ */
+data class PartTask (
+    /**
+     * Made by the engine, unique, kept across relaunches: store it with the
+     * task (iOS: `taskDescription`) and report with it.
+     */
+    var `taskId`: kotlin.String
+    , 
+    /**
+     * The engine's upload id.
+     */
+    var `upload`: kotlin.Long
+    , 
+    var `partNumber`: kotlin.UInt
+    , 
+    /**
+     * Presigned PUT URL. A bearer secret: never log it.
+     */
+    var `url`: kotlin.String
+    , 
+    /**
+     * The staged file holding exactly this part; do not modify or delete it
+     * (the engine deletes it after the report).
+     */
+    var `filePath`: kotlin.String
+    , 
+    /**
+     * Bytes to send (`Content-Length`).
+     */
+    var `length`: kotlin.ULong
+    , 
+    /**
+     * Do not start before this time (ms since the Unix epoch), 0 for at
+     * once. iOS: `earliestBeginDate`.
+     */
+    var `earliestBeginMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePartTask: FfiConverterRustBuffer<PartTask> {
+    override fun read(buf: ByteBuffer): PartTask {
+        return PartTask(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PartTask) = (
+            FfiConverterString.allocationSize(value.`taskId`) +
+            FfiConverterLong.allocationSize(value.`upload`) +
+            FfiConverterUInt.allocationSize(value.`partNumber`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterString.allocationSize(value.`filePath`) +
+            FfiConverterULong.allocationSize(value.`length`) +
+            FfiConverterLong.allocationSize(value.`earliestBeginMs`)
+    )
+
+    override fun write(value: PartTask, buf: ByteBuffer) {
+            FfiConverterString.write(value.`taskId`, buf)
+            FfiConverterLong.write(value.`upload`, buf)
+            FfiConverterUInt.write(value.`partNumber`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterString.write(value.`filePath`, buf)
+            FfiConverterULong.write(value.`length`, buf)
+            FfiConverterLong.write(value.`earliestBeginMs`, buf)
     }
 }
 
@@ -4002,6 +6022,12 @@ data class UploaderConfig (
     var `notificationText`: kotlin.String? = null 
     , 
     /**
+     * PEM root certificates trusted on top of the device's, for backend
+     * calls and part uploads (private CAs). Never a way to skip checks.
+     */
+    var `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
+    , 
+    /**
      * Finished uploads are deleted this long after they finished; 0 keeps
      * them until `forget`. Default: 7 days.
      */
@@ -4032,6 +6058,7 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterTypeRetrySettings.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
             FfiConverterULong.read(buf),
         )
     }
@@ -4047,6 +6074,7 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterTypeRetrySettings.allocationSize(value.`retry`) +
             FfiConverterOptionalString.allocationSize(value.`notificationTitle`) +
             FfiConverterOptionalString.allocationSize(value.`notificationText`) +
+            FfiConverterSequenceString.allocationSize(value.`extraRootCertificatesPem`) +
             FfiConverterULong.allocationSize(value.`finishedRetentionMs`)
     )
 
@@ -4061,6 +6089,7 @@ public object FfiConverterTypeUploaderConfig: FfiConverterRustBuffer<UploaderCon
             FfiConverterTypeRetrySettings.write(value.`retry`, buf)
             FfiConverterOptionalString.write(value.`notificationTitle`, buf)
             FfiConverterOptionalString.write(value.`notificationText`, buf)
+            FfiConverterSequenceString.write(value.`extraRootCertificatesPem`, buf)
             FfiConverterULong.write(value.`finishedRetentionMs`, buf)
     }
 }
@@ -4323,7 +6352,12 @@ enum class IdleReason {
     /**
      * Uploads wait for new headers (`set_config`), then `resume`.
      */
-    AUTH_REQUIRED;
+    AUTH_REQUIRED,
+    /**
+     * Hand-off mode: the remaining parts are with the [`PartTransport`]
+     * (or wait for staging room). Safe to let the app be suspended.
+     */
+    HANDED_OFF;
 
     
 
@@ -4350,6 +6384,79 @@ public object FfiConverterTypeIdleReason: FfiConverterRustBuffer<IdleReason> {
 }
 
 
+
+
+
+
+
+/**
+ * Failure of a JSON call: `code` is the stable error code (`invalid_config`,
+ * `file_not_found`, ... as `js/src/types.ts` lists them), to be used as the
+ * promise's rejection code; `detail` is the rejection message, for people,
+ * without secrets. (Not `message`: Kotlin exceptions already have one.)
+ */
+sealed class JsException: kotlin.Exception() {
+    
+    class Rejected(
+        
+        val `code`: kotlin.String, 
+        
+        val `detail`: kotlin.String
+        ) : JsException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<JsException> {
+        override fun lift(error_buf: RustBuffer.ByValue): JsException = FfiConverterTypeJsError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeJsError : FfiConverterRustBuffer<JsException> {
+    override fun read(buf: ByteBuffer): JsException {
+        
+
+        return when(buf.getInt()) {
+            1 -> JsException.Rejected(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: JsException): ULong {
+        return when(value) {
+            is JsException.Rejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
+    }
+
+    override fun write(value: JsException, buf: ByteBuffer) {
+        when(value) {
+            is JsException.Rejected -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
 
 
 
@@ -4447,6 +6554,321 @@ public object FfiConverterTypeObserverError : FfiConverterRustBuffer<ObserverExc
     override fun write(value: ObserverException, buf: ByteBuffer) {
         when(value) {
             is ObserverException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+/**
+ * Whether the engine sends parts itself or hands them to the transport.
+ */
+
+enum class PartMode {
+    
+    /**
+     * The engine sends parts (app in the foreground). Default.
+     */
+    DIRECT,
+    /**
+     * Parts are staged and handed to the [`PartTransport`] (app about to be suspended).
+     */
+    HANDOFF;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePartMode: FfiConverterRustBuffer<PartMode> {
+    override fun read(buf: ByteBuffer) = try {
+        PartMode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: PartMode) = 4UL
+
+    override fun write(value: PartMode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * How a handed-off task ended.
+ */
+sealed class PartTaskResult {
+    
+    /**
+     * The storage answered. Pass the `ETag` and `Retry-After` headers
+     * verbatim and, for errors, the start of the body (it says whether a
+     * 400 is an expired URL).
+     */
+    data class Response(
+        val `status`: kotlin.UShort, 
+        val `etag`: kotlin.String?, 
+        val `retryAfter`: kotlin.String?, 
+        val `body`: kotlin.String) : PartTaskResult()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * No answer (connection lost, timeout, file unreadable).
+     */
+    data class NoResponse(
+        val `message`: kotlin.String) : PartTaskResult()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The task was cancelled by the system or the user, not by the engine.
+     */
+    object Cancelled : PartTaskResult()
+    
+    
+    /**
+     * The session has no task with this id.
+     */
+    object UnknownTask : PartTaskResult()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePartTaskResult : FfiConverterRustBuffer<PartTaskResult>{
+    override fun read(buf: ByteBuffer): PartTaskResult {
+        return when(buf.getInt()) {
+            1 -> PartTaskResult.Response(
+                FfiConverterUShort.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            2 -> PartTaskResult.NoResponse(
+                FfiConverterString.read(buf),
+                )
+            3 -> PartTaskResult.Cancelled
+            4 -> PartTaskResult.UnknownTask
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: PartTaskResult): ULong = when(value) {
+        is PartTaskResult.Response -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUShort.allocationSize(value.`status`)
+                + FfiConverterOptionalString.allocationSize(value.`etag`)
+                + FfiConverterOptionalString.allocationSize(value.`retryAfter`)
+                + FfiConverterString.allocationSize(value.`body`)
+            )
+        }
+        is PartTaskResult.NoResponse -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
+        is PartTaskResult.Cancelled -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is PartTaskResult.UnknownTask -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: PartTaskResult, buf: ByteBuffer) {
+        when(value) {
+            is PartTaskResult.Response -> {
+                buf.putInt(1)
+                FfiConverterUShort.write(value.`status`, buf)
+                FfiConverterOptionalString.write(value.`etag`, buf)
+                FfiConverterOptionalString.write(value.`retryAfter`, buf)
+                FfiConverterString.write(value.`body`, buf)
+                Unit
+            }
+            is PartTaskResult.NoResponse -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is PartTaskResult.Cancelled -> {
+                buf.putInt(3)
+                Unit
+            }
+            is PartTaskResult.UnknownTask -> {
+                buf.putInt(4)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+
+
+/**
+ * What a transport may throw from `submit`: the part counts one failed
+ * attempt and is tried again later.
+ */
+sealed class SubmitException: kotlin.Exception() {
+    
+    class Refused(
+        
+        val `reason`: kotlin.String
+        ) : SubmitException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<SubmitException> {
+        override fun lift(error_buf: RustBuffer.ByValue): SubmitException = FfiConverterTypeSubmitError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSubmitError : FfiConverterRustBuffer<SubmitException> {
+    override fun read(buf: ByteBuffer): SubmitException {
+        
+
+        return when(buf.getInt()) {
+            1 -> SubmitException.Refused(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SubmitException): ULong {
+        return when(value) {
+            is SubmitException.Refused -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: SubmitException, buf: ByteBuffer) {
+        when(value) {
+            is SubmitException.Refused -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+
+/**
+ * A refusal from [`PlatformTrust`]. Anything else it throws counts as a
+ * refusal too.
+ */
+sealed class TrustException: kotlin.Exception() {
+    
+    class Untrusted(
+        
+        val `reason`: kotlin.String
+        ) : TrustException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<TrustException> {
+        override fun lift(error_buf: RustBuffer.ByValue): TrustException = FfiConverterTypeTrustError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTrustError : FfiConverterRustBuffer<TrustException> {
+    override fun read(buf: ByteBuffer): TrustException {
+        
+
+        return when(buf.getInt()) {
+            1 -> TrustException.Untrusted(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: TrustException): ULong {
+        return when(value) {
+            is TrustException.Untrusted -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: TrustException, buf: ByteBuffer) {
+        when(value) {
+            is TrustException.Untrusted -> {
                 buf.putInt(1)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
@@ -4959,6 +7381,38 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
@@ -5023,6 +7477,38 @@ public object FfiConverterOptionalTypeFileOpener: FfiConverterRustBuffer<FileOpe
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypePartTransport: FfiConverterRustBuffer<PartTransport?> {
+    override fun read(buf: ByteBuffer): PartTransport? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePartTransport.read(buf)
+    }
+
+    override fun allocationSize(value: PartTransport?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePartTransport.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PartTransport?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePartTransport.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeUploadFailure: FfiConverterRustBuffer<UploadFailure?> {
     override fun read(buf: ByteBuffer): UploadFailure? {
         if (buf.get().toInt() == 0) {
@@ -5077,6 +7563,62 @@ public object FfiConverterOptionalTypeUploaderConfig: FfiConverterRustBuffer<Upl
         } else {
             buf.put(1)
             FfiConverterTypeUploaderConfig.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }
@@ -5239,6 +7781,35 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
 }
     )
     }
+    
+
+        /**
+         * Makes the engine verify servers with the device's trust store (see
+         * [`PlatformTrust`]). Call it once at start-up, before the first upload;
+         * later calls replace it. Android and iOS must call it: their builds carry
+         * no bundled roots, so without it only `extraRootCertificatesPem` is
+         * trusted. Non-blocking; any thread.
+         */ fun `installPlatformTrust`(`trust`: PlatformTrust)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_install_platform_trust(
+    
+        
+        FfiConverterTypePlatformTrust.lower(`trust`),_status)
+}
+    
+    
+
+        /**
+         * Goes back to the bundled roots (where the build has them). For tests.
+         */ fun `removePlatformTrust`()
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_remove_platform_trust(
+    
+        _status)
+}
+    
     
 
 
