@@ -324,7 +324,7 @@ pub(crate) fn classify_answer(
     Err(
         if status == 403 || (status == 400 && body_says_expired(body)) {
             Failure::UrlRejected { detail }
-        } else if status == 404 && body_says_no_such_upload(&body) {
+        } else if status == 404 && body_says_no_such_upload(body) {
             Failure::UploadGone { detail }
         } else if is_transient_status(status) {
             Failure::Transient {
