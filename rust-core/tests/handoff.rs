@@ -214,11 +214,16 @@ async fn switching_between_direct_and_hand_off_mid_upload_loses_nothing() {
     assert_eq!(status.tasks_handed_off, 0);
     assert!(status.tasks_handed_off_total >= 2);
     assert_eq!(dir_files(&staging_dir(&e)), 0);
-    // No handed-off part was sent by the engine as well.
+    // The switch stops the direct PUTs in flight (at most 2); their parts
+    // may be handed off and reach the store a second time, but nothing
+    // else is sent twice.
     let upload_id = u.upload_id.unwrap();
     for task in t.submitted.lock().unwrap().iter() {
-        assert_eq!(h.stats.part_puts(&upload_id, task.part_number), 1);
+        assert!(h.stats.part_puts(&upload_id, task.part_number) <= 2);
     }
+    let parts = u.parts_total;
+    let puts: u32 = (1..=parts).map(|n| h.stats.part_puts(&upload_id, n)).sum();
+    assert!(puts <= parts + 2, "{puts} PUTs for {parts} parts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
