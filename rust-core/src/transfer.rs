@@ -238,6 +238,20 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             ))
         }
         Err(e) => {
+            // Shorter than when it was added: the file changed, and its
+            // upload must never complete with mixed content.
+            if read_failed
+                .get()
+                .is_some_and(|(k, _)| *k == io::ErrorKind::UnexpectedEof)
+            {
+                return Err(Failure::fatal(
+                    ErrorCode::FileChanged,
+                    format!(
+                        "{} is shorter than when it was added; add it again to upload the new content",
+                        job.file.label()
+                    ),
+                ));
+            }
             if let Some((kind, msg)) = read_failed.get() {
                 let label = job.file.label();
                 return Err(file_error(

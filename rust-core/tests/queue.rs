@@ -138,7 +138,16 @@ async fn finished_uploads_leave_the_working_set_and_can_be_forgotten() {
         .unwrap();
     e.settle(cancelled.id).await;
 
-    let status = e.uploader.status().await.unwrap();
+    // The cancelled upload leaves once its startUpload answer and abort
+    // call are through (they run after the cancel returned).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let status = e.uploader.status().await.unwrap();
+        if status.tracked == 1 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(
         status.tracked, 1,
         "only the paused upload is worked on: {status:?}"
