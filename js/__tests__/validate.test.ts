@@ -200,7 +200,7 @@ describe('toFilePath', () => {
     'content://com.android.providers.media.documents/document/video%3A12?x=1',
     'CONTENT://media/external/images/5',
     'bookmark://Ym9va21hcmstZGF0YQ',
-  ])('passes the platform URI %s to native unchanged', (uri) => {
+  ])('passes the platform URI %s to native unchanged', uri => {
     expect(toFilePath(uri)).toBe(uri);
   });
 

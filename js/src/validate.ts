@@ -322,7 +322,7 @@ export function toFilePath(pathOrUri: unknown): string {
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(pathOrUri);
   const schemeName = scheme?.[1]?.toLowerCase();
-  if (PLATFORM_URI_SCHEMES.some((s) => s === schemeName)) {
+  if (PLATFORM_URI_SCHEMES.some(s => s === schemeName)) {
     if (!/^[^:]+:\/\/[^/?#]+/.test(pathOrUri)) {
       throw argumentError(`a ${schemeName}: URI must look like ${schemeName}://authority/...`);
     }
