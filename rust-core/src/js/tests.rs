@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Progress;
 use serde_json::json;
 
 const CASES: &str = concat!(
