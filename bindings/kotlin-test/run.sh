@@ -62,6 +62,6 @@ cp_run="$work/tests.jar:$cp_compile:/usr/share/java/hamcrest-core.jar:$klib/kotl
 java -Djna.library.path="$(dirname "$lib")" \
   -Ds3bgu.cli="$target/debug/s3bgu" \
   -Ds3bgu.httpsHarness="$target/debug/https-harness" \
-  -Ds3bgu.bindings.committed="$root/bindings" \
+  -Ds3bgu.bindings.committed="$root" \
   -Ds3bgu.bindings.generated="$work/generated" \
   -cp "$cp_run" com.s3bguploader.core.test.MainKt

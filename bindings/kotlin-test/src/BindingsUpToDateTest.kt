@@ -6,7 +6,8 @@ import org.junit.Test
 import java.io.File
 
 /**
- * The committed bindings (bindings/kotlin, bindings/swift) must be exactly
+ * The committed bindings (Kotlin in android/src/main/java/com/s3bguploader/core,
+ * Swift in ios/generated) must be exactly
  * what uniffi-bindgen generates from the current library: otherwise the Rust
  * API changed without `bindings/generate.sh` being run and committed.
  */
@@ -15,25 +16,27 @@ class BindingsUpToDateTest {
         root.walkTopDown().filter { it.isFile }
             .associate { it.relativeTo(root).path to it.readText() }
 
-    private fun check(language: String) {
-        val committed = File(System.getProperty("s3bgu.bindings.committed"), language)
-        val generated = File(System.getProperty("s3bgu.bindings.generated"), language)
+    private fun check(language: String, committedDir: String, generatedDir: String) {
+        val root = File(System.getProperty("s3bgu.bindings.committed"))
+        val committed = File(root, committedDir)
+        val generated = File(System.getProperty("s3bgu.bindings.generated"), generatedDir)
         val expected = tree(generated)
         assertTrue("nothing generated for $language", expected.isNotEmpty())
         val actual = tree(committed)
         assertEquals(
-            "files in bindings/$language differ from the generated ones: run bindings/generate.sh",
+            "files in $committedDir differ from the generated ones: run bindings/generate.sh",
             expected.keys, actual.keys,
         )
         for ((path, text) in expected) {
             assertTrue(
-                "bindings/$language/$path is out of date with the Rust API: run bindings/generate.sh and commit",
+                "$committedDir/$path is out of date with the Rust API: run bindings/generate.sh and commit",
                 actual[path] == text,
             )
         }
     }
 
-    @Test fun kotlinBindingsAreUpToDate() = check("kotlin")
+    @Test fun kotlinBindingsAreUpToDate() =
+        check("kotlin", "android/src/main/java/com/s3bguploader/core", "kotlin/com/s3bguploader/core")
 
-    @Test fun swiftBindingsAreUpToDate() = check("swift")
+    @Test fun swiftBindingsAreUpToDate() = check("swift", "ios/generated", "swift")
 }
