@@ -11,7 +11,9 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -48,7 +50,14 @@ open class UploadForegroundService : Service() {
                     getSystemService(android.app.NotificationManager::class.java)?.notify(UploadNotifications.NOTIFICATION_ID, n)
                 }
             }
-            val reason = runCatching { engine.runUntilIdle() }.getOrDefault(IdleReason.SUSPENDED)
+            val reason = try {
+                engine.runUntilIdle()
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Exception) {
+                Log.w(S3BgUploaderRuntime.TAG, "the engine stopped: ${e.javaClass.simpleName}")
+                IdleReason.WAITING_FOR_NETWORK
+            }
             progress.cancel()
             if (reason != IdleReason.SUSPENDED) {
                 // Waiting for a network, or done: a job (with its network
@@ -67,10 +76,11 @@ open class UploadForegroundService : Service() {
         Log.i(S3BgUploaderRuntime.TAG, "foreground service time is up: suspending, a job continues")
         val engine = S3BgUploaderRuntime.engine(this)
         runBlocking {
+            // The run first, so that it cannot start the engine again.
+            run?.cancelAndJoin()
             engine.suspend()
             UploadJobs.scheduleRegular(this@UploadForegroundService, engine)
         }
-        run?.cancel()
         stopForegroundCompat()
         stopSelf()
     }

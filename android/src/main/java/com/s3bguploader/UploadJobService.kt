@@ -13,7 +13,9 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
@@ -40,6 +42,9 @@ open class UploadJobService : JobService() {
             val progress = launch { reportProgress(engine, params, userInitiated) }
             val reason = try {
                 engine.runUntilIdle()
+            } catch (e: CancellationException) {
+                // onStopJob: it answers the system itself.
+                throw e
             } catch (e: Exception) {
                 Log.w(S3BgUploaderRuntime.TAG, "the engine stopped: ${e.javaClass.simpleName}")
                 IdleReason.SUSPENDED.also { jobFinished(params, true) }
@@ -98,9 +103,12 @@ open class UploadJobService : JobService() {
 
     override fun onStopJob(params: JobParameters): Boolean {
         val engine = S3BgUploaderRuntime.engine(this)
-        // Returns within milliseconds; runUntilIdle then returns SUSPENDED.
-        runBlocking { engine.suspend() }
-        runs.remove(params.jobId)?.cancel()
+        // The run first, so that it cannot start the engine again after the
+        // suspension; then suspend (returns within milliseconds).
+        runBlocking {
+            runs.remove(params.jobId)?.cancelAndJoin()
+            engine.suspend()
+        }
         val byUser = Build.VERSION.SDK_INT >= 31 && params.stopReason == JobParameters.STOP_REASON_USER
         if (byUser) Log.i(S3BgUploaderRuntime.TAG, "the user stopped the upload job")
         // Ask to be run again unless the user stopped it from the Task Manager.

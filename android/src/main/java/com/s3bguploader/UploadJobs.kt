@@ -87,12 +87,18 @@ object UploadJobs {
         return builder.build()
     }
 
-    private fun canRunUserInitiatedJobs(scheduler: JobScheduler): Boolean =
+    /**
+     * Whether the user still allows long-running jobs (API 34+). A variable
+     * so that JVM tests can answer, as Robolectric has no job service
+     * behind `JobScheduler`.
+     */
+    @Volatile internal var canRunUserInitiatedJobs: (JobScheduler) -> Boolean = { scheduler ->
         try {
             scheduler.canRunUserInitiatedJobs()
         } catch (e: RuntimeException) {
             false
         }
+    }
 
     /** The app opted in to the dataSync fallback by declaring the service (and its permissions). */
     fun foregroundServiceDeclared(context: Context): Boolean {

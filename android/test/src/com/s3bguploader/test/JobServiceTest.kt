@@ -63,7 +63,7 @@ class JobServiceTest {
     private fun Notification.text(): String = extras.getCharSequence(Notification.EXTRA_TEXT).toString()
 
     @Test
-    fun userInitiatedJobPostsItsNotificationUpdatesItAndFinishesWhenDrained() = GatedBackend().use { gated ->
+    fun userInitiatedJobPostsItsNotificationUpdatesItAndFinishesWhenDrained(): Unit = GatedBackend().use { gated ->
         val engine = S3BgUploaderRuntime.engine(app)
         runBlocking {
             engine.setConfigJson(gated.configJson(""","notification":{"title":"Sending {totalFiles} files","text":"{percentage}% of {totalSize}"}"""))
@@ -112,7 +112,7 @@ class JobServiceTest {
     }
 
     @Test
-    fun onStopJobSuspendsTheEngineAndAsksForRescheduling() = GatedBackend().use { gated ->
+    fun onStopJobSuspendsTheEngineAndAsksForRescheduling(): Unit = GatedBackend().use { gated ->
         val engine = S3BgUploaderRuntime.engine(app)
         runBlocking { engine.setConfigJson(gated.configJson()) }
         engine.setNetworkState(true, false)
@@ -181,6 +181,29 @@ class JobServiceTest {
         assertEquals(f.length(), job.estimatedNetworkUploadBytes)
         // A second request does not replace (and so stop) the scheduled job.
         assertEquals(UploadJobs.Kind.ALREADY_SCHEDULED, runBlocking { UploadJobs.schedule(app, engine, userAction = false, visible = false) })
+    }
+
+    @Test
+    fun revokedLongRunningJobsFallBackToARegularJobOrTheAppsForegroundService() {
+        UploadJobs.canRunUserInitiatedJobs = { false }
+        val engine = S3BgUploaderRuntime.engine(app)
+        runBlocking { engine.setConfigJson(Backend.configJson()) }
+        engine.setNetworkState(false, false)
+        runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "f.bin", 4000).path, "f", null, "{}") }
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
+        val scheduler = app.getSystemService(JobScheduler::class.java)!!
+        assertFalse(scheduler.getPendingJob(UploadJobs.JOB_ID)!!.isUserInitiated)
+
+        // The app opted in to the dataSync service: a user action starts it.
+        scheduler.cancel(UploadJobs.JOB_ID)
+        shadowOf(app.packageManager).addOrUpdateService(
+            android.content.pm.ServiceInfo().apply { packageName = app.packageName; name = com.s3bguploader.UploadForegroundService::class.java.name },
+        )
+        shadowOf(app).grantPermissions("android.permission.FOREGROUND_SERVICE", "android.permission.FOREGROUND_SERVICE_DATA_SYNC")
+        assertEquals(UploadJobs.Kind.FOREGROUND_SERVICE, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
+        assertEquals(com.s3bguploader.UploadForegroundService::class.java.name, shadowOf(app).nextStartedService.component!!.className)
+        // Not visible (a background resume): a regular job, never the service.
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = false) })
     }
 
     @Test

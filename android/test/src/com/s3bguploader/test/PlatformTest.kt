@@ -47,9 +47,15 @@ class TestFilesProvider : ContentProvider() {
         val name = uri.lastPathSegment ?: throw FileNotFoundException("no name")
         if (name.startsWith("revoked")) throw SecurityException("Permission Denial: the grant for $name was revoked")
         if (name.startsWith("pipe")) {
-            val (read, write) = ParcelFileDescriptor.createPipe()
-            write.close()
-            return read
+            // A real pipe, as a provider that streams its content hands out.
+            val fds = IntArray(2)
+            check(LibC.INSTANCE.pipe(fds) == 0)
+            try {
+                return ParcelFileDescriptor.open(File("/proc/self/fd/${fds[0]}"), ParcelFileDescriptor.MODE_READ_ONLY)
+            } finally {
+                LibC.INSTANCE.close(fds[0])
+                LibC.INSTANCE.close(fds[1])
+            }
         }
         val f = File(root, name)
         if (!f.exists()) throw FileNotFoundException("$name is gone")
@@ -70,7 +76,7 @@ class TestFilesProvider : ContentProvider() {
 }
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
+@Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class])
 class PlatformTest {
     private lateinit var app: Application
 
@@ -164,7 +170,7 @@ class PlatformTest {
     }
 
     @Test
-    fun theForegroundServiceRunsInForegroundAndItsTimeoutStopsCleanly() = GatedBackend().use { gated ->
+    fun theForegroundServiceRunsInForegroundAndItsTimeoutStopsCleanly(): Unit = GatedBackend().use { gated ->
         val engine = S3BgUploaderRuntime.engine(app)
         runBlocking { engine.setConfigJson(gated.configJson()) }
         engine.setNetworkState(true, false)
@@ -205,7 +211,7 @@ class PlatformTest {
     }
 
     @Test
-    fun afterABootTheReceiverSchedulesTheJobWithoutJavaScript() = GatedBackend().use { gated ->
+    fun afterABootTheReceiverSchedulesTheJobWithoutJavaScript(): Unit = GatedBackend().use { gated ->
         val engine = S3BgUploaderRuntime.engine(app)
         // Held at the backend: work is left whatever the network says.
         runBlocking { engine.setConfigJson(gated.configJson()) }

@@ -8,6 +8,12 @@ import com.facebook.react.bridge.ReadableMap
 import com.facebook.react.bridge.WritableMap
 import com.s3bguploader.JsonBridge
 import com.s3bguploader.S3BgUploaderRuntime
+import com.s3bguploader.UploadJobs
+import android.net.ConnectivityManager
+import android.net.NetworkCapabilities
+import org.robolectric.RuntimeEnvironment
+import org.robolectric.Shadows.shadowOf
+import org.robolectric.shadows.ShadowNetworkCapabilities
 import java.io.File
 import java.nio.file.Files
 import java.util.concurrent.CountDownLatch
@@ -115,6 +121,16 @@ object TestSetup {
         JsonBridge.newMap = { JavaOnlyMap() }
         JsonBridge.newArray = { JavaOnlyArray() }
         S3BgUploaderRuntime.resetForTests()
+        // Robolectric has no job service to ask: the user allows long-running jobs.
+        UploadJobs.canRunUserInitiatedJobs = { true }
+        // The default network is Wi-Fi with internet access (the engine reads it on open).
+        val app = RuntimeEnvironment.getApplication()
+        val cm = app.getSystemService(ConnectivityManager::class.java)!!
+        val wifi = ShadowNetworkCapabilities.newInstance()
+        shadowOf(wifi).addTransportType(NetworkCapabilities.TRANSPORT_WIFI)
+        shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET)
+        shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED)
+        shadowOf(cm).setNetworkCapabilities(cm.activeNetwork, wifi)
     }
 
     fun after() {

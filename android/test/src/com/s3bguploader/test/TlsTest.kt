@@ -3,7 +3,6 @@ package com.s3bguploader.test
 import android.app.Application
 import com.s3bguploader.AndroidTrust
 import com.s3bguploader.S3BgUploaderRuntime
-import com.s3bguploader.core.installPlatformTrust
 import kotlinx.coroutines.runBlocking
 import org.junit.After
 import org.junit.Assert.assertArrayEquals
@@ -68,7 +67,7 @@ class TlsTest {
     }
 
     @Test
-    fun uploadsTrustWhatThePlatformTrustManagerTrusts() = HttpsHarness().use { h ->
+    fun uploadsTrustWhatThePlatformTrustManagerTrusts(): Unit = HttpsHarness().use { h ->
         // The runtime installs the platform's trust manager when it opens the
         // engine; here that store does not know the harness's private CA.
         val engine = S3BgUploaderRuntime.engine(app)
@@ -78,16 +77,46 @@ class TlsTest {
         engine.setNetworkState(true, false)
         val refused = settle(runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "t1.bin", 2000).path, "tls", null, "{}") })
         assertTrue(refused, refused.contains("\"state\":\"FAILED\""))
-        assertTrue(refused, refused.contains("does not trust the certificate of 127.0.0.1"))
+        assertTrue(refused, refused.contains("not trusted"))
 
         // A device store that holds the CA (as a user CA allowed by the
-        // network security config would): backend calls and parts go through.
-        val ks = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null, null) }
+        // network security config would): the JVM's default store is what
+        // the platform's TrustManagerFactory reads here. A new process opens
+        // the engine again and installs the platform's trust manager.
+        val ks = KeyStore.getInstance("PKCS12").apply { load(null, null) }
         ks.setCertificateEntry("private-ca", CertificateFactory.getInstance("X.509").generateCertificate(h.caPem.byteInputStream()))
-        installPlatformTrust(AndroidTrust.fromPlatform(ks))
+        val store = File.createTempFile("device-store", ".p12").also { f -> f.outputStream().use { ks.store(it, "pw".toCharArray()) } }
+        val saved = listOf("javax.net.ssl.trustStore", "javax.net.ssl.trustStorePassword", "javax.net.ssl.trustStoreType").associateWith { System.getProperty(it) }
+        System.setProperty("javax.net.ssl.trustStore", store.path)
+        System.setProperty("javax.net.ssl.trustStorePassword", "pw")
+        System.setProperty("javax.net.ssl.trustStoreType", "PKCS12")
+        try {
+            S3BgUploaderRuntime.resetForTests()
+            val reopened = S3BgUploaderRuntime.engine(app)
+            reopened.setNetworkState(true, false)
+            checkTrusted(reopened, h)
+        } finally {
+            saved.forEach { (k, v) -> if (v == null) System.clearProperty(k) else System.setProperty(k, v) }
+        }
+    }
+
+    private fun checkTrusted(engine: com.s3bguploader.core.UploadEngine, h: HttpsHarness) {
         val f = randomFile(app.cacheDir, "t2.bin", 5 * MIB + 77)
         val done = settle(runBlocking { engine.uploadFileJson(f.path, "tls", null, "{}") })
         assertTrue(done, done.contains("\"state\":\"COMPLETED\""))
         assertArrayEquals(f.readBytes(), h.objectBytes(Regex("\"key\":\"([^\"]+)\"").find(done)!!.groupValues[1]))
+    }
+
+    @Test
+    fun aTrustManagerWithoutHostChecksStillDecides() {
+        // The JVM's trust manager has no host-aware check: AndroidTrust falls
+        // back to the plain one (the engine verifies the host name itself).
+        val refusing = AndroidTrust.fromPlatform(KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null, null) })
+        try {
+            refusing.checkServerTrusted(listOf(ByteArray(3)), "RSA", "example.com")
+            throw AssertionError("garbage was trusted")
+        } catch (e: com.s3bguploader.core.TrustException.Untrusted) {
+            assertTrue(e.reason, e.reason.contains("example.com"))
+        }
     }
 }
