@@ -205,7 +205,11 @@ describe('toFilePath', () => {
   });
 
   it.each([
-    ['ios', 'content://media/external/video/media/1234', 'content: URIs are only supported on Android'],
+    [
+      'ios',
+      'content://media/external/video/media/1234',
+      'content: URIs are only supported on Android',
+    ],
     ['web', 'content://media/1', 'content: URIs are only supported on Android'],
     ['android', 'bookmark://Ym9va21hcmstZGF0YQ', 'bookmark: URIs are only supported on iOS'],
     ['android', 'content:media/1', 'must look like content://authority/'],
@@ -219,7 +223,9 @@ describe('toFilePath', () => {
   });
 
   it('uses the running platform by default (jest runs as iOS)', () => {
-    expect(failure(() => toFilePath('content://media/1')).message).toContain('only supported on Android');
+    expect(failure(() => toFilePath('content://media/1')).message).toContain(
+      'only supported on Android',
+    );
     expect(toFilePath('bookmark://Ym9v')).toBe('bookmark://Ym9v');
   });
 

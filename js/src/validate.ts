@@ -335,7 +335,9 @@ export function toFilePath(pathOrUri: unknown, os: string = Platform.OS): string
   );
   if (owner !== undefined && owner !== os) {
     throw argumentError(
-      `${schemeName}: URIs are only supported on ${PLATFORM_NAMES[owner] ?? owner}: pass a local file path or a file:// URI`,
+      `${schemeName}: URIs are only supported on ${
+        PLATFORM_NAMES[owner] ?? owner
+      }: pass a local file path or a file:// URI`,
     );
   }
   if (owner !== undefined) {

@@ -15,13 +15,14 @@ import kotlinx.coroutines.launch
 class BootReceiver : BroadcastReceiver() {
     override fun onReceive(context: Context, intent: Intent) {
         if (intent.action != Intent.ACTION_BOOT_COMPLETED && intent.action != Intent.ACTION_MY_PACKAGE_REPLACED) return
-        val pending = goAsync()
+        // Null only when called directly rather than by a broadcast.
+        val pending: PendingResult? = goAsync()
         val app = context.applicationContext
         CoroutineScope(Dispatchers.Default).launch {
             try {
                 UploadJobs.scheduleRegular(app, S3BgUploaderRuntime.engine(app))
             } finally {
-                pending.finish()
+                pending?.finish()
             }
         }
     }

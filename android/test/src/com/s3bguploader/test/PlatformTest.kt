@@ -4,6 +4,7 @@ import android.app.Application
 import android.content.ContentProvider
 import android.content.ContentValues
 import android.content.Intent
+import android.content.IntentFilter
 import android.content.pm.ServiceInfo
 import android.database.Cursor
 import android.net.ConnectivityManager
@@ -218,7 +219,11 @@ class PlatformTest {
         runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "boot.bin", 3000).path, "boot", null, "{}") }
         // A new process: the engine is reopened from the persisted queue.
         S3BgUploaderRuntime.resetForTests()
-        BootReceiver().onReceive(app, Intent(Intent.ACTION_BOOT_COMPLETED))
+        // Delivered as a broadcast (Robolectric does not read the library's
+        // manifest: the receiver is registered here as the manifest does).
+        app.registerReceiver(BootReceiver(), IntentFilter(Intent.ACTION_BOOT_COMPLETED))
+        app.sendBroadcast(Intent(Intent.ACTION_BOOT_COMPLETED))
+        shadowOf(android.os.Looper.getMainLooper()).idle()
         val scheduler = app.getSystemService(android.app.job.JobScheduler::class.java)!!
         val job = eventually("the job after boot") { scheduler.getPendingJob(UploadJobs.JOB_ID) }
         assertTrue(job.isPersisted)
