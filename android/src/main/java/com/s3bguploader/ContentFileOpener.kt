@@ -42,7 +42,9 @@ class ContentFileOpener(private val resolver: ContentResolver) : FileOpener {
             try {
                 resolver.takePersistableUriPermission(Uri.parse(uri), Intent.FLAG_GRANT_READ_URI_PERMISSION)
                 true
-            } catch (e: SecurityException) {
+            } catch (e: RuntimeException) {
+                // No persistable grant (SecurityException): the upload still
+                // works while the app's grant lasts.
                 false
             }
     }

@@ -81,11 +81,15 @@ open class UploadJobService : JobService() {
             val content = UploadNotifications.content(engine)
             showNotification(params, UploadNotifications.build(this, content), userInitiated)
             if (userInitiated) {
-                val summary = engine.summary(null)
-                updateTransferredNetworkBytes(params, 0, summary.uploadedBytes.toLong())
-                updateEstimatedNetworkBytes(params, 0, engine.bytesRemaining().toLong())
+                reportBytes(params, engine.summary(null).uploadedBytes.toLong(), engine.bytesRemaining().toLong())
             }
         }
+    }
+
+    /** A user-initiated job's byte counts, for the system's progress and quota decisions. */
+    protected open fun reportBytes(params: JobParameters, uploaded: Long, remaining: Long) {
+        updateTransferredNetworkBytes(params, 0, uploaded)
+        updateEstimatedNetworkBytes(params, 0, remaining)
     }
 
     /**

@@ -35,6 +35,12 @@ import java.util.Collections
 /** Records every notification the job shows (the framework's `setNotification` is a no-op here). */
 class RecordingJobService : UploadJobService() {
     val shown: MutableList<Pair<Notification, Boolean>> = Collections.synchronizedList(ArrayList())
+    val bytes: MutableList<Pair<Long, Long>> = Collections.synchronizedList(ArrayList())
+
+    override fun reportBytes(params: JobParameters, uploaded: Long, remaining: Long) {
+        bytes.add(uploaded to remaining)
+        super.reportBytes(params, uploaded, remaining)
+    }
 
     override fun showNotification(params: JobParameters, notification: Notification, userInitiated: Boolean) {
         shown.add(notification to userInitiated)
@@ -108,6 +114,12 @@ class JobServiceTest {
         assertEquals(all, 2, keys.size)
         files.zip(keys).forEach { (f, k) -> assertArrayEquals(f.readBytes(), Backend.objectBytes(k)) }
         assertTrue(service.shown.all { it.first.title() == "Sending 2 files" && it.second })
+        // Transferred and remaining bytes went to the system with each update;
+        // while the backend held the uploads nothing was sent yet.
+        val total = files.sumOf { it.length() }
+        assertTrue(service.bytes.isNotEmpty())
+        assertEquals(0L to total, service.bytes.first())
+        assertTrue(service.bytes.all { (up, left) -> up in 0..total && left in 0..total })
         controller.destroy()
     }
 

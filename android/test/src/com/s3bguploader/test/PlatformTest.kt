@@ -110,6 +110,11 @@ class PlatformTest {
             assertEquals(TestFilesProvider.uri("video.mp4"), added.str("path"))
             assertEquals("video.mp4", added.str("fileName"))
             assertEquals(f.length().toDouble(), added.num("size"), 0.0)
+            // The picker's grant is kept across restarts.
+            assertTrue(
+                app.contentResolver.persistedUriPermissions.toString(),
+                app.contentResolver.persistedUriPermissions.any { it.uri == Uri.parse(TestFilesProvider.uri("video.mp4")) && it.isReadPermission },
+            )
             val done = settled(added.num("id"))
             assertTrue(done, done.contains("\"state\":\"COMPLETED\""))
             val key = Regex("\"key\":\"([^\"]+)\"").find(done)!!.groupValues[1]
