@@ -35,8 +35,8 @@ fi
 mkdir -p "$cache" "$m2"
 ready="$cache/.ready-1"
 offline=()
-[ -f "$ready" ] && offline=(-o)
-mvn_q() { mvn -q -B "${offline[@]}" -Dmaven.repo.local="$m2" "$@"; }
+# Offline once a run has completed with this cache (plugins included).
+[ -f "$ready" ] && [ -d "$m2/org/jetbrains/kotlin/kotlin-maven-plugin" ] && offline=(-o)
 
 # Artifacts fetched as files (not resolved transitively: react-android's own
 # dependency tree is not all on Maven Central).
