@@ -164,6 +164,7 @@ bundle() {
     --assets-dest "build/$platform/assets" >"build/$platform/metro.log" 2>&1 ||
     { cat "build/$platform/metro.log"; fail "Metro could not bundle for $platform"; }
   # The bundle must take the library's built output, and React only from the app.
+  # shellcheck disable=SC2016 # JavaScript source: ${...} is a template literal, not shell
   node -e '
     const fs = require("fs");
     const [map, root] = process.argv.slice(1);
