@@ -109,16 +109,17 @@ npm run --silent build
 for f in lib/module/index.js lib/typescript/index.d.ts; do
   [ -s "$f" ] || fail "the build wrote no $f"
 done
-# What `npm pack` would publish: the built output and the codegen sources, no tests.
-packed=$(npm pack --dry-run --json --ignore-scripts 2>/dev/null |
-  node -e 'const [p] = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(p.files.map(f => f.path).join("\n"))')
-for f in lib/module/index.js lib/typescript/index.d.ts js/src/NativeS3BgUploader.ts package.json; do
-  grep -qx "$f" <<<"$packed" || fail "npm pack would not include $f"
-done
-if grep -E '__tests__|^example-app/|^rust-core/|^tools/' <<<"$packed"; then
-  fail "npm pack would include the files above"
-fi
-echo "package: $(wc -l <<<"$packed") files"
+# The tarball (what npm would publish), the Expo config plugin on Expo's
+# template files, and the checks the phone build scripts run on binaries.
+step "packaging tests (node --test test/packaging)"
+packaging_status=0
+node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$gen/packaging.tap" 'test/packaging/*.test.mjs' ||
+  packaging_status=$?
+# The plain closing line CI reads, from the runner's own TAP counts.
+awk '$1 == "#" && $2 == "pass" { p = $3 } $1 == "#" && $2 == "fail" { f = $3 }
+  END { printf "packaging: %d passed, %d failed\n", p, f }' "$gen/packaging.tap"
+[ "$packaging_status" = 0 ] || fail "packaging tests failed"
 
 # -- the example app ----------------------------------------------------------
 cd "$root/example-app"
@@ -184,5 +185,11 @@ bundle android index.android.bundle
 bundle ios main.jsbundle
 
 cd "$root"
+# The package as a user installs it: tarball -> scratch apps (0.88, 0.76).
+step "install the tarball into scratch apps (scripts/test-install.sh)"
+install_started=$SECONDS
+./scripts/test-install.sh
+echo "install step took $((SECONDS - install_started)) s"
+
 echo
 echo "JS step passed in $((SECONDS - start))s"

@@ -66,17 +66,26 @@ test('check-android-libs: every library is checked, one bad one fails the run', 
 });
 
 // The desktop engine, as `cargo test --workspace` built it (scripts/test.sh
-// runs this step after the Rust suites, so this only checks it is current).
+// runs this step after the Rust suites, so the build only checks it is
+// current), or S3BGU_ENGINE_LIB (an unstripped build of another profile).
 const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
-const engine = path.join(target, 'debug', os.platform() === 'darwin' ? 'libs3bgu_core.dylib' : 'libs3bgu_core.so');
+const engine =
+  process.env.S3BGU_ENGINE_LIB ||
+  path.join(target, 'debug', os.platform() === 'darwin' ? 'libs3bgu_core.dylib' : 'libs3bgu_core.so');
+const bindgen = path.join(target, 'debug', 'uniffi-bindgen');
 before(() => {
-  const r = run('cargo', ['build', '--locked', '-q', '--workspace', '--all-targets']);
+  const args = process.env.S3BGU_ENGINE_LIB
+    ? ['build', '--locked', '-q', '-p', 'uniffi-bindgen']
+    : ['build', '--locked', '-q', '--workspace', '--all-targets'];
+  const r = run('cargo', args);
   assert.equal(r.code, 0, r.out);
 });
 
 test('check-bindings: bindings generated from the built engine match the committed ones', t => {
   for (const language of ['kotlin', 'swift']) {
-    const r = run('bash', ['scripts/check-bindings.sh', language, engine]);
+    const r = run('bash', ['scripts/check-bindings.sh', language, engine], {
+      env: { ...process.env, UNIFFI_BINDGEN: bindgen },
+    });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, new RegExp(`${language} bindings generated from libs3bgu_core\\.\\w+ match`));
     t.diagnostic(r.out.trim());
@@ -87,7 +96,9 @@ test('check-bindings: a stripped library (no uniffi metadata) fails with the rea
   const stripped = path.join(work, 'stripped.so');
   const s = run('strip', ['-o', stripped, engine]);
   assert.equal(s.code, 0, s.out);
-  const r = run('bash', ['scripts/check-bindings.sh', 'kotlin', stripped]);
+  const r = run('bash', ['scripts/check-bindings.sh', 'kotlin', stripped], {
+    env: { ...process.env, UNIFFI_BINDGEN: bindgen },
+  });
   assert.equal(r.code, 1, r.out);
   assert.match(r.out, /a stripped library has no uniffi metadata/);
 });
@@ -100,7 +111,6 @@ test('check-bindings: stale committed bindings fail the check', () => {
   run('mkdir', ['-p', kotlinDir, path.join(fake, 'scripts')]);
   run('cp', ['scripts/check-bindings.sh', path.join(fake, 'scripts/')]);
   writeFileSync(path.join(kotlinDir, 's3bgu_core.kt'), readFileSync(KOTLIN, 'utf8').replace(/\n/, '\n// stale\n'));
-  const bindgen = path.join(target, 'debug', 'uniffi-bindgen');
   const r = run('bash', [path.join(fake, 'scripts/check-bindings.sh'), 'kotlin', engine], {
     env: { ...process.env, UNIFFI_BINDGEN: bindgen },
   });
