@@ -61,7 +61,9 @@ function validateOptions(raw) {
   for (const [platform, defaults] of Object.entries(OPTION_SHAPE)) {
     const given = raw[platform] === undefined ? {} : raw[platform];
     if (!isPlainObject(given)) {
-      throw new S3BgUploaderPluginError(`option "${platform}" must be an object, got ${describe(given)}`);
+      throw new S3BgUploaderPluginError(
+        `option "${platform}" must be an object, got ${describe(given)}`,
+      );
     }
     for (const key of Object.keys(given)) {
       if (!(key in defaults)) {
@@ -115,12 +117,15 @@ function applyInfoPlist(infoPlist, options) {
 function applyAppDelegate(contents, language, mergeContents) {
   if (language !== 'swift') {
     throw new S3BgUploaderPluginError(
-      `the app delegate is ${language === 'objcpp' || language === 'objc' ? 'Objective-C' : language}; ` +
+      `the app delegate is ${
+        language === 'objcpp' || language === 'objc' ? 'Objective-C' : language
+      }; ` +
         'only a Swift AppDelegate (Expo SDK 53 and later) can be patched. Add the background session ' +
         'hook by hand (README, "iOS: the app delegate line") and set the option ios.appDelegate to false.',
     );
   }
-  const classLine = /^\s*(?:@\w+\s+)*(?:public\s+|open\s+|final\s+|internal\s+)*class\s+AppDelegate\s*:[^\n]*\{\s*$/m;
+  const classLine =
+    /^\s*(?:@\w+\s+)*(?:public\s+|open\s+|final\s+|internal\s+)*class\s+AppDelegate\s*:[^\n]*\{\s*$/m;
   if (!classLine.test(contents)) {
     throw new S3BgUploaderPluginError(
       'no `class AppDelegate: ... {` line found in AppDelegate.swift; add the background session hook by ' +
@@ -215,7 +220,8 @@ function loadConfigPlugins() {
 function withS3BgUploader(config, rawOptions) {
   const options = validateOptions(rawOptions);
   const plugins = loadConfigPlugins();
-  const { withInfoPlist, withAppDelegate, withAndroidManifest, AndroidConfig, CodeGenerator } = plugins;
+  const { withInfoPlist, withAppDelegate, withAndroidManifest, AndroidConfig, CodeGenerator } =
+    plugins;
 
   config = withInfoPlist(config, mod => {
     mod.modResults = applyInfoPlist(mod.modResults, options);

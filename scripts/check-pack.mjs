@@ -29,7 +29,13 @@ export const XCFRAMEWORK_FILES = [
 ];
 
 // Top-level entries an app may receive; anything else is a leak.
-const ALLOWED_ROOT_FILES = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^app\.plugin\.js$/, /^[^/]+\.podspec$/];
+const ALLOWED_ROOT_FILES = [
+  /^package\.json$/,
+  /^README\.md$/,
+  /^LICENSE$/,
+  /^app\.plugin\.js$/,
+  /^[^/]+\.podspec$/,
+];
 const ALLOWED_DIRS = ['lib/', 'js/src/', 'android/', 'ios/', 'plugin/'];
 
 // Never shipped, wherever they sit.
@@ -46,7 +52,10 @@ export const FORBIDDEN = [
 ];
 
 function gitFiles(...pathspecs) {
-  const out = execFileSync('git', ['ls-files', '-z', '--', ...pathspecs], { cwd: ROOT, encoding: 'utf8' });
+  const out = execFileSync('git', ['ls-files', '-z', '--', ...pathspecs], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   return out.split('\0').filter(Boolean);
 }
 
@@ -61,11 +70,15 @@ function walk(dir) {
 
 /** Runs `npm pack --dry-run --json` and returns npm's description of the tarball. */
 export function dryRunPack() {
-  const json = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--loglevel=error'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const json = execFileSync(
+    'npm',
+    ['pack', '--dry-run', '--json', '--ignore-scripts', '--loglevel=error'],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   const [pack] = JSON.parse(json);
   return pack;
 }
@@ -82,7 +95,13 @@ export function requiredFiles({ requireBinaries = false } = {}) {
   required.push(...walk('lib'));
   // Android library: manifest, sources, Gradle files, ProGuard rules.
   required.push(
-    ...gitFiles('android/src/main', 'android/build.gradle', 'android/build.gradle.kts', 'android/gradle.properties', 'android/*.pro'),
+    ...gitFiles(
+      'android/src/main',
+      'android/build.gradle',
+      'android/build.gradle.kts',
+      'android/gradle.properties',
+      'android/*.pro',
+    ),
   );
   // iOS sources, generated bindings and the podspec (tests excluded by FORBIDDEN).
   required.push(...gitFiles('ios', '*.podspec').filter(f => !FORBIDDEN.some(([re]) => re.test(f))));
@@ -111,7 +130,9 @@ export function checkPackedPaths(paths, required) {
       problems.push(`must not ship (${forbidden[1]}): ${f}`);
       continue;
     }
-    const allowed = f.includes('/') ? ALLOWED_DIRS.some(d => f.startsWith(d)) : ALLOWED_ROOT_FILES.some(re => re.test(f));
+    const allowed = f.includes('/')
+      ? ALLOWED_DIRS.some(d => f.startsWith(d))
+      : ALLOWED_ROOT_FILES.some(re => re.test(f));
     if (!allowed) problems.push(`not needed by an app: ${f}`);
   }
   // jniLibs holds only the engine, one per ABI.
@@ -124,7 +145,9 @@ export function checkPackedPaths(paths, required) {
 }
 
 export function formatSize(bytes) {
-  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+  return bytes >= 1024 * 1024
+    ? `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+    : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
 function main() {
@@ -134,7 +157,12 @@ function main() {
   const problems = checkPackedPaths(paths, requiredFiles({ requireBinaries }));
   const byDir = new Map();
   for (const f of pack.files) {
-    const key = f.path.includes('/') ? f.path.split('/').slice(0, f.path.startsWith('android/src/main/jniLibs/') ? 5 : 2).join('/') : f.path;
+    const key = f.path.includes('/')
+      ? f.path
+          .split('/')
+          .slice(0, f.path.startsWith('android/src/main/jniLibs/') ? 5 : 2)
+          .join('/')
+      : f.path;
     const entry = byDir.get(key) || { count: 0, size: 0 };
     entry.count += 1;
     entry.size += f.size;
@@ -144,13 +172,19 @@ function main() {
     console.log(`${String(count).padStart(4)} files ${formatSize(size).padStart(10)}  ${key}`);
   }
   console.log(
-    `${pack.filename}: ${pack.entryCount} files, ${formatSize(pack.size)} packed, ${formatSize(pack.unpackedSize)} unpacked`,
+    `${pack.filename}: ${pack.entryCount} files, ${formatSize(pack.size)} packed, ${formatSize(
+      pack.unpackedSize,
+    )} unpacked`,
   );
   if (problems.length) {
     for (const p of problems) console.error(`check-pack: ${p}`);
     process.exit(1);
   }
-  console.log(`check-pack: the tarball has what an app needs and nothing else${requireBinaries ? ', binaries included' : ''}`);
+  console.log(
+    `check-pack: the tarball has what an app needs and nothing else${
+      requireBinaries ? ', binaries included' : ''
+    }`,
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

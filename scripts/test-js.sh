@@ -69,7 +69,8 @@ step "eslint (library, tests, example app sources)"
 npx eslint --max-warnings 0 js example-app/App.tsx example-app/src
 
 step "prettier --check"
-npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}'
+npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}' \
+  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs
 
 step "jest"
 npx jest --ci

@@ -48,8 +48,10 @@ async function prebuild(projectRoot, options) {
 
 const read = (dir, rel) => readFileSync(path.join(dir, rel), 'utf8');
 // Plain objects (the parser's have a null prototype) so deepEqual compares values only.
-const readPlist = (dir, rel = INFO_PLIST) => JSON.parse(JSON.stringify(plist.parse(read(dir, rel))));
-const snapshot = dir => Object.fromEntries([INFO_PLIST, APP_DELEGATE, MANIFEST].map(f => [f, read(dir, f)]));
+const readPlist = (dir, rel = INFO_PLIST) =>
+  JSON.parse(JSON.stringify(plist.parse(read(dir, rel))));
+const snapshot = dir =>
+  Object.fromEntries([INFO_PLIST, APP_DELEGATE, MANIFEST].map(f => [f, read(dir, f)]));
 const manifestOf = dir => AndroidConfig.Manifest.readAndroidManifestAsync(path.join(dir, MANIFEST));
 const count = (s, sub) => s.split(sub).length - 1;
 
@@ -67,7 +69,9 @@ test('iOS: BGTask identifiers, background modes and the app delegate hook; nothi
   const before = readPlist(FIXTURE);
   await prebuild(dir, {});
   const info = readPlist(dir);
-  assert.deepEqual(info.BGTaskSchedulerPermittedIdentifiers, ['$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*']);
+  assert.deepEqual(info.BGTaskSchedulerPermittedIdentifiers, [
+    '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*',
+  ]);
   assert.deepEqual(info.UIBackgroundModes, ['fetch', 'processing']);
   const { BGTaskSchedulerPermittedIdentifiers, UIBackgroundModes, ...rest } = info;
   assert.deepEqual(rest, before, 'every key of the template keeps its value');
@@ -80,17 +84,30 @@ test('iOS: BGTask identifiers, background modes and the app delegate hook; nothi
   // Inside the AppDelegate class (an override of ExpoAppDelegate's method,
   // which hands other sessions to the other modules), not in the factory delegate.
   const classAt = swift.indexOf('class AppDelegate: ExpoAppDelegate');
-  const hookAt = swift.indexOf('public override func application(\n    _ application: UIApplication,\n    handleEventsForBackgroundURLSession');
+  const hookAt = swift.indexOf(
+    'public override func application(\n    _ application: UIApplication,\n    handleEventsForBackgroundURLSession',
+  );
   const nextClassAt = swift.indexOf('class ReactNativeDelegate');
-  assert.ok(classAt >= 0 && hookAt > classAt && hookAt < nextClassAt, 'the hook is a member of AppDelegate');
-  assert.match(swift, /super\.application\(application, handleEventsForBackgroundURLSession: identifier, completionHandler: completionHandler\)/);
+  assert.ok(
+    classAt >= 0 && hookAt > classAt && hookAt < nextClassAt,
+    'the hook is a member of AppDelegate',
+  );
+  assert.match(
+    swift,
+    /super\.application\(application, handleEventsForBackgroundURLSession: identifier, completionHandler: completionHandler\)/,
+  );
   // The import sits with the other imports, before the class.
   assert.ok(swift.indexOf(constants.IOS_MODULE_IMPORT) < swift.indexOf('@main'));
   // Removing the generated blocks gives back the template, byte for byte.
-  let stripped = CodeGenerator.removeGeneratedContents(swift, 'react-native-s3-bg-uploader-background-session');
+  let stripped = CodeGenerator.removeGeneratedContents(
+    swift,
+    'react-native-s3-bg-uploader-background-session',
+  );
   stripped = CodeGenerator.removeGeneratedContents(stripped, 'react-native-s3-bg-uploader-import');
   assert.equal(stripped, original);
-  t.diagnostic(`AppDelegate.swift: +${swift.split('\n').length - original.split('\n').length} lines`);
+  t.diagnostic(
+    `AppDelegate.swift: +${swift.split('\n').length - original.split('\n').length} lines`,
+  );
 });
 
 test('Android: nothing is added unless the foreground-service fallback is enabled', async () => {
@@ -108,7 +125,10 @@ test('Android: the fallback adds both permissions and the dataSync service', asy
   await prebuild(dir, { android: { foregroundServiceFallback: true } });
   const manifest = await manifestOf(dir);
   const template = await manifestOf(FIXTURE);
-  assert.deepEqual(permissionsOf(manifest), [...permissionsOf(template), ...constants.FGS_PERMISSIONS].sort());
+  assert.deepEqual(
+    permissionsOf(manifest),
+    [...permissionsOf(template), ...constants.FGS_PERMISSIONS].sort(),
+  );
   const services = servicesOf(manifest);
   assert.equal(services.length, 1);
   assert.deepEqual(services[0].$, {
@@ -121,7 +141,9 @@ test('Android: the fallback adds both permissions and the dataSync service', asy
   const templateApp = AndroidConfig.Manifest.getMainApplicationOrThrow(template);
   assert.deepEqual(app.activity, templateApp.activity);
   assert.deepEqual(app.$, templateApp.$);
-  t.diagnostic(`permissions: ${permissionsOf(manifest).length} (template ${permissionsOf(template).length})`);
+  t.diagnostic(
+    `permissions: ${permissionsOf(manifest).length} (template ${permissionsOf(template).length})`,
+  );
 });
 
 test('applying the plugin twice gives the same files', async t => {
@@ -131,9 +153,12 @@ test('applying the plugin twice gives the same files', async t => {
     const first = snapshot(dir);
     await prebuild(dir, options);
     const second = snapshot(dir);
-    for (const f of Object.keys(first)) assert.equal(second[f], first[f], `${f} unchanged by a second prebuild`);
+    for (const f of Object.keys(first))
+      assert.equal(second[f], first[f], `${f} unchanged by a second prebuild`);
     const changed = Object.keys(first).filter(f => first[f] !== read(FIXTURE, f));
-    t.diagnostic(`${JSON.stringify(options)}: changed ${changed.join(', ')}; second run byte-identical`);
+    t.diagnostic(
+      `${JSON.stringify(options)}: changed ${changed.join(', ')}; second run byte-identical`,
+    );
   }
 });
 
@@ -154,10 +179,16 @@ test('what the app already declares is kept and not duplicated', async () => {
   await prebuild(dir, { android: { foregroundServiceFallback: true } });
   const after = readPlist(dir);
   assert.deepEqual(after.UIBackgroundModes, ['audio', 'fetch', 'processing']);
-  assert.deepEqual(after.BGTaskSchedulerPermittedIdentifiers, ['com.example.refresh', '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*']);
+  assert.deepEqual(after.BGTaskSchedulerPermittedIdentifiers, [
+    'com.example.refresh',
+    '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*',
+  ]);
   const permissions = permissionsOf(await manifestOf(dir));
   assert.equal(permissions.filter(p => p === 'android.permission.FOREGROUND_SERVICE').length, 1);
-  assert.equal(permissions.filter(p => p === 'android.permission.FOREGROUND_SERVICE_DATA_SYNC').length, 1);
+  assert.equal(
+    permissions.filter(p => p === 'android.permission.FOREGROUND_SERVICE_DATA_SYNC').length,
+    1,
+  );
 });
 
 test('options ios.appDelegate and ios.backgroundModes turn their part off', async () => {
@@ -166,15 +197,25 @@ test('options ios.appDelegate and ios.backgroundModes turn their part off', asyn
   assert.equal(read(dir, APP_DELEGATE), read(FIXTURE, APP_DELEGATE));
   const info = readPlist(dir);
   assert.equal(info.UIBackgroundModes, undefined);
-  assert.deepEqual(info.BGTaskSchedulerPermittedIdentifiers, ['$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*']);
+  assert.deepEqual(info.BGTaskSchedulerPermittedIdentifiers, [
+    '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*',
+  ]);
 });
 
 test('bad options fail with a message naming the option', () => {
   const cases = [
     ['a string', 'yes', /options must be an object/],
     ['an unknown key', { andriod: {} }, /unknown option "andriod" \(known: ios, android\)/],
-    ['an unknown nested key', { android: { foregroundService: true } }, /unknown option "android\.foregroundService" \(known: android\.foregroundServiceFallback\)/],
-    ['a string for a boolean', { android: { foregroundServiceFallback: 'true' } }, /"android\.foregroundServiceFallback" must be true or false, got the string "true"/],
+    [
+      'an unknown nested key',
+      { android: { foregroundService: true } },
+      /unknown option "android\.foregroundService" \(known: android\.foregroundServiceFallback\)/,
+    ],
+    [
+      'a string for a boolean',
+      { android: { foregroundServiceFallback: 'true' } },
+      /"android\.foregroundServiceFallback" must be true or false, got the string "true"/,
+    ],
     ['a non-object platform', { ios: true }, /option "ios" must be an object, got boolean true/],
     ['an array', [], /options must be an object.*got an array/],
   ];
@@ -189,17 +230,28 @@ test('bad options fail with a message naming the option', () => {
 
 test('an Objective-C app delegate gets a clear error instead of a broken edit', () => {
   assert.throws(
-    () => plugin.applyAppDelegate('@implementation AppDelegate\n@end\n', 'objcpp', CodeGenerator.mergeContents),
+    () =>
+      plugin.applyAppDelegate(
+        '@implementation AppDelegate\n@end\n',
+        'objcpp',
+        CodeGenerator.mergeContents,
+      ),
     /only a Swift AppDelegate .* set the option ios\.appDelegate to false/,
   );
   assert.throws(
-    () => plugin.applyAppDelegate('import UIKit\nstruct NotADelegate {}\n', 'swift', CodeGenerator.mergeContents),
+    () =>
+      plugin.applyAppDelegate(
+        'import UIKit\nstruct NotADelegate {}\n',
+        'swift',
+        CodeGenerator.mergeContents,
+      ),
     /no `class AppDelegate: \.\.\. \{` line/,
   );
 });
 
 test('a plain UIKit app delegate gets a non-override method that completes unknown sessions', () => {
-  const src = 'import UIKit\n\n@main\nclass AppDelegate: UIResponder, UIApplicationDelegate {\n  var window: UIWindow?\n}\n';
+  const src =
+    'import UIKit\n\n@main\nclass AppDelegate: UIResponder, UIApplicationDelegate {\n  var window: UIWindow?\n}\n';
   const out = plugin.applyAppDelegate(src, 'swift', CodeGenerator.mergeContents);
   assert.match(out, /\n {2}func application\(\n/);
   assert.ok(!out.includes('override'));
@@ -211,7 +263,10 @@ test('the fixtures are the template files, unchanged', () => {
   // Guards against a fixture edited by hand: each starts as Expo ships it.
   const files = readdirSync(path.join(FIXTURE, 'ios', 'HelloWorld')).sort();
   assert.deepEqual(files, ['AppDelegate.swift', 'Info.plist']);
-  assert.match(read(FIXTURE, APP_DELEGATE), /class AppDelegate: ExpoAppDelegate, ExpoReactNativeFactoryProvider \{/);
+  assert.match(
+    read(FIXTURE, APP_DELEGATE),
+    /class AppDelegate: ExpoAppDelegate, ExpoReactNativeFactoryProvider \{/,
+  );
   assert.equal(readPlist(FIXTURE).UIBackgroundModes, undefined);
   assert.ok(!read(FIXTURE, MANIFEST).includes('FOREGROUND_SERVICE'));
 });

@@ -15,12 +15,19 @@ const work = mkdtempSync(path.join(os.tmpdir(), 's3bgu-native-checks-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function run(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
+  const r = spawnSync(cmd, args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    ...options,
+  });
   if (r.error) throw r.error;
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-const symbols = [...new Set(readFileSync(KOTLIN, 'utf8').match(/\b(uniffi|ffi)_s3bgu_core_\w+/g))].sort();
+const symbols = [
+  ...new Set(readFileSync(KOTLIN, 'utf8').match(/\b(uniffi|ffi)_s3bgu_core_\w+/g)),
+].sort();
 
 /** A shared library exporting `names`, linked with the given max page size. */
 function sharedLibrary(name, names, pageSize) {
@@ -39,7 +46,10 @@ test('check-android-libs: 16 KB aligned, every uniffi symbol exported -> ok', t 
   assert.ok(symbols.length > 50, `the Kotlin bindings name ${symbols.length} uniffi symbols`);
   const r = checkLibs(sharedLibrary('good', symbols, 16384));
   assert.equal(r.code, 0, r.out);
-  assert.match(r.out, new RegExp(`LOAD segments aligned >= 16 KB, ${symbols.length} uniffi symbols exported`));
+  assert.match(
+    r.out,
+    new RegExp(`LOAD segments aligned >= 16 KB, ${symbols.length} uniffi symbols exported`),
+  );
   t.diagnostic(r.out.trim());
 });
 
@@ -52,9 +62,18 @@ test('check-android-libs: 4 KB pages -> fails, naming the segments', () => {
 
 test('check-android-libs: a symbol the bindings call is missing -> fails, naming it', () => {
   const dropped = symbols.find(s => s.startsWith('uniffi_s3bgu_core_fn_method_'));
-  const r = checkLibs(sharedLibrary('missing', symbols.filter(s => s !== dropped), 16384));
+  const r = checkLibs(
+    sharedLibrary(
+      'missing',
+      symbols.filter(s => s !== dropped),
+      16384,
+    ),
+  );
   assert.equal(r.code, 1, r.out);
-  assert.match(r.out, new RegExp(`1 uniffi symbols the bindings call are not exported, e\\.g\\. ${dropped}`));
+  assert.match(
+    r.out,
+    new RegExp(`1 uniffi symbols the bindings call are not exported, e\\.g\\. ${dropped}`),
+  );
 });
 
 test('check-android-libs: every library is checked, one bad one fails the run', () => {
@@ -71,7 +90,11 @@ test('check-android-libs: every library is checked, one bad one fails the run', 
 const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
 const engine =
   process.env.S3BGU_ENGINE_LIB ||
-  path.join(target, 'debug', os.platform() === 'darwin' ? 'libs3bgu_core.dylib' : 'libs3bgu_core.so');
+  path.join(
+    target,
+    'debug',
+    os.platform() === 'darwin' ? 'libs3bgu_core.dylib' : 'libs3bgu_core.so',
+  );
 const bindgen = path.join(target, 'debug', 'uniffi-bindgen');
 before(() => {
   const args = process.env.S3BGU_ENGINE_LIB
@@ -87,7 +110,10 @@ test('check-bindings: bindings generated from the built engine match the committ
       env: { ...process.env, UNIFFI_BINDGEN: bindgen },
     });
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, new RegExp(`${language} bindings generated from libs3bgu_core\\.\\w+ match`));
+    assert.match(
+      r.out,
+      new RegExp(`${language} bindings generated from libs3bgu_core\\.\\w+ match`),
+    );
     t.diagnostic(r.out.trim());
   }
 });
@@ -110,7 +136,10 @@ test('check-bindings: stale committed bindings fail the check', () => {
   const kotlinDir = path.join(fake, 'android/src/main/java/com/s3bguploader/core');
   run('mkdir', ['-p', kotlinDir, path.join(fake, 'scripts')]);
   run('cp', ['scripts/check-bindings.sh', path.join(fake, 'scripts/')]);
-  writeFileSync(path.join(kotlinDir, 's3bgu_core.kt'), readFileSync(KOTLIN, 'utf8').replace(/\n/, '\n// stale\n'));
+  writeFileSync(
+    path.join(kotlinDir, 's3bgu_core.kt'),
+    readFileSync(KOTLIN, 'utf8').replace(/\n/, '\n// stale\n'),
+  );
   const r = run('bash', [path.join(fake, 'scripts/check-bindings.sh'), 'kotlin', engine], {
     env: { ...process.env, UNIFFI_BINDGEN: bindgen },
   });

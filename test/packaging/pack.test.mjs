@@ -38,14 +38,21 @@ test('the tarball has what an app needs and nothing else', t => {
     assert.ok(paths.includes(f), `${f} is packed`);
   }
   const binaries = paths.filter(p => p.endsWith('.so') || p.includes('.xcframework/'));
-  const sourceBytes = pack.files.filter(f => !binaries.includes(f.path)).reduce((n, f) => n + f.size, 0);
+  const sourceBytes = pack.files
+    .filter(f => !binaries.includes(f.path))
+    .reduce((n, f) => n + f.size, 0);
   t.diagnostic(
-    `${pack.entryCount} files, ${formatSize(pack.size)} packed, ${formatSize(pack.unpackedSize)} unpacked ` +
+    `${pack.entryCount} files, ${formatSize(pack.size)} packed, ${formatSize(
+      pack.unpackedSize,
+    )} unpacked ` +
       `(${binaries.length} binary files; ${formatSize(sourceBytes)} of non-binary files)`,
   );
   for (const p of paths) t.diagnostic(`  ${p}`);
   if (binaries.length === 0) {
-    assert.ok(pack.size < MAX_PACKED_WITHOUT_BINARIES, `packed size ${pack.size} < ${MAX_PACKED_WITHOUT_BINARIES}`);
+    assert.ok(
+      pack.size < MAX_PACKED_WITHOUT_BINARIES,
+      `packed size ${pack.size} < ${MAX_PACKED_WITHOUT_BINARIES}`,
+    );
   }
 });
 
@@ -77,7 +84,10 @@ test('the rules reject tests, Rust, the example app, scripts and build outputs',
 test('a release without every binary fails the --require-binaries check', () => {
   const present = ABIS.slice(1).map(abi => `android/src/main/jniLibs/${abi}/libs3bgu_core.so`);
   const paths = ['package.json', ...present, ...XCFRAMEWORK_FILES.slice(1)];
-  const required = [...ABIS.map(abi => `android/src/main/jniLibs/${abi}/libs3bgu_core.so`), ...XCFRAMEWORK_FILES];
+  const required = [
+    ...ABIS.map(abi => `android/src/main/jniLibs/${abi}/libs3bgu_core.so`),
+    ...XCFRAMEWORK_FILES,
+  ];
   assert.deepEqual(checkPackedPaths(paths, required), [
     `missing: android/src/main/jniLibs/${ABIS[0]}/libs3bgu_core.so`,
     `missing: ${XCFRAMEWORK_FILES[0]}`,
@@ -102,10 +112,14 @@ test('built binaries (jniLibs, xcframework) are packed', t => {
     for (const f of XCFRAMEWORK_FILES) place(f);
     const paths = dryRunPack().files.map(f => f.path);
     assert.deepEqual(checkPackedPaths(paths, requiredFiles({ requireBinaries: true })), []);
-    t.diagnostic(`${ABIS.length} .so and ${XCFRAMEWORK_FILES.length} xcframework files listed (${created.length} placeholders)`);
+    t.diagnostic(
+      `${ABIS.length} .so and ${XCFRAMEWORK_FILES.length} xcframework files listed (${created.length} placeholders)`,
+    );
   } finally {
     for (const rel of created) rmSync(path.join(ROOT, rel));
-    if (!hadJniLibs) rmSync(path.join(ROOT, 'android/src/main/jniLibs'), { recursive: true, force: true });
-    if (!hadXcframework) rmSync(path.join(ROOT, 'ios/S3bguCore.xcframework'), { recursive: true, force: true });
+    if (!hadJniLibs)
+      rmSync(path.join(ROOT, 'android/src/main/jniLibs'), { recursive: true, force: true });
+    if (!hadXcframework)
+      rmSync(path.join(ROOT, 'ios/S3bguCore.xcframework'), { recursive: true, force: true });
   }
 });
