@@ -140,7 +140,8 @@ node -e '
   const config = JSON.parse(fs.readFileSync(file, "utf8"));
   fs.unlinkSync(file);
   const native = {
-    android: fs.existsSync(root + "/android"),
+    // android/ also holds the generated bindings: the Gradle file makes it a library.
+    android: fs.existsSync(root + "/android/build.gradle"),
     ios: fs.readdirSync(root).some(f => f.endsWith(".podspec")),
   };
   const dep = config.dependencies["react-native-s3-bg-uploader"];
