@@ -42,7 +42,12 @@ rustup target add "$DEVICE" "${SIMULATORS[@]}"
 for triple in "$DEVICE" "${SIMULATORS[@]}"; do
   step "cargo build --target $triple --profile mobile (iOS $IPHONEOS_DEPLOYMENT_TARGET)"
   # rustc and the cc crate (bundled SQLite) both read IPHONEOS_DEPLOYMENT_TARGET.
-  cargo build --locked -p s3bgu-core --profile mobile --target "$triple"
+  # Only the staticlib crate type: built alone it gets the profile's full LTO
+  # (one object, no embedded bitcode) instead of an archive of every
+  # dependency's objects. Strip off: uniffi-bindgen reads the symbol table,
+  # and the app's link strips the final binary anyway.
+  CARGO_PROFILE_MOBILE_STRIP=false \
+    cargo rustc --locked -p s3bgu-core --lib --crate-type staticlib --profile mobile --target "$triple"
   [ -s "$target_dir/$triple/mobile/libs3bgu_core.a" ] || fail "no libs3bgu_core.a for $triple"
 done
 device_lib="$target_dir/$DEVICE/mobile/libs3bgu_core.a"
