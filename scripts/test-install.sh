@@ -132,6 +132,11 @@ check_version() {
     const [file, dir, hasAndroid, hasPodspec] = process.argv.slice(1);
     const config = JSON.parse(fs.readFileSync(file, "utf8"));
     const dep = config.dependencies["react-native-s3-bg-uploader"];
+    if (!dep && hasAndroid !== "1" && hasPodspec !== "1") {
+      // The CLI lists only packages with native code.
+      console.log("android, ios: NOT CHECKED, the package has neither android/build.gradle nor a podspec yet (the Android and iOS branches add them)");
+      process.exit(0);
+    }
     if (!dep) throw new Error("react-native config does not list react-native-s3-bg-uploader");
     const root = fs.realpathSync(dir + "/node_modules/react-native-s3-bg-uploader");
     if (fs.realpathSync(dep.root) !== root) throw new Error("autolinking uses " + dep.root + ", not the installed package");
