@@ -35,6 +35,7 @@ import {
   type Upload,
 } from 'react-native-s3-bg-uploader';
 import { configFor, defaultBackendUrl } from './src/backend';
+import { askForNotificationPermission } from './src/notifications';
 import { SummaryCard } from './src/SummaryCard';
 import { SmallButton, UploadRow } from './src/UploadRow';
 
@@ -89,6 +90,7 @@ function UploaderScreen() {
   const applyConfig = () =>
     run('setConfig', async () => {
       await setConfig(configFor(backendUrl, token));
+      await askForNotificationPermission();
       setConfigured(true);
     });
 

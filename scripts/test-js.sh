@@ -69,7 +69,8 @@ step "eslint (library, tests, example app sources)"
 npx eslint --max-warnings 0 js example-app/App.tsx example-app/src
 
 step "prettier --check"
-npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}'
+npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}' \
+  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs
 
 step "jest"
 npx jest --ci
@@ -109,16 +110,17 @@ npm run --silent build
 for f in lib/module/index.js lib/typescript/index.d.ts; do
   [ -s "$f" ] || fail "the build wrote no $f"
 done
-# What `npm pack` would publish: the built output and the codegen sources, no tests.
-packed=$(npm pack --dry-run --json --ignore-scripts 2>/dev/null |
-  node -e 'const [p] = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(p.files.map(f => f.path).join("\n"))')
-for f in lib/module/index.js lib/typescript/index.d.ts js/src/NativeS3BgUploader.ts package.json; do
-  grep -qx "$f" <<<"$packed" || fail "npm pack would not include $f"
-done
-if grep -E '__tests__|^example-app/|^rust-core/|^tools/' <<<"$packed"; then
-  fail "npm pack would include the files above"
-fi
-echo "package: $(wc -l <<<"$packed") files"
+# The tarball (what npm would publish), the Expo config plugin on Expo's
+# template files, and the checks the phone build scripts run on binaries.
+step "packaging tests (node --test test/packaging)"
+packaging_status=0
+node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$gen/packaging.tap" 'test/packaging/*.test.mjs' ||
+  packaging_status=$?
+# The plain closing line CI reads, from the runner's own TAP counts.
+awk '$1 == "#" && $2 == "pass" { p = $3 } $1 == "#" && $2 == "fail" { f = $3 }
+  END { printf "packaging: %d passed, %d failed\n", p, f }' "$gen/packaging.tap"
+[ "$packaging_status" = 0 ] || fail "packaging tests failed"
 
 # -- the example app ----------------------------------------------------------
 cd "$root/example-app"
@@ -138,7 +140,8 @@ node -e '
   const config = JSON.parse(fs.readFileSync(file, "utf8"));
   fs.unlinkSync(file);
   const native = {
-    android: fs.existsSync(root + "/android"),
+    // android/ also holds the generated bindings: the Gradle file makes it a library.
+    android: fs.existsSync(root + "/android/build.gradle"),
     ios: fs.readdirSync(root).some(f => f.endsWith(".podspec")),
   };
   const dep = config.dependencies["react-native-s3-bg-uploader"];
@@ -164,6 +167,7 @@ bundle() {
     --assets-dest "build/$platform/assets" >"build/$platform/metro.log" 2>&1 ||
     { cat "build/$platform/metro.log"; fail "Metro could not bundle for $platform"; }
   # The bundle must take the library's built output, and React only from the app.
+  # shellcheck disable=SC2016 # JavaScript source: ${...} is a template literal, not shell
   node -e '
     const fs = require("fs");
     const [map, root] = process.argv.slice(1);
@@ -183,5 +187,11 @@ bundle android index.android.bundle
 bundle ios main.jsbundle
 
 cd "$root"
+# The package as a user installs it: tarball -> scratch apps (0.88, 0.76).
+step "install the tarball into scratch apps (scripts/test-install.sh)"
+install_started=$SECONDS
+./scripts/test-install.sh
+echo "install step took $((SECONDS - install_started)) s"
+
 echo
 echo "JS step passed in $((SECONDS - start))s"

@@ -28,6 +28,11 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
   rustup component add clippy rustfmt
 fi
 
+# Shell scripts (shellcheck) and GitHub workflows (actionlint): the build and
+# release pipelines cannot run here, so they are at least linted.
+step "lint scripts and workflows (scripts/lint-ci.sh)"
+./scripts/lint-ci.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the engine for Android and places it where the library's Gradle
+# build packs it: android/src/main/jniLibs/<abi>/libs3bgu_core.so.
+#
+#   scripts/build-android.sh
+#
+# Needs: rustup, the Android NDK (ANDROID_NDK_HOME, or ANDROID_NDK_ROOT, or
+# ANDROID_HOME/ndk/<version>; r27 or newer), network for the first run
+# (rustup targets, cargo-ndk). Honours CARGO_TARGET_DIR.
+#
+# What it guarantees, or it fails:
+#   - four ABIs (arm64-v8a, armeabi-v7a, x86_64, x86), API 24 (the library's
+#     minSdk), the `mobile` profile (size-tuned, see Cargo.toml);
+#   - every LOAD segment aligned to 16 KB (Android 15+ devices with 16 KB
+#     pages; Google Play requires it);
+#   - every uniffi symbol the committed Kotlin bindings call is exported;
+#   - the Kotlin bindings generated from the built library equal the
+#     committed ones (android/src/main/java/com/s3bguploader/core).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+CARGO_NDK_VERSION=4.1.2
+API_LEVEL=24
+ABIS=(arm64-v8a armeabi-v7a x86_64 x86)
+TRIPLES=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android)
+out="$root/android/src/main/jniLibs"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+
+fail() { echo "build-android: $*" >&2; exit 1; }
+step() { printf '\n== %s\n' "$*"; }
+
+# -- tools ----------------------------------------------------------------------
+ndk="${ANDROID_NDK_HOME:-${ANDROID_NDK_ROOT:-}}"
+if [ -z "$ndk" ] && [ -n "${ANDROID_HOME:-}" ] && [ -d "$ANDROID_HOME/ndk" ]; then
+  # The newest side-by-side NDK, as cargo-ndk would pick it.
+  ndk="$(find "$ANDROID_HOME/ndk" -mindepth 1 -maxdepth 1 -type d | sort -V | tail -n 1)"
+fi
+if [ -z "$ndk" ] || [ ! -d "$ndk/toolchains/llvm/prebuilt" ]; then
+  fail "no Android NDK found: set ANDROID_NDK_HOME to an NDK (r27 or newer)"
+fi
+export ANDROID_NDK_HOME="$ndk"
+# The NDK ships one prebuilt host toolchain (darwin-x86_64 also on Apple silicon).
+llvm_bin="$(find "$ndk/toolchains/llvm/prebuilt" -mindepth 2 -maxdepth 2 -type d -name bin | head -n 1)"
+if [ ! -x "$llvm_bin/llvm-readelf" ] || [ ! -x "$llvm_bin/llvm-strip" ]; then
+  fail "no llvm-readelf/llvm-strip in $ndk/toolchains/llvm/prebuilt/*/bin"
+fi
+echo "NDK: $ndk"
+
+if [ "$(cargo ndk --version 2>/dev/null || true)" != "cargo-ndk $CARGO_NDK_VERSION" ]; then
+  step "installing cargo-ndk $CARGO_NDK_VERSION"
+  cargo install cargo-ndk --version "$CARGO_NDK_VERSION" --locked
+fi
+step "rust targets: ${TRIPLES[*]}"
+rustup target add "${TRIPLES[@]}"
+
+# -- build ------------------------------------------------------------------------
+step "cargo ndk build (profile mobile, API $API_LEVEL, ${ABIS[*]})"
+rm -rf "$out"
+target_args=()
+for abi in "${ABIS[@]}"; do target_args+=(-t "$abi"); done
+# 16 KB pages: the linker aligns every LOAD segment to max-page-size. Passed
+# through RUSTFLAGS because cargo-ndk keeps the linker command line its own;
+# with --target, cargo applies RUSTFLAGS to the Android artefacts only.
+# The profile's strip is turned off here: uniffi-bindgen reads its metadata
+# from the symbol table, so the bindings are checked against the unstripped
+# library and the copies in jniLibs are stripped afterwards.
+RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-Wl,-z,max-page-size=16384" \
+  CARGO_PROFILE_MOBILE_STRIP=false \
+  cargo ndk "${target_args[@]}" --platform "$API_LEVEL" --output-dir "$out" \
+  build --locked -p s3bgu-core --profile mobile
+
+step "bindings: generated from the built library = committed"
+"$root/scripts/check-bindings.sh" kotlin "$target_dir/aarch64-linux-android/mobile/libs3bgu_core.so"
+
+step "strip (the dynamic symbol table stays: JNA looks the functions up there)"
+libs=()
+for abi in "${ABIS[@]}"; do
+  lib="$out/$abi/libs3bgu_core.so"
+  [ -s "$lib" ] || fail "cargo-ndk wrote no $lib"
+  "$llvm_bin/llvm-strip" --strip-all "$lib"
+  libs+=("$lib")
+done
+
+step "ELF checks: 16 KB alignment of every LOAD segment, exported uniffi symbols"
+READELF="$llvm_bin/llvm-readelf" "$root/scripts/check-android-libs.sh" "${libs[@]}"
+
+echo
+for lib in "${libs[@]}"; do
+  printf '%-60s %10s bytes\n' "${lib#"$root"/}" "$(wc -c <"$lib")"
+done
+echo "build-android: done"
