@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{committed_parts, sparse_file, MIB};
+use common::{committed_parts, queued_uploads, sparse_file, MIB};
 use s3bgu_testkit::{Harness, HarnessOptions, Route};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -335,8 +335,10 @@ async fn sigkill_mid_upload_then_resume_sends_no_committed_part_twice() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Both files queued (the second one is hashed while the first one's
+    // parts already go out) and four parts confirmed.
     wait_until("four parts confirmed", Duration::from_secs(60), || {
-        h.stats.ok_part_puts() >= 4
+        h.stats.ok_part_puts() >= 4 && queued_uploads(&db) == 2
     });
     signal(&child, "-KILL");
     let status = child.wait().unwrap();

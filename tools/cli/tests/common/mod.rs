@@ -35,6 +35,16 @@ pub fn committed_parts(db: &Path) -> Vec<(String, u32)> {
         .unwrap()
 }
 
+/// How many uploads the queue at `db` holds (0 while it has no table yet).
+pub fn queued_uploads(db: &Path) -> usize {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return 0;
+    };
+    conn.query_row("SELECT count(*) FROM uploads", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as usize)
+        .unwrap_or(0)
+}
+
 /// Runs `s3bgu ARGS --json` in `dir`, asserts it succeeded, returns its report.
 pub fn s3bgu_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_s3bgu"))
