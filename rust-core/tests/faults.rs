@@ -244,6 +244,9 @@ async fn a_file_changed_mid_upload_fails_and_never_completes() {
     let h = harness().await;
     let e = env(&h, 1).await;
     h.faults.delay_put_responses(Duration::from_millis(300));
+    // Part 2 is held long enough for the change below to come before
+    // part 3 is read, however slow a loaded machine runs this test.
+    h.faults.set_put_delay_for_part(2, Duration::from_secs(3));
     let path = e.file("changing.bin", PART * 4);
     let u = e.add(&path, "t").await;
     e.wait_for(u.id, "one part done", |u| u.parts_done >= 1)
@@ -264,6 +267,9 @@ async fn a_deleted_file_fails_with_file_not_found() {
     let h = harness().await;
     let e = env(&h, 1).await;
     h.faults.delay_put_responses(Duration::from_millis(300));
+    // Part 2 is held long enough for the change below to come before
+    // part 3 is read, however slow a loaded machine runs this test.
+    h.faults.set_put_delay_for_part(2, Duration::from_secs(3));
     let path = e.file("gone.bin", PART * 3);
     let u = e.add(&path, "t").await;
     e.wait_for(u.id, "one part done", |u| u.parts_done >= 1)
