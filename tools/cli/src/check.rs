@@ -254,6 +254,8 @@ struct Checker {
     headers: Vec<(String, String)>,
     params: Map<String, Value>,
     report: Report,
+    /// The part size answered for the several-parts file.
+    multi_part_size: Option<u64>,
 }
 
 /// Runs every check; prints the report; true when every point passed.
@@ -281,6 +283,7 @@ pub async fn run(opts: CheckOptions, as_json: bool) -> Result<bool, String> {
         headers: opts.headers,
         params,
         report: Report::new(),
+        multi_part_size: None,
     };
     c.run_all().await;
     if as_json {
@@ -328,11 +331,7 @@ impl Checker {
             .await;
 
         let multi = self.several_parts().await;
-        let one_part_size = multi
-            .as_ref()
-            .map(|(started, _)| started.part_size)
-            .unwrap_or(MIN_PART)
-            .min(MAX_TEST_PART);
+        let one_part_size = self.multi_part_size.unwrap_or(MIN_PART).min(MAX_TEST_PART);
         self.upload_point("upload-one-part", "one part.bin", one_part_size, 4)
             .await;
 
@@ -482,23 +481,7 @@ impl Checker {
                 );
                 return None;
             }
-            if started.part_size < MIN_PART {
-                self.report.fail(
-                    "part-size-min",
-                    format!(
-                        "partSize {} for a file of {} ({parts} parts)",
-                        started.part_size,
-                        size_label(size)
-                    ),
-                    "at least 5242880 (5 MiB): S3 refuses smaller parts other than the last at complete",
-                );
-            } else {
-                self.report.pass("part-size-min");
-                self.report.note(
-                    "part-size-min",
-                    format!("{} for {}", started.part_size, size_label(size)),
-                );
-            }
+            self.multi_part_size = Some(started.part_size);
             if started.part_size > MAX_TEST_PART {
                 self.abort_quietly(&started).await;
                 self.report.skip(
@@ -610,6 +593,24 @@ impl Checker {
             return Err(Stop::At("part-size-range"));
         }
         self.report.pass("part-size-range");
+        if parts > 1 {
+            if part_size < MIN_PART {
+                self.report.fail(
+                    "part-size-min",
+                    format!(
+                        "partSize {part_size} for a file of {} ({parts} parts)",
+                        size_label(size)
+                    ),
+                    "at least 5242880 (5 MiB): S3 refuses smaller parts other than the last at complete",
+                );
+            } else {
+                self.report.pass("part-size-min");
+                self.report.note(
+                    "part-size-min",
+                    format!("{part_size} for {}", size_label(size)),
+                );
+            }
+        }
         Ok(started)
     }
 
