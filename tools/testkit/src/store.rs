@@ -138,9 +138,11 @@ async fn handle_part_put(
     let _in_flight = recorder
         .stats
         .part_put_received(upload_id, part, headers_ok);
-    let empty = headers
-        .get(CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() == b"0");
+    // With neither header, HTTP/1.1 says there is no body.
+    let empty = match headers.get(CONTENT_LENGTH) {
+        Some(len) => len.as_bytes() == b"0",
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    };
     if empty && recorder.faults.refuses_empty_parts() {
         let _ = req.into_body().collect().await;
         return Ok(xml_error(400, "InvalidRequest", "Bad request: Empty body"));
