@@ -205,6 +205,9 @@ impl Report {
 struct Answer {
     status: u16,
     body: String,
+    /// The body with URL queries, header values and param values removed:
+    /// the only form ever printed.
+    shown: String,
 }
 
 impl Answer {
@@ -219,7 +222,7 @@ impl Answer {
     /// Status and a short, single-line excerpt of the body.
     fn describe(&self) -> String {
         let text: String = self
-            .body
+            .shown
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .take(EXCERPT)
@@ -376,6 +379,18 @@ impl Checker {
         self.check_abort().await;
     }
 
+    /// `text` without anything secret: URL query strings (signatures),
+    /// configured header values and param values.
+    fn redact(&self, text: &str) -> String {
+        let secrets: Vec<&str> = self
+            .headers
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(self.params.values().filter_map(Value::as_str))
+            .collect();
+        s3bgu_core::redact::redact(text, &secrets)
+    }
+
     fn with_headers(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         for (k, v) in &self.headers {
             req = req.header(k, v);
@@ -397,7 +412,12 @@ impl Checker {
             .map_err(describe_send_error)?;
         let status = res.status().as_u16();
         let body = res.text().await.unwrap_or_default();
-        Ok(Answer { status, body })
+        let shown = self.redact(&body);
+        Ok(Answer {
+            status,
+            body,
+            shown,
+        })
     }
 
     async fn check_bad_start(&mut self) {
@@ -698,7 +718,7 @@ impl Checker {
             return Err(Stop::Failed(format!(
                 "PUT of part {number} ({} B) answered HTTP {status}{}",
                 len,
-                s3_error_summary(&text)
+                s3_error_summary(&self.redact(&text))
             )));
         }
         match etag.filter(|e| !e.trim().is_empty()) {

@@ -169,3 +169,41 @@ async fn broken_backends_fail_exactly_the_points_they_break() {
         );
     }
 }
+
+/// Error answers are shown in excerpts, never with a signed URL, a header
+/// value or a param value in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_answers_are_not_printed() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    h.faults.fail_backend(
+        Route::StartUpload,
+        1,
+        500,
+        r#"{"error":"token Bearer sekrit-token-123 refused for album holiday-secret-album"}"#,
+    );
+    h.faults.fail_backend(
+        Route::GetUploadUrls,
+        1,
+        200,
+        r#"{"urls":{"1":5},"hint":"http://store.example/b/k?X-Amz-Signature=feedfacecafe&partNumber=1"}"#,
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--backend", &h.backend_url])
+        .args(["--header", "Authorization: Bearer sekrit-token-123"])
+        .args(["--param", "album=holiday-secret-album"])
+        .output()
+        .expect("run s3bgu");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("FAILED")).collect();
+    assert_eq!(failed.len(), 2, "{text}");
+    // The first startUpload is the malformed one, answered by the fault.
+    assert!(
+        failed[0].contains("start-bad-request") && failed[0].contains("HTTP 500"),
+        "{text}"
+    );
+    assert!(failed[1].contains("urls-answer"), "{text}");
+    for secret in ["sekrit-token-123", "holiday-secret-album", "feedfacecafe"] {
+        assert!(!text.contains(secret), "{secret} printed: {text}");
+    }
+}
