@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::{BackendError, BackendOptions};
+use crate::empty::{check_hash_and_size, complete_empty, is_empty_upload_key, EmptyOutcome};
 use crate::keys::{
     check_client_key, is_md5_hex_lower, multipart_etag, part_size_for, sanitize_file_name, unquote,
     MAX_OBJECT_SIZE, MAX_PARTS,
@@ -163,6 +164,7 @@ async fn start_upload(
             "fileSize is larger than the 5 TiB S3 allows",
         ));
     }
+    check_hash_and_size(file_hash, file_size).map_err(ApiError::bad_request)?;
 
     let part_size = part_size_for(inner.part_size, file_size);
     // The random segment keeps two uploads of the same file apart.
@@ -202,6 +204,7 @@ async fn get_upload_urls(
             "parts must hold between 1 and {MAX_URLS_PER_CALL} part numbers"
         )));
     }
+    let empty = is_empty_upload_key(key, &inner.key_prefix);
     let mut urls = Map::new();
     for part in parts {
         let number = part
@@ -211,9 +214,14 @@ async fn get_upload_urls(
             .ok_or_else(|| {
                 ApiError::bad_request("part numbers must be integers from 1 to 10000")
             })?;
-        let url = inner
-            .store
-            .presign_part(key, upload_id, number, inner.url_ttl);
+        // An empty file's one part is stored as a whole object (see empty.rs).
+        let url = match (empty, number) {
+            (false, _) => inner
+                .store
+                .presign_part(key, upload_id, number, inner.url_ttl),
+            (true, 1) => inner.store.presign_put_object(key, inner.url_ttl),
+            (true, _) => return Err(ApiError::bad_request("an empty file has only part 1")),
+        };
         urls.insert(number.to_string(), Value::String(url.into()));
     }
     Ok(Json(json!({ "urls": urls })).into_response())
@@ -264,6 +272,13 @@ async fn complete(
     check_key(&inner, &key)?;
     let req = json_object(body)?;
     let etags = completed_parts(&req)?;
+    if is_empty_upload_key(&key, &inner.key_prefix) {
+        match complete_empty(&inner.store, &key, &upload_id, &etags).await {
+            EmptyOutcome::Done(answer) => return Ok(answer),
+            EmptyOutcome::Refused(status, message) => return Err(ApiError::new(status, message)),
+            EmptyOutcome::NotThere => {}
+        }
+    }
 
     // The store call runs in a task of its own: when the client hangs up (an
     // app killed mid-request), a completion already under way must still

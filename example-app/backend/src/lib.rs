@@ -9,6 +9,7 @@
 mod api;
 mod config;
 mod embedded;
+mod empty;
 mod keys;
 mod serve;
 mod store;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusty_s3::actions::{
     AbortMultipartUpload, CompleteMultipartUpload, CompleteMultipartUploadResponse,
-    CreateMultipartUpload, HeadObject, UploadPart,
+    CreateMultipartUpload, HeadObject, PutObject, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
@@ -61,6 +61,13 @@ impl StoreFailure {
             _ => None,
         }
     }
+}
+
+/// What a HEAD tells about an object.
+pub(crate) struct ObjectHead {
+    pub etag: String,
+    /// `None` when the store did not say.
+    pub size: Option<u64>,
 }
 
 pub(crate) struct Store {
@@ -180,8 +187,19 @@ impl Store {
         Ok(parsed.etag().to_owned())
     }
 
+    /// A URL that stores the whole object in one PUT: how empty files are
+    /// uploaded, since some stores refuse an empty part.
+    pub(crate) fn presign_put_object(&self, key: &str, ttl: Duration) -> url::Url {
+        PutObject::new(&self.bucket, Some(&self.credentials), key).sign(ttl)
+    }
+
     /// `Ok(Some(etag))` if the object exists, `Ok(None)` if it does not.
     pub(crate) async fn head_etag(&self, key: &str) -> Result<Option<String>, StoreFailure> {
+        Ok(self.head(key).await?.map(|h| h.etag))
+    }
+
+    /// The object's ETag and size, `Ok(None)` if there is no such object.
+    pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectHead>, StoreFailure> {
         let url = HeadObject::new(&self.bucket, Some(&self.credentials), key).sign(SELF_SIGN_TTL);
         let res = self.http.head(url).send().await.map_err(unreachable)?;
         let status = res.status();
@@ -200,7 +218,12 @@ impl Store {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Ok(Some(etag))
+        let size = res
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        Ok(Some(ObjectHead { etag, size }))
     }
 
     pub(crate) async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreFailure> {

@@ -62,10 +62,20 @@ impl Fixture {
     }
 
     async fn start_upload(&self, name: &str, size: u64) -> (String, String, u64) {
+        self.start_upload_hashed(name, size, "0123456789abcdef0123456789abcdef")
+            .await
+    }
+
+    async fn start_upload_hashed(
+        &self,
+        name: &str,
+        size: u64,
+        hash: &str,
+    ) -> (String, String, u64) {
         let (status, v) = self
             .post(
                 "startUpload",
-                json!({ "fileName": name, "fileHash": "0123456789abcdef0123456789abcdef", "fileSize": size, "extra": [1, 2] }),
+                json!({ "fileName": name, "fileHash": hash, "fileSize": size, "extra": [1, 2] }),
             )
             .await;
         assert_eq!(status, 200, "{v}");
@@ -184,22 +194,79 @@ async fn uploads_completes_and_completes_again() {
     f.running.shutdown().await;
 }
 
+/// A 0-byte file: part 1's URL stores the whole (empty) object, complete
+/// checks it is there and frees the multipart upload opened for it, and
+/// completing again still succeeds.
 #[tokio::test(flavor = "multi_thread")]
-async fn single_empty_part_upload() {
+async fn empty_file_is_one_put_object() {
     let f = Fixture::start(None).await;
-    let (key, upload_id, _) = f.start_upload("", 0).await;
+    let (key, upload_id, _) = f
+        .start_upload_hashed("", 0, crate::empty::EMPTY_CONTENT_HASH)
+        .await;
     assert!(key.ends_with("/file"), "{key}");
+    let upload_info = f
+        .store_dir()
+        .join("store")
+        .join(format!(".upload-{upload_id}.json"));
+    assert!(upload_info.exists(), "a multipart upload was opened");
+
     let urls = f.urls(&key, &upload_id, &[1]).await;
+    let query = url::Url::parse(&urls[0]).expect("url");
+    assert!(
+        !query
+            .query_pairs()
+            .any(|(k, _)| k == "uploadId" || k == "partNumber"),
+        "part 1 of an empty file is a PutObject URL"
+    );
+    let (status, v) = f
+        .post(
+            "getUploadUrls",
+            json!({ "key": key, "uploadId": upload_id, "parts": [1, 2] }),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+
+    let path = Fixture::complete_path(&key, &upload_id);
+    let md5_of_nothing = "\"d41d8cd98f00b204e9800998ecf8427e\"";
+    let parts = json!({ "parts": [{ "PartNumber": 1, "ETag": md5_of_nothing }] });
+    let (status, v) = f.post(&path, parts.clone()).await;
+    assert!(
+        !(200..300).contains(&status),
+        "complete before the PUT is not a success: {status} {v}"
+    );
+
     let res = f.put(&urls[0], Vec::new()).await;
     assert!(res.status().is_success(), "{}", res.status());
     let parts = json!({ "parts": [{ "PartNumber": 1, "ETag": etag_of(&res) }] });
-    let (status, v) = f
-        .post(&Fixture::complete_path(&key, &upload_id), parts)
-        .await;
-    assert_eq!(status, 200, "{v}");
+    for attempt in 0..2 {
+        let (status, v) = f.post(&path, parts.clone()).await;
+        assert_eq!(status, 200, "complete #{attempt}: {v}");
+        assert_eq!(v["key"], key.as_str());
+    }
     let on_disk = std::fs::read(f.store_dir().join("store").join(EMBEDDED_BUCKET).join(&key))
         .expect("object");
     assert!(on_disk.is_empty());
+    assert!(!upload_info.exists(), "the multipart upload was aborted");
+    let two = json!({ "parts": [
+        { "PartNumber": 1, "ETag": md5_of_nothing },
+        { "PartNumber": 2, "ETag": md5_of_nothing },
+    ]});
+    let (status, v) = f.post(&path, two).await;
+    assert_eq!(status, 400, "{v}");
+
+    // fileHash and fileSize must agree about emptiness.
+    for (hash, size) in [
+        ("0123456789abcdef0123456789abcdef", 0),
+        (crate::empty::EMPTY_CONTENT_HASH, 3),
+    ] {
+        let (status, v) = f
+            .post(
+                "startUpload",
+                json!({ "fileName": "a", "fileHash": hash, "fileSize": size }),
+            )
+            .await;
+        assert_eq!(status, 400, "{hash} {size}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

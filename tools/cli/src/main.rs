@@ -1,5 +1,6 @@
 //! `s3bgu`: the upload engine and the reference backend from a terminal.
 
+mod check;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,9 +43,29 @@ enum Command {
     Status(StatusArgs),
     /// Print a file's fileHash (XXH3-128, 32 hex digits).
     Hash { file: PathBuf },
+    /// Check a backend against the contract with real uploads through it
+    /// (0 B, 1 B, one part, several parts, awkward names, repeated complete,
+    /// abort); one line per contract point, exit 0 only if all pass.
+    Check(CheckArgs),
     /// Move a corrupt queue database aside (kept as <db>.corrupt-<time>) so
     /// the next run starts an empty queue.
     Recover(RecoverArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Base URL of the backend (B/startUpload, B/getUploadUrls, B/complete, B/abort).
+    #[arg(long)]
+    backend: String,
+    /// A header sent with every backend call, as 'Name: value' (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Extra field of the startUpload body, as key=value (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -208,6 +229,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => run_resume(a).await,
             Command::Status(a) => run_status(a).await,
             Command::Recover(a) => run_recover(a),
+            Command::Check(a) => run_check(a).await,
             Command::Hash { file } => match s3bgu_core::hash_file(&file) {
                 Ok(h) => {
                     println!("{h}");
@@ -529,6 +551,19 @@ async fn finish(s: Session) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+async fn run_check(a: CheckArgs) -> ExitCode {
+    let opts = check::CheckOptions {
+        backend: a.backend,
+        headers: a.headers,
+        params: a.params,
+    };
+    match check::run(opts, a.json).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => fail(e),
     }
 }
 

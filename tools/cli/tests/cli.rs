@@ -605,3 +605,85 @@ async fn add_queues_without_sending_and_resume_uploads() {
         "{commits} write transactions for 9 parts"
     );
 }
+
+/// Killed after startUpload of an empty file (the upload id is recorded, no
+/// URL handed out yet), on a store that refuses empty parts and zero-part
+/// completes: `s3bgu resume` finishes it as a 0-byte object with no second
+/// startUpload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_start_of_an_empty_file_then_resume_completes_it() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    let strict = |h: &Harness| {
+        h.faults.refuse_empty_parts(true);
+        h.faults.refuse_zero_part_completes(true);
+    };
+    strict(&h);
+    // getUploadUrls keeps failing, so the upload waits between startUpload
+    // and its part.
+    h.faults
+        .fail_backend(Route::GetUploadUrls, 1000, 503, r#"{"error":"busy"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.txt"), b"").unwrap();
+    let db = dir.path().join(".s3bgu/queue.db");
+    let mut child = s3bgu(dir.path())
+        .args(["upload", "--backend", &h.backend_url, "--json", "empty.txt"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorded_id = || -> Option<String> {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        conn.query_row("SELECT upload_id FROM uploads", [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .ok()
+        .flatten()
+    };
+    wait_until(
+        "startUpload answered and recorded",
+        Duration::from_secs(60),
+        || h.stats.backend_calls(Route::GetUploadUrls) >= 1 && recorded_id().is_some(),
+    );
+    signal(&child, "-KILL");
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    let upload_id = recorded_id().unwrap();
+    assert_eq!(
+        h.stats.backend_calls(Route::Complete),
+        0,
+        "killed before complete"
+    );
+
+    h.faults.clear();
+    strict(&h);
+    let out = run(s3bgu(dir.path()).args(["resume", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    let u = &uploads(&v)[0];
+    assert_eq!(u["state"], "COMPLETED", "{u}");
+    assert_eq!(u["uploadId"], upload_id.as_str(), "the same upload went on");
+    let key = u["key"].as_str().unwrap();
+    assert_eq!(
+        h.object_bytes(key).unwrap(),
+        Vec::<u8>::new(),
+        "0-byte object"
+    );
+    assert_eq!(h.stats.object_puts(key), 1);
+    assert_eq!(h.stats.total_part_puts(), 0, "no empty part was sent");
+    assert_eq!(
+        h.stats.backend_calls(Route::StartUpload),
+        1,
+        "no second startUpload"
+    );
+    assert!(
+        !h.store_dir
+            .join(format!(".upload-{upload_id}.json"))
+            .exists(),
+        "the multipart upload opened for it is gone"
+    );
+}

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::chaos::{Fault, Target};
-use crate::faults::{BackendFault, FaultBody, Faults};
+use crate::faults::{BackendFault, Broken, FaultBody, Faults};
 use crate::stats::{Route, Stats};
 
 /// getUploadUrls bodies are small; anything bigger is not worth parsing.
@@ -25,6 +25,83 @@ pub(crate) struct Watch {
 }
 
 pub(crate) async fn layer(State(watch): State<Watch>, req: Request, next: Next) -> Response {
+    let faults = watch.faults.clone();
+    match Route::of_path(req.uri().path()) {
+        Some(Route::Abort) if faults.is_broken(Broken::NoAbortRoute) => {
+            watch.stats.backend_call(Route::Abort);
+            json_answer(StatusCode::NOT_FOUND, r#"{"error":"no such endpoint"}"#)
+        }
+        Some(Route::StartUpload) if faults.is_broken(Broken::SmallParts) => {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            };
+            let size = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("fileSize").and_then(Value::as_u64));
+            let req = Request::from_parts(parts, Body::from(bytes));
+            let res = watched(watch, req, next).await;
+            match size {
+                Some(size) if size > SMALL_PART => with_part_size(res, SMALL_PART).await,
+                _ => res,
+            }
+        }
+        Some(Route::Complete) if faults.is_broken(Broken::NonIdempotentComplete) => {
+            let id = req
+                .uri()
+                .path()
+                .strip_prefix("/complete/")
+                .and_then(|p| p.split_once('/'))
+                .and_then(|(id, _)| percent_encoding::percent_decode_str(id).decode_utf8().ok())
+                .map(|id| id.into_owned());
+            if let Some(id) = id.as_deref().filter(|id| faults.was_completed(id)) {
+                watch.stats.backend_call(Route::Complete);
+                watch
+                    .stats
+                    .upload_id_received(Route::Complete, id.to_owned());
+                return json_answer(
+                    StatusCode::NOT_FOUND,
+                    r#"{"error":"could not complete the upload: store answered 404 NoSuchUpload"}"#,
+                );
+            }
+            let res = watched(watch, req, next).await;
+            if let (Some(id), true) = (id, res.status().is_success()) {
+                faults.completed(id);
+            }
+            res
+        }
+        _ => watched(watch, req, next).await,
+    }
+}
+
+/// The part size [`Broken::SmallParts`] hands out.
+const SMALL_PART: u64 = 1024 * 1024;
+
+fn json_answer(status: StatusCode, body: &'static str) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A startUpload answer with its partSize replaced.
+async fn with_part_size(res: Response, part_size: u64) -> Response {
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RECORDED_BODY).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if value.get("partSize").is_some() {
+        value["partSize"] = Value::from(part_size);
+    }
+    let mut res = Response::new(Body::from(value.to_string()));
+    *res.status_mut() = parts.status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// Counts the call and applies the injected faults, then the backend.
+async fn watched(watch: Watch, req: Request, next: Next) -> Response {
     let Some(route) = Route::of_path(req.uri().path()) else {
         return next.run(req).await;
     };

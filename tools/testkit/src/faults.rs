@@ -29,6 +29,28 @@ struct Inner {
     stalled_answers: Option<(u32, u16)>,
     gone_uploads: HashSet<String>,
     start_answer_delay: Duration,
+    refuse_empty_parts: bool,
+    refuse_zero_part_completes: bool,
+    broken: HashSet<Broken>,
+    /// Upload ids completed once, for [`Broken::NonIdempotentComplete`].
+    completed: HashSet<String>,
+}
+
+/// Ways a backend can break the contract, for testing contract checkers:
+/// the harness makes the reference backend (or the URLs it hands out)
+/// behave like a backend with that mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Broken {
+    /// startUpload answers a 1 MiB part size for any file over 1 MiB.
+    SmallParts,
+    /// A complete repeated after success answers 404 (the store's
+    /// NoSuchUpload passed on) instead of 2xx.
+    NonIdempotentComplete,
+    /// PUT answers lose their ETag header (a proxy, or a CORS setup that
+    /// does not expose it).
+    NoEtagPassthrough,
+    /// There is no abort route: it answers 404.
+    NoAbortRoute,
 }
 
 #[derive(Debug)]
@@ -275,6 +297,43 @@ impl Faults {
 
     pub(crate) fn start_answer_delay(&self) -> Duration {
         self.lock().start_answer_delay
+    }
+
+    /// While on, the store refuses a part PUT with an empty body (400
+    /// `InvalidRequest` "Empty body"), as some S3-compatible servers do.
+    pub fn refuse_empty_parts(&self, on: bool) {
+        self.lock().refuse_empty_parts = on;
+    }
+
+    pub(crate) fn refuses_empty_parts(&self) -> bool {
+        self.lock().refuse_empty_parts
+    }
+
+    /// While on, the store refuses a CompleteMultipartUpload that lists no
+    /// part (400 `MalformedXML`), as AWS does.
+    pub fn refuse_zero_part_completes(&self, on: bool) {
+        self.lock().refuse_zero_part_completes = on;
+    }
+
+    pub(crate) fn refuses_zero_part_completes(&self) -> bool {
+        self.lock().refuse_zero_part_completes
+    }
+
+    /// From now on the backend behaves as if it had this mistake.
+    pub fn break_backend(&self, how: Broken) {
+        self.lock().broken.insert(how);
+    }
+
+    pub(crate) fn is_broken(&self, how: Broken) -> bool {
+        self.lock().broken.contains(&how)
+    }
+
+    pub(crate) fn was_completed(&self, upload_id: &str) -> bool {
+        self.lock().completed.contains(upload_id)
+    }
+
+    pub(crate) fn completed(&self, upload_id: String) {
+        self.lock().completed.insert(upload_id);
     }
 
     /// Removes every fault and delay.

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use chaos::{ChaosPlan, ChaosReport, Fault, Target};
-pub use faults::Faults;
+pub use faults::{Broken, Faults};
 pub use stats::{Route, Stats, StoreRequest};
 
 pub struct HarnessOptions {

@@ -58,6 +58,8 @@ struct Inner {
     start_bodies: Vec<serde_json::Value>,
     store_requests: Vec<StoreRequest>,
     upload_ids: Vec<(Route, String)>,
+    /// Whole-object PUTs by request path (`/bucket/key`, decoded).
+    object_puts: HashMap<String, u32>,
 }
 
 impl Default for Stats {
@@ -73,6 +75,7 @@ impl Default for Stats {
                 start_bodies: Vec::new(),
                 store_requests: Vec::new(),
                 upload_ids: Vec::new(),
+                object_puts: HashMap::new(),
             }),
             puts_in_flight: AtomicU32::new(0),
             max_puts_in_flight: AtomicU32::new(0),
@@ -145,6 +148,13 @@ impl Stats {
         self.lock().upload_ids.clone()
     }
 
+    /// Number of whole-object PUTs (PutObject, not part uploads) received
+    /// for this key of the harness bucket: how empty files are stored.
+    pub fn object_puts(&self, key: &str) -> u32 {
+        let path = format!("/{}/{key}", s3bgu_backend::EMBEDDED_BUCKET);
+        self.lock().object_puts.get(&path).copied().unwrap_or(0)
+    }
+
     /// Forgets everything counted so far.
     pub fn reset(&self) {
         let mut inner = self.lock();
@@ -157,6 +167,7 @@ impl Stats {
         inner.start_bodies.clear();
         inner.store_requests.clear();
         inner.upload_ids.clear();
+        inner.object_puts.clear();
         drop(inner);
         self.max_puts_in_flight
             .store(self.puts_in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
@@ -180,6 +191,13 @@ impl Stats {
         let now = self.puts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_puts_in_flight.fetch_max(now, Ordering::SeqCst);
         InFlightPut { stats: self }
+    }
+
+    pub(crate) fn object_put_received(&self, path: &str) {
+        let path = percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned();
+        *self.lock().object_puts.entry(path).or_insert(0) += 1;
     }
 
     pub(crate) fn store_request_done(&self, request: StoreRequest) {

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::chaos::{Fault, Target};
-use crate::faults::{Faults, PutFault};
+use crate::faults::{Broken, Faults, PutFault};
 use crate::stats::{Stats, StoreRequest};
 
 #[derive(Clone)]
@@ -94,13 +94,32 @@ async fn handle(
         .upload_id
         .as_deref()
         .is_some_and(|id| recorder.faults.upload_is_gone(id));
+    let is_put = req.method() == Method::PUT;
+    let is_complete = req.method() == Method::POST && record.upload_id.is_some();
     let result = match record.part.clone() {
         _ if gone => {
             let _ = req.into_body().collect().await;
             Ok(s3_error(404))
         }
         Some((upload_id, part)) => handle_part_put(&recorder, req, &upload_id, part).await,
+        None if is_put
+            && record.upload_id.is_none()
+            && !req.headers().contains_key("x-amz-copy-source") =>
+        {
+            recorder.stats.object_put_received(&record.path);
+            forward(&recorder.service, req).await
+        }
+        None if is_complete && recorder.faults.refuses_zero_part_completes() => {
+            complete_with_parts_only(&recorder, req).await
+        }
         None => forward(&recorder.service, req).await,
+    };
+    let result = match result {
+        Ok(mut res) if is_put && recorder.faults.is_broken(Broken::NoEtagPassthrough) => {
+            res.headers_mut().remove(hyper::header::ETAG);
+            Ok(res)
+        }
+        other => other,
     };
     record.status = result.as_ref().ok().map(|res| res.status().as_u16());
     recorder.stats.store_request_done(record);
@@ -119,6 +138,15 @@ async fn handle_part_put(
     let _in_flight = recorder
         .stats
         .part_put_received(upload_id, part, headers_ok);
+    // With neither header, HTTP/1.1 says there is no body.
+    let empty = match headers.get(CONTENT_LENGTH) {
+        Some(len) => len.as_bytes() == b"0",
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    };
+    if empty && recorder.faults.refuses_empty_parts() {
+        let _ = req.into_body().collect().await;
+        return Ok(xml_error(400, "InvalidRequest", "Bad request: Empty body"));
+    }
 
     let delay = recorder.faults.put_delay(part);
     if !delay.is_zero() {
@@ -207,6 +235,28 @@ async fn chaos_put(
     }
 }
 
+/// A CompleteMultipartUpload, refused when it lists no part (as AWS
+/// answers a complete with no parts), forwarded otherwise.
+async fn complete_with_parts_only(
+    recorder: &Recorder,
+    req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, StdError> {
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    if !String::from_utf8_lossy(&bytes).contains("<Part>") {
+        return Ok(xml_error(
+            400,
+            "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    recorder
+        .service
+        .call(Request::from_parts(parts, s3s::Body::from(bytes)))
+        .await
+        .map_err(StdError::from)
+}
+
 async fn forward(
     service: &S3Service,
     req: Request<Incoming>,
@@ -246,6 +296,11 @@ fn s3_error(status: u16) -> Response<s3s::Body> {
         429 => ("TooManyRequests", "Please reduce your request rate."),
         _ => ("InjectedFault", "Injected fault"),
     };
+    xml_error(status, code, message)
+}
+
+/// An S3 XML error answer with this code and message.
+fn xml_error(status: u16, code: &str, message: &str) -> Response<s3s::Body> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );

@@ -226,3 +226,78 @@ fn works_without_an_async_test() {
     assert_eq!(h.stats.backend_calls(Route::Abort), 2);
     drop(h);
 }
+
+/// The strict-store rules: an empty part body is refused as some servers
+/// do, a complete listing no part as AWS does; anything else still goes
+/// through (the complete body is forwarded intact).
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_rules_refuse_empty_parts_and_zero_part_completes() {
+    use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+    let h = Harness::start(HarnessOptions::default()).await;
+    let http = client();
+    let (key, upload_id, urls) = begin(&h, &http, 10, &[1]).await;
+
+    h.faults.refuse_empty_parts(true);
+    let res = http
+        .put(&urls[0])
+        .body(Vec::new())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status(), 400);
+    let body = res.text().await.expect("body");
+    assert!(body.contains("<Code>InvalidRequest</Code>"), "{body}");
+    assert!(body.contains("Empty body"), "{body}");
+    let res = http
+        .put(&urls[0])
+        .body(vec![7u8; 10])
+        .send()
+        .await
+        .expect("put");
+    assert!(res.status().is_success(), "{}", res.status());
+    let etag = res.headers()["etag"].to_str().expect("etag").to_owned();
+
+    h.faults.refuse_zero_part_completes(true);
+    let (access, secret) = s3bgu_backend::embedded_credentials(&h.store_dir).expect("creds");
+    let bucket = Bucket::new(
+        h.store_url.parse().expect("url"),
+        UrlStyle::Path,
+        s3bgu_backend::EMBEDDED_BUCKET.to_owned(),
+        "us-east-1".to_owned(),
+    )
+    .expect("bucket");
+    let creds = Credentials::new(access, secret);
+    let ttl = Duration::from_secs(60);
+    let none = rusty_s3::actions::CompleteMultipartUpload::new(
+        &bucket,
+        Some(&creds),
+        &key,
+        &upload_id,
+        std::iter::empty(),
+    );
+    let res = http
+        .post(none.sign(ttl))
+        .body(none.body())
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(res.status(), 400);
+    let body = res.text().await.expect("body");
+    assert!(body.contains("<Code>MalformedXML</Code>"), "{body}");
+
+    let one = rusty_s3::actions::CompleteMultipartUpload::new(
+        &bucket,
+        Some(&creds),
+        &key,
+        &upload_id,
+        std::iter::once(etag.as_str()),
+    );
+    let res = http
+        .post(one.sign(ttl))
+        .body(one.body())
+        .send()
+        .await
+        .expect("complete");
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(h.object_bytes(&key).expect("object"), vec![7u8; 10]);
+}
