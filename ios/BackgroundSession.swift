@@ -6,6 +6,7 @@
 // Never compiled here (no Swift toolchain): see the README's iOS section.
 
 import Foundation
+import Security
 
 final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
   @unchecked Sendable
@@ -28,8 +29,19 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
     set { state.with { $0.unmeteredOnly = newValue } }
   }
 
+  /// The configuration's extra roots (`extraRootCertificatesPem`), trusted
+  /// beside the system's, as the engine trusts them for its own requests.
+  var extraRoots: [Data] {
+    get { state.with { $0.extraRoots.map { SecCertificateCopyData($0) as Data } } }
+    set {
+      let certificates = newValue.compactMap { SecCertificateCreateWithData(nil, $0 as CFData) }
+      state.with { $0.extraRoots = certificates }
+    }
+  }
+
   private struct State {
     var unmeteredOnly = false
+    var extraRoots: [SecCertificate] = []
     var bodies: [Int: Data] = [:]
     var systemCompletions: [() -> Void] = []
   }
@@ -169,6 +181,28 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
       result = .noResponse(message: "the upload ended without a response")
     }
     onReport?(taskId, result)
+  }
+
+  func urlSession(
+    _ session: URLSession, didReceive challenge: URLAuthenticationChallenge,
+    completionHandler: @escaping (URLSession.AuthChallengeDisposition, URLCredential?) -> Void
+  ) {
+    let roots = state.with { $0.extraRoots }
+    guard challenge.protectionSpace.authenticationMethod == NSURLAuthenticationMethodServerTrust,
+      let trust = challenge.protectionSpace.serverTrust, !roots.isEmpty
+    else {
+      completionHandler(.performDefaultHandling, nil)
+      return
+    }
+    // The configured roots as anchors, the system's still trusted; the
+    // host name stays part of the evaluation (the SSL policy is already set).
+    SecTrustSetAnchorCertificates(trust, roots as CFArray)
+    SecTrustSetAnchorCertificatesOnly(trust, false)
+    if SecTrustEvaluateWithError(trust, nil) {
+      completionHandler(.useCredential, URLCredential(trust: trust))
+    } else {
+      completionHandler(.cancelAuthenticationChallenge, nil)
+    }
   }
 
   func urlSessionDidFinishEvents(forBackgroundURLSession session: URLSession) {

@@ -28,15 +28,15 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
   private static let defaultText = "{uploadedSize} of {totalSize} ({percentage}%)"
 
   private enum Phase {
-    case none
+    case idle
     case submitted
     case running(BGContinuedProcessingTask)
   }
-  private let phase = Locked(Phase.none)
+  private let phase = Locked(Phase.idle)
 
   var isActive: Bool {
     phase.with { phase in
-      if case .none = phase {
+      if case .idle = phase {
         return false
       }
       return true
@@ -45,7 +45,7 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
 
   func beginIfNeeded(engine: UploadEngine, onExpire: @escaping () -> Void) {
     let claimed = phase.with { phase -> Bool in
-      guard case .none = phase else {
+      guard case .idle = phase else {
         return false
       }
       phase = .submitted
@@ -89,7 +89,7 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
       if !submitted {
         self.phase.with { phase in
           if case .submitted = phase {
-            phase = .none
+            phase = .idle
           }
         }
       }
@@ -131,7 +131,7 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
       guard case .running(let current) = phase, current === task else {
         return false
       }
-      phase = .none
+      phase = .idle
       return true
     }
     if mine {

@@ -85,7 +85,7 @@ public final class S3BgUploaderImpl: NSObject {
       self?.drainAfterWakeUp(engine)
     }
     try engine.setPartTransport(transport: session, settings: HandoffSettings())
-    await refreshNetworkPolicy(engine)
+    await refreshSessionSettings(engine)
     let live = await session.liveTaskIds()
     let unknown = try await engine.reconcilePartTasks(liveTaskIds: live)
     session.cancel(taskIds: unknown)
@@ -125,10 +125,13 @@ public final class S3BgUploaderImpl: NSObject {
     return dir
   }
 
-  /// Handed-off parts follow the configured network policy too.
-  private func refreshNetworkPolicy(_ engine: UploadEngine) async {
+  /// Handed-off parts follow the configured network policy and trust the
+  /// configured roots too.
+  private func refreshSessionSettings(_ engine: UploadEngine) async {
     let config = try? await engine.config()
     session.unmeteredOnly = config?.networkPolicy == .unmeteredOnly
+    let pems = config?.extraRootCertificatesPem ?? []
+    session.extraRoots = (try? certificatesDerFromPem(pems: pems)) ?? []
   }
 
   // MARK: the app's lifecycle
@@ -259,7 +262,7 @@ public final class S3BgUploaderImpl: NSObject {
   ) {
     call(resolve, reject) { engine in
       try await engine.setConfigJson(configJson: configJson)
-      await self.refreshNetworkPolicy(engine)
+      await self.refreshSessionSettings(engine)
       return nil
     }
   }
