@@ -77,6 +77,12 @@ public final class S3BgUploaderImpl: NSObject {
     let path = try Self.queueDirectory().appendingPathComponent("queue.db").path
     let engine = try UploadEngine.open(dbPath: path, start: false)
     try engine.setFileOpener(opener: BookmarkOpener())
+    // The mode comes before the session exists: its events (and a drain
+    // after them) may follow at once when iOS launched the app for them.
+    let inForeground = await MainActor.run {
+      UIApplication.shared.applicationState != .background
+    }
+    try await engine.setPartMode(mode: inForeground ? .direct : .handoff)
     session.onReport = { taskId, result in
       // Reports are queued to the engine in order; it ignores ids it no longer holds.
       try? engine.reportPartTask(taskId: taskId, result: result)
@@ -93,12 +99,13 @@ public final class S3BgUploaderImpl: NSObject {
       try? engine.setNetworkState(online: online, metered: metered)
     }
     opened.with { $0 = engine }
-    let inForeground = await MainActor.run {
-      UIApplication.shared.applicationState != .background
-    }
     if inForeground {
-      try await engine.setPartMode(mode: .direct)
       try await engine.start()
+      // Left the foreground while this opened: that notification found no engine.
+      let left = await MainActor.run { UIApplication.shared.applicationState == .background }
+      if left {
+        didEnterBackground()
+      }
     } else {
       // Launched in the background (a session wake-up): hand parts over
       // within the time iOS gives, then let the app be suspended.
