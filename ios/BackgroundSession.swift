@@ -58,7 +58,7 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
   /// a lazy property.
   private let sessionSlot = Locked<URLSession?>(nil)
   private var session: URLSession {
-    sessionSlot.with { slot in
+    sessionSlot.with { slot -> URLSession in
       if let session = slot {
         return session
       }

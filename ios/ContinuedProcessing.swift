@@ -35,7 +35,7 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
   private let phase = Locked(Phase.idle)
 
   var isActive: Bool {
-    phase.with { phase in
+    phase.with { phase -> Bool in
       if case .idle = phase {
         return false
       }
