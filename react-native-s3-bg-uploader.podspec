@@ -19,7 +19,8 @@ Pod::Spec.new do |s|
   s.homepage     = package["homepage"] || "https://www.npmjs.com/package/react-native-s3-bg-uploader"
   s.authors      = package["author"] || "react-native-s3-bg-uploader contributors"
   s.platforms    = { :ios => "15.1" }
-  s.source       = { :git => "https://www.npmjs.com/package/react-native-s3-bg-uploader.git", :tag => s.version.to_s }
+  # Installed from node_modules by React Native's autolinking (a :path pod).
+  s.source       = { :path => "." }
 
   # The ObjC++ TurboModule adapter, the Swift module behind it, and the
   # uniffi Swift bindings. The bindings' C header and module map come from
