@@ -23,9 +23,6 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
   /// `$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*`; each task gets a fresh suffix
   /// (a handler is registered once per identifier).
   private static let prefix = (Bundle.main.bundleIdentifier ?? "app") + ".s3bgu.upload."
-  /// Without templates in the configuration.
-  private static let defaultTitle = "Uploading {completedFiles} of {totalFiles} files"
-  private static let defaultText = "{uploadedSize} of {totalSize} ({percentage}%)"
 
   private enum Phase {
     case idle
@@ -150,6 +147,7 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
     task.updateTitle(title, subtitle: subtitle)
   }
 
+  /// The engine renders the configured templates, or its defaults.
   private static func texts(
     _ engine: UploadEngine, summary: TransferSummary? = nil
   ) async -> (String, String) {
@@ -160,14 +158,12 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
     } else {
       current = try? await engine.summary(transferId: nil)
     }
-    let title = config?.notificationTitle ?? defaultTitle
-    let text = config?.notificationText ?? defaultText
     guard let current else {
       return ("Uploading", "")
     }
-    return (
-      renderNotification(template: title, summary: current),
-      renderNotification(template: text, summary: current)
-    )
+    let content = notificationContent(
+      titleTemplate: config?.notificationTitle, textTemplate: config?.notificationText,
+      summary: current)
+    return (content.title, content.text)
   }
 }

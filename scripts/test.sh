@@ -52,6 +52,11 @@ kotlin_started=$SECONDS
 ./bindings/kotlin-test/run.sh
 echo "kotlin step took $((SECONDS - kotlin_started)) s"
 
+# The Android module compiled against android-all 15 and react-android 0.87.1
+# (Kotlin + codegen Java spec), then Robolectric with the real engine.
+step "Android module on the JVM (android/test/run.sh: compile + Robolectric)"
+./android/test/run.sh
+
 # The benchmark harness at tiny sizes, so it cannot rot; the figures of a
 # smoke run mean nothing (debug build, one rep). Full run: scripts/bench.sh.
 step "benchmark smoke (scripts/bench.sh --smoke)"

@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt8: FfiConverterPrimitive {
+    typealias FfiType = UInt8
+    typealias SwiftType = UInt8
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt8 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: UInt8, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
     typealias FfiType = UInt16
     typealias SwiftType = UInt16
@@ -3387,6 +3403,97 @@ public func FfiConverterTypeNewFile_lower(_ value: NewFile) -> RustBuffer {
 
 
 /**
+ * One rendering of the progress notification.
+ */
+public struct NotificationContent: Equatable, Hashable {
+    public var title: String
+    public var text: String
+    /**
+     * 0..=100, rounded down (100 only when every byte is sent).
+     */
+    public var percentage: UInt8
+    /**
+     * Nothing to measure yet (no sizes known): show a spinning bar.
+     */
+    public var indeterminate: Bool
+    /**
+     * Uploads are pending, initialized or running: the background work
+     * (job, service) should go on. Paused, failed and finished ones do not
+     * count.
+     */
+    public var workRemains: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(title: String, text: String, 
+        /**
+         * 0..=100, rounded down (100 only when every byte is sent).
+         */percentage: UInt8, 
+        /**
+         * Nothing to measure yet (no sizes known): show a spinning bar.
+         */indeterminate: Bool, 
+        /**
+         * Uploads are pending, initialized or running: the background work
+         * (job, service) should go on. Paused, failed and finished ones do not
+         * count.
+         */workRemains: Bool) {
+        self.title = title
+        self.text = text
+        self.percentage = percentage
+        self.indeterminate = indeterminate
+        self.workRemains = workRemains
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NotificationContent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNotificationContent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NotificationContent {
+        return
+            try NotificationContent(
+                title: FfiConverterString.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf), 
+                percentage: FfiConverterUInt8.read(from: &buf), 
+                indeterminate: FfiConverterBool.read(from: &buf), 
+                workRemains: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NotificationContent, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterUInt8.write(value.percentage, into: &buf)
+        FfiConverterBool.write(value.indeterminate, into: &buf)
+        FfiConverterBool.write(value.workRemains, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNotificationContent_lift(_ buf: RustBuffer) throws -> NotificationContent {
+    return try FfiConverterTypeNotificationContent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNotificationContent_lower(_ value: NotificationContent) -> RustBuffer {
+    return FfiConverterTypeNotificationContent.lower(value)
+}
+
+
+/**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
  */
@@ -6165,6 +6272,20 @@ public func certificatesDerFromPem(pems: [String])throws  -> [Data]  {
 })
 }
 /**
+ * Renders the notification from the configured templates (`None`: the
+ * defaults above) and a summary of every upload. Pure; any thread.
+ */
+public func notificationContent(titleTemplate: String?, textTemplate: String?, summary: TransferSummary) -> NotificationContent  {
+    return try!  FfiConverterTypeNotificationContent_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_notification_content(
+        FfiConverterOptionString.lower(titleTemplate),
+        FfiConverterOptionString.lower(textTemplate),
+        FfiConverterTypeTransferSummary_lower(summary),uniffiCallStatus
+    )
+})
+}
+/**
  * Makes the engine verify servers with the device's trust store (see
  * [`PlatformTrust`]). Call it once at start-up, before the first upload;
  * later calls replace it. Android and iOS must call it: their builds carry
@@ -6216,6 +6337,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() != 9055) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_notification_content() != 55301) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 54641) {

@@ -666,6 +666,11 @@ RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, Rust
 RustBuffer uniffi_s3bgu_core_fn_func_certificates_der_from_pem(RustBuffer pems, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_NOTIFICATION_CONTENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_NOTIFICATION_CONTENT
+RustBuffer uniffi_s3bgu_core_fn_func_notification_content(RustBuffer title_template, RustBuffer text_template, RustBuffer summary, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_INSTALL_PLATFORM_TRUST
 void uniffi_s3bgu_core_fn_func_install_platform_trust(uint64_t trust, RustCallStatus *_Nonnull out_status
@@ -964,6 +969,12 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 uint16_t uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_NOTIFICATION_CONTENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_NOTIFICATION_CONTENT
+uint16_t uniffi_s3bgu_core_checksum_func_notification_content(void
     
 );
 #endif

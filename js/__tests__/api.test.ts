@@ -14,6 +14,7 @@ import {
   uploadFile,
   type UploadTarget,
 } from '../src';
+import { Platform } from 'react-native';
 import { fake, nativeRejection } from './helpers/fakeNative';
 
 jest.mock('../src/NativeS3BgUploader', () => require('./helpers/fakeNative').mockModule);
@@ -103,10 +104,19 @@ describe('uploadFile', () => {
     );
   });
 
-  it('hands a content:// URI to native unchanged, for the platform to open', async () => {
+  it('hands a content:// URI to native unchanged on Android, for the platform to open', async () => {
+    jest.replaceProperty(Platform, 'OS', 'android');
     const uri = 'content://com.android.providers.media.documents/document/video%3A42';
     await uploadFile(uri, { transferId: 'picked', fileName: 'clip.mp4' });
     expect(native.uploadFile).toHaveBeenCalledWith(uri, 'picked', 'clip.mp4', '{}');
+  });
+
+  it('refuses a content:// URI on iOS before anything reaches native', async () => {
+    jest.replaceProperty(Platform, 'OS', 'ios');
+    await expect(uploadFile('content://media/external/video/media/7')).rejects.toMatchObject({
+      code: 'invalid_argument',
+    });
+    expect(native.uploadFile).not.toHaveBeenCalled();
   });
 
   it('resolves with the existing upload for the same content in the same transfer', async () => {

@@ -196,18 +196,40 @@ describe('toFilePath', () => {
   });
 
   it.each([
-    'content://media/external/video/media/1234',
-    'content://com.android.providers.media.documents/document/video%3A12?x=1',
-    'CONTENT://media/external/images/5',
-    'bookmark://Ym9va21hcmstZGF0YQ',
-  ])('passes the platform URI %s to native unchanged', uri => {
-    expect(toFilePath(uri)).toBe(uri);
+    ['android', 'content://media/external/video/media/1234'],
+    ['android', 'content://com.android.providers.media.documents/document/video%3A12?x=1'],
+    ['android', 'CONTENT://media/external/images/5'],
+    ['ios', 'bookmark://Ym9va21hcmstZGF0YQ'],
+  ])('on %s passes the platform URI %s to native unchanged', (os, uri) => {
+    expect(toFilePath(uri, os)).toBe(uri);
   });
 
   it.each([
-    ['content:media/1', 'must look like content://authority/'],
-    ['content:///no-authority', 'must look like content://authority/'],
-    ['content://media/a\0b', 'must not contain NUL'],
+    [
+      'ios',
+      'content://media/external/video/media/1234',
+      'content: URIs are only supported on Android',
+    ],
+    ['web', 'content://media/1', 'content: URIs are only supported on Android'],
+    ['android', 'bookmark://Ym9va21hcmstZGF0YQ', 'bookmark: URIs are only supported on iOS'],
+    ['android', 'content:media/1', 'must look like content://authority/'],
+    ['android', 'content:///no-authority', 'must look like content://authority/'],
+    ['android', 'content://media/a\0b', 'must not contain NUL'],
+    ['ios', 'bookmark:abc', 'must look like bookmark://authority/'],
+  ])('on %s refuses %j', (os, input, message) => {
+    const e = failure(() => toFilePath(input, os));
+    expect(e.code).toBe('invalid_argument');
+    expect(e.message).toContain(message);
+  });
+
+  it('uses the running platform by default (jest runs as iOS)', () => {
+    expect(failure(() => toFilePath('content://media/1')).message).toContain(
+      'only supported on Android',
+    );
+    expect(toFilePath('bookmark://Ym9v')).toBe('bookmark://Ym9v');
+  });
+
+  it.each([
     ['ph://ABC-123', 'ph: URIs are not supported'],
     ['https://example.com/a.mp4', 'https: URIs are not supported'],
     ['relative/path.mp4', 'the file path must be absolute, got "relative/path.mp4"'],

@@ -110,9 +110,10 @@ export interface Spec extends TurboModule {
   setConfig(configJson: string): Promise<void>;
 
   /**
-   * Hashes the file and queues it. `path` is an absolute file path (never a
-   * URI). Resolves with the new upload, or with the existing one when the
-   * same content is already in the same transfer.
+   * Hashes the file and queues it. `path` is an absolute file path, or a
+   * URI the platform opens (`content://` on Android, `bookmark://` on iOS).
+   * Resolves with the new upload, or with the existing one when the same
+   * content is already in the same transfer.
    */
   uploadFile(
     path: string,

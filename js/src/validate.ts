@@ -5,6 +5,7 @@
  * only friendlier. Values of headers and user params never appear in
  * messages: they may be secrets.
  */
+import { Platform } from 'react-native';
 import { UploadError } from './errors';
 import type { UploaderConfig, UploadFilter, UploadTarget } from './types';
 import { UPLOAD_STATES, type UploadState } from './types';
@@ -302,19 +303,26 @@ export function configToNativeJson(config: UploaderConfig): string {
 }
 
 /**
- * URI schemes passed to native unchanged: the platform opens them for the
- * engine each time it reads the file (Android's `content://`; `bookmark://`
- * for iOS security-scoped bookmarks).
+ * URI schemes passed to native unchanged, per platform: its native module
+ * opens them for the engine each time it reads the file (Android's
+ * `content://` through the ContentResolver; `bookmark://` for iOS
+ * security-scoped bookmarks). Another platform's scheme is refused.
  */
-export const PLATFORM_URI_SCHEMES = ['content', 'bookmark'] as const;
+export const PLATFORM_URI_SCHEMES: Readonly<Record<string, readonly string[]>> = {
+  android: ['content'],
+  ios: ['bookmark'],
+};
+
+const PLATFORM_NAMES: Readonly<Record<string, string>> = { android: 'Android', ios: 'iOS' };
 
 /**
  * Turns a plain absolute path or a `file://` URI into the absolute path the
- * engine reads; a `content://` or `bookmark://` URI is returned as is, for
- * the platform to open. Other URIs (`ph://`, `http://`...) are refused: the
- * engine needs a file it can reopen after a restart.
+ * engine reads; a URI the platform opens (`content://` on Android,
+ * `bookmark://` on iOS) is returned as is. Other URIs (`ph://`, `http://`...)
+ * are refused: the engine needs a file it can reopen after a restart.
+ * `os` is the running platform (`Platform.OS`).
  */
-export function toFilePath(pathOrUri: unknown): string {
+export function toFilePath(pathOrUri: unknown, os: string = Platform.OS): string {
   if (typeof pathOrUri !== 'string' || pathOrUri.length === 0) {
     throw argumentError(
       `the file must be a non-empty path or file:// URI, got ${describe(pathOrUri)}`,
@@ -322,7 +330,17 @@ export function toFilePath(pathOrUri: unknown): string {
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(pathOrUri);
   const schemeName = scheme?.[1]?.toLowerCase();
-  if (PLATFORM_URI_SCHEMES.some(s => s === schemeName)) {
+  const owner = Object.keys(PLATFORM_URI_SCHEMES).find(p =>
+    PLATFORM_URI_SCHEMES[p]?.some(s => s === schemeName),
+  );
+  if (owner !== undefined && owner !== os) {
+    throw argumentError(
+      `${schemeName}: URIs are only supported on ${
+        PLATFORM_NAMES[owner] ?? owner
+      }: pass a local file path or a file:// URI`,
+    );
+  }
+  if (owner !== undefined) {
     if (!/^[^:]+:\/\/[^/?#]+/.test(pathOrUri)) {
       throw argumentError(`a ${schemeName}: URI must look like ${schemeName}://authority/...`);
     }
@@ -349,7 +367,7 @@ export function toFilePath(pathOrUri: unknown): string {
     }
   } else if (scheme && !pathOrUri.startsWith('/')) {
     throw argumentError(
-      `${scheme[1]}: URIs are not supported: pass a local file path, a file:// URI or a content:// URI (copy the content to a file first)`,
+      `${scheme[1]}: URIs are not supported: pass a local file path, a file:// URI or a content:// URI on Android (copy the content to a file first)`,
     );
   } else {
     path = pathOrUri;

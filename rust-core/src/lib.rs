@@ -22,6 +22,7 @@ mod hash;
 pub mod js;
 mod model;
 pub mod notification;
+pub mod platform_notice;
 #[cfg(test)]
 mod proptests;
 pub mod redact;

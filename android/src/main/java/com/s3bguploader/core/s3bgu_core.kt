@@ -808,6 +808,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_func_notification_content(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_func_install_platform_trust(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_remove_platform_trust(
@@ -1057,6 +1059,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_certificates_der_from_pem(`pems`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_notification_content(`titleTemplate`: RustBuffer.ByValue,`textTemplate`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_install_platform_trust(`trust`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_func_remove_platform_trust(uniffi_out_err: UniffiRustCallStatus, 
@@ -1193,6 +1197,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() and 0xFFFF) != 9055) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 55301) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 54641) {
@@ -1556,6 +1563,33 @@ private class JavaLangRefCleanable(
     val cleanable: java.lang.ref.Cleaner.Cleanable
 ) : UniffiCleaner.Cleanable {
     override fun clean() = cleanable.clean()
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterUByte: FfiConverter<UByte, Byte> {
+    override fun lift(value: Byte): UByte {
+        return value.toUByte()
+    }
+
+    fun lift(value: Int): UByte {
+        return value.toUByte()
+    }
+
+    override fun read(buf: ByteBuffer): UByte {
+        return lift(buf.get())
+    }
+
+    override fun lower(value: UByte): Byte {
+        return value.toByte()
+    }
+
+    override fun allocationSize(value: UByte) = 1UL
+
+    override fun write(value: UByte, buf: ByteBuffer) {
+        buf.put(value.toByte())
+    }
 }
 
 /**
@@ -5494,6 +5528,73 @@ public object FfiConverterTypeNewFile: FfiConverterRustBuffer<NewFile> {
 
 
 /**
+ * One rendering of the progress notification.
+ */
+data class NotificationContent (
+    var `title`: kotlin.String
+    , 
+    var `text`: kotlin.String
+    , 
+    /**
+     * 0..=100, rounded down (100 only when every byte is sent).
+     */
+    var `percentage`: kotlin.UByte
+    , 
+    /**
+     * Nothing to measure yet (no sizes known): show a spinning bar.
+     */
+    var `indeterminate`: kotlin.Boolean
+    , 
+    /**
+     * Uploads are pending, initialized or running: the background work
+     * (job, service) should go on. Paused, failed and finished ones do not
+     * count.
+     */
+    var `workRemains`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNotificationContent: FfiConverterRustBuffer<NotificationContent> {
+    override fun read(buf: ByteBuffer): NotificationContent {
+        return NotificationContent(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUByte.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: NotificationContent) = (
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterUByte.allocationSize(value.`percentage`) +
+            FfiConverterBoolean.allocationSize(value.`indeterminate`) +
+            FfiConverterBoolean.allocationSize(value.`workRemains`)
+    )
+
+    override fun write(value: NotificationContent, buf: ByteBuffer) {
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterUByte.write(value.`percentage`, buf)
+            FfiConverterBoolean.write(value.`indeterminate`, buf)
+            FfiConverterBoolean.write(value.`workRemains`, buf)
+    }
+}
+
+
+
+/**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
  */
@@ -7809,6 +7910,23 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
     
         
         FfiConverterSequenceString.lower(`pems`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Renders the notification from the configured templates (`None`: the
+         * defaults above) and a summary of every upload. Pure; any thread.
+         */ fun `notificationContent`(`titleTemplate`: kotlin.String?, `textTemplate`: kotlin.String?, `summary`: TransferSummary): NotificationContent {
+            return FfiConverterTypeNotificationContent.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_notification_content(
+    
+        
+        FfiConverterOptionalString.lower(`titleTemplate`),
+        FfiConverterOptionalString.lower(`textTemplate`),
+        FfiConverterTypeTransferSummary.lower(`summary`),_status)
 }
     )
     }
