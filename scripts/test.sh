@@ -17,6 +17,7 @@ step() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v ruby >/dev/null 2>&1 || need_apt+=(ruby)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -38,6 +39,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# No Swift toolchain or iOS SDK here: the iOS sources get a parse (tree-sitter
+# grammars), which finds syntax errors only, never type or API errors.
+step "iOS sources: syntax parse, not a compile (scripts/ios-syntax-check.sh)"
+./scripts/ios-syntax-check.sh
+# CocoaPods is not installed either: the podspec is evaluated with a stand-in
+# Pod::Spec (its missing-engine message, platform, sources).
+step "iOS podspec: evaluated without CocoaPods (scripts/podspec-check.rb)"
+ruby scripts/podspec-check.rb
 
 step "cargo test (engine, reference backend, test harness, CLI)"
 cargo test --workspace --locked

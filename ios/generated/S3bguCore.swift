@@ -686,8 +686,11 @@ public protocol FileOpener: AnyObject, Sendable {
      * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
+     *
+     * Not named `open`: uniffi writes a Swift keyword into the C header's
+     * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    func `open`(uri: String) throws  -> Int32
+    func openFile(uri: String) throws  -> Int32
     
 }
 /**
@@ -756,11 +759,14 @@ open class FileOpenerImpl: FileOpener, @unchecked Sendable {
      * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
+     *
+     * Not named `open`: uniffi writes a Swift keyword into the C header's
+     * vtable struct escaped with backticks, which no C compiler accepts.
      */
-open func `open`(uri: String)throws  -> Int32  {
+open func openFile(uri: String)throws  -> Int32  {
     return try  FfiConverterInt32.lift(try rustCallWithError(FfiConverterTypeFileOpenError_lift) {
         uniffiCallStatus in
-    uniffi_s3bgu_core_fn_method_fileopener_open(
+    uniffi_s3bgu_core_fn_method_fileopener_open_file(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(uri),uniffiCallStatus
     )
@@ -795,7 +801,7 @@ fileprivate struct UniffiCallbackInterfaceFileOpener {
                 fatalError("Uniffi callback interface FileOpener: handle missing in uniffiClone")
             }
         },
-        `open`: { (
+        openFile: { (
             uniffiHandle: UInt64,
             uri: RustBuffer,
             uniffiOutReturn: UnsafeMutablePointer<Int32>,
@@ -806,7 +812,7 @@ fileprivate struct UniffiCallbackInterfaceFileOpener {
                 guard let uniffiObj = try? FfiConverterTypeFileOpener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.`open`(
+                return try uniffiObj.openFile(
                      uri: try FfiConverterString.lift(uri)
                 )
             }
@@ -6252,6 +6258,20 @@ public func setAsideDatabase(dbPath: String)throws  -> String  {
 })
 }
 /**
+ * The DER certificates in PEM texts (the configuration's
+ * `extraRootCertificatesPem`), checked as the engine checks them, in order.
+ * iOS anchors them, beside the system's roots, in the background session's
+ * server-trust evaluation. Fails with `InvalidConfig` naming the entry.
+ */
+public func certificatesDerFromPem(pems: [String])throws  -> [Data]  {
+    return try  FfiConverterSequenceData.lift(try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_certificates_der_from_pem(
+        FfiConverterSequenceString.lower(pems),uniffiCallStatus
+    )
+})
+}
+/**
  * Renders the notification from the configured templates (`None`: the
  * defaults above) and a summary of every upload. Pure; any thread.
  */
@@ -6314,6 +6334,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_set_aside_database() != 65141) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() != 9055) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_notification_content() != 55301) {
@@ -6445,7 +6468,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_fileopener_open() != 62804) {
+    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 38152) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 32756) {

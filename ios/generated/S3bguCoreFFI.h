@@ -318,7 +318,7 @@ typedef struct UniffiVTableCallbackInterfaceJsEventObserver {
 typedef struct UniffiVTableCallbackInterfaceFileOpener {
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceFileOpenerMethod0 _Nonnull `open`;
+    UniffiCallbackInterfaceFileOpenerMethod0 _Nonnull openFile;
 } UniffiVTableCallbackInterfaceFileOpener;
 
 #endif
@@ -616,9 +616,9 @@ void uniffi_s3bgu_core_fn_free_fileopener(uint64_t handle, RustCallStatus *_Nonn
 void uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(const UniffiVTableCallbackInterfaceFileOpener* _Nonnull vtable
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN
-int32_t uniffi_s3bgu_core_fn_method_fileopener_open(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
+int32_t uniffi_s3bgu_core_fn_method_fileopener_open_file(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
@@ -659,6 +659,11 @@ RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CERTIFICATES_DER_FROM_PEM
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CERTIFICATES_DER_FROM_PEM
+RustBuffer uniffi_s3bgu_core_fn_func_certificates_der_from_pem(RustBuffer pems, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_NOTIFICATION_CONTENT
@@ -961,6 +966,12 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
+uint16_t uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_NOTIFICATION_CONTENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_NOTIFICATION_CONTENT
 uint16_t uniffi_s3bgu_core_checksum_func_notification_content(void
@@ -1219,9 +1230,9 @@ uint16_t uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN
-uint16_t uniffi_s3bgu_core_checksum_method_fileopener_open(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN_FILE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_FILEOPENER_OPEN_FILE
+uint16_t uniffi_s3bgu_core_checksum_method_fileopener_open_file(void
     
 );
 #endif

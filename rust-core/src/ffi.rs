@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 mod js_api;
+mod platform;
 pub use js_api::{JsError, JsEventObserver};
+pub use platform::certificates_der_from_pem;
 
 // ----- errors -----
 

@@ -26,7 +26,10 @@ pub trait FileOpener: Send + Sync {
     /// then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
     /// The descriptor must allow positioned reads (a regular file): a pipe
     /// fails the upload with `file_unreadable`.
-    fn open(&self, uri: String) -> std::result::Result<i32, FileOpenError>;
+    ///
+    /// Not named `open`: uniffi writes a Swift keyword into the C header's
+    /// vtable struct escaped with backticks, which no C compiler accepts.
+    fn open_file(&self, uri: String) -> std::result::Result<i32, FileOpenError>;
 }
 
 /// Why a [`FileOpener`] could not open a URI. Any other exception thrown by
@@ -162,7 +165,7 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
     let label = uri_for_message(uri);
     // The opener is app code: whatever it does must not unwind into the engine.
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        opener.open(uri.to_string())
+        opener.open_file(uri.to_string())
     }));
     let clean = |reason: &str| {
         let reason = crate::redact::redact(&reason.replace(uri, &label), &[]);

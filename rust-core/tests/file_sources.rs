@@ -70,7 +70,7 @@ impl TestOpener {
 }
 
 impl FileOpener for TestOpener {
-    fn open(&self, uri: String) -> Result<i32, FileOpenError> {
+    fn open_file(&self, uri: String) -> Result<i32, FileOpenError> {
         let name = uri
             .strip_prefix(PREFIX)
             .ok_or_else(|| FileOpenError::Failed {

@@ -112,7 +112,7 @@ class DirectoryOpener(private val dir: File) : FileOpener {
     val faults: MutableMap<String, Fault> = java.util.concurrent.ConcurrentHashMap()
     val calls: MutableMap<String, Int> = java.util.concurrent.ConcurrentHashMap()
 
-    override fun open(uri: String): Int {
+    override fun openFile(uri: String): Int {
         val name = uri.removePrefix(PREFIX)
         calls.merge(name, 1, Int::plus)
         return when (faults[name]) {

@@ -2,6 +2,7 @@ import UIKit
 import React
 import React_RCTAppDelegate
 import ReactAppDependencyProvider
+import react_native_s3_bg_uploader
 
 @main
 class AppDelegate: UIResponder, UIApplicationDelegate {
@@ -30,6 +31,19 @@ class AppDelegate: UIResponder, UIApplicationDelegate {
     )
 
     return true
+  }
+
+  // Part uploads handed to iOS finish while the app is suspended or not
+  // running; the library commits them before iOS's handler is called.
+  func application(
+    _ application: UIApplication,
+    handleEventsForBackgroundURLSession identifier: String,
+    completionHandler: @escaping () -> Void
+  ) {
+    if S3BgUploader.handleEventsForBackgroundURLSession(identifier, completionHandler: completionHandler) {
+      return
+    }
+    completionHandler()
   }
 }
 

@@ -14,7 +14,7 @@ import java.io.FileNotFoundException
  * descriptor is detached and from then on owned (and closed) by the engine.
  */
 class ContentFileOpener(private val resolver: ContentResolver) : FileOpener {
-    override fun open(uri: String): Int {
+    override fun openFile(uri: String): Int {
         val parsed = Uri.parse(uri)
         val pfd: ParcelFileDescriptor = try {
             resolver.openFileDescriptor(parsed, "r")

@@ -735,22 +735,22 @@ internal open class UniffiVTableCallbackInterfaceJsEventObserver(
     }
 
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "open")
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "openFile")
 internal open class UniffiVTableCallbackInterfaceFileOpener(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-    @JvmField internal var `open`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
+    @JvmField internal var `openFile`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
         `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-        `open`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
-    ): UniffiVTableCallbackInterfaceFileOpener(`uniffiFree`,`uniffiClone`,`open`,), Structure.ByValue
+        `openFile`: UniffiCallbackInterfaceFileOpenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceFileOpener(`uniffiFree`,`uniffiClone`,`openFile`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceFileOpener) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
-        `open` = other.`open`
+        `openFile` = other.`openFile`
     }
 
 }
@@ -805,6 +805,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_s3bgu_core_checksum_func_render_notification(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_set_aside_database(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_notification_content(
     ): Int
@@ -892,7 +894,7 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(
     ): Int
-    external fun uniffi_s3bgu_core_checksum_method_fileopener_open(
+    external fun uniffi_s3bgu_core_checksum_method_fileopener_open_file(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted(
     ): Int
@@ -1037,7 +1039,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(`vtable`: UniffiVTableCallbackInterfaceFileOpener,
     ): Unit
-    external fun uniffi_s3bgu_core_fn_method_fileopener_open(`ptr`: Long,`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_fileopener_open_file(`ptr`: Long,`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
     external fun uniffi_s3bgu_core_fn_clone_platformtrust(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1054,6 +1056,8 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_func_render_notification(`template`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_set_aside_database(`dbPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_certificates_der_from_pem(`pems`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_notification_content(`titleTemplate`: RustBuffer.ByValue,`textTemplate`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1192,6 +1196,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_set_aside_database() and 0xFFFF) != 65141) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() and 0xFFFF) != 9055) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 55301) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1321,7 +1328,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 51625) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open() and 0xFFFF) != 62804) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 38152) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 32756) {
@@ -1937,8 +1944,11 @@ public interface FileOpener {
      * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
+     *
+     * Not named `open`: uniffi writes a Swift keyword into the C header's
+     * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    fun `open`(`uri`: kotlin.String): kotlin.Int
+    fun `openFile`(`uri`: kotlin.String): kotlin.Int
     
     companion object
 }
@@ -2058,12 +2068,15 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
      * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
+     *
+     * Not named `open`: uniffi writes a Swift keyword into the C header's
+     * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    @Throws(FileOpenException::class)override fun `open`(`uri`: kotlin.String): kotlin.Int {
+    @Throws(FileOpenException::class)override fun `openFile`(`uri`: kotlin.String): kotlin.Int {
             return FfiConverterInt.lift(
     callWithHandle {
     uniffiRustCallWithError(FileOpenException) { _status ->
-    UniffiLib.uniffi_s3bgu_core_fn_method_fileopener_open(
+    UniffiLib.uniffi_s3bgu_core_fn_method_fileopener_open_file(
         it,
         
         FfiConverterString.lower(`uri`),_status)
@@ -2091,11 +2104,11 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
 
 // Put the implementation in an object so we don't pollute the top-level namespace
 internal object uniffiCallbackInterfaceFileOpener {
-    internal object `open`: UniffiCallbackInterfaceFileOpenerMethod0 {
+    internal object `openFile`: UniffiCallbackInterfaceFileOpenerMethod0 {
         override fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeFileOpener.handleMap.get(uniffiHandle)
             val makeCall = { ->
-                uniffiObj.`open`(
+                uniffiObj.`openFile`(
                     FfiConverterString.lift(`uri`),
                 )
             }
@@ -2124,7 +2137,7 @@ internal object uniffiCallbackInterfaceFileOpener {
     internal var vtable = UniffiVTableCallbackInterfaceFileOpener.UniffiByValue(
         uniffiFree,
         uniffiClone,
-        `open`,
+        `openFile`,
     )
 
     // Registers the foreign callback with the Rust side.
@@ -7879,6 +7892,24 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
     
         
         FfiConverterString.lower(`dbPath`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The DER certificates in PEM texts (the configuration's
+         * `extraRootCertificatesPem`), checked as the engine checks them, in order.
+         * iOS anchors them, beside the system's roots, in the background session's
+         * server-trust evaluation. Fails with `InvalidConfig` naming the entry.
+         */
+    @Throws(UploaderException::class) fun `certificatesDerFromPem`(`pems`: List<kotlin.String>): List<kotlin.ByteArray> {
+            return FfiConverterSequenceByteArray.lift(
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_certificates_der_from_pem(
+    
+        
+        FfiConverterSequenceString.lower(`pems`),_status)
 }
     )
     }
