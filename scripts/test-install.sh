@@ -57,6 +57,10 @@ has_podspec=0
 if grep -qx 'package/android/build.gradle' "$work/listing.txt"; then has_android=1; fi
 if grep -qE '^package/[^/]+\.podspec$' "$work/listing.txt"; then has_podspec=1; fi
 echo "$(basename "$tarball"): $(wc -c <"$tarball") bytes, android/build.gradle: $has_android, podspec: $has_podspec"
+# Both native halves are part of the package: a tarball without one of them
+# would install a module with nothing behind it on that platform.
+[ "$has_android" = 1 ] || fail "the tarball has no android/build.gradle"
+[ "$has_podspec" = 1 ] || fail "the tarball has no podspec"
 
 scratch_app() {
   local version=$1 dir=$2 spec template
