@@ -68,7 +68,9 @@ else
   cargo build --quiet --release -p s3bgu -p s3bgu-core
   cargo build --quiet --release -p s3bgu-testkit --bin https-harness
   note "building the mobile-profile library"
-  cargo build --quiet --profile mobile -p s3bgu-core
+  # Unstripped, so bench/size_breakdown.py can read its symbols; the table
+  # strips a copy.
+  CARGO_PROFILE_MOBILE_STRIP=false cargo build --quiet --profile mobile -p s3bgu-core
   mobile=(--lib-mobile "$target/mobile/libs3bgu_core.so")
 fi
 

@@ -519,8 +519,11 @@ async fn run_resume(a: ResumeArgs) -> ExitCode {
 async fn finish(s: Session) -> ExitCode {
     let bars = output::Bars::new(!s.json);
     s.uploader.set_listener(Some(Arc::new(bars.clone())));
+    // Position of each id on the command line (a queue may hold thousands).
+    let order: std::collections::HashMap<i64, usize> =
+        s.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     if let Ok(list) = s.uploader.uploads(Selector::All).await {
-        bars.add(list.iter().filter(|u| s.ids.contains(&u.id)));
+        bars.add(list.iter().filter(|u| order.contains_key(&u.id)));
     }
     let wait = async {
         for id in &s.ids {
@@ -548,9 +551,11 @@ async fn finish(s: Session) -> ExitCode {
         Ok(list) => {
             // In the order the files were given (adds may reach the queue
             // in another order).
-            let mut list: Vec<UploadInfo> =
-                list.into_iter().filter(|u| s.ids.contains(&u.id)).collect();
-            list.sort_by_key(|u| s.ids.iter().position(|id| *id == u.id));
+            let mut list: Vec<UploadInfo> = list
+                .into_iter()
+                .filter(|u| order.contains_key(&u.id))
+                .collect();
+            list.sort_by_key(|u| order.get(&u.id).copied());
             list
         }
         Err(e) => return fail(e),
