@@ -80,6 +80,7 @@ impl Store {
     }
 
     /// Syncs done by [`Store::make_durable`] since the database was opened.
+    #[cfg(test)]
     pub(crate) fn wal_syncs(&self) -> u64 {
         self.durability.syncs
     }
