@@ -26,6 +26,7 @@ pub(crate) struct Durability {
     /// The commit count covered by the last sync.
     synced_commits: u64,
     /// Syncs done (each one fdatasync of the WAL).
+    #[cfg(test)]
     syncs: u64,
 }
 
@@ -67,7 +68,10 @@ impl Store {
                 )
             })?;
         }
-        self.durability.syncs += 1;
+        #[cfg(test)]
+        {
+            self.durability.syncs += 1;
+        }
         self.durability.synced_commits = commits;
         #[cfg(test)]
         if let Some(path) = self.conn.path() {
