@@ -55,9 +55,11 @@ async fn ca_cert_flag_trusts_a_private_ca_and_nothing_else_does() {
     assert_eq!(h.object_bytes(u["key"].as_str().unwrap()).unwrap(), body);
 
     // A file that is not PEM is a clear error, before anything is sent.
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
     let out = Command::new(BIN)
         .args(["upload", "--backend", &h.backend_url, "--ca-cert"])
-        .arg(&file)
+        .arg(&not_pem)
         .arg("--db")
         .arg(dir.path().join("bad.db"))
         .arg(&file)
