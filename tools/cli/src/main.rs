@@ -16,8 +16,9 @@ const DEFAULT_DB: &str = ".s3bgu/queue.db";
 const DEFAULT_STORE: &str = ".s3bgu/store";
 /// Exit code after Ctrl-C (128 + SIGINT), as shells do.
 const EXIT_INTERRUPTED: u8 = 130;
-/// `add` calls in flight at once while queueing many files.
-const ADDS_IN_FLIGHT: usize = 32;
+/// `add` calls in flight at once while queueing many files: one, so the
+/// queue keeps the order of the command line (scripts and tests rely on it).
+const ADDS_IN_FLIGHT: usize = 1;
 
 #[derive(Parser)]
 #[command(
@@ -442,9 +443,9 @@ async fn add_files(
         .collect();
     let mut ids = Vec::new();
     let mut had_errors = false;
-    // Several adds in flight: the engine answers them after one shared sync
-    // of its database instead of one sync each (hashing stays bounded by
-    // the engine's own limit).
+    // More than one add in flight would let the engine answer several after
+    // one shared sync, but hashing finishes out of order and so would the
+    // queue.
     let mut added = futures_util::stream::iter(files)
         .map(|file| {
             let new = NewUpload {
