@@ -16,10 +16,13 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -41,6 +44,7 @@ class Sizes:
             self.hash = 64 * MIB
             self.small_count = 40
             self.queue_count = 40
+            self.queue_large = 100
             self.backlog_finished = 2000
             self.backlog_open = 10
         else:
@@ -52,9 +56,13 @@ class Sizes:
             self.hash = 2 * GIB
             self.small_count = 2000
             self.queue_count = 1000
+            self.queue_large = 10_000
             self.backlog_finished = 100_000
             self.backlog_open = 100
         self.small_size = 64 * 1024
+        self.queue_file_size = 1024
+        # What every fsync/fdatasync of the engine costs in the slow-flash row.
+        self.fsync_ms = 5
 
 
 def store_location(work):
@@ -110,10 +118,13 @@ def warm(path):
             pass
 
 
-def run_measured(cmd, env=None, watch=None):
-    """Runs cmd; returns (wall seconds, peak RSS bytes, exit code, stdout
-    text, seconds until a stderr line containing `watch` appeared or None).
-    Peak RSS comes from wait4's rusage of that very process."""
+def run_measured(cmd, env=None, watch=None, usage=None, kill_on_watch=False):
+    """Runs cmd; returns (wall seconds, peak RSS bytes, stdout text, seconds
+    until a stderr line containing `watch` appeared or None). Peak RSS and
+    the CPU seconds (user + system, put in usage["cpu"] when a dict is
+    given) come from wait4's rusage of that very process. kill_on_watch:
+    SIGKILL the process once the watched line appeared (its exit status is
+    then not checked)."""
     # Dirty pages of the previous run are written back now, not during this one.
     os.sync()
     t0 = time.perf_counter()
@@ -130,30 +141,36 @@ def run_measured(cmd, env=None, watch=None):
         for raw in proc.stderr:
             if watch is not None and seen[0] is None and watch.encode() in raw:
                 seen[0] = time.perf_counter() - t0
+                if kill_on_watch:
+                    proc.send_signal(signal.SIGKILL)
             if len(err_lines) < 200:
                 err_lines.append(raw.decode(errors="replace").rstrip())
 
     reader = threading.Thread(target=read_err, daemon=True)
     reader.start()
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, rusage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join()
+    if usage is not None:
+        usage["cpu"] = rusage.ru_utime + rusage.ru_stime
+    if kill_on_watch and seen[0] is not None:
+        return wall, rusage.ru_maxrss * 1024, out.decode(errors="replace"), seen[0]
     if proc.returncode != 0:
         tail = "\n".join(err_lines[-15:])
         raise RuntimeError(f"{Path(cmd[0]).name} exited with {proc.returncode}:\n{tail}")
-    return wall, usage.ru_maxrss * 1024, out.decode(errors="replace"), seen[0]
+    return wall, rusage.ru_maxrss * 1024, out.decode(errors="replace"), seen[0]
 
 
-def post_json(url, body):
+def post_json(url, body, tls=None):
     req = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=120) as resp:
+    with urllib.request.urlopen(req, timeout=120, context=tls) as resp:
         data = resp.read()
     return json.loads(data) if data.strip() else None
 
@@ -186,6 +203,45 @@ class Server:
             self.proc.kill()
 
 
+SLOW_FSYNC_C = r"""
+/* LD_PRELOAD: every fsync and fdatasync takes S3BGU_FSYNC_DELAY_MS more
+   milliseconds (phone flash is that slow); their number is written to
+   S3BGU_FSYNC_COUNT_FILE when the process exits. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static long delay_ns;
+static unsigned long calls;
+static int (*real_fsync)(int);
+static int (*real_fdatasync)(int);
+
+__attribute__((constructor)) static void setup(void) {
+    const char *ms = getenv("S3BGU_FSYNC_DELAY_MS");
+    delay_ns = ms ? (long)(atof(ms) * 1e6) : 0;
+    real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+}
+
+static void slow_down(void) {
+    __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+    struct timespec left = { delay_ns / 1000000000L, delay_ns % 1000000000L };
+    while (delay_ns > 0 && nanosleep(&left, &left) != 0) {}
+}
+
+int fsync(int fd) { int rc = real_fsync(fd); slow_down(); return rc; }
+int fdatasync(int fd) { int rc = real_fdatasync(fd); slow_down(); return rc; }
+
+__attribute__((destructor)) static void report(void) {
+    const char *path = getenv("S3BGU_FSYNC_COUNT_FILE");
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (f) { fprintf(f, "%lu\n", calls); fclose(f); }
+}
+"""
+
+
 class Bench:
     def __init__(self, opts):
         self.opts = opts
@@ -197,6 +253,9 @@ class Bench:
         self.bucket_dir = self.store_dir / "uploads"
         self.rows = []  # (section, measure, engine, peer, ratio)
         self.run_no = 0
+        # The private CA of the HTTPS section while it runs.
+        self.tls_ca = None
+        self.tls_ctx = None
 
     # ---------------------------------------------------------------- setup
     def setup(self):
@@ -325,28 +384,35 @@ class Bench:
             )
 
     # ------------------------------------------------------------ contenders
-    def engine_upload(self, files, backend, conc, transfer="bench", watch=None, env=None):
+    def engine_upload(self, files, backend, conc, transfer="bench", watch=None, env=None,
+                      usage=None):
         d = self.fresh_run_dir()
         cmd = [self.bin, "upload", *map(str, files), "--backend", backend,
                "--concurrency", str(conc), "--db", str(d / "queue.db"),
                "--transfer", transfer, "--json"]
-        wall, rss, out, _ = run_measured(cmd, env=env or self.quiet_env, watch=watch)
+        if self.tls_ca:
+            cmd += ["--ca-cert", str(self.tls_ca)]
+        wall, rss, out, _ = run_measured(cmd, env=env or self.quiet_env, watch=watch,
+                                         usage=usage)
         report = json.loads(out)
         states = {u["state"] for u in report["uploads"]}
         if states != {"COMPLETED"} or len(report["uploads"]) != len(files):
             raise RuntimeError(f"engine upload did not complete: {states}")
         return wall, rss, report
 
-    def aws_cp(self, src, dest, recursive=False):
+    def aws_cp(self, src, dest, recursive=False, usage=None):
         self.fresh_run_dir()
         cmd = [self.aws, "s3", "cp", str(src), dest, "--endpoint-url", self.store_url,
                "--only-show-errors", "--no-progress"]
         if recursive:
             cmd.append("--recursive")
-        wall, rss, _, _ = run_measured(cmd, env=self.aws_env)
+        env = self.aws_env
+        if self.tls_ca:
+            env = dict(env, AWS_CA_BUNDLE=str(self.tls_ca))
+        wall, rss, _, _ = run_measured(cmd, env=env, usage=usage)
         return wall, rss
 
-    def curl_limit(self):
+    def curl_limit(self, usage=None):
         """The same multipart upload with no client logic: one startUpload,
         one getUploadUrls, the parts PUT by one curl process with N parallel
         transfers, one complete. No hashing, no database, no retries."""
@@ -357,22 +423,35 @@ class Bench:
         start = post_json(
             f"{self.backend}/startUpload",
             {"fileName": "limit.bin", "fileHash": self.big_hash, "fileSize": s.big},
+            self.tls_ctx,
         )
         numbers = list(range(1, len(self.parts) + 1))
         urls = post_json(
             f"{self.backend}/getUploadUrls",
             {"key": start["key"], "uploadId": start["uploadId"], "parts": numbers},
+            self.tls_ctx,
         )["urls"]
         cmd = ["curl", "--silent", "--show-error", "--parallel", "--parallel-max",
                str(s.conc), "--header", "Expect:", "--write-out",
                "%{urlnum} %{http_code} %header{etag}\\n"]
+        if self.tls_ca:
+            cmd += ["--cacert", str(self.tls_ca)]
         for n, part in zip(numbers, self.parts):
             cmd += ["--upload-file", str(part), urls[str(n)], "--output", "/dev/null"]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"curl failed: {out.stderr[-500:]}")
+        # Output to files and wait4 here: the rusage of this very process.
+        with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+            proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
+            _, status, rusage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out_f.seek(0)
+            err_f.seek(0)
+            stdout, stderr = out_f.read(), err_f.read()
+        if usage is not None:
+            usage["cpu"] = rusage.ru_utime + rusage.ru_stime
+        if proc.returncode != 0:
+            raise RuntimeError(f"curl failed: {stderr[-500:]}")
         etags = {}
-        for line in out.stdout.splitlines():
+        for line in stdout.splitlines():
             idx, code, etag = line.split(" ", 2)
             if code != "200" or not etag:
                 raise RuntimeError(f"curl part {int(idx) + 1}: HTTP {code}")
@@ -382,6 +461,7 @@ class Bench:
         post_json(
             f"{self.backend}/complete/{quote(start['uploadId'], safe='')}/{key_path}",
             {"parts": parts},
+            self.tls_ctx,
         )
         wall = time.perf_counter() - t0
         self.check_stored("curl", s.big)
@@ -394,18 +474,8 @@ class Bench:
     def throughput_and_memory(self):
         s = self.sizes
         log(f"1. throughput: {fmt_bytes(s.big)} file, {fmt_bytes(s.part)} parts, {s.conc} in flight")
-        eng, aws, lim, rss, commits = [], [], [], [], []
-        for rep in self.reps():
-            w, r, report = self.engine_upload([self.big], self.backend, s.conc)
-            self.check_stored("engine", s.big)
-            eng.append(w)
-            rss.append(r)
-            commits.append(report.get("dbCommits", 0))
-            w, _ = self.aws_cp(self.big, f"s3://uploads/bench/aws-{rep}.bin")
-            self.check_stored("aws", s.big)
-            aws.append(w)
-            lim.append(self.curl_limit())
-            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])}, aws {w_fmt(aws[-1])}, curl {w_fmt(lim[-1])}")
+        eng, aws, lim, rss, commits, cpu = self.big_upload_reps()
+        self.cpu_http = cpu
         mbs = lambda t: s.big / t / 1e6
         e, a, c = map(statistics.median, (eng, aws, lim))
         title = f"1 GiB upload ({fmt_bytes(s.part)} parts, {s.conc} in flight), MB/s" if not self.opts.smoke else \
@@ -434,6 +504,91 @@ class Bench:
                 f"{peak / (conc * part):.2f}x",
             ))
 
+    def big_upload_reps(self):
+        """The 1 GiB upload by the engine, aws and curl, interleaved; wall
+        times, the engine's peak RSS and commits, and CPU seconds of each."""
+        s = self.sizes
+        eng, aws, lim, rss, commits = [], [], [], [], []
+        cpu = {"engine": [], "aws": [], "curl": []}
+        for rep in self.reps():
+            u = {}
+            w, r, report = self.engine_upload([self.big], self.backend, s.conc, usage=u)
+            self.check_stored("engine", s.big)
+            eng.append(w)
+            rss.append(r)
+            cpu["engine"].append(u["cpu"])
+            commits.append(report.get("dbCommits", 0))
+            w, _ = self.aws_cp(self.big, f"s3://uploads/bench/aws-{rep}.bin", usage=u)
+            self.check_stored("aws", s.big)
+            aws.append(w)
+            cpu["aws"].append(u["cpu"])
+            lim.append(self.curl_limit(usage=u))
+            cpu["curl"].append(u["cpu"])
+            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])} ({cpu['engine'][-1]:.2f} s CPU), "
+                f"aws {w_fmt(aws[-1])} ({cpu['aws'][-1]:.2f} s CPU), "
+                f"curl {w_fmt(lim[-1])} ({cpu['curl'][-1]:.2f} s CPU)")
+        return eng, aws, lim, rss, commits, {k: statistics.median(v) for k, v in cpu.items()}
+
+    def https(self):
+        """The 1 GiB upload again with the store and the backend behind TLS
+        (a private CA made for this run; every contender trusts it through
+        its own option), and the CPU each contender spends per GiB over
+        HTTPS and over plain HTTP (run 1)."""
+        s = self.sizes
+        log(f"8. HTTPS: {fmt_bytes(s.big)} file through the TLS harness")
+        store = self.store_dir.parent / (self.store_dir.name + "-tls")
+        shutil.rmtree(store, ignore_errors=True)
+        ca = self.work / "bench-ca.pem"
+        proc = subprocess.Popen(
+            [self.opts.https_harness, str(ca), "--store", str(store), "--part-size", str(s.part)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        saved = (self.backend, self.store_url, self.store_dir, self.bucket_dir)
+        try:
+            info = {}
+            for _ in range(3):
+                key, _, value = proc.stdout.readline().strip().partition(" ")
+                info[key] = value
+            if not info.get("backend", "").startswith("https://"):
+                raise RuntimeError(f"https-harness did not start: {info}")
+            self.backend, self.store_url = info["backend"], info["store-url"]
+            self.store_dir, self.bucket_dir = store, store / "uploads"
+            self.tls_ca = ca
+            self.tls_ctx = ssl.create_default_context(cafile=str(ca))
+            secret = (store / ".s3bgu-secret").read_text().strip()
+            aws_env = self.aws_env
+            self.aws_env = dict(aws_env, AWS_SECRET_ACCESS_KEY=secret)
+            try:
+                eng, aws, lim, _, _, cpu = self.big_upload_reps()
+            finally:
+                self.aws_env = aws_env
+        finally:
+            self.backend, self.store_url, self.store_dir, self.bucket_dir = saved
+            self.tls_ca = None
+            self.tls_ctx = None
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            shutil.rmtree(store, ignore_errors=True)
+        mbs = lambda t: s.big / t / 1e6
+        e, a, c = map(statistics.median, (eng, aws, lim))
+        title = f"{fmt_bytes(s.big)} upload over HTTPS ({fmt_bytes(s.part)} parts, {s.conc} in flight), MB/s"
+        self.rows.append(("HTTPS", title + " vs aws s3 cp", f"{mbs(e):.0f}", f"{mbs(a):.0f}", f"{a / e:.2f}x"))
+        self.rows.append(("HTTPS", title + " vs parallel curl", f"{mbs(e):.0f}", f"{mbs(c):.0f}", f"{c / e:.2f}x"))
+        gib = s.big / GIB
+        for proto, usage in (("HTTPS", cpu), ("HTTP", getattr(self, "cpu_http", None))):
+            if not usage:
+                continue
+            for peer, name in (("curl", "parallel curl"), ("aws", "aws s3 cp")):
+                self.rows.append((
+                    "CPU",
+                    f"CPU seconds (user + sys) per GiB uploaded over {proto}: engine vs {name}",
+                    f"{usage['engine'] / gib:.2f}", f"{usage[peer] / gib:.2f}",
+                    f"{usage[peer] / usage['engine']:.2f}x",
+                ))
+
     def hashing(self):
         s = self.sizes
         log(f"3. hashing: {fmt_bytes(s.hash)} in the page cache")
@@ -458,22 +613,59 @@ class Bench:
     def many_small(self):
         s = self.sizes
         n = len(self.small_files)
-        log(f"4. many small files: {n} x {fmt_bytes(s.small_size)}")
-        eng, aws = [], []
+        log(f"4. many small files: {n} x {fmt_bytes(s.small_size)}, "
+            f"and with every fsync taking {s.fsync_ms} ms")
+        shim = self.fsync_shim()
+        counts = self.work / "fsyncs.txt"
+
+        def counted(delay_ms):
+            counts.unlink(missing_ok=True)
+            return dict(self.quiet_env, LD_PRELOAD=str(shim), S3BGU_FSYNC_DELAY_MS=str(delay_ms),
+                        S3BGU_FSYNC_COUNT_FILE=str(counts))
+
+        eng, slow, aws, syncs, slow_syncs = [], [], [], [], []
         for rep in self.reps():
-            w, _, _ = self.engine_upload(self.small_files, self.backend, s.conc, transfer=f"small-{rep}")
+            w, _, _ = self.engine_upload(self.small_files, self.backend, s.conc,
+                                         transfer=f"small-{rep}", env=counted(0))
             self.check_stored("engine", s.small_size, n)
             eng.append(w)
+            syncs.append(int(counts.read_text()))
+            w, _, _ = self.engine_upload(self.small_files, self.backend, s.conc,
+                                         transfer=f"small-slow-{rep}", env=counted(s.fsync_ms))
+            self.check_stored("engine", s.small_size, n)
+            slow.append(w)
+            slow_syncs.append(int(counts.read_text()))
             w, _ = self.aws_cp(self.small_dir, f"s3://uploads/bench/aws-small-{rep}/", recursive=True)
             self.check_stored("aws", s.small_size, n)
             aws.append(w)
-            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])}, aws {w_fmt(aws[-1])}")
-        e, a = statistics.median(eng), statistics.median(aws)
+            log(f"  rep {rep + 1}: engine {w_fmt(eng[-1])} ({syncs[-1]} fsyncs), "
+                f"engine at {s.fsync_ms} ms per fsync {w_fmt(slow[-1])} ({slow_syncs[-1]} fsyncs), "
+                f"aws {w_fmt(aws[-1])}")
+        e, sl, a = statistics.median(eng), statistics.median(slow), statistics.median(aws)
+        what = f"{n} x {fmt_bytes(s.small_size)} in one transfer ({s.conc} in flight)"
         self.rows.append((
-            "Small files",
-            f"{n} x {fmt_bytes(s.small_size)} in one transfer ({s.conc} in flight), files/s vs aws s3 cp --recursive",
+            "Small files", f"{what}, files/s vs aws s3 cp --recursive",
             f"{n / e:.0f}", f"{n / a:.0f}", f"{a / e:.2f}x",
         ))
+        self.rows.append((
+            "Small files", f"{what}, every fsync taking {s.fsync_ms} ms (engine; aws makes none), "
+            "files/s vs aws s3 cp --recursive",
+            f"{n / sl:.0f}", f"{n / a:.0f}", f"{a / sl:.2f}x",
+        ))
+        self.rows.append((
+            "Small files", f"fsync + fdatasync calls per file (whole process): plain / at {s.fsync_ms} ms",
+            f"{statistics.median(syncs) / n:.2f} / {statistics.median(slow_syncs) / n:.2f}", "-", "-",
+        ))
+
+    def fsync_shim(self):
+        """Builds the LD_PRELOAD library that makes fsync and fdatasync slow
+        (phone flash) and counts them."""
+        src = self.work / "slow_fsync.c"
+        lib = self.work / "libslow_fsync.so"
+        src.write_text(SLOW_FSYNC_C)
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(src), "-ldl"],
+                       check=True)
+        return lib
 
     def queue_overhead(self):
         s = self.sizes
@@ -507,6 +699,7 @@ class Bench:
             f"`s3bgu resume` with {n} queued uploads: start to first part request, ms",
             f"{statistics.median(first) * 1000:.0f}", "-", "-",
         ))
+        self.queue_large()
         self.rows.append((
             "Queue",
             f"SQLite commits per part: {n} one-part uploads (start, URLs, part, complete)",
@@ -516,6 +709,47 @@ class Bench:
             "Queue",
             f"SQLite commits per part: {fmt_bytes(s.big)} file of {-(-s.big // s.part)} parts (run 1)",
             f"{self.commits_per_part:.2f}", "-", "-",
+        ))
+
+    def queue_large(self):
+        """The first part request with a queue ten times longer, none of it
+        finished (distinct 1 KiB files). Only the start is measured: the
+        process is killed once its first part request is logged."""
+        s = self.sizes
+        n = s.queue_large
+        data = self.work / "data" / f"queue-{n}x{s.queue_file_size}"
+        if not data.exists():
+            tmp = data.with_suffix(".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for i in range(n):
+                (tmp / f"q{i:06d}.bin").write_bytes(os.urandom(s.queue_file_size))
+            tmp.rename(data)
+        files = sorted(data.iterdir())
+        log(f"5b. queue overhead: {n} unfinished uploads (start only)")
+        first = []
+        for rep in self.reps():
+            d = self.fresh_run_dir()
+            db = d / "queue.db"
+            # Added in batches: one command line would be too long.
+            for i in range(0, n, 1000):
+                subprocess.run(
+                    [self.bin, "add", *map(str, files[i:i + 1000]), "--backend", self.backend,
+                     "--concurrency", str(s.conc), "--db", str(db), "--transfer", "queued"],
+                    check=True, capture_output=True, env=self.quiet_env,
+                )
+            env = dict(self.quiet_env, S3BGU_LOG="s3bgu_core=debug")
+            _, _, _, seen = run_measured(
+                [self.bin, "resume", "--db", str(db), "--json"], env=env,
+                watch="part upload starts", kill_on_watch=True,
+            )
+            if seen is None:
+                raise RuntimeError("no part upload was logged")
+            first.append(seen)
+        self.rows.append((
+            "Queue",
+            f"`s3bgu resume` with {n:,} queued uploads: start to first part request, ms",
+            f"{statistics.median(first) * 1000:.0f}", "-", "-",
         ))
 
     def backlog(self):
@@ -573,6 +807,17 @@ class Bench:
             f"engine cdylib ({lib.parent.name} profile, x86-64, stripped), MiB",
             f"{size / MIB:.2f}", "-", "-",
         ))
+        mobile = Path(self.opts.lib_mobile) if self.opts.lib_mobile else None
+        if mobile and mobile.exists():
+            shutil.copy(mobile, stripped)
+            subprocess.run(["strip", "--strip-all", str(stripped)], check=True)
+            size = stripped.stat().st_size
+            self.rows.append((
+                "Size",
+                "engine cdylib (mobile profile, x86-64 host as the proxy of a phone ABI, "
+                "stripped), MiB",
+                f"{size / MIB:.2f}", "3.5 (target)", f"{3.5 * MIB / size:.2f}x",
+            ))
 
     # --------------------------------------------------------------- output
     def print_table(self):
@@ -626,7 +871,9 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--lib", required=True)
     ap.add_argument("--aws", required=True)
-    ap.add_argument("--only", default="throughput,hashing,small,queue,backlog,size")
+    ap.add_argument("--lib-mobile", default=None, help="the mobile-profile cdylib")
+    ap.add_argument("--https-harness", default=None, help="the testkit's https-harness")
+    ap.add_argument("--only", default="throughput,https,hashing,small,queue,backlog,size")
     ap.add_argument("--backlog", default=None, metavar="FINISHED,UNFINISHED",
                     help="counts of the backlog section (e.g. 100000,100 with --smoke inputs)")
     opts = ap.parse_args()
@@ -646,6 +893,8 @@ def main():
         bench.commits_per_part = float("nan")
         if "throughput" in only:
             bench.throughput_and_memory()
+        if "https" in only and opts.https_harness:
+            bench.https()
         if "hashing" in only:
             bench.hashing()
         if "small" in only:

@@ -8,7 +8,7 @@
 #   scripts/bench.sh --smoke    tiny sizes, one rep, debug binaries: checks the
 #                               harness still works (scripts/test.sh runs it)
 #   scripts/bench.sh --reps 5   more repetitions
-#   scripts/bench.sh --only throughput,hashing,small,queue,backlog,size
+#   scripts/bench.sh --only throughput,https,hashing,small,queue,backlog,size
 #
 # Installs its peers where only it looks: awscli (pinned, bench/requirements.txt)
 # in a venv under ${S3BGU_BENCH_CACHE:-~/.cache/s3bgu-bench}; xxhsum from
@@ -53,20 +53,32 @@ if ! cmp -s bench/requirements.txt "$stamp" 2>/dev/null; then
 fi
 
 # Binaries. ----------------------------------------------------------------
+# The HTTPS harness is built on its own, so that its dependencies' features
+# do not change the engine's build.
+mobile=()
 if [ "$smoke" = 1 ]; then
   # The debug build scripts/test.sh already made: the smoke checks the
   # harness, not the speed.
   profile=debug
   cargo build --quiet -p s3bgu -p s3bgu-core
+  cargo build --quiet -p s3bgu-testkit --bin https-harness
 else
   profile=release
   note "building the release binaries"
   cargo build --quiet --release -p s3bgu -p s3bgu-core
+  cargo build --quiet --release -p s3bgu-testkit --bin https-harness
+  note "building the mobile-profile library"
+  # Unstripped, so bench/size_breakdown.py can read its symbols; the table
+  # strips a copy.
+  CARGO_PROFILE_MOBILE_STRIP=false cargo build --quiet --profile mobile -p s3bgu-core
+  mobile=(--lib-mobile "$target/mobile/libs3bgu_core.so")
 fi
 
 exec python3 bench/bench.py \
   --work "$work" \
   --bin "$target/$profile/s3bgu" \
   --lib "$target/$profile/libs3bgu_core.so" \
+  --https-harness "$target/$profile/https-harness" \
+  "${mobile[@]}" \
   --aws "$venv/bin/aws" \
   "$@"

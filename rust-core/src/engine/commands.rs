@@ -11,26 +11,26 @@ impl Engine {
                 // The retention may have changed: apply it now.
                 self.next_sweep = Instant::now();
                 self.hold_if_network_refused();
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::GetConfig(reply) => {
                 let _ = reply.send(Ok(self.config.clone()));
             }
             Command::Add(file, reply) => {
                 let r = self.add(file);
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::Pause(sel, reply) => {
                 let r = self.pause(&sel, None);
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::Resume(sel, reply) => {
                 let r = self.resume(&sel);
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::Cancel(sel, reply) => {
                 let r = self.cancel(&sel);
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::List(sel, reply) => {
                 let _ = reply.send(self.list(&sel).map_err(Into::into));
@@ -41,7 +41,7 @@ impl Engine {
             }
             Command::Forget(sel, reply) => {
                 let r = self.forget(&sel);
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_when_durable(reply, r.map_err(Into::into));
             }
             Command::SetListener(l) => self.listener = l,
             Command::SetRunning(running, reply) => {
@@ -65,6 +65,9 @@ impl Engine {
             }
             Command::Handoff(cmd) => self.handle_handoff(cmd),
             Command::Inspect(f) => {
+                // Events held for the sync come before the snapshot, as
+                // they would have without the hold.
+                self.release_when_durable();
                 let (list, summary) = match (self.list(&Selector::All), self.summary(None)) {
                     (Ok(l), Ok(s)) => (l, s),
                     (Err(e), _) | (_, Err(e)) => {
@@ -355,10 +358,31 @@ impl Engine {
     }
 
     pub(super) fn notify_state(&mut self, id: UploadId) {
-        self.changes.send_modify(|n| *n += 1);
-        if let (Some(l), Some(t)) = (&self.listener, self.uploads.get(&id)) {
-            l.on_event(&UploadEvent::StateChanged(t.info()));
+        let Some(t) = self.uploads.get(&id) else {
+            self.changes.send_modify(|n| *n += 1);
+            return;
+        };
+        let info = t.info();
+        if !matches!(
+            info.state,
+            UploadState::Completed | UploadState::Failed | UploadState::Cancelled
+        ) {
+            self.changes.send_modify(|n| *n += 1);
+            if let Some(l) = &self.listener {
+                l.on_event(&UploadEvent::StateChanged(info));
+            }
+            return;
         }
+        // An end is told once it is on storage: the app may act on it
+        // (delete the photo) and must not find it undone after a power cut.
+        let listener = self.listener.clone();
+        let changes = self.changes.clone();
+        self.after_sync.push(Box::new(move |_| {
+            changes.send_modify(|n| *n += 1);
+            if let Some(l) = listener {
+                l.on_event(&UploadEvent::StateChanged(info));
+            }
+        }));
     }
 
     /// Sets the upload FAILED with `error`. If even that cannot be committed,

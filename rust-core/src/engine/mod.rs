@@ -4,6 +4,7 @@
 
 mod boot_clock;
 mod commands;
+mod durable;
 mod files;
 pub(crate) mod handoff;
 mod lifecycle;
@@ -171,6 +172,8 @@ pub(crate) struct Engine {
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
+    /// Answers and events that wait for this pass's commits to be synced.
+    after_sync: Vec<durable::AfterSync>,
 }
 
 impl Engine {
@@ -216,6 +219,7 @@ impl Engine {
             opener,
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
+            after_sync: Vec::new(),
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
@@ -234,6 +238,8 @@ impl Engine {
             self.sweep_if_due();
             self.schedule();
             self.emit_due_progress(false);
+            // One sync for the whole pass, before anyone hears of it.
+            self.release_when_durable();
             let wake = self.next_wake();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -241,6 +247,7 @@ impl Engine {
                     Some(cmd) => self.handle(cmd),
                     None => {
                         self.stop_all_tasks();
+                        self.release_when_durable();
                         return;
                     }
                 },
@@ -268,6 +275,7 @@ impl Engine {
     /// before the caller hears that the engine is down.
     fn shut_down(mut self, done: oneshot::Sender<()>) {
         self.stop_all_tasks();
+        self.release_when_durable();
         drop(self);
         let _ = done.send(());
     }

@@ -4,6 +4,7 @@ mod check;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
 use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
 use s3bgu_core::{Config, NewUpload, Selector, UploadInfo, UploadState, Uploader, UploaderOptions};
 use std::net::SocketAddr;
@@ -16,6 +17,9 @@ const DEFAULT_DB: &str = ".s3bgu/queue.db";
 const DEFAULT_STORE: &str = ".s3bgu/store";
 /// Exit code after Ctrl-C (128 + SIGINT), as shells do.
 const EXIT_INTERRUPTED: u8 = 130;
+/// `add` calls in flight at once while queueing many files: one, so the
+/// queue keeps the order of the command line (scripts and tests rely on it).
+const ADDS_IN_FLIGHT: usize = 1;
 
 #[derive(Parser)]
 #[command(
@@ -124,11 +128,26 @@ struct BackendArgs {
     /// Parts in flight, shared by all files (1-32).
     #[arg(long)]
     concurrency: Option<u32>,
+    /// A PEM file of root certificates trusted on top of the bundled ones,
+    /// for the backend and the store alike (repeatable; a private CA).
+    #[arg(long = "ca-cert", value_name = "PEM_FILE")]
+    ca_certs: Vec<PathBuf>,
 }
 
 impl BackendArgs {
     fn given(&self) -> bool {
         self.backend.is_some() || self.start_url.is_some()
+    }
+
+    /// The PEM texts of `--ca-cert` (the engine checks what they hold).
+    fn extra_roots(&self) -> Result<Vec<String>, String> {
+        self.ca_certs
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read --ca-cert {}: {e}", p.display()))
+            })
+            .collect()
     }
 }
 
@@ -334,6 +353,7 @@ fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
             c.headers = old.headers.clone();
             c.max_parts_in_flight = old.max_parts_in_flight;
             c.retry = old.retry.clone();
+            c.extra_root_certificates_pem = old.extra_root_certificates_pem.clone();
         }
         c
     } else if let (Some(s), Some(u), Some(c)) = (&b.start_url, &b.urls_url, &b.complete_url) {
@@ -342,6 +362,7 @@ fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
             cfg.headers = old.headers.clone();
             cfg.max_parts_in_flight = old.max_parts_in_flight;
             cfg.retry = old.retry.clone();
+            cfg.extra_root_certificates_pem = old.extra_root_certificates_pem.clone();
         }
         cfg
     } else {
@@ -388,7 +409,11 @@ async fn open_configured(
     } else {
         config_from_flags(flags, stored)
     };
-    let config = config.ok_or("no backend configured: pass --backend URL")?;
+    let mut config = config.ok_or("no backend configured: pass --backend URL")?;
+    let extra_roots = flags.extra_roots()?;
+    if !extra_roots.is_empty() {
+        config.extra_root_certificates_pem = extra_roots;
+    }
     uploader
         .set_config(config)
         .await
@@ -440,15 +465,21 @@ async fn add_files(
         .collect();
     let mut ids = Vec::new();
     let mut had_errors = false;
-    for file in files {
-        let added = uploader
-            .add_file(NewUpload {
+    // More than one add in flight would let the engine answer several after
+    // one shared sync, but hashing finishes out of order and so would the
+    // queue.
+    let mut added = futures_util::stream::iter(files)
+        .map(|file| {
+            let new = NewUpload {
                 path: file.clone(),
                 transfer_id: transfer.to_owned(),
                 file_name: None,
                 user_params: params.clone(),
-            })
-            .await;
+            };
+            async move { (file, uploader.add_file(new).await) }
+        })
+        .buffered(ADDS_IN_FLIGHT);
+    while let Some((file, added)) = added.next().await {
         match added {
             Ok(info) => ids.push(info.id),
             Err(e) => {
@@ -511,8 +542,11 @@ async fn run_resume(a: ResumeArgs) -> ExitCode {
 async fn finish(s: Session) -> ExitCode {
     let bars = output::Bars::new(!s.json);
     s.uploader.set_listener(Some(Arc::new(bars.clone())));
+    // Position of each id on the command line (a queue may hold thousands).
+    let order: std::collections::HashMap<i64, usize> =
+        s.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     if let Ok(list) = s.uploader.uploads(Selector::All).await {
-        bars.add(list.iter().filter(|u| s.ids.contains(&u.id)));
+        bars.add(list.iter().filter(|u| order.contains_key(&u.id)));
     }
     let wait = async {
         for id in &s.ids {
@@ -537,7 +571,16 @@ async fn finish(s: Session) -> ExitCode {
     s.uploader.set_listener(None);
     bars.finish();
     let list: Vec<UploadInfo> = match s.uploader.uploads(Selector::All).await {
-        Ok(list) => list.into_iter().filter(|u| s.ids.contains(&u.id)).collect(),
+        Ok(list) => {
+            // In the order the files were given (adds may reach the queue
+            // in another order).
+            let mut list: Vec<UploadInfo> = list
+                .into_iter()
+                .filter(|u| order.contains_key(&u.id))
+                .collect();
+            list.sort_by_key(|u| order.get(&u.id).copied());
+            list
+        }
         Err(e) => return fail(e),
     };
     let db_commits = s.uploader.status().await.ok().map(|st| st.db_commits);

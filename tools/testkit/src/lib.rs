@@ -30,6 +30,9 @@ pub struct HarnessOptions {
     /// Serve the store and the backend over HTTPS with this certificate
     /// (`https://127.0.0.1:PORT`); plain HTTP when `None` (default).
     pub tls: Option<tls::HarnessTls>,
+    /// Keep the store's objects in this directory (created if missing, left
+    /// in place when the harness stops) instead of a temporary one.
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -38,6 +41,7 @@ impl Default for HarnessOptions {
             part_size: 5 * 1024 * 1024,
             url_ttl: Duration::from_secs(3600),
             tls: None,
+            store_dir: None,
         }
     }
 }
@@ -62,7 +66,7 @@ struct Running {
     backend_stop: watch::Sender<bool>,
     backend_task: JoinHandle<()>,
     tls_tasks: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Running {
@@ -80,8 +84,14 @@ impl Harness {
     /// Starts the store and the backend on the current tokio runtime.
     /// Panics if either cannot start.
     pub async fn start(opts: HarnessOptions) -> Harness {
-        let dir = tempfile::tempdir().expect("create the store directory");
-        let store_dir = dir.path().to_path_buf();
+        let (dir, store_dir) = match &opts.store_dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let dir = tempfile::tempdir().expect("create the store directory");
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
         let stats = Arc::new(Stats::default());
         let faults = Arc::new(Faults::default());
 

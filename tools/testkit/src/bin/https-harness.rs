@@ -1,28 +1,44 @@
 //! The harness over HTTPS with a private CA, for suites in other languages
-//! (the Kotlin JVM suite): writes the CA's PEM to the path given as the only
-//! argument, prints `backend <url>`, and runs until its stdin closes.
+//! (the Kotlin JVM suite) and the benchmark: writes the CA's PEM to the path
+//! given as the first argument, prints `backend <url>`, `store <dir>` and
+//! `store-url <url>`, and runs until its stdin closes.
+//!
+//! Options after the path: `--store DIR` keeps the objects in DIR (the
+//! benchmark puts it in memory), `--part-size BYTES` sets the backend's part
+//! size.
 
 use s3bgu_testkit::tls::{HarnessTls, TestCa};
 use s3bgu_testkit::{Harness, HarnessOptions};
-use std::io::Read;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: https-harness CA_PEM_PATH [--store DIR] [--part-size BYTES]";
 
 fn main() {
-    let ca_path = std::env::args()
-        .nth(1)
-        .expect("usage: https-harness CA_PEM_PATH");
+    let mut args = std::env::args().skip(1);
+    let ca_path = args.next().expect(USAGE);
+    let mut opts = HarnessOptions::default();
+    while let Some(flag) = args.next() {
+        let value = args.next().expect(USAGE);
+        match flag.as_str() {
+            "--store" => opts.store_dir = Some(PathBuf::from(value)),
+            "--part-size" => opts.part_size = value.parse().expect(USAGE),
+            _ => panic!("{USAGE}"),
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let ca = TestCa::new("s3bgu https-harness CA");
-    let harness = runtime.block_on(Harness::start(HarnessOptions {
-        tls: Some(HarnessTls::new(&ca, &["127.0.0.1"])),
-        ..HarnessOptions::default()
-    }));
+    opts.tls = Some(HarnessTls::new(&ca, &["127.0.0.1"]));
+    let harness = runtime.block_on(Harness::start(opts));
     std::fs::write(&ca_path, ca.pem()).expect("write the CA");
     println!("backend {}", harness.backend_url);
     println!("store {}", harness.store_dir.display());
+    println!("store-url {}", harness.store_url);
+    let _ = std::io::stdout().flush();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     drop(harness);
     drop(runtime);
