@@ -327,6 +327,42 @@ impl Uploader {
     /// upload, unless that one was cancelled. A FAILED one is pointed at the
     /// new path and stamp and resumed (its confirmed parts are kept).
     pub async fn add_file(&self, new: NewUpload) -> Result<UploadInfo, UploadError> {
+        let file = self.prepare(new).await?;
+        self.call(|r| Command::Add(file, r)).await
+    }
+
+    /// [`Uploader::add_file`] for many files, answered in the same order.
+    /// Files are hashed [`MAX_FILES_HASHING`] at a time and queued in the
+    /// given order as each is ready, without waiting for the previous one's
+    /// answer: the adds of a photo library share the queue's syncs. A file
+    /// that cannot be added gets its error; the others are queued.
+    pub async fn add_files(&self, files: Vec<NewUpload>) -> Vec<Result<UploadInfo, UploadError>> {
+        use futures_util::StreamExt;
+        let mut ready = futures_util::stream::iter(files)
+            .map(|new| self.prepare(new))
+            .buffered(MAX_FILES_HASHING);
+        let mut answers = Vec::new();
+        while let Some(file) = ready.next().await {
+            answers.push(file.and_then(|file| {
+                let (tx, rx) = oneshot::channel();
+                self.commands
+                    .send(Command::Add(file, tx))
+                    .map_err(|_| shutdown_error())?;
+                Ok(rx)
+            }));
+        }
+        let mut added = Vec::with_capacity(answers.len());
+        for answer in answers {
+            added.push(match answer {
+                Ok(rx) => rx.await.unwrap_or_else(|_| Err(shutdown_error())),
+                Err(e) => Err(e),
+            });
+        }
+        added
+    }
+
+    /// Checks a new upload and hashes its file: what the engine queues.
+    async fn prepare(&self, new: NewUpload) -> Result<HashedFile, UploadError> {
         if new.transfer_id.trim().is_empty() {
             return Err(UploadError::new(
                 ErrorCode::InvalidArgument,
@@ -343,7 +379,7 @@ impl Uploader {
             ));
         }
         let given = match new.path.to_str().map(FileSource::parse) {
-            Some(Ok(FileSource::Uri(uri))) => return self.add_uri(uri, new).await,
+            Some(Ok(FileSource::Uri(uri))) => return self.prepare_uri(uri, new).await,
             Some(Ok(FileSource::Path(p))) => p,
             Some(Err(e)) => return Err(e),
             // Not UTF-8: cannot be a URI.
@@ -379,7 +415,7 @@ impl Uploader {
             .await
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
-        let file = HashedFile {
+        Ok(HashedFile {
             location: path.to_string_lossy().into_owned(),
             is_uri: false,
             transfer_id: new.transfer_id,
@@ -387,13 +423,12 @@ impl Uploader {
             file_hash,
             stamp,
             user_params: new.user_params,
-        };
-        self.call(|r| Command::Add(file, r)).await
+        })
     }
 
-    /// `add_file` for a URI: hashed through the registered opener; the URI
+    /// `prepare` for a URI: hashed through the registered opener; the URI
     /// is what is stored (and what `UploadInfo::path` shows).
-    async fn add_uri(&self, uri: String, new: NewUpload) -> Result<UploadInfo, UploadError> {
+    async fn prepare_uri(&self, uri: String, new: NewUpload) -> Result<HashedFile, UploadError> {
         let opener = self
             .opener
             .get()
@@ -420,7 +455,7 @@ impl Uploader {
             .await
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
-        let file = HashedFile {
+        Ok(HashedFile {
             location: uri,
             is_uri: true,
             transfer_id: new.transfer_id,
@@ -428,8 +463,7 @@ impl Uploader {
             file_hash,
             stamp,
             user_params: new.user_params,
-        };
-        self.call(|r| Command::Add(file, r)).await
+        })
     }
 
     /// Registers (or with `None` removes) the opener for files added as
@@ -724,6 +758,64 @@ mod tests {
             (1..=MAX_FILES_HASHING).contains(&peak),
             "{peak} files hashed at once"
         );
+    }
+
+    #[test]
+    fn add_files_queues_in_the_given_order_and_answers_each_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = UploaderOptions::new(dir.path().join("q.db"));
+        options.start = false; // queued, not sent
+        let uploader = Uploader::open(options).unwrap();
+        // Big files first: their hashing ends after the small ones'.
+        let mut paths: Vec<PathBuf> = (0..10u8)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}.bin"));
+                let len = if i < 2 { 8 << 20 } else { 1000 + i as usize };
+                std::fs::write(&p, vec![i; len]).unwrap();
+                p
+            })
+            .collect();
+        paths.insert(5, dir.path().join("missing.bin"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            uploader
+                .set_config(Config::for_base_url("http://127.0.0.1:9"))
+                .await
+                .unwrap();
+            let new = paths
+                .iter()
+                .map(|p| NewUpload {
+                    path: p.clone(),
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+                .collect();
+            let answers = uploader.add_files(new).await;
+            assert_eq!(answers.len(), paths.len());
+            let e = answers[5].as_ref().unwrap_err();
+            assert_eq!(e.code, ErrorCode::FileNotFound, "{e}");
+            let added: Vec<UploadInfo> = answers
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 5)
+                .map(|(_, a)| a.unwrap())
+                .collect();
+            // Ids follow the given order, and so does the queue.
+            let ids: Vec<i64> = added.iter().map(|u| u.id).collect();
+            let mut sorted = ids.clone();
+            sorted.sort();
+            assert_eq!(ids, sorted, "queued out of order");
+            let names: Vec<String> = added.iter().map(|u| u.file_name.clone()).collect();
+            let given: Vec<String> = (0..10).map(|i| format!("f{i}.bin")).collect();
+            assert_eq!(names, given);
+            let listed = uploader.uploads(Selector::All).await.unwrap();
+            assert_eq!(listed.len(), 10);
+        });
+        rt.block_on(uploader.shutdown());
     }
 
     #[test]

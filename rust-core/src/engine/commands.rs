@@ -67,7 +67,7 @@ impl Engine {
             Command::Inspect(f) => {
                 // Events held for the sync come before the snapshot, as
                 // they would have without the hold.
-                self.release_when_durable();
+                self.flush_durable();
                 let (list, summary) = match (self.list(&Selector::All), self.summary(None)) {
                     (Ok(l), Ok(s)) => (l, s),
                     (Err(e), _) | (_, Err(e)) => {

@@ -1,13 +1,23 @@
 //! Answers held back until the queue database is on storage (group commit,
-//! see `store/durable.rs`): one WAL sync per pass of the engine covers every
-//! command and finished upload of that pass.
+//! see `store/durable.rs`). The sync runs on a blocking thread while the
+//! engine goes on (parts, backend calls, more commits): a slow flash delays
+//! the answers, not the uploads. Answers and events that arrive while a sync
+//! runs wait for the next one, which then covers all of them.
 
 use super::{Engine, Reply};
 use crate::error::UploadError;
+use crate::store::PendingSync;
+use tokio::task::JoinHandle;
 
 /// Something to tell the outside world once the pass's commits are synced;
 /// given the sync's error if the sync failed.
 pub(super) type AfterSync = Box<dyn FnOnce(Option<&UploadError>) + Send>;
+
+/// The sync running now, and what waits for it.
+pub(super) struct SyncInFlight {
+    pub(super) done: JoinHandle<(PendingSync, crate::error::Result<()>)>,
+    waiting: Vec<AfterSync>,
+}
 
 impl Engine {
     /// Sends `result` to the caller once what the command committed is
@@ -25,20 +35,75 @@ impl Engine {
         }));
     }
 
-    /// Syncs the queue database if anyone waits for it, then lets the
-    /// waiting answers and events go. Called once per pass.
-    pub(super) fn release_when_durable(&mut self) {
-        if self.after_sync.is_empty() {
+    /// Starts a sync if anyone waits for one and none is running. Called
+    /// once per pass; what is committed but not waited for syncs later.
+    pub(super) fn start_sync_if_waiting(&mut self) {
+        if self.after_sync.is_empty() || self.syncing.is_some() {
             return;
         }
-        let failed = self.store.make_durable().err().map(|e| {
-            let e = UploadError::from(e);
-            tracing::error!(code = %e.code, "{}", e.message);
-            e
-        });
-        for f in std::mem::take(&mut self.after_sync) {
-            f(failed.as_ref());
+        let waiting = std::mem::take(&mut self.after_sync);
+        match self.store.begin_sync() {
+            Ok(None) => release(waiting, None),
+            Ok(Some(sync)) => {
+                let done = tokio::task::spawn_blocking(move || {
+                    let r = sync.run();
+                    (sync, r)
+                });
+                self.syncing = Some(SyncInFlight { done, waiting });
+            }
+            Err(e) => release(waiting, Some(&sync_failed(e))),
         }
+    }
+
+    /// The running sync returned: what waited for it goes.
+    pub(super) fn on_sync_done(
+        &mut self,
+        done: std::result::Result<(PendingSync, crate::error::Result<()>), tokio::task::JoinError>,
+    ) {
+        let Some(in_flight) = self.syncing.take() else {
+            return;
+        };
+        let failed = match done {
+            Ok((sync, Ok(()))) => {
+                self.store.end_sync(&sync);
+                None
+            }
+            Ok((_, Err(e))) => Some(sync_failed(e)),
+            Err(e) => Some(UploadError::new(
+                crate::error::ErrorCode::Internal,
+                format!("the queue database sync stopped: {e}"),
+            )),
+        };
+        release(in_flight.waiting, failed.as_ref());
+    }
+
+    /// Syncs here and now, and lets everything that waits go (the running
+    /// sync's waiters first, in the order they came). For a snapshot that
+    /// must come after every event, and for the engine's end.
+    pub(super) fn flush_durable(&mut self) {
+        let mut waiting = match self.syncing.take() {
+            // Left to finish on its thread; this sync covers its commits.
+            Some(in_flight) => in_flight.waiting,
+            None => Vec::new(),
+        };
+        waiting.append(&mut self.after_sync);
+        if waiting.is_empty() {
+            return;
+        }
+        let failed = self.store.make_durable().err().map(sync_failed);
+        release(waiting, failed.as_ref());
+    }
+}
+
+fn sync_failed(e: crate::error::Error) -> UploadError {
+    let e = UploadError::from(e);
+    tracing::error!(code = %e.code, "{}", e.message);
+    e
+}
+
+fn release(waiting: Vec<AfterSync>, failed: Option<&UploadError>) {
+    for f in waiting {
+        f(failed);
     }
 }
 
@@ -93,5 +158,76 @@ mod tests {
             }
             uploader.shutdown().await;
         });
+    }
+
+    #[test]
+    fn the_engine_answers_while_a_sync_runs_and_one_sync_covers_what_came_meanwhile() {
+        use crate::store::{sync_gates_for_test, SyncGate};
+        use crate::Selector;
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let mut options = UploaderOptions::new(&db);
+        options.start = false; // nothing but the adds commits
+        let uploader = Arc::new(Uploader::open(options).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            uploader
+                .set_config(Config::for_base_url("http://127.0.0.1:9"))
+                .await
+                .unwrap();
+            let gate = Arc::new(SyncGate::default());
+            let canonical = std::fs::canonicalize(dir.path()).unwrap().join("q.db");
+            for key in [&canonical, &db] {
+                sync_gates_for_test()
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_string_lossy().into_owned(), gate.clone());
+            }
+            let add = |i: u8| {
+                let p = dir.path().join(format!("f{i}.bin"));
+                std::fs::write(&p, [i; 100]).unwrap();
+                let uploader = uploader.clone();
+                tokio::spawn(async move {
+                    uploader
+                        .add_file(NewUpload {
+                            path: p,
+                            transfer_id: "t".into(),
+                            ..NewUpload::default()
+                        })
+                        .await
+                })
+            };
+            let first = add(0);
+            while gate.waiting.load(SeqCst) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            // The engine is not stuck in the sync: it lists, and queues more.
+            let later = [add(1), add(2)];
+            while uploader.uploads(Selector::All).await.unwrap().len() < 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(!first.is_finished(), "an add was answered before its sync");
+            assert!(later.iter().all(|h| !h.is_finished()));
+            gate.open();
+            first.await.unwrap().unwrap();
+            for h in later {
+                h.await.unwrap().unwrap();
+            }
+            // One sync for the first add, one for the two that came meanwhile.
+            assert_eq!(gate.passed.load(SeqCst), 2);
+            for key in [&canonical, &db] {
+                sync_gates_for_test()
+                    .lock()
+                    .unwrap()
+                    .remove(key.to_string_lossy().as_ref());
+            }
+        });
+        rt.block_on(Arc::try_unwrap(uploader).ok().unwrap().shutdown());
     }
 }

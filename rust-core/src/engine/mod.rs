@@ -142,6 +142,16 @@ struct TaskInfo {
     multipart: Option<String>,
 }
 
+/// The running sync's end; never ready when none runs.
+async fn wait_sync(
+    syncing: &mut Option<durable::SyncInFlight>,
+) -> Option<std::result::Result<(crate::store::PendingSync, Result<()>), tokio::task::JoinError>> {
+    match syncing {
+        Some(s) => Some((&mut s.done).await),
+        None => std::future::pending().await,
+    }
+}
+
 /// Snapshots of every upload in a database, without running an engine.
 pub(crate) fn snapshot(store: &Store) -> Result<Vec<UploadInfo>> {
     Ok(load_tracked(store)?.values().map(Tracked::info).collect())
@@ -174,6 +184,8 @@ pub(crate) struct Engine {
     next_sweep: Instant,
     /// Answers and events that wait for this pass's commits to be synced.
     after_sync: Vec<durable::AfterSync>,
+    /// The sync running on a blocking thread, if any.
+    syncing: Option<durable::SyncInFlight>,
 }
 
 impl Engine {
@@ -220,6 +232,7 @@ impl Engine {
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             after_sync: Vec::new(),
+            syncing: None,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
@@ -238,8 +251,9 @@ impl Engine {
             self.sweep_if_due();
             self.schedule();
             self.emit_due_progress(false);
-            // One sync for the whole pass, before anyone hears of it.
-            self.release_when_durable();
+            // One sync for the whole pass (or the next one, if a sync runs
+            // now), before anyone hears of it.
+            self.start_sync_if_waiting();
             let wake = self.next_wake();
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -247,10 +261,11 @@ impl Engine {
                     Some(cmd) => self.handle(cmd),
                     None => {
                         self.stop_all_tasks();
-                        self.release_when_durable();
+                        self.flush_durable();
                         return;
                     }
                 },
+                Some(done) = wait_sync(&mut self.syncing) => self.on_sync_done(done),
                 Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.on_task_end(res);
                 }
@@ -275,7 +290,7 @@ impl Engine {
     /// before the caller hears that the engine is down.
     fn shut_down(mut self, done: oneshot::Sender<()>) {
         self.stop_all_tasks();
-        self.release_when_durable();
+        self.flush_durable();
         drop(self);
         let _ = done.send(());
     }

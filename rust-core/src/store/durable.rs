@@ -30,19 +30,54 @@ pub(crate) struct Durability {
     syncs: u64,
 }
 
+/// A sync to run away from the engine's task: the WAL's descriptor and the
+/// commit count it covers once it returns.
+pub(crate) struct PendingSync {
+    file: File,
+    covers: u64,
+    #[cfg(test)]
+    path: String,
+}
+
+impl PendingSync {
+    /// The fdatasync itself (blocking: run it on a blocking thread).
+    pub(crate) fn run(&self) -> Result<()> {
+        #[cfg(test)]
+        hold_for_test(&self.path);
+        sync_data(&self.file).map_err(|e| {
+            err(
+                ErrorCode::Database,
+                format!("cannot write the queue database to storage: {e}"),
+            )
+        })
+    }
+}
+
 impl Store {
     /// Syncs the WAL if anything was committed since the last sync, so every
     /// commit so far survives a power cut. In-memory databases have nothing
     /// to sync.
     pub(crate) fn make_durable(&mut self) -> Result<()> {
+        if let Some(sync) = self.begin_sync()? {
+            sync.run()?;
+            self.end_sync(&sync);
+        }
+        Ok(())
+    }
+
+    /// What a sync of every commit so far needs, or `None` when nothing is
+    /// left to sync. The caller runs it ([`PendingSync::run`]) wherever it
+    /// likes, and reports success with [`Store::end_sync`]; commits made
+    /// meanwhile wait for the next sync.
+    pub(crate) fn begin_sync(&mut self) -> Result<Option<PendingSync>> {
         let commits = self.commits.load(Ordering::Relaxed);
         if commits == self.durability.synced_commits {
-            return Ok(());
+            return Ok(None);
         }
         if self.durability.wal.is_none() {
             let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
                 self.durability.synced_commits = commits;
-                return Ok(());
+                return Ok(None);
             };
             let wal = format!("{path}-wal");
             match File::open(&wal) {
@@ -50,7 +85,7 @@ impl Store {
                 // Not in WAL mode (a read-only or in-memory database).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     self.durability.synced_commits = commits;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) => {
                     return Err(err(
@@ -60,27 +95,33 @@ impl Store {
                 }
             }
         }
-        if let Some(wal) = &self.durability.wal {
-            sync_data(wal).map_err(|e| {
-                err(
-                    ErrorCode::Database,
-                    format!("cannot write the queue database to storage: {e}"),
-                )
-            })?;
-        }
+        let wal = self.durability.wal.as_ref().expect("opened above");
+        let file = wal.try_clone().map_err(|e| {
+            err(
+                ErrorCode::Database,
+                format!("cannot open the queue's write-ahead log: {e}"),
+            )
+        })?;
+        Ok(Some(PendingSync {
+            file,
+            covers: commits,
+            #[cfg(test)]
+            path: self.conn.path().unwrap_or_default().to_owned(),
+        }))
+    }
+
+    /// Records that `sync` succeeded: its commits are on storage.
+    pub(crate) fn end_sync(&mut self, sync: &PendingSync) {
+        // A later sync may have finished first (a flush while this one ran).
+        self.durability.synced_commits = self.durability.synced_commits.max(sync.covers);
         #[cfg(test)]
         {
             self.durability.syncs += 1;
-        }
-        self.durability.synced_commits = commits;
-        #[cfg(test)]
-        if let Some(path) = self.conn.path() {
             synced_for_test()
                 .lock()
                 .unwrap()
-                .insert(path.to_owned(), commits);
+                .insert(sync.path.clone(), self.durability.synced_commits);
         }
-        Ok(())
     }
 
     /// Syncs done by [`Store::make_durable`] since the database was opened.
@@ -104,6 +145,51 @@ pub(crate) fn synced_for_test() -> &'static std::sync::Mutex<std::collections::H
     static SYNCED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
         std::sync::OnceLock::new();
     SYNCED.get_or_init(Default::default)
+}
+
+/// Database paths whose syncs wait until the test opens the gate: a sync
+/// that takes as long as a test wants, to see what the engine does meanwhile.
+#[cfg(test)]
+pub(crate) fn sync_gates_for_test(
+) -> &'static std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SyncGate>>> {
+    static GATES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SyncGate>>>,
+    > = std::sync::OnceLock::new();
+    GATES.get_or_init(Default::default)
+}
+
+/// A closed gate holds every sync of its database until it is opened.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct SyncGate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Syncs waiting at the gate now.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    /// Syncs that went through.
+    pub passed: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(test)]
+impl SyncGate {
+    pub(crate) fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+#[cfg(test)]
+fn hold_for_test(path: &str) {
+    let gate = sync_gates_for_test().lock().unwrap().get(path).cloned();
+    if let Some(gate) = gate {
+        gate.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut open = gate.open.lock().unwrap();
+        while !*open {
+            open = gate.opened.wait(open).unwrap();
+        }
+        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        gate.passed.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The same call SQLite makes for a WAL at `synchronous = FULL`: fdatasync

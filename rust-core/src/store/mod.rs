@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 mod durable;
+pub(crate) use durable::PendingSync;
 #[cfg(test)]
-pub(crate) use durable::synced_for_test;
+pub(crate) use durable::{sync_gates_for_test, synced_for_test, SyncGate};
 pub(crate) mod handoff;
 mod lifecycle;
 pub(crate) use lifecycle::write as lifecycle_write;

@@ -4,7 +4,6 @@ mod check;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
-use futures_util::StreamExt;
 use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
 use s3bgu_core::{Config, NewUpload, Selector, UploadInfo, UploadState, Uploader, UploaderOptions};
 use std::net::SocketAddr;
@@ -17,9 +16,6 @@ const DEFAULT_DB: &str = ".s3bgu/queue.db";
 const DEFAULT_STORE: &str = ".s3bgu/store";
 /// Exit code after Ctrl-C (128 + SIGINT), as shells do.
 const EXIT_INTERRUPTED: u8 = 130;
-/// `add` calls in flight at once while queueing many files: one, so the
-/// queue keeps the order of the command line (scripts and tests rely on it).
-const ADDS_IN_FLIGHT: usize = 1;
 
 #[derive(Parser)]
 #[command(
@@ -434,13 +430,16 @@ async fn run_upload(a: UploadArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let (ids, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
+    let (added, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
     // Uploads paused or failed earlier (same content, same transfer) go on.
-    for id in &ids {
-        if let Err(e) = uploader.resume(Selector::Upload(*id)).await {
-            return fail(e);
+    for u in &added {
+        if matches!(u.state, UploadState::Paused | UploadState::Failed) {
+            if let Err(e) = uploader.resume(Selector::Upload(u.id)).await {
+                return fail(e);
+            }
         }
     }
+    let ids = added.iter().map(|u| u.id).collect();
     finish(Session {
         uploader,
         _embedded: embedded,
@@ -451,44 +450,40 @@ async fn run_upload(a: UploadArgs) -> ExitCode {
     .await
 }
 
-/// Hashes and records each file; returns the upload ids and whether any
-/// file was refused (each refusal is reported on stderr).
+/// Hashes and records each file, in the command line's order; returns the
+/// uploads and whether any file was refused (each refusal is reported on
+/// stderr).
 async fn add_files(
     uploader: &Uploader,
     files: &[PathBuf],
     transfer: &str,
     params: &[(String, String)],
-) -> (Vec<i64>, bool) {
+) -> (Vec<UploadInfo>, bool) {
     let params: serde_json::Map<String, serde_json::Value> = params
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
-    let mut ids = Vec::new();
-    let mut had_errors = false;
-    // More than one add in flight would let the engine answer several after
-    // one shared sync, but hashing finishes out of order and so would the
-    // queue.
-    let mut added = futures_util::stream::iter(files)
-        .map(|file| {
-            let new = NewUpload {
-                path: file.clone(),
-                transfer_id: transfer.to_owned(),
-                file_name: None,
-                user_params: params.clone(),
-            };
-            async move { (file, uploader.add_file(new).await) }
+    let new = files
+        .iter()
+        .map(|file| NewUpload {
+            path: file.clone(),
+            transfer_id: transfer.to_owned(),
+            file_name: None,
+            user_params: params.clone(),
         })
-        .buffered(ADDS_IN_FLIGHT);
-    while let Some((file, added)) = added.next().await {
-        match added {
-            Ok(info) => ids.push(info.id),
+        .collect();
+    let mut added = Vec::with_capacity(files.len());
+    let mut had_errors = false;
+    for (file, answer) in files.iter().zip(uploader.add_files(new).await) {
+        match answer {
+            Ok(info) => added.push(info),
             Err(e) => {
                 had_errors = true;
                 eprintln!("s3bgu: error: {}: {e}", file.display());
             }
         }
     }
-    (ids, had_errors)
+    (added, had_errors)
 }
 
 async fn run_add(a: AddArgs) -> ExitCode {
@@ -497,9 +492,9 @@ async fn run_add(a: AddArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let (ids, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
+    let (added, had_errors) = add_files(&uploader, &a.files, &a.transfer, &a.params).await;
     uploader.shutdown().await;
-    println!("queued {} uploads in {}", ids.len(), a.db.display());
+    println!("queued {} uploads in {}", added.len(), a.db.display());
     if had_errors {
         ExitCode::FAILURE
     } else {
@@ -523,10 +518,10 @@ async fn run_resume(a: ResumeArgs) -> ExitCode {
             .collect(),
         Err(e) => return fail(e),
     };
-    for id in &unfinished {
-        if let Err(e) = uploader.resume(Selector::Upload(*id)).await {
-            return fail(e);
-        }
+    // One command for the whole queue: the engine is already sending the
+    // queued uploads, the paused and failed ones join them.
+    if let Err(e) = uploader.resume(Selector::All).await {
+        return fail(e);
     }
     finish(Session {
         uploader,
