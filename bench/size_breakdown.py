@@ -2,7 +2,8 @@
 """What each dependency adds to the engine's cdylib: sums `nm --size-sort`
 symbol sizes of an unstripped build by crate, prints a markdown table.
 
-    CARGO_PROFILE_MOBILE_STRIP=false cargo build --profile mobile -p s3bgu-core
+    CARGO_PROFILE_MOBILE_STRIP=false cargo rustc --profile mobile -p s3bgu-core \
+        --no-default-features --lib --crate-type cdylib -- -C link-arg=-Wl,-z,pack-relative-relocs
     python3 bench/size_breakdown.py target/mobile/libs3bgu_core.so
 
 Rust symbols are put under the first crate named in their demangled path

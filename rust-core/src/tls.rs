@@ -100,15 +100,22 @@ fn platform() -> Option<Arc<dyn PlatformTrust>> {
 }
 
 /// Mozilla's roots, for hosts without a platform store. Phones use theirs.
-#[cfg(not(any(target_os = "android", target_os = "ios")))]
+#[cfg(all(
+    feature = "bundled-roots",
+    not(any(target_os = "android", target_os = "ios"))
+))]
 fn bundled_roots() -> Option<RootCertStore> {
     Some(RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     })
 }
 
-// Android/iOS only: not compiled on the test machines (no such targets).
-#[cfg(any(target_os = "android", target_os = "ios"))]
+// Phones, and desktop builds without the feature (the size benchmark's
+// phone proxy): only the platform's trust and the configured extra roots.
+#[cfg(not(all(
+    feature = "bundled-roots",
+    not(any(target_os = "android", target_os = "ios"))
+)))]
 fn bundled_roots() -> Option<RootCertStore> {
     None
 }

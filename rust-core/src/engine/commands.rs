@@ -61,7 +61,14 @@ impl Engine {
                 // Start what is due first, so "nothing to do" is never a
                 // report that was just committed but not acted on yet.
                 self.schedule();
-                let _ = reply.send(Ok(self.status()));
+                let status = self.status();
+                if status.idle_reason().is_some() {
+                    // A background run ends on this answer: what it did is
+                    // on storage and told before then (nothing waits on a
+                    // sync when idle, so this costs no throughput).
+                    self.flush_durable();
+                }
+                let _ = reply.send(Ok(status));
             }
             Command::Handoff(cmd) => self.handle_handoff(cmd),
             Command::Inspect(f) => {

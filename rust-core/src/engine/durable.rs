@@ -230,4 +230,104 @@ mod tests {
         });
         rt.block_on(Arc::try_unwrap(uploader).ok().unwrap().shutdown());
     }
+
+    /// A background run ends when the status says idle: by then the last
+    /// upload's end must be synced and told, even with its sync still
+    /// running when the engine ran out of work.
+    #[test]
+    fn an_idle_status_comes_only_once_the_ends_are_synced_and_told() {
+        use crate::model::{UploadEvent, UploadListener, UploadState};
+        use crate::store::{sync_gates_for_test, SyncGate};
+        use crate::{IdleReason, Selector};
+        use std::sync::{Arc, Mutex};
+
+        struct Ends(Mutex<Vec<UploadState>>);
+        impl UploadListener for Ends {
+            fn on_event(&self, event: &UploadEvent) {
+                if let UploadEvent::StateChanged(info) = event {
+                    if info.state.is_final() {
+                        self.0.lock().unwrap().push(info.state);
+                    }
+                }
+            }
+        }
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("q.db");
+            let mut options = UploaderOptions::new(&db);
+            options.start = false;
+            let uploader = Arc::new(Uploader::open(options).unwrap());
+            let ends = Arc::new(Ends(Mutex::default()));
+            uploader.set_listener(Some(ends.clone()));
+            uploader
+                .set_config(Config::for_base_url(&h.backend_url))
+                .await
+                .unwrap();
+            let path = dir.path().join("a.bin");
+            std::fs::write(&path, [7u8; 1000]).unwrap();
+            let added = uploader
+                .add_file(NewUpload {
+                    path,
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+                .await
+                .unwrap();
+            // From here every sync waits at the gate.
+            let gate = Arc::new(SyncGate::default());
+            let canonical = std::fs::canonicalize(dir.path()).unwrap().join("q.db");
+            for key in [&canonical, &db] {
+                sync_gates_for_test()
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_string_lossy().into_owned(), gate.clone());
+            }
+            uploader.start().await.unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let list = uploader.uploads(Selector::Upload(added.id)).await.unwrap();
+                if list[0].state == UploadState::Completed {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the upload did not end"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            // Completed in the queue, but its end is not synced yet: the
+            // status waits for it rather than say idle.
+            let status = {
+                let uploader = uploader.clone();
+                tokio::spawn(async move { uploader.status().await })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(
+                !status.is_finished(),
+                "idle reported before the last end was synced"
+            );
+            assert!(
+                ends.0.lock().unwrap().is_empty(),
+                "an end told before its sync"
+            );
+            gate.open();
+            let status = status.await.unwrap().unwrap();
+            assert_eq!(status.idle_reason(), Some(IdleReason::Idle));
+            assert_eq!(*ends.0.lock().unwrap(), vec![UploadState::Completed]);
+            for key in [&canonical, &db] {
+                sync_gates_for_test()
+                    .lock()
+                    .unwrap()
+                    .remove(key.to_string_lossy().as_ref());
+            }
+            Arc::try_unwrap(uploader).ok().unwrap().shutdown().await;
+        });
+    }
 }
