@@ -404,3 +404,45 @@ async fn a_late_start_answer_is_kept_or_aborted_never_orphaned() {
     }
     assert_eq!(starts(), 3, "no second startUpload for a kept answer");
 }
+
+/// A reopened queue longer than what its first pass loads: the first
+/// uploads start while the rest is read on another thread, yet the first
+/// command already sees the whole queue, in order, and every upload ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_queue_reopens_whole_and_in_order() {
+    let h = harness().await;
+    let (dir, up) = idle_env(&h).await;
+    let mut ids = Vec::new();
+    for i in 0..200u64 {
+        let p = write_file(dir.path(), &format!("f{i}.bin"), 100 + i, i);
+        ids.push(add(&up, &p, "long").await.expect("add").id);
+    }
+    // One paused in the tail: a command must find it although it was not
+    // loaded by the first pass.
+    up.pause(Selector::Upload(ids[150])).await.unwrap();
+    up.shutdown().await;
+
+    let up = open(&dir.path().join("queue.db"));
+    let listed = up.uploads(Selector::All).await.unwrap();
+    let listed_ids: Vec<i64> = listed.iter().map(|u| u.id).collect();
+    assert_eq!(
+        listed_ids, ids,
+        "the first command sees the whole queue in order"
+    );
+    let resumed = up.resume(Selector::All).await.unwrap();
+    assert_eq!(resumed.len(), 1, "the paused upload in the tail was found");
+    assert_eq!(resumed[0].id, ids[150]);
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        up.wait_idle(Selector::Transfer("long".into())),
+    )
+    .await
+    .expect("the queue drains within 120 s")
+    .unwrap();
+    assert_eq!(done.len(), 200);
+    assert!(
+        done.iter().all(|u| u.state == UploadState::Completed),
+        "{done:?}"
+    );
+    up.shutdown().await;
+}

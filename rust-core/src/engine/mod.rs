@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 pub(crate) use tracked::part_len;
-use tracked::{load_tracked, load_unfinished, TaskKindTag, Tracked};
+use tracked::{load_pending_after, load_tracked, load_unfinished_head, TaskKindTag, Tracked};
 use urls::UrlCache;
 
 /// Minimum time between two progress events of one upload.
@@ -59,6 +59,11 @@ enum Call {
     Complete(UploadId),
     Urls(UploadId, Vec<u32>),
 }
+
+/// Uploads not begun that the first pass after opening sees; the rest of a
+/// long queue is loaded once that pass has sent its calls (more than the
+/// pass can start: it starts at most MAX_STARTS_IN_FLIGHT).
+const FIRST_PASS_PENDING: usize = 64;
 
 /// Most commands and finished tasks handled before the scheduler runs again:
 /// under load one pass over the queue serves many events, yet a long burst
@@ -142,6 +147,16 @@ struct TaskInfo {
     multipart: Option<String>,
 }
 
+/// The queue's rest being read; never ready when nothing is read.
+async fn wait_loading(
+    loading: &mut Option<tokio::task::JoinHandle<Result<BTreeMap<UploadId, Tracked>>>>,
+) -> std::result::Result<Result<BTreeMap<UploadId, Tracked>>, tokio::task::JoinError> {
+    match loading {
+        Some(l) => l.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The running sync's end; never ready when none runs.
 async fn wait_sync(
     syncing: &mut Option<durable::SyncInFlight>,
@@ -186,6 +201,12 @@ pub(crate) struct Engine {
     after_sync: Vec<durable::AfterSync>,
     /// The sync running on a blocking thread, if any.
     syncing: Option<durable::SyncInFlight>,
+    /// From opening until the rest of a long queue is loaded: uploads not
+    /// begun after this id are not loaded yet.
+    pending_after: Option<UploadId>,
+    /// That rest, read on a blocking thread while the first uploads start;
+    /// commands wait for it (they see the whole queue), task ends do not.
+    loading: Option<tokio::task::JoinHandle<Result<BTreeMap<UploadId, Tracked>>>>,
 }
 
 impl Engine {
@@ -211,7 +232,7 @@ impl Engine {
         };
         let mut store = store;
         lifecycle::expire_finished(&mut store, config.as_ref())?;
-        let uploads = load_unfinished(&store)?;
+        let (uploads, pending_after) = load_unfinished_head(&store, FIRST_PASS_PENDING)?;
         let mut engine = Engine {
             store,
             config,
@@ -233,9 +254,68 @@ impl Engine {
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             after_sync: Vec::new(),
             syncing: None,
+            pending_after,
+            loading: None,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
+    }
+
+    /// Starts reading the uploads not begun that opening left out, once the
+    /// first pass has started the first ones: on a second connection and a
+    /// blocking thread, so a queue of 10,000 does not hold back the first
+    /// part. Nothing the engine does meanwhile writes those rows (the first
+    /// passes only touch the uploads loaded; commands wait).
+    fn load_rest_of_queue(&mut self) {
+        let Some(after) = self.pending_after else {
+            return;
+        };
+        if self.loading.is_some() {
+            return;
+        }
+        match self.store.reader() {
+            Some(Ok(reader)) => {
+                self.loading = Some(tokio::task::spawn_blocking(move || {
+                    load_pending_after(&reader, after)
+                }));
+            }
+            // In memory (tests), or no second connection: read it here.
+            _ => {
+                let rest = load_pending_after(&self.store, after);
+                self.on_rest_loaded(Ok(rest));
+            }
+        }
+    }
+
+    fn on_rest_loaded(
+        &mut self,
+        loaded: std::result::Result<Result<BTreeMap<UploadId, Tracked>>, tokio::task::JoinError>,
+    ) {
+        self.loading = None;
+        let Some(after) = self.pending_after.take() else {
+            return;
+        };
+        let rest = match loaded {
+            Ok(Ok(rest)) => Ok(rest),
+            // The second connection failed: the engine's own then.
+            Ok(Err(e)) => {
+                tracing::warn!("reading the queue on a second connection failed: {e}");
+                load_pending_after(&self.store, after)
+            }
+            Err(e) => {
+                tracing::warn!("reading the queue stopped: {e}");
+                load_pending_after(&self.store, after)
+            }
+        };
+        match rest {
+            Ok(rest) => {
+                self.uploads.extend(rest);
+                self.bound_waits_if_needed(true);
+            }
+            // Readable a moment ago; the uploads stay in the database and
+            // are loaded on the next open.
+            Err(e) => tracing::error!("cannot load the rest of the queue: {e}"),
+        }
     }
 
     pub(crate) fn hold_lock(&mut self, lock: crate::QueueLock) {
@@ -246,17 +326,28 @@ impl Engine {
         self.running = running;
     }
 
-    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    pub(crate) async fn run(self, commands: mpsc::UnboundedReceiver<Command>) {
+        // Declared first, dropped last: however the task ends (even
+        // aborted), the engine and its queue lock are gone before the
+        // command channel closes, which is what `is_running` looks at.
+        let mut commands = commands;
+        let running = self.serve(&mut commands);
+        running.await;
+    }
+
+    async fn serve(mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
         loop {
             self.sweep_if_due();
             self.schedule();
+            self.load_rest_of_queue();
             self.emit_due_progress(false);
             // One sync for the whole pass (or the next one, if a sync runs
             // now), before anyone hears of it.
             self.start_sync_if_waiting();
             let wake = self.next_wake();
             tokio::select! {
-                cmd = commands.recv() => match cmd {
+                loaded = wait_loading(&mut self.loading) => self.on_rest_loaded(loaded),
+                cmd = commands.recv(), if self.loading.is_none() => match cmd {
                     Some(Command::Shutdown(done)) => return self.shut_down(done),
                     Some(cmd) => self.handle(cmd),
                     None => {
@@ -276,6 +367,9 @@ impl Engine {
                 if let Some(res) = self.tasks.try_join_next_with_id() {
                     self.on_task_end(res);
                     continue;
+                }
+                if self.loading.is_some() {
+                    break;
                 }
                 match commands.try_recv() {
                     Ok(Command::Shutdown(done)) => return self.shut_down(done),

@@ -186,12 +186,38 @@ pub(super) fn load_tracked(store: &Store) -> Result<BTreeMap<UploadId, Tracked>>
     Ok(uploads)
 }
 
-/// The engine's working set: unfinished uploads with their parts.
-pub(super) fn load_unfinished(store: &Store) -> Result<BTreeMap<UploadId, Tracked>> {
-    let mut uploads = BTreeMap::new();
-    for row in store.unfinished_uploads()? {
-        let parts = store.parts(row.id)?;
-        uploads.insert(row.id, Tracked::new(row, parts));
-    }
-    Ok(uploads)
+/// What the first pass of an opened queue needs: every upload already begun
+/// and the first `pending` not begun; with the id after which more pending
+/// ones may wait (loaded by [`load_pending_after`] once the first calls are
+/// out, so a long queue does not delay them).
+pub(super) fn load_unfinished_head(
+    store: &Store,
+    pending: usize,
+) -> Result<(BTreeMap<UploadId, Tracked>, Option<UploadId>)> {
+    let mut parts = store.unfinished_parts()?;
+    let (rows, more) = store.unfinished_head(pending)?;
+    let uploads = rows
+        .into_iter()
+        .map(|row| {
+            let parts = parts.remove(&row.id).unwrap_or_default();
+            (row.id, Tracked::new(row, parts))
+        })
+        .collect();
+    Ok((uploads, more))
+}
+
+/// The uploads not begun after `after`, in queue order.
+pub(super) fn load_pending_after(
+    store: &Store,
+    after: UploadId,
+) -> Result<BTreeMap<UploadId, Tracked>> {
+    let mut parts = store.unfinished_parts()?;
+    Ok(store
+        .pending_after(Some(after), None)?
+        .into_iter()
+        .map(|row| {
+            let parts = parts.remove(&row.id).unwrap_or_default();
+            (row.id, Tracked::new(row, parts))
+        })
+        .collect())
 }

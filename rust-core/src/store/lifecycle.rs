@@ -29,14 +29,67 @@ pub(crate) struct FinishedCounts {
 }
 
 impl Store {
-    /// The uploads the engine works on or may be asked to resume, in queue
-    /// order: everything but finished ones.
-    pub(crate) fn unfinished_uploads(&self) -> Result<Vec<UploadRow>> {
+    /// The unfinished uploads to open a queue with: every one already begun
+    /// (or paused, failed, cancelling) and the first `pending` not begun, in
+    /// queue order; and the id of the last of those when more may follow.
+    pub(crate) fn unfinished_head(
+        &self,
+        pending: usize,
+    ) -> Result<(Vec<UploadRow>, Option<UploadId>)> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE NOT {FINISHED} ORDER BY id"
+            "SELECT {UPLOAD_COLUMNS} FROM uploads \
+             WHERE NOT {FINISHED} AND state != 'PENDING' ORDER BY id"
         ))?;
-        let rows = stmt.query_map([], read_upload)?;
+        let mut rows = stmt
+            .query_map([], read_upload)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let head = self.pending_after(None, Some(pending))?;
+        let more = (head.len() == pending)
+            .then(|| head.last().map(|r| r.id))
+            .flatten();
+        rows.extend(head);
+        Ok((rows, more))
+    }
+
+    /// Uploads not begun, in queue order, after `after` (from the start
+    /// without it), at most `limit` of them.
+    pub(crate) fn pending_after(
+        &self,
+        after: Option<UploadId>,
+        limit: Option<usize>,
+    ) -> Result<Vec<UploadRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads \
+             WHERE state = 'PENDING' AND id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![after.unwrap_or(i64::MIN), limit.map_or(-1, |l| l as i64)],
+            read_upload,
+        )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The part rows of every unfinished upload, by upload, in one query (a
+    /// query per upload made opening a queue of 10,000 linear in it).
+    pub(crate) fn unfinished_parts(
+        &self,
+    ) -> Result<std::collections::HashMap<UploadId, Vec<PartRow>>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT p.upload, p.number, p.etag, p.attempts, p.next_attempt_at \
+             FROM parts p JOIN uploads u ON u.id = p.upload \
+             WHERE NOT {FINISHED} ORDER BY p.upload, p.number"
+        ))?;
+        let mut parts: std::collections::HashMap<UploadId, Vec<PartRow>> = Default::default();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            parts.entry(r.get(0)?).or_default().push(PartRow {
+                number: r.get::<_, i64>(1)? as u32,
+                etag: r.get(2)?,
+                attempts: r.get::<_, i64>(3)? as u32,
+                next_attempt_at: r.get(4)?,
+            });
+        }
+        Ok(parts)
     }
 
     /// Finished uploads matching `sel`, in queue order, each with its

@@ -245,6 +245,26 @@ impl Store {
         })
     }
 
+    /// A second, read-only connection to this queue (already checked and
+    /// migrated by this store), to read on another thread; `None` for an
+    /// in-memory database.
+    pub(crate) fn reader(&self) -> Option<Result<Store>> {
+        let path = self.conn.path().filter(|p| !p.is_empty())?.to_owned();
+        Some((|| {
+            let conn = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(Store {
+                conn,
+                commits: Arc::default(),
+                durability: Default::default(),
+            })
+        })())
+    }
+
     #[cfg(test)]
     pub(crate) fn open_in_memory() -> Result<Store> {
         Self::setup(Connection::open_in_memory()?)
