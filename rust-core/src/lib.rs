@@ -506,6 +506,13 @@ impl Uploader {
         self.call(|r| Command::List(selector, r)).await
     }
 
+    /// Every upload not finished (not COMPLETED, not CANCELLED), in queue
+    /// order, without reading the finished ones (a queue with a long
+    /// history answers as fast as an empty one).
+    pub async fn unfinished(&self) -> Result<Vec<UploadInfo>, UploadError> {
+        self.call(Command::ListUnfinished).await
+    }
+
     /// Aggregate of one transfer, or of everything with `None`.
     pub async fn summary(&self, transfer_id: Option<String>) -> Result<Summary, UploadError> {
         self.call(|r| Command::Summary(transfer_id, r)).await
@@ -814,6 +821,17 @@ mod tests {
             assert_eq!(names, given);
             let listed = uploader.uploads(Selector::All).await.unwrap();
             assert_eq!(listed.len(), 10);
+            // One cancelled: the unfinished list leaves it out, keeps order.
+            uploader.cancel(Selector::Upload(ids[3])).await.unwrap();
+            let unfinished: Vec<i64> = uploader
+                .unfinished()
+                .await
+                .unwrap()
+                .iter()
+                .map(|u| u.id)
+                .collect();
+            let expected: Vec<i64> = ids.iter().copied().filter(|&id| id != ids[3]).collect();
+            assert_eq!(unfinished, expected);
         });
         rt.block_on(uploader.shutdown());
     }

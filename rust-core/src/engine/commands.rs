@@ -35,6 +35,14 @@ impl Engine {
             Command::List(sel, reply) => {
                 let _ = reply.send(self.list(&sel).map_err(Into::into));
             }
+            Command::ListUnfinished(reply) => {
+                let _ = reply.send(Ok(self
+                    .uploads
+                    .values()
+                    .filter(|t| !t.row.state.is_final())
+                    .map(Tracked::info)
+                    .collect()));
+            }
             Command::Summary(transfer, reply) => {
                 let r = self.summary(transfer.as_deref());
                 let _ = reply.send(r.map_err(Into::into));

@@ -110,7 +110,44 @@ fn release(waiting: Vec<AfterSync>, failed: Option<&UploadError>) {
 #[cfg(test)]
 mod tests {
     use crate::store::synced_for_test;
+    use crate::store::{sync_gates_for_test, SyncGate};
     use crate::{Config, NewUpload, Uploader, UploaderOptions};
+    use std::sync::Arc;
+
+    /// Holds every sync of one queue database at a gate until the test
+    /// opens it; the gate is taken away when this is dropped.
+    struct HeldSyncs {
+        gate: Arc<SyncGate>,
+        keys: Vec<String>,
+    }
+
+    impl HeldSyncs {
+        fn new(db: &std::path::Path) -> HeldSyncs {
+            let gate = Arc::new(SyncGate::default());
+            let dir = std::fs::canonicalize(db.parent().unwrap()).unwrap();
+            // SQLite may name the file either way.
+            let keys = [dir.join(db.file_name().unwrap()), db.to_path_buf()]
+                .map(|k| k.to_string_lossy().into_owned())
+                .to_vec();
+            let mut gates = sync_gates_for_test().lock().unwrap();
+            for key in &keys {
+                gates.insert(key.clone(), gate.clone());
+            }
+            HeldSyncs { gate, keys }
+        }
+    }
+
+    impl Drop for HeldSyncs {
+        fn drop(&mut self) {
+            self.gate.open();
+            let mut gates = sync_gates_for_test()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for key in &self.keys {
+                gates.remove(key);
+            }
+        }
+    }
 
     #[test]
     fn an_add_is_answered_only_once_its_commit_is_synced() {
@@ -162,10 +199,8 @@ mod tests {
 
     #[test]
     fn the_engine_answers_while_a_sync_runs_and_one_sync_covers_what_came_meanwhile() {
-        use crate::store::{sync_gates_for_test, SyncGate};
         use crate::Selector;
         use std::sync::atomic::Ordering::SeqCst;
-        use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
         let mut options = UploaderOptions::new(&db);
@@ -181,14 +216,8 @@ mod tests {
                 .set_config(Config::for_base_url("http://127.0.0.1:9"))
                 .await
                 .unwrap();
-            let gate = Arc::new(SyncGate::default());
-            let canonical = std::fs::canonicalize(dir.path()).unwrap().join("q.db");
-            for key in [&canonical, &db] {
-                sync_gates_for_test()
-                    .lock()
-                    .unwrap()
-                    .insert(key.to_string_lossy().into_owned(), gate.clone());
-            }
+            let held = HeldSyncs::new(&db);
+            let gate = held.gate.clone();
             let add = |i: u8| {
                 let p = dir.path().join(format!("f{i}.bin"));
                 std::fs::write(&p, [i; 100]).unwrap();
@@ -221,12 +250,7 @@ mod tests {
             }
             // One sync for the first add, one for the two that came meanwhile.
             assert_eq!(gate.passed.load(SeqCst), 2);
-            for key in [&canonical, &db] {
-                sync_gates_for_test()
-                    .lock()
-                    .unwrap()
-                    .remove(key.to_string_lossy().as_ref());
-            }
+            drop(held);
         });
         rt.block_on(Arc::try_unwrap(uploader).ok().unwrap().shutdown());
     }
@@ -237,9 +261,8 @@ mod tests {
     #[test]
     fn an_idle_status_comes_only_once_the_ends_are_synced_and_told() {
         use crate::model::{UploadEvent, UploadListener, UploadState};
-        use crate::store::{sync_gates_for_test, SyncGate};
         use crate::{IdleReason, Selector};
-        use std::sync::{Arc, Mutex};
+        use std::sync::Mutex;
 
         struct Ends(Mutex<Vec<UploadState>>);
         impl UploadListener for Ends {
@@ -281,14 +304,8 @@ mod tests {
                 .await
                 .unwrap();
             // From here every sync waits at the gate.
-            let gate = Arc::new(SyncGate::default());
-            let canonical = std::fs::canonicalize(dir.path()).unwrap().join("q.db");
-            for key in [&canonical, &db] {
-                sync_gates_for_test()
-                    .lock()
-                    .unwrap()
-                    .insert(key.to_string_lossy().into_owned(), gate.clone());
-            }
+            let held = HeldSyncs::new(&db);
+            let gate = held.gate.clone();
             uploader.start().await.unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             loop {
@@ -321,12 +338,7 @@ mod tests {
             let status = status.await.unwrap().unwrap();
             assert_eq!(status.idle_reason(), Some(IdleReason::Idle));
             assert_eq!(*ends.0.lock().unwrap(), vec![UploadState::Completed]);
-            for key in [&canonical, &db] {
-                sync_gates_for_test()
-                    .lock()
-                    .unwrap()
-                    .remove(key.to_string_lossy().as_ref());
-            }
+            drop(held);
             Arc::try_unwrap(uploader).ok().unwrap().shutdown().await;
         });
     }

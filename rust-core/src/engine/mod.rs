@@ -90,6 +90,9 @@ pub(crate) enum Command {
     Resume(Selector, Reply<Vec<UploadInfo>>),
     Cancel(Selector, Reply<Vec<UploadInfo>>),
     List(Selector, Reply<Vec<UploadInfo>>),
+    /// Every unfinished upload, in queue order (the engine's working set:
+    /// no database read).
+    ListUnfinished(Reply<Vec<UploadInfo>>),
     Summary(Option<String>, Reply<Summary>),
     /// Deletes finished uploads; answers how many.
     Forget(Selector, Reply<u64>),

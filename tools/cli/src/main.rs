@@ -421,6 +421,8 @@ struct Session {
     uploader: Uploader,
     _embedded: Option<RunningBackend>,
     ids: Vec<i64>,
+    /// The uploads as they were when the session began (for the bars).
+    initial: Vec<UploadInfo>,
     json: bool,
     had_errors: bool,
 }
@@ -440,10 +442,12 @@ async fn run_upload(a: UploadArgs) -> ExitCode {
         }
     }
     let ids = added.iter().map(|u| u.id).collect();
+    let initial = added;
     finish(Session {
         uploader,
         _embedded: embedded,
         ids,
+        initial,
         json: a.json,
         had_errors,
     })
@@ -506,27 +510,28 @@ async fn run_resume(a: ResumeArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
     }
-    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false, true).await {
+    // Not started yet: the report covers every upload unfinished now, so
+    // none may end before it is listed.
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false, false).await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let unfinished: Vec<i64> = match uploader.uploads(Selector::All).await {
-        Ok(list) => list
-            .into_iter()
-            .filter(|u| !u.state.is_final())
-            .map(|u| u.id)
-            .collect(),
+    let unfinished = match uploader.unfinished().await {
+        Ok(list) => list,
         Err(e) => return fail(e),
     };
-    // One command for the whole queue: the engine is already sending the
-    // queued uploads, the paused and failed ones join them.
+    // One command for the whole queue: the paused and failed ones join.
     if let Err(e) = uploader.resume(Selector::All).await {
+        return fail(e);
+    }
+    if let Err(e) = uploader.start().await {
         return fail(e);
     }
     finish(Session {
         uploader,
         _embedded: embedded,
-        ids: unfinished,
+        ids: unfinished.iter().map(|u| u.id).collect(),
+        initial: unfinished,
         json: a.json,
         had_errors: false,
     })
@@ -540,9 +545,7 @@ async fn finish(s: Session) -> ExitCode {
     // Position of each id on the command line (a queue may hold thousands).
     let order: std::collections::HashMap<i64, usize> =
         s.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    if let Ok(list) = s.uploader.uploads(Selector::All).await {
-        bars.add(list.iter().filter(|u| order.contains_key(&u.id)));
-    }
+    bars.add(s.initial.iter());
     let wait = async {
         for id in &s.ids {
             s.uploader.wait_idle(Selector::Upload(*id)).await?;
