@@ -423,6 +423,9 @@ struct Session {
     ids: Vec<i64>,
     /// The uploads as they were when the session began (for the bars).
     initial: Vec<UploadInfo>,
+    /// Also report uploads that ended since this time (a resume reports
+    /// every upload of the queue it finished, in queue order).
+    ended_since_ms: Option<i64>,
     json: bool,
     had_errors: bool,
 }
@@ -448,6 +451,7 @@ async fn run_upload(a: UploadArgs) -> ExitCode {
         _embedded: embedded,
         ids,
         initial,
+        ended_since_ms: None,
         json: a.json,
         had_errors,
     })
@@ -510,28 +514,29 @@ async fn run_resume(a: ResumeArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
     }
-    // Not started yet: the report covers every upload unfinished now, so
-    // none may end before it is listed.
-    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false, false).await {
+    // Uploads that end from here on are this run's, even those that end
+    // before the queue is listed: the engine starts sending at once.
+    let opened_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let (uploader, embedded) = match open_configured(&a.db, &a.backend, false, true).await {
         Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let unfinished = match uploader.unfinished().await {
-        Ok(list) => list,
         Err(e) => return fail(e),
     };
     // One command for the whole queue: the paused and failed ones join.
     if let Err(e) = uploader.resume(Selector::All).await {
         return fail(e);
     }
-    if let Err(e) = uploader.start().await {
-        return fail(e);
-    }
+    let unfinished = match uploader.unfinished().await {
+        Ok(list) => list,
+        Err(e) => return fail(e),
+    };
     finish(Session {
         uploader,
         _embedded: embedded,
         ids: unfinished.iter().map(|u| u.id).collect(),
         initial: unfinished,
+        ended_since_ms: Some(opened_at_ms),
         json: a.json,
         had_errors: false,
     })
@@ -570,13 +575,20 @@ async fn finish(s: Session) -> ExitCode {
     bars.finish();
     let list: Vec<UploadInfo> = match s.uploader.uploads(Selector::All).await {
         Ok(list) => {
-            // In the order the files were given (adds may reach the queue
-            // in another order).
+            let ended_here = |u: &UploadInfo| {
+                s.ended_since_ms
+                    .is_some_and(|t| u.state.is_final() && u.updated_at_ms >= t)
+            };
             let mut list: Vec<UploadInfo> = list
                 .into_iter()
-                .filter(|u| order.contains_key(&u.id))
+                .filter(|u| order.contains_key(&u.id) || ended_here(u))
                 .collect();
-            list.sort_by_key(|u| order.get(&u.id).copied());
+            if s.ended_since_ms.is_some() {
+                list.sort_by_key(|u| u.id);
+            } else {
+                // In the order the files were given.
+                list.sort_by_key(|u| order.get(&u.id).copied());
+            }
             list
         }
         Err(e) => return fail(e),

@@ -590,6 +590,9 @@ async fn add_queues_without_sending_and_resume_uploads() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v = json_of(&out);
+    // Every queued upload is reported, also those that ended before the
+    // CLI listed the queue (the engine starts sending at once).
+    assert_eq!(uploads(&v).len(), 6, "{v}");
     for (u, path) in uploads(&v).iter().zip(files.iter().chain([&big])) {
         assert_eq!(u["state"], "COMPLETED");
         let stored = h.object_bytes(u["key"].as_str().unwrap()).unwrap();
