@@ -70,11 +70,12 @@ else
   note "building the mobile-profile library"
   # As scripts/build-android.sh builds it for a phone: the cdylib alone (so
   # the profile's LTO applies), its relocations packed (RELR here, where the
-  # host's glibc reads it; Android's own packed format on a phone), and
-  # without the bundled root certificates (phones use their own store).
-  # Unstripped, so bench/size_breakdown.py can read its symbols; the table
-  # strips a copy.
-  CARGO_PROFILE_MOBILE_STRIP=false cargo rustc --quiet --profile mobile -p s3bgu-core \
+  # host's glibc reads it; Android's own packed format on a phone), C code
+  # without unwind tables, and without the bundled root certificates
+  # (phones use their own store). Unstripped, so bench/size_breakdown.py can
+  # read its symbols; the table strips a copy.
+  CFLAGS="${CFLAGS:+$CFLAGS }-fno-asynchronous-unwind-tables -fno-unwind-tables" \
+    CARGO_PROFILE_MOBILE_STRIP=false cargo rustc --quiet --profile mobile -p s3bgu-core \
     --no-default-features --lib --crate-type cdylib -- -C link-arg=-Wl,-z,pack-relative-relocs
   mobile=(--lib-mobile "$target/mobile/libs3bgu_core.so")
 fi

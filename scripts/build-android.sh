@@ -65,6 +65,10 @@ for abi in "${ABIS[@]}"; do target_args+=(-t "$abi"); done
 #   - 16 KB pages: every LOAD segment aligned to max-page-size.
 #   - Packed relocations in Android's own format (bionic reads it from API 23;
 #     RELR would need API 28); the host build packed as RELR loses 116 KiB.
+#   - C code (SQLite, ring's C parts) without unwind tables: nothing unwinds
+#     through it (C has no exceptions; rusqlite's callbacks catch Rust
+#     panics before they reach SQLite's frames); about 95 KiB less. Through
+#     TARGET_CFLAGS, which cargo-ndk passes on after its --target.
 # `cargo rustc --crate-type cdylib` builds the shared library alone: with the
 # crate's other types (rlib, staticlib) in the same rustc run the profile's
 # LTO is not applied (rust-lang/cargo#9672): 0.85 MiB more on the host.
@@ -72,6 +76,7 @@ for abi in "${ABIS[@]}"; do target_args+=(-t "$abi"); done
 # from the symbol table, so the bindings are checked against the unstripped
 # library and the copies in jniLibs are stripped afterwards.
 RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-Wl,-z,max-page-size=16384 -C link-arg=-Wl,--pack-dyn-relocs=android" \
+  TARGET_CFLAGS="${TARGET_CFLAGS:+$TARGET_CFLAGS }-fno-asynchronous-unwind-tables -fno-unwind-tables" \
   CARGO_PROFILE_MOBILE_STRIP=false \
   cargo ndk "${target_args[@]}" --platform "$API_LEVEL" --output-dir "$out" \
   rustc --locked -p s3bgu-core --lib --crate-type cdylib --profile mobile
