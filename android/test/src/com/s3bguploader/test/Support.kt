@@ -33,7 +33,13 @@ object Backend {
             cli, "serve", "--listen", "127.0.0.1:0",
             "--store", storeDir.path, "--part-size", (5 * MIB).toString(),
         ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
-        Runtime.getRuntime().addShutdownHook(Thread { p.destroyForcibly() })
+        // The server goes with the test JVM, and its store with it.
+        Runtime.getRuntime().addShutdownHook(
+            Thread {
+                p.destroyForcibly().waitFor(10, TimeUnit.SECONDS)
+                storeDir.deleteRecursively()
+            },
+        )
         val first = p.inputStream.bufferedReader().readLine() ?: error("s3bgu serve exited: ${p.waitFor()}")
         check(first.startsWith("listening on ")) { "unexpected first line: $first" }
         url = first.removePrefix("listening on ").trim()
