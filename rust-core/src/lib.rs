@@ -709,12 +709,29 @@ impl Drop for Uploader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static NOW: AtomicUsize = AtomicUsize::new(0);
     static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    /// A queue that sends nothing until started (what the tests commit is
+    /// only what they ask for).
+    pub(crate) fn idle_uploader(db: &std::path::Path) -> Uploader {
+        let mut options = UploaderOptions::new(db);
+        options.start = false;
+        Uploader::open(options).unwrap()
+    }
+
+    /// Two worker threads, as a phone app's runtime has at least.
+    pub(crate) fn two_threads() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
 
     /// Counts the files being hashed at once (the highest count is kept).
     pub(crate) struct HashGauge;
@@ -770,9 +787,7 @@ mod tests {
     #[test]
     fn add_files_queues_in_the_given_order_and_answers_each_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = UploaderOptions::new(dir.path().join("q.db"));
-        options.start = false; // queued, not sent
-        let uploader = Uploader::open(options).unwrap();
+        let uploader = idle_uploader(&dir.path().join("q.db"));
         // Big files first: their hashing ends after the small ones'.
         let mut paths: Vec<PathBuf> = (0..10u8)
             .map(|i| {
@@ -783,11 +798,7 @@ mod tests {
             })
             .collect();
         paths.insert(5, dir.path().join("missing.bin"));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = two_threads();
         rt.block_on(async {
             uploader
                 .set_config(Config::for_base_url("http://127.0.0.1:9"))

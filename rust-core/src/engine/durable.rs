@@ -111,6 +111,7 @@ fn release(waiting: Vec<AfterSync>, failed: Option<&UploadError>) {
 mod tests {
     use crate::store::synced_for_test;
     use crate::store::{sync_gates_for_test, SyncGate};
+    use crate::tests::{idle_uploader, two_threads};
     use crate::{Config, NewUpload, Uploader, UploaderOptions};
     use std::sync::Arc;
 
@@ -203,14 +204,8 @@ mod tests {
         use std::sync::atomic::Ordering::SeqCst;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
-        let mut options = UploaderOptions::new(&db);
-        options.start = false; // nothing but the adds commits
-        let uploader = Arc::new(Uploader::open(options).unwrap());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let uploader = Arc::new(idle_uploader(&db));
+        let rt = two_threads();
         rt.block_on(async {
             uploader
                 .set_config(Config::for_base_url("http://127.0.0.1:9"))
@@ -275,18 +270,12 @@ mod tests {
             }
         }
 
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = two_threads();
         rt.block_on(async {
             let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
             let dir = tempfile::tempdir().unwrap();
             let db = dir.path().join("q.db");
-            let mut options = UploaderOptions::new(&db);
-            options.start = false;
-            let uploader = Arc::new(Uploader::open(options).unwrap());
+            let uploader = Arc::new(idle_uploader(&db));
             let ends = Arc::new(Ends(Mutex::default()));
             uploader.set_listener(Some(ends.clone()));
             uploader
