@@ -52,6 +52,26 @@ const IDLE_WAKE: Duration = Duration::from_secs(60);
 
 type Reply<T> = oneshot::Sender<std::result::Result<T, UploadError>>;
 
+/// The clocks as a scheduling pass read them: what is due is judged
+/// against one reading for the whole pass, and the wake after it counts
+/// every wait that was still running then.
+#[derive(Clone, Copy, Debug)]
+struct PassClock {
+    /// Wall clock, ms (stored retry times are wall-clock).
+    ms: i64,
+    /// The suspend-aware clock URL expiry runs on.
+    boot: boot_clock::BootTime,
+}
+
+impl PassClock {
+    fn now() -> PassClock {
+        PassClock {
+            ms: now_ms(),
+            boot: boot_clock::BootTime::now(),
+        }
+    }
+}
+
 /// A backend call the scheduler decided to make.
 enum Call {
     Abort(UploadId),
@@ -200,6 +220,8 @@ pub(crate) struct Engine {
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
+    /// The clocks as the last scheduling pass read them.
+    pass: PassClock,
     /// Answers and events that wait for this pass's commits to be synced.
     after_sync: Vec<durable::AfterSync>,
     /// The sync running on a blocking thread, if any.
@@ -255,6 +277,7 @@ impl Engine {
             opener,
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
+            pass: PassClock::now(),
             after_sync: Vec::new(),
             syncing: None,
             pending_after,

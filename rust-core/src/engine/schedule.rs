@@ -63,6 +63,7 @@ impl Engine {
     }
 
     pub(super) fn schedule(&mut self) {
+        self.pass = PassClock::now();
         self.bound_waits_if_needed(false);
         if !self.running || !self.network_allowed() {
             return;
@@ -89,8 +90,10 @@ impl Engine {
     /// The backend calls due now. One pass over the uploads, no lookups:
     /// with thousands of queued files this runs after every event.
     pub(super) fn plan_calls(&self, config: &Config) -> Vec<Call> {
-        let now = super::boot_clock::BootTime::now();
-        let now_ms = now_ms();
+        let PassClock {
+            ms: now_ms,
+            boot: now,
+        } = self.pass;
         let limit = self.part_window(config);
         // How far ahead of the parts in flight the next files are prepared.
         let window = 2 * limit;
@@ -163,8 +166,10 @@ impl Engine {
     /// Starts part PUTs up to `limit` in flight. Returns true when an upload
     /// failed its file check on the way (its slots are free again).
     pub(super) fn fill_slots(&mut self, limit: usize) -> bool {
-        let now = super::boot_clock::BootTime::now();
-        let now_ms = now_ms();
+        let PassClock {
+            ms: now_ms,
+            boot: now,
+        } = self.pass;
         let mut in_flight = self.parts_in_flight();
         let mut batches: Vec<(UploadId, Vec<(u32, String)>)> = Vec::new();
         for (&id, t) in &self.uploads {
@@ -369,7 +374,13 @@ impl Engine {
         });
     }
 
+    /// When the loop must wake for a wait that the last pass saw running:
+    /// a retry time or a URL expiry after the pass's clock. One that has
+    /// passed since the pass (a wait of a millisecond, a slow pass) wakes
+    /// at once; judged against the time now it would be missed, and the
+    /// upload would sleep until something else woke the loop.
     pub(super) fn next_wake(&self) -> Instant {
+        let pass = self.pass;
         let now = Instant::now();
         let boot_now = super::boot_clock::BootTime::now();
         let now_ms = now_ms();
@@ -393,19 +404,23 @@ impl Engine {
             let state = t.row.state;
             let waits_for_call = state.is_active()
                 || (state == UploadState::Cancelled && t.row.abort_state == AbortState::Pending);
-            if waits_for_call && t.row.next_attempt_at > now_ms {
+            if waits_for_call && t.row.next_attempt_at > pass.ms {
                 wake = wake.min(at(t.row.next_attempt_at));
             }
             if !state.is_active() {
                 continue;
             }
             for p in &t.parts {
-                if p.open() && p.next_attempt_at > now_ms {
+                if p.open() && p.next_attempt_at > pass.ms {
                     wake = wake.min(at(p.next_attempt_at));
                 }
             }
-            if let Some(left) = t.urls.next_expiry(boot_now) {
-                wake = wake.min(now + left);
+            if let Some(until) = t
+                .urls
+                .next_expiry(pass.boot)
+                .and_then(|left| pass.boot.checked_add(left))
+            {
+                wake = wake.min(now + until.saturating_duration_since(boot_now));
             }
             if t.parts_in_flight() > 0 {
                 wake = wake.min(now + PROGRESS_INTERVAL);
@@ -433,5 +448,82 @@ impl Engine {
                 listener.on_event(&UploadEvent::Progress(t.progress()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::boot_clock::BootTime;
+    use super::*;
+
+    /// An engine over an in-memory queue holding one upload not begun.
+    fn engine_with_one_upload() -> (Engine, UploadId) {
+        let mut store = Store::open_in_memory().unwrap();
+        let tx = store.transaction().unwrap();
+        let id = write::insert_upload(
+            &tx,
+            &NewRow {
+                transfer_id: "t",
+                path: "/nowhere/a.bin",
+                file_name: "a.bin",
+                file_hash: "00",
+                size: 100,
+                mtime_ns: 0,
+                user_params: &serde_json::Map::new(),
+                is_uri: false,
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let (changes, _) = watch::channel(0);
+        let engine = Engine::load(
+            store,
+            reqwest::Client::new(),
+            changes,
+            crate::source::OpenerSlot::default(),
+        )
+        .unwrap();
+        (engine, id)
+    }
+
+    /// The pass ran 20 ms ago: what was waiting then and is due by now
+    /// wakes the loop at once (the flake this fixes: a retry delay of a
+    /// millisecond or two, over by the time the wake was computed, left
+    /// the upload asleep for IDLE_WAKE).
+    #[test]
+    fn a_retry_due_between_the_pass_and_the_wake_wakes_at_once() {
+        let (mut engine, id) = engine_with_one_upload();
+        let pass_ms = now_ms() - 20;
+        engine.pass = PassClock {
+            ms: pass_ms,
+            boot: BootTime::now(),
+        };
+        engine.uploads.get_mut(&id).unwrap().row.next_attempt_at = pass_ms + 1;
+        assert!(engine.next_wake() <= Instant::now());
+        // Due already at the pass (and held back by something else, like
+        // the window): no wake for it, or the loop would spin.
+        engine.uploads.get_mut(&id).unwrap().row.next_attempt_at = pass_ms;
+        assert!(engine.next_wake() > Instant::now() + IDLE_WAKE / 2);
+    }
+
+    #[test]
+    fn a_url_expiring_between_the_pass_and_the_wake_wakes_at_once() {
+        let (mut engine, id) = engine_with_one_upload();
+        let since_origin = BootTime::now().saturating_duration_since(BootTime::at(Duration::ZERO));
+        let ago = |d: Duration| BootTime::at(since_origin - d);
+        engine.pass = PassClock {
+            ms: now_ms(),
+            boot: ago(Duration::from_millis(20)),
+        };
+        // Signed long ago: only the stated 4 s count, less a quarter as
+        // margin, so it is usable until 3 s after it was fetched, which is
+        // 10 ms ago.
+        let url = "http://127.0.0.1:9/b/k?X-Amz-Date=20200101T000000Z&X-Amz-Expires=4";
+        let fetched = ago(Duration::from_millis(3_010));
+        let t = engine.uploads.get_mut(&id).unwrap();
+        t.urls.insert(1, url.into(), fetched);
+        assert!(t.urls.usable(1, engine.pass.boot).is_some());
+        assert!(t.urls.usable(1, BootTime::now()).is_none());
+        assert!(engine.next_wake() <= Instant::now());
     }
 }
