@@ -116,15 +116,17 @@ fn read_chunk(file: &File, pos: u64, want: usize, mut buf: PooledBuf) -> io::Res
     Ok(buf)
 }
 
-/// The part's bytes as a stream of chunks, each read on a blocking thread.
+/// The part's bytes as a stream of chunks, each read on a blocking thread;
+/// `first` is the first chunk when it was read already (with the open).
 fn part_body(
     file: Arc<File>,
     offset: u64,
     len: u64,
     pool: BufPool,
     read_failed: Arc<OnceLock<(io::ErrorKind, String)>>,
+    first: Option<io::Result<PooledBuf>>,
 ) -> impl Stream<Item = io::Result<Bytes>> {
-    futures_util::stream::try_unfold((offset, len), move |(pos, left)| {
+    futures_util::stream::try_unfold((offset, len, first), move |(pos, left, first)| {
         let file = file.clone();
         let pool = pool.clone();
         let read_failed = read_failed.clone();
@@ -133,14 +135,18 @@ fn part_body(
                 return Ok(None);
             }
             let want = left.min(CHUNK as u64) as usize;
-            let buf =
-                tokio::task::spawn_blocking(move || read_chunk(&file, pos, want, pool.take()))
-                    .await
-                    .map_err(io::Error::other)?
-                    .inspect_err(|e| {
-                        let _ = read_failed.set((e.kind(), e.to_string()));
-                    })?;
-            let next = (pos + want as u64, left - want as u64);
+            let read = match first {
+                Some(read) => read,
+                None => {
+                    tokio::task::spawn_blocking(move || read_chunk(&file, pos, want, pool.take()))
+                        .await
+                        .map_err(io::Error::other)?
+                }
+            };
+            let buf = read.inspect_err(|e| {
+                let _ = read_failed.set((e.kind(), e.to_string()));
+            })?;
+            let next = (pos + want as u64, left - want as u64, None);
             Ok(Some((Bytes::from_owner(buf), next)))
         }
     })
@@ -156,19 +162,30 @@ fn part_body(
 /// begun, its body must keep coming within `stall_timeout`.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
     let source = job.file.clone();
-    let opening = tokio::task::spawn_blocking(move || source.open());
+    let pool = job.pool.clone();
+    let (offset, first_len) = (job.offset, job.len.min(CHUNK as u64) as usize);
+    // Opened and its first chunk read in one trip to a blocking thread: a
+    // small file's whole part, with one hand-over instead of two.
+    let opening = tokio::task::spawn_blocking(move || {
+        let file = source.open()?;
+        let first = (first_len > 0).then(|| read_chunk(&file, offset, first_len, pool.take()));
+        Ok::<_, crate::error::Error>((file, first))
+    });
     // A platform opener that never answers must not hold the slot forever.
-    let file = match tokio::time::timeout(job.stall_timeout, opening).await {
-        Ok(joined) => Arc::new(joined.map_err(|e| {
-            Failure::fatal(
-                ErrorCode::Internal,
-                format!("opening the file stopped: {e}"),
-            )
-        })??),
+    let (file, first) = match tokio::time::timeout(job.stall_timeout, opening).await {
+        Ok(joined) => {
+            let (file, first) = joined.map_err(|e| {
+                Failure::fatal(
+                    ErrorCode::Internal,
+                    format!("opening the file stopped: {e}"),
+                )
+            })??;
+            (Arc::new(file), first)
+        }
         Err(_) => {
             return Err(Failure::Transient {
                 detail: format!(
-                    "opening {} took longer than {} ms",
+                    "opening {} and reading its first bytes took longer than {} ms",
                     job.file.label(),
                     job.stall_timeout.as_millis()
                 ),
@@ -188,6 +205,7 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
         job.len,
         job.pool.clone(),
         read_failed.clone(),
+        first,
     )
     .inspect(move |chunk| {
         if let Ok(c) = chunk {
