@@ -236,6 +236,12 @@ impl Engine {
         fits.clamp(limit, MAX_URL_BATCH)
     }
 
+    /// The life a URL must have left to be ready (`url_ready`), when the
+    /// mode asks for one.
+    pub(super) fn url_margin_in_use(&self) -> Option<Duration> {
+        self.handoff_active().then_some(self.handoff.url_margin)
+    }
+
     /// Whether the part has a URL good enough for the current mode.
     pub(super) fn url_ready(&self, t: &Tracked, n: u32, now: BootTime) -> bool {
         if self.handoff_active() {

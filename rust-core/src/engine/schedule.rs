@@ -400,6 +400,7 @@ impl Engine {
             let d = Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0));
             now + d.min(max_delay)
         };
+        let handoff_margin = self.url_margin_in_use();
         for t in self.uploads.values() {
             let state = t.row.state;
             let waits_for_call = state.is_active()
@@ -415,11 +416,13 @@ impl Engine {
                     wake = wake.min(at(p.next_attempt_at));
                 }
             }
-            if let Some(until) = t
-                .urls
-                .next_expiry(pass.boot)
-                .and_then(|left| pass.boot.checked_add(left))
-            {
+            let left = match handoff_margin {
+                // Hand-off wants URLs with a margin left (url_ready): wake
+                // when that ends, to ask for fresh ones in time.
+                Some(margin) => t.urls.next_expiry_with_margin(pass.boot, margin),
+                None => t.urls.next_expiry(pass.boot),
+            };
+            if let Some(until) = left.and_then(|left| pass.boot.checked_add(left)) {
                 wake = wake.min(now + until.saturating_duration_since(boot_now));
             }
             if t.parts_in_flight() > 0 {

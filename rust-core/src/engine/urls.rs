@@ -104,6 +104,30 @@ impl UrlCache {
             .min()
             .map(|t| t.saturating_duration_since(now))
     }
+
+    /// The same for [`UrlCache::usable_with_margin`]: how long until the
+    /// first URL usable with `margin` now stops being so.
+    pub(crate) fn next_expiry_with_margin(
+        &self,
+        now: BootTime,
+        margin: Duration,
+    ) -> Option<Duration> {
+        self.urls
+            .values()
+            .filter_map(|c| {
+                let plain = c.usable_until.map(|t| t.saturating_duration_since(now));
+                let kept = c.life.map(|(life, end)| {
+                    end.saturating_duration_since(now)
+                        .saturating_sub(margin.min(life / 2))
+                });
+                match (plain, kept) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
+            .filter(|left| !left.is_zero())
+            .min()
+    }
 }
 
 /// How long a presigned URL stays valid from `now`, from what it states:
@@ -285,6 +309,16 @@ mod tests {
         assert!(c
             .usable_with_margin(1, now, Duration::from_secs(600))
             .is_some());
+        // The wake for hand-off mode agrees with usable_with_margin: 8 s
+        // of life less a 3 s margin (capped at 4 s) leaves 5 s.
+        let margin = Duration::from_secs(3);
+        let left = c.next_expiry_with_margin(now, margin).unwrap();
+        assert!(left > Duration::from_secs(3) && left <= Duration::from_secs(5));
+        let just_before = now.checked_add(left - Duration::from_millis(1)).unwrap();
+        let at = now.checked_add(left).unwrap();
+        assert!(c.usable_with_margin(1, just_before, margin).is_some());
+        assert!(c.usable_with_margin(1, at, margin).is_none());
+        assert_eq!(c.next_expiry_with_margin(at, margin), None);
         assert!(c.get_expiry_ms(1).is_some() && c.get_expiry_ms(2).is_none());
         c.remove(1);
         assert!(c.usable(1, now).is_none());
