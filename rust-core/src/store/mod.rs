@@ -221,8 +221,6 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Room for every statement the engine repeats (write::run).
-        conn.set_prepared_statement_cache_capacity(48);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let mut store = Store {
             conn,
@@ -274,6 +272,8 @@ impl Store {
 
     fn setup(mut conn: Connection) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement the engine repeats (write::run).
+        conn.set_prepared_statement_cache_capacity(48);
         // journal_mode answers with a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         // NORMAL: a commit survives a killed process; the engine syncs the
