@@ -73,14 +73,45 @@ def store_location(work):
     override = os.environ.get("S3BGU_BENCH_STORE")
     if override:
         return Path(override)
+    # One directory per run: two runs on one machine (two CI clones, say)
+    # must not share, or empty, each other's store.
     shm = Path("/dev/shm")
     try:
         st = os.statvfs(shm)
         if st.f_bavail * st.f_frsize >= 6 * GIB:
-            return shm / "s3bgu-bench-store"
+            return Path(tempfile.mkdtemp(prefix="s3bgu-bench-store-", dir=shm))
     except OSError:
         pass
-    return work / "store"
+    return work / f"store-{os.getpid()}"
+
+
+def publish_dir(tmp, final):
+    """Moves a directory of test data into place; when another run on the
+    machine put the same data there first, keeps theirs."""
+    try:
+        tmp.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_path(path):
+    """Deletes a file or a directory tree that the store may be changing at
+    the same moment: what vanishes meanwhile (s3s-fs renames and deletes its
+    own temp files) is already what we wanted."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, onerror=_ignore_vanished)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _ignore_vanished(func, name, exc_info):
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def log(msg):
@@ -101,7 +132,7 @@ def write_random(path, size):
     """A file of incompressible bytes (written once, reused by every rep)."""
     if path.exists() and path.stat().st_size == size:
         return
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         left = size
         while left:
@@ -272,17 +303,17 @@ class Bench:
         write_random(self.hashed, s.hash)
         self.small_dir = data / f"small-{s.small_count}x{s.small_size}"
         if not self.small_dir.exists():
-            tmp = data / "small.tmp"
+            tmp = data / f"small.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             for i in range(s.small_count):
                 (tmp / f"f{i:05d}.bin").write_bytes(os.urandom(s.small_size))
-            tmp.rename(self.small_dir)
+            publish_dir(tmp, self.small_dir)
         self.small_files = sorted(self.small_dir.iterdir())
         # The same parts as separate files, for curl (split outside the timing).
         self.parts_dir = data / f"parts-{s.big}-{s.part}"
         if not self.parts_dir.exists():
-            tmp = data / "parts.tmp"
+            tmp = data / f"parts.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             with open(self.big, "rb") as f:
@@ -293,7 +324,7 @@ class Bench:
                         break
                     (tmp / f"p{n:05d}").write_bytes(chunk)
                     n += 1
-            tmp.rename(self.parts_dir)
+            publish_dir(tmp, self.parts_dir)
         self.parts = sorted(self.parts_dir.iterdir())
         for p in [self.big, self.hashed, *self.small_files, *self.parts]:
             warm(p)
@@ -344,36 +375,34 @@ class Bench:
                 srv.stop()
         if self.store_dir.exists():
             shutil.rmtree(self.store_dir, ignore_errors=True)
+        shutil.rmtree(self.work / f"runs-{os.getpid()}", ignore_errors=True)
 
     def fresh_run_dir(self):
         """An empty queue database per run (the engine would otherwise find
         the same file already uploaded), and an empty bucket."""
         self.run_no += 1
-        d = self.work / "runs" / f"r{self.run_no:04d}"
+        d = self.work / f"runs-{os.getpid()}" / f"r{self.run_no:04d}"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         self.empty_bucket()
         return d
 
     def empty_bucket(self):
-        for child in self.bucket_dir.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-        for child in self.store_dir.iterdir():
+        for child in list(self.bucket_dir.iterdir()):
+            remove_path(child)
+        for child in list(self.store_dir.iterdir()):
             # s3s-fs keeps multipart uploads in progress beside the bucket.
             if child.name not in ("uploads", ".s3bgu-secret"):
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+                remove_path(child)
 
     def stored_sizes(self):
         sizes = []
         for root, _, files in os.walk(self.bucket_dir):
             for name in files:
-                sizes.append(os.path.getsize(os.path.join(root, name)))
+                try:
+                    sizes.append(os.path.getsize(os.path.join(root, name)))
+                except FileNotFoundError:
+                    pass  # a store temp file, gone since the listing
         return sizes
 
     def check_stored(self, what, size, count=1):
@@ -759,12 +788,12 @@ class Bench:
         n = s.queue_large
         data = self.work / "data" / f"queue-{n}x{s.queue_file_size}"
         if not data.exists():
-            tmp = data.with_suffix(".tmp")
+            tmp = data.with_suffix(f".tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             for i in range(n):
                 (tmp / f"q{i:06d}.bin").write_bytes(os.urandom(s.queue_file_size))
-            tmp.rename(data)
+            publish_dir(tmp, data)
         files = sorted(data.iterdir())
         log(f"5b. queue overhead: {n} unfinished uploads (start only)")
         first = []

@@ -32,6 +32,10 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(0.88.1 0.76.9)
 cache="${S3BGU_CI_CACHE:-$HOME/.cache/s3bgu-ci}/scratch-apps"
 mkdir -p "$cache"
+# The cached apps are installed into in place: two runs on one machine take
+# turns (flock, util-linux) rather than swap packages under each other.
+exec 9>"$cache/.lock"
+flock 9
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

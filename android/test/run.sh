@@ -105,8 +105,8 @@ case "$(uname -s)" in
 esac
 
 echo "compiling the module (Kotlin + codegen Java spec, android-all $ANDROID_ALL, react-android $REACT) and running Robolectric"
-build="$cache/build"
-rm -rf "$build"
+# Per run (two runs on one machine must not delete each other's classes).
+build="$work/build"
 set +e
 mvn -B "${offline[@]}" -Dmaven.repo.local="$m2" -f "$here/pom.xml" \
   -Dkotlin.compiler.execution.strategy=in-process \
