@@ -447,6 +447,8 @@ impl Uploader {
         };
         let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
         let hash_uri = uri.clone();
+        // Read whole through the opener: held to the same two at a time.
+        let _hashing = HASHING.acquire().await.map_err(|_| shutdown_error())?;
         let (file_hash, stamp) = runtime
             .spawn_blocking(move || {
                 let file = source::open_uri(opener.as_ref(), &hash_uri)?;

@@ -496,3 +496,46 @@ async fn an_opener_that_hangs_costs_an_attempt_not_the_slot() {
         opener.calls("stuck.bin")
     );
 }
+
+/// Adds of URIs are hashed at most `MAX_FILES_HASHING` at a time, as adds
+/// of paths are: each hash reads a whole file through the opener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uri_adds_are_hashed_at_most_two_at_a_time() {
+    use common::opener::{gated_uri, GatedOpener};
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::open(UploaderOptions {
+        start: false,
+        ..UploaderOptions::new(dir.path().join("queue.db"))
+    })
+    .unwrap();
+    up.set_config(config_for(&h, 2)).await.unwrap();
+    let opener = GatedOpener::new(dir.path());
+    // Long enough that adds made together overlap if nothing holds them.
+    opener.set_delay(Duration::from_millis(100));
+    up.set_file_opener(Some(opener.clone()));
+    let names: Vec<String> = (0..8u64)
+        .map(|i| {
+            let name = format!("f{i}.bin");
+            write_file(dir.path(), &name, 1000 + i, i);
+            name
+        })
+        .collect();
+    let adds = names.iter().map(|n| {
+        up.add_file(NewUpload {
+            path: gated_uri(n).into(),
+            transfer_id: "t".into(),
+            ..NewUpload::default()
+        })
+    });
+    for added in futures_util::future::join_all(adds).await {
+        added.unwrap();
+    }
+    assert_eq!(opener.calls(), names.len() as u32);
+    assert!(
+        opener.peak() <= s3bgu_core::MAX_FILES_HASHING as u32,
+        "{} URIs hashed at once",
+        opener.peak()
+    );
+    up.shutdown().await;
+}
