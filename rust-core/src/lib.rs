@@ -204,6 +204,14 @@ pub const MAX_FILES_HASHING: usize = 2;
 
 static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_FILES_HASHING);
 
+/// Calls into the [`FileOpener`] that one uploader's engine has in flight at
+/// once, at most (part uploads and staging; the hashing of adds is held to
+/// [`MAX_FILES_HASHING`]). Each call runs on a blocking thread of the
+/// engine's runtime, the pool that also syncs the queue database: an opener
+/// that never answers holds at most this many of them, and attempts that
+/// find no call free wait (and time out) without taking a thread.
+pub const MAX_OPENER_CALLS: usize = 4;
+
 /// Takes the lock file beside the database, so two engines never work on
 /// the same queue (they would send the same parts).
 fn lock_queue(db_path: &std::path::Path) -> Result<std::fs::File, UploadError> {

@@ -217,6 +217,8 @@ pub(crate) struct Engine {
     /// Opens the URIs of uploads added as URIs; until one is registered,
     /// their parts wait (they do not fail).
     opener: OpenerSlot,
+    /// Calls into the opener in flight at once, at most (`MAX_OPENER_CALLS`).
+    opener_calls: Arc<tokio::sync::Semaphore>,
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
@@ -275,6 +277,7 @@ impl Engine {
             clock: waits::ClockWatch::now(),
             queue_lock: None,
             opener,
+            opener_calls: Arc::new(tokio::sync::Semaphore::new(crate::MAX_OPENER_CALLS)),
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             pass: PassClock::now(),
