@@ -408,7 +408,7 @@ pub(crate) fn classify_answer(
 /// Runs `fut` until it ends, or until `progress` has not moved for
 /// `limit()` (`None`: stalled). The limit is read at every tick, so it can
 /// follow the phase of the exchange.
-async fn watchdog<F: std::future::Future>(
+pub(crate) async fn watchdog<F: std::future::Future>(
     fut: F,
     progress: &AtomicU64,
     limit: impl Fn() -> Duration,

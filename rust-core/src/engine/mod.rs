@@ -139,6 +139,8 @@ enum TaskKind {
     Start,
     Urls,
     Part(u32),
+    /// Staging a part for hand-off.
+    Stage(u32),
     Complete,
     Abort,
 }
@@ -155,6 +157,14 @@ enum Outcome {
     },
     Complete(std::result::Result<(), Failure>),
     Abort(std::result::Result<(), Failure>),
+    /// A part staged for hand-off as task `task_id` (its file deletes
+    /// itself unless the engine keeps it).
+    Staged {
+        number: u32,
+        task_id: String,
+        len: u64,
+        result: std::result::Result<crate::staging::StagedFile, crate::staging::StageError>,
+    },
 }
 
 struct TaskDone {
@@ -432,11 +442,13 @@ impl Engine {
                 info.handle.abort();
                 self.task_ids.remove(&info.handle.id());
             }
+            self.end_stage_job(ticket);
         }
         for t in self.uploads.values_mut() {
             t.busy.retain(|k| *k == TaskKindTag::Start);
             for p in &mut t.parts {
                 p.in_flight = None;
+                p.staging = false;
             }
         }
         // Finished uploads that waited for their tasks to report leave now.
