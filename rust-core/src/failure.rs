@@ -12,7 +12,8 @@ pub(crate) enum Failure {
     },
     /// A 2xx answer that cannot be used (not JSON, cut short, no ETag): it
     /// may be damage on the way, so it is retried like a transient failure;
-    /// when the retries run out the upload fails with `code`.
+    /// when the retries run out the upload fails with `code`. Also an
+    /// attempt whose file did not open in time (`transfer::open_timed_out`).
     Garbled { code: ErrorCode, detail: String },
     /// The backend answered 401: the app must provide new headers.
     Auth { detail: String },

@@ -204,6 +204,14 @@ pub const MAX_FILES_HASHING: usize = 2;
 
 static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_FILES_HASHING);
 
+/// Calls into the [`FileOpener`] that one uploader's engine has in flight at
+/// once, at most (part uploads and staging; the hashing of adds is held to
+/// [`MAX_FILES_HASHING`]). Each call runs on a blocking thread of the
+/// engine's runtime, the pool that also syncs the queue database: an opener
+/// that never answers holds at most this many of them, and attempts that
+/// find no call free wait (and time out) without taking a thread.
+pub const MAX_OPENER_CALLS: usize = 4;
+
 /// Takes the lock file beside the database, so two engines never work on
 /// the same queue (they would send the same parts).
 fn lock_queue(db_path: &std::path::Path) -> Result<std::fs::File, UploadError> {
@@ -447,6 +455,8 @@ impl Uploader {
         };
         let runtime = self.runtime.as_ref().ok_or_else(shutdown_error)?;
         let hash_uri = uri.clone();
+        // Read whole through the opener: held to the same two at a time.
+        let _hashing = HASHING.acquire().await.map_err(|_| shutdown_error())?;
         let (file_hash, stamp) = runtime
             .spawn_blocking(move || {
                 let file = source::open_uri(opener.as_ref(), &hash_uri)?;

@@ -9,6 +9,9 @@ use crate::transfer::PartFile;
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Default byte budget of the staging folder.
 pub const DEFAULT_STAGING_BUDGET: u64 = 256 * 1024 * 1024;
@@ -22,6 +25,9 @@ pub(crate) enum StageError {
     Source(crate::error::Error),
     /// The staging folder cannot be written for another reason.
     Dest(io::Error),
+    /// Opening the source, or copying it, made no progress for the stall
+    /// timeout (an opener that does not answer): a failed attempt.
+    Stalled(String),
 }
 
 pub(crate) struct Staging {
@@ -106,63 +112,153 @@ impl Staging {
         removed
     }
 
-    /// Copies `len` bytes at `offset` of `src` into a new file `name` in the
-    /// folder, flushed to disk, and counts it in the budget. Blocking. On
-    /// any error nothing is left behind.
-    pub(crate) fn stage(
-        &mut self,
-        src: &PartFile,
-        offset: u64,
-        len: u64,
-        name: &str,
-        pool: &BufPool,
-    ) -> Result<PathBuf, StageError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            if is_no_space(&e) {
-                StageError::NoSpace
-            } else {
-                StageError::Dest(e)
-            }
-        })?;
-        let dest = self.dir.join(name);
-        match copy_range(src, offset, len, &dest, pool) {
-            Ok(()) => {
-                self.used += len;
-                self.peak = self.peak.max(self.used);
-                Ok(dest)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&dest);
-                Err(e)
+    /// The folder staged files are written to.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes `len` bytes of the budget for a staging under way (given back
+    /// with [`Staging::unreserve`] when it ends, and counted again with
+    /// [`Staging::adopt`] if its file is kept).
+    pub(crate) fn reserve(&mut self, len: u64) {
+        self.adopt(len);
+    }
+
+    pub(crate) fn unreserve(&mut self, len: u64) {
+        self.used = self.used.saturating_sub(len);
+    }
+}
+
+/// A staged part file that deletes itself unless it is kept: a staging
+/// whose result nobody takes any more (timed out, its upload paused or
+/// gone, dropped with its task) leaves nothing behind.
+#[derive(Debug)]
+pub(crate) struct StagedFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl StagedFile {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file stays; whoever keeps it deletes it.
+    pub(crate) fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %self.path.display(), "cannot delete a staged part: {e}");
+                }
             }
         }
     }
 }
 
-fn copy_range(
-    src: &PartFile,
+/// One part to stage.
+pub(crate) struct StageJob {
+    pub dir: PathBuf,
+    pub src: Arc<PartFile>,
+    pub offset: u64,
+    pub len: u64,
+    /// The file's name in the folder.
+    pub name: String,
+    pub pool: BufPool,
+    /// Opening the source, and then each chunk copied, may take this long.
+    pub stall_timeout: Duration,
+}
+
+/// Stages one part on a blocking thread, off the caller's task: opens the
+/// source (for a URI through the platform's opener, one of the engine's
+/// opener calls), copies the range and flushes it to disk. Gives up with
+/// [`StageError::Stalled`] when the opening, or then the copy, makes no
+/// progress for the stall timeout; the thread left behind deletes its file
+/// when it ends.
+pub(crate) async fn stage_part(job: StageJob) -> Result<StagedFile, StageError> {
+    let StageJob {
+        dir,
+        src,
+        offset,
+        len,
+        name,
+        pool,
+        stall_timeout,
+    } = job;
+    let label = src.label();
+    // 0 until the source is open, then 1 + the bytes copied.
+    let progress = Arc::new(AtomicU64::new(0));
+    let counter = progress.clone();
+    let copy_label = label.clone();
+    let work = crate::transfer::with_open_file(src, move |source| {
+        counter.store(1, Ordering::Relaxed);
+        write_part(
+            &dir,
+            &source,
+            &copy_label,
+            offset,
+            len,
+            &name,
+            &pool,
+            &counter,
+        )
+    });
+    let ms = stall_timeout.as_millis();
+    match crate::transfer::watchdog(work, &progress, move || stall_timeout).await {
+        Some(Ok(staged)) => staged,
+        Some(Err(e)) => Err(StageError::Source(e)),
+        None if progress.load(Ordering::Relaxed) == 0 => Err(StageError::Stalled(format!(
+            "opening {label} to stage a part took longer than {ms} ms"
+        ))),
+        None => Err(StageError::Stalled(format!(
+            "staging a part of {label} stalled (nothing copied for {ms} ms)"
+        ))),
+    }
+}
+
+fn dest_error(e: io::Error) -> StageError {
+    if is_no_space(&e) {
+        StageError::NoSpace
+    } else {
+        StageError::Dest(e)
+    }
+}
+
+/// Copies `len` bytes at `offset` of `source` into a new file `name` in
+/// `dir`, flushed to disk, counting the bytes in `progress`. Blocking. On
+/// any error nothing is left behind.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_part(
+    dir: &Path,
+    source: &std::fs::File,
+    label: &str,
     offset: u64,
     len: u64,
-    dest: &Path,
+    name: &str,
     pool: &BufPool,
-) -> Result<(), StageError> {
+    progress: &AtomicU64,
+) -> Result<StagedFile, StageError> {
     use std::os::unix::fs::FileExt;
-    // For a URI this asks the platform's opener and checks the descriptor.
-    let source = src.open().map_err(StageError::Source)?;
-    let label = src.label();
-    let dest_err = |e: io::Error| {
-        if is_no_space(&e) {
-            StageError::NoSpace
-        } else {
-            StageError::Dest(e)
-        }
-    };
+    std::fs::create_dir_all(dir).map_err(dest_error)?;
+    let dest = dir.join(name);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(dest)
-        .map_err(dest_err)?;
+        .open(&dest)
+        .map_err(dest_error)?;
+    // From here on an error (or a panic) deletes the file.
+    let staged = StagedFile {
+        path: dest,
+        kept: false,
+    };
     let mut buf = pool.take();
     let mut done = 0u64;
     while done < len {
@@ -176,19 +272,42 @@ fn copy_range(
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(StageError::Source(file_error(Path::new(&label), &e))),
+            Err(e) => return Err(StageError::Source(file_error(Path::new(label), &e))),
         };
-        out.write_all(&buf.space()[..n]).map_err(dest_err)?;
+        out.write_all(&buf.space()[..n]).map_err(dest_error)?;
         done += n as u64;
+        progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     // The platform may read the file after a power loss: it must be whole.
-    out.sync_data().map_err(dest_err)?;
-    Ok(())
+    out.sync_data().map_err(dest_error)?;
+    Ok(staged)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(
+        dir: &Path,
+        src: &Path,
+        offset: u64,
+        len: u64,
+        name: &str,
+        pool: &BufPool,
+    ) -> Result<StagedFile, StageError> {
+        let source = std::fs::File::open(src).unwrap();
+        let label = src.display().to_string();
+        write_part(
+            dir,
+            &source,
+            &label,
+            offset,
+            len,
+            name,
+            pool,
+            &AtomicU64::new(0),
+        )
+    }
 
     #[test]
     fn stages_exactly_the_range_within_the_budget_and_cleans_up() {
@@ -198,15 +317,9 @@ mod tests {
         std::fs::write(&src, &data).unwrap();
         let pool = BufPool::new(64 * 1024, 2);
         let mut s = Staging::new(dir.path().join("q.db.staging"), 600_000);
-        let a = s
-            .stage(
-                &PartFile::Path(src.clone()),
-                100_000,
-                300_001,
-                "a.part",
-                &pool,
-            )
-            .unwrap();
+        s.reserve(300_001);
+        let staged = write(s.dir(), &src, 100_000, 300_001, "a.part", &pool).unwrap();
+        let a = staged.keep();
         assert_eq!(std::fs::read(&a).unwrap(), &data[100_000..400_001]);
         assert_eq!(s.used(), 300_001);
         // A stale file from an earlier process goes, a kept one stays.
@@ -217,6 +330,12 @@ mod tests {
         s.release(&a, 300_001);
         assert!(!a.exists());
         assert_eq!((s.used(), s.peak()), (0, 300_001));
+        // A staged file nobody keeps is deleted with its handle.
+        let dropped = write(s.dir(), &src, 0, 1000, "b.part", &pool).unwrap();
+        let b = dropped.path().to_path_buf();
+        assert!(b.exists());
+        drop(dropped);
+        assert!(!b.exists());
     }
 
     #[test]
@@ -225,18 +344,70 @@ mod tests {
         let src = dir.path().join("src.bin");
         std::fs::write(&src, vec![1u8; 1000]).unwrap();
         let pool = BufPool::new(4096, 1);
-        let mut s = Staging::new(dir.path().join("st"), 1 << 20);
-        match s.stage(&PartFile::Path(src.clone()), 500, 600, "short.part", &pool) {
+        let st = dir.path().join("st");
+        match write(&st, &src, 500, 600, "short.part", &pool) {
             Err(StageError::Source(e)) => assert_eq!(e.code(), ErrorCode::FileChanged),
             other => panic!("expected a source error, got {other:?}"),
         }
-        assert!(!dir.path().join("st/short.part").exists());
+        assert!(!st.join("short.part").exists());
         // /dev/full answers every write with ENOSPC.
-        std::os::unix::fs::symlink("/dev/full", dir.path().join("st/full.part")).unwrap();
+        std::os::unix::fs::symlink("/dev/full", st.join("full.part")).unwrap();
         assert!(matches!(
-            s.stage(&PartFile::Path(src.clone()), 0, 1000, "full.part", &pool),
+            write(&st, &src, 0, 1000, "full.part", &pool),
             Err(StageError::NoSpace)
         ));
-        assert_eq!(s.used(), 0);
+    }
+
+    /// A source that never opens: staging gives up after the stall timeout
+    /// with a typed error, and the thread left behind leaves no file.
+    #[test]
+    fn a_source_that_never_opens_stalls_and_leaves_nothing() {
+        struct Stuck(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+        impl crate::FileOpener for Stuck {
+            fn open_file(&self, _uri: String) -> Result<i32, crate::FileOpenError> {
+                let _ = self.0.lock().unwrap().recv();
+                Err(crate::FileOpenError::Gone {
+                    reason: "released".into(),
+                })
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (release, wait) = std::sync::mpsc::channel();
+        let calls = Arc::new(tokio::sync::Semaphore::new(1));
+        let src = Arc::new(PartFile::Uri {
+            uri: "content://x/stuck".into(),
+            opener: Arc::new(Stuck(std::sync::Mutex::new(wait))),
+            stamp: crate::hash::FileStamp {
+                size: 10,
+                mtime_ns: 0,
+            },
+            calls: calls.clone(),
+        });
+        let rt = crate::tests::two_threads();
+        let r = rt.block_on(stage_part(StageJob {
+            dir: dir.path().join("st"),
+            src,
+            offset: 0,
+            len: 10,
+            name: "p.part".into(),
+            pool: BufPool::new(4096, 1),
+            stall_timeout: Duration::from_millis(200),
+        }));
+        match r {
+            Err(StageError::Stalled(what)) => assert!(what.contains("opening"), "{what}"),
+            other => panic!("expected a stall, got {other:?}"),
+        }
+        // The stuck call still holds the engine's only opener call.
+        assert_eq!(calls.available_permits(), 0);
+        release.send(()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while calls.available_permits() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the call was given back"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!dir.path().join("st/p.part").exists());
     }
 }

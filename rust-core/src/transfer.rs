@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Size of each read from the file: the unit the HTTP stack writes. Each
 /// read is a hand-over to a blocking thread and back; at 256 KiB those
@@ -42,6 +43,9 @@ pub(crate) enum PartFile {
         uri: String,
         opener: Arc<dyn FileOpener>,
         stamp: FileStamp,
+        /// The engine's opener calls (`MAX_OPENER_CALLS`): one is held
+        /// from before the call until the opener returns.
+        calls: Arc<Semaphore>,
     },
 }
 
@@ -77,6 +81,46 @@ impl PartFile {
             PartFile::Path(p) => p.display().to_string(),
             PartFile::Uri { uri, .. } => crate::source::uri_for_message(uri),
         }
+    }
+}
+
+/// Opens the part's file on a blocking thread and runs `then` on it there.
+/// A URI's opener is called only with one of the engine's opener calls in
+/// hand, kept until the opener returns: an opener that never answers holds
+/// at most that many blocking threads, and waiting for a call takes none.
+/// Callers bound the whole of it with their stall timeout.
+pub(crate) async fn with_open_file<T, F>(file: Arc<PartFile>, then: F) -> crate::error::Result<T>
+where
+    F: FnOnce(File) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let call = match file.as_ref() {
+        PartFile::Uri { calls, .. } => Some(calls.clone().acquire_owned().await.map_err(|_| {
+            crate::error::err(ErrorCode::Internal, "the opener's calls were closed")
+        })?),
+        PartFile::Path(_) => None,
+    };
+    tokio::task::spawn_blocking(move || {
+        let opened = file.open();
+        drop(call);
+        opened.map(then)
+    })
+    .await
+    .map_err(|e| {
+        crate::error::err(
+            ErrorCode::Internal,
+            format!("opening the file stopped: {e}"),
+        )
+    })?
+}
+
+/// An attempt that gave up waiting for its file (an opener that does not
+/// answer, a file the platform must download first): retried like any
+/// failed attempt, and `file_unreadable` once the attempts are used up.
+pub(crate) fn file_stalled(detail: String) -> Failure {
+    Failure::Garbled {
+        code: ErrorCode::FileUnreadable,
+        detail,
     }
 }
 
@@ -161,36 +205,26 @@ fn part_body(
 /// uplink drains its buffers after the last chunk); once the answer has
 /// begun, its body must keep coming within `stall_timeout`.
 pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result<String, Failure> {
-    let source = job.file.clone();
     let pool = job.pool.clone();
     let (offset, first_len) = (job.offset, job.len.min(CHUNK as u64) as usize);
     // Opened and its first chunk read in one trip to a blocking thread: a
     // small file's whole part, with one hand-over instead of two.
-    let opening = tokio::task::spawn_blocking(move || {
-        let file = source.open()?;
+    let opening = with_open_file(job.file.clone(), move |file| {
         let first = (first_len > 0).then(|| read_chunk(&file, offset, first_len, pool.take()));
-        Ok::<_, crate::error::Error>((file, first))
+        (file, first)
     });
     // A platform opener that never answers must not hold the slot forever.
     let (file, first) = match tokio::time::timeout(job.stall_timeout, opening).await {
-        Ok(joined) => {
-            let (file, first) = joined.map_err(|e| {
-                Failure::fatal(
-                    ErrorCode::Internal,
-                    format!("opening the file stopped: {e}"),
-                )
-            })??;
+        Ok(opened) => {
+            let (file, first) = opened?;
             (Arc::new(file), first)
         }
         Err(_) => {
-            return Err(Failure::Transient {
-                detail: format!(
-                    "opening {} and reading its first bytes took longer than {} ms",
-                    job.file.label(),
-                    job.stall_timeout.as_millis()
-                ),
-                retry_after: None,
-            })
+            return Err(file_stalled(format!(
+                "opening {} and reading its first bytes took longer than {} ms",
+                job.file.label(),
+                job.stall_timeout.as_millis()
+            )))
         }
     };
     let sent = job.sent.clone();
@@ -374,7 +408,7 @@ pub(crate) fn classify_answer(
 /// Runs `fut` until it ends, or until `progress` has not moved for
 /// `limit()` (`None`: stalled). The limit is read at every tick, so it can
 /// follow the phase of the exchange.
-async fn watchdog<F: std::future::Future>(
+pub(crate) async fn watchdog<F: std::future::Future>(
     fut: F,
     progress: &AtomicU64,
     limit: impl Fn() -> Duration,

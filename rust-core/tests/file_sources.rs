@@ -496,3 +496,124 @@ async fn an_opener_that_hangs_costs_an_attempt_not_the_slot() {
         opener.calls("stuck.bin")
     );
 }
+
+/// A hanging opener in direct mode: every attempt that gives up on it
+/// leaves its call behind on a blocking thread, from the pool that also
+/// runs the queue's syncs and the hashing of adds. Those calls are bounded
+/// per engine, so after many attempts the engine still answers and a path
+/// upload added afterwards completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_opener_cannot_use_up_the_engines_threads() {
+    use common::opener::{gated_uri, GatedOpener};
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = open(&dir.path().join("queue.db"));
+    up.stop().await.unwrap();
+    let mut config = config_for(&h, s3bgu_core::MAX_PARTS_IN_FLIGHT);
+    config.retry.max_attempts = 30;
+    config.retry.base_delay_ms = 10;
+    config.retry.max_delay_ms = 50;
+    config.retry.stall_timeout_ms = 100;
+    up.set_config(config).await.unwrap();
+    let opener = GatedOpener::new(dir.path());
+    up.set_file_opener(Some(opener.clone()));
+    // As many parts as may be in flight, so every slot tries the opener.
+    let parts = u64::from(s3bgu_core::MAX_PARTS_IN_FLIGHT);
+    std::fs::File::create(dir.path().join("stuck.bin"))
+        .unwrap()
+        .set_len(parts * PART)
+        .unwrap();
+    let stuck = up
+        .add_file(NewUpload {
+            path: gated_uri("stuck.bin").into(),
+            transfer_id: "t".into(),
+            ..NewUpload::default()
+        })
+        .await
+        .unwrap();
+    opener.hold();
+    up.start().await.unwrap();
+    // Each part is tried until its attempts are used up: hundreds of
+    // attempts in all, every one of them on an opener that never answers.
+    let failed = wait_for(&up, stuck.id, "the stuck upload to fail", |u| {
+        u.state == UploadState::Failed
+    })
+    .await;
+
+    let answers = Duration::from_secs(60);
+    tokio::time::timeout(answers, up.set_config(config_for(&h, 2)))
+        .await
+        .expect("set_config() answers after the opener hung many times")
+        .unwrap();
+    let path = write_file(dir.path(), "plain.bin", PART + 3, 4);
+    let plain = tokio::time::timeout(
+        answers,
+        up.add_file(NewUpload {
+            path: path.clone(),
+            transfer_id: "t".into(),
+            ..NewUpload::default()
+        }),
+    )
+    .await
+    .expect("add_file() answers after the opener hung many times")
+    .unwrap();
+    let done = settle(&up, plain.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+
+    assert!(
+        opener.peak() <= s3bgu_core::MAX_OPENER_CALLS as u32,
+        "{} opener calls at once",
+        opener.peak()
+    );
+    // Giving up on the opener is a typed, retried failure of the part.
+    let err = failed.error.unwrap();
+    assert_eq!(err.code, ErrorCode::FileUnreadable, "{}", err.message);
+    assert!(err.message.contains("took longer than"), "{}", err.message);
+    assert!(err.message.contains("gave up after"), "{}", err.message);
+    opener.release();
+    up.shutdown().await;
+}
+
+/// Adds of URIs are hashed at most `MAX_FILES_HASHING` at a time, as adds
+/// of paths are: each hash reads a whole file through the opener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uri_adds_are_hashed_at_most_two_at_a_time() {
+    use common::opener::{gated_uri, GatedOpener};
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::open(UploaderOptions {
+        start: false,
+        ..UploaderOptions::new(dir.path().join("queue.db"))
+    })
+    .unwrap();
+    up.set_config(config_for(&h, 2)).await.unwrap();
+    let opener = GatedOpener::new(dir.path());
+    // Long enough that adds made together overlap if nothing holds them.
+    opener.set_delay(Duration::from_millis(100));
+    up.set_file_opener(Some(opener.clone()));
+    let names: Vec<String> = (0..8u64)
+        .map(|i| {
+            let name = format!("f{i}.bin");
+            write_file(dir.path(), &name, 1000 + i, i);
+            name
+        })
+        .collect();
+    let adds = names.iter().map(|n| {
+        up.add_file(NewUpload {
+            path: gated_uri(n).into(),
+            transfer_id: "t".into(),
+            ..NewUpload::default()
+        })
+    });
+    for added in futures_util::future::join_all(adds).await {
+        added.unwrap();
+    }
+    assert_eq!(opener.calls(), names.len() as u32);
+    assert!(
+        opener.peak() <= s3bgu_core::MAX_FILES_HASHING as u32,
+        "{} URIs hashed at once",
+        opener.peak()
+    );
+    up.shutdown().await;
+}

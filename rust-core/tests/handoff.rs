@@ -181,7 +181,7 @@ async fn failed_stalled_refused_and_etagless_tasks_follow_the_contract() {
     assert!(err.message.contains("503"), "{}", err.message);
     assert!(!err.message.contains("X-Amz-Signature"), "{}", err.message);
     assert_eq!(e.uploader.status().await.unwrap().tasks_handed_off, 0);
-    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    common::transport::wait_no_files(&staging_dir(&e)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,4 +351,99 @@ async fn an_unwritable_staging_folder_fails_that_upload_and_resume_recovers() {
     let u = e.get(id).await;
     assert_eq!(u.state, UploadState::Completed, "{u:?}");
     assert_object(&h, &u, &f);
+}
+
+/// Staging runs off the engine's task. An opener that does not answer (an
+/// iCloud file with no local data yet) leaves status and pause answered; a
+/// staging that outlives the stall timeout costs an attempt of its part and
+/// the part is staged again; late stagings nobody wants any more (paused,
+/// timed out) leave no file behind, and the upload completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_opener_does_not_block_the_engine_in_hand_off() {
+    use common::opener::{gated_uri, GatedOpener};
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    e.uploader.stop().await.unwrap();
+    let mut config = config_for(&h, 2);
+    // Nothing times out in the first half, however loaded the machine.
+    config.retry.stall_timeout_ms = 120_000;
+    config.retry.max_attempts = 20;
+    e.uploader.set_config(config.clone()).await.unwrap();
+    let opener = GatedOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    let t = attach(&e.uploader, staging_dir(&e), 8 * PART);
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("icloud.bin", 2 * PART + 7);
+    let u = e
+        .uploader
+        .add_file(s3bgu_core::NewUpload {
+            path: gated_uri("icloud.bin").into(),
+            transfer_id: "t".into(),
+            ..s3bgu_core::NewUpload::default()
+        })
+        .await
+        .unwrap();
+    opener.hold();
+    e.uploader.start().await.unwrap();
+    let within = Duration::from_secs(30);
+    opener
+        .wait_until("staging to call the opener", within, |o| o.in_flight() >= 1)
+        .await;
+
+    // The opener hangs (until released): the engine still answers.
+    let status = tokio::time::timeout(Duration::from_secs(10), e.uploader.status())
+        .await
+        .expect("status() answers while staging waits for the opener")
+        .unwrap();
+    assert!(opener.in_flight() >= 1, "the opener was still hanging");
+    assert_eq!(status.tasks_handed_off, 0);
+    assert!(status.engine_busy, "staging counts as the engine's work");
+    let paused = tokio::time::timeout(
+        Duration::from_secs(10),
+        e.uploader.pause(Selector::Upload(u.id)),
+    )
+    .await
+    .expect("pause() answers while staging waits for the opener")
+    .unwrap();
+    assert_eq!(paused[0].state, UploadState::Paused);
+    assert!(opener.in_flight() >= 1, "the opener was still hanging");
+    // The stagings of the paused upload finish now; their files are not
+    // wanted and go.
+    opener.release();
+    opener.hold();
+    opener
+        .wait_until("the released calls to return", within, |o| {
+            o.in_flight() == 0
+        })
+        .await;
+    assert!(t.submitted.lock().unwrap().is_empty());
+
+    // Resumed with a short stall timeout while the opener hangs again: the
+    // stagings time out and are tried again (a call beyond one per part
+    // can only come from a staging that gave up on a hanging one).
+    config.retry.stall_timeout_ms = 1_000;
+    e.uploader.set_config(config).await.unwrap();
+    let before = opener.calls();
+    e.uploader.resume(Selector::Upload(u.id)).await.unwrap();
+    let parts = e.get(u.id).await.parts_total;
+    assert_eq!(parts, 3);
+    opener
+        .wait_until(
+            "a staging tried again after a timeout",
+            Duration::from_secs(60),
+            |o| o.calls() > before + parts,
+        )
+        .await;
+    assert!(t.submitted.lock().unwrap().is_empty());
+    opener.release();
+
+    run_to_end(&e.uploader).await;
+    let done = e.get(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{done:?}");
+    assert_object(&h, &done, &f);
+    assert_each_part_put_once(&h, done.upload_id.as_deref().unwrap(), parts);
+    // Only the stagings the engine took were handed off.
+    assert_eq!(t.submitted.lock().unwrap().len(), parts as usize);
+    common::transport::wait_no_files(&staging_dir(&e)).await;
+    assert_eq!(e.uploader.status().await.unwrap().staged_bytes, 0);
 }

@@ -42,6 +42,7 @@ impl Engine {
                 size: row.size,
                 mtime_ns: row.mtime_ns,
             },
+            calls: self.opener_calls.clone(),
         }))
     }
 }

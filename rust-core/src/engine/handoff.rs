@@ -5,16 +5,18 @@
 //! Reports go through the same classification and retry rules as the
 //! engine's own PUTs.
 
+mod stage;
+
 use super::boot_clock::BootTime;
 use super::*;
-use crate::staging::{StageError, Staging, DEFAULT_STAGING_BUDGET};
+use crate::staging::{Staging, DEFAULT_STAGING_BUDGET};
 use crate::store::handoff::{delete_task, insert_task, TaskRow};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-/// Parts staged in one scheduler pass: a big budget is filled over several
-/// passes so commands (pause, reports) are served in between.
-const STAGE_PER_PASS: usize = 4;
+/// Parts being staged at once, at most: more would only compete for the
+/// same storage (each copies a whole part and flushes it).
+const MAX_STAGINGS_IN_FLIGHT: usize = 4;
 
 /// Default margin of a URL's life that must remain when it is handed off.
 pub const DEFAULT_URL_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -112,8 +114,9 @@ pub(super) struct Handoff {
     staging: Staging,
     url_margin: Duration,
     tasks: HashMap<String, HandedTask>,
-    /// Staging stopped at its per-pass cap with parts still to go.
-    pub(super) more: bool,
+    /// Stagings under way: their task's ticket and the bytes they hold of
+    /// the budget until they end.
+    stage_jobs: HashMap<u64, u64>,
     /// The disk was full: no staging until a staged file is deleted.
     no_space: bool,
     handed_total: u64,
@@ -127,7 +130,7 @@ impl Handoff {
             staging: Staging::new(PathBuf::new(), DEFAULT_STAGING_BUDGET),
             url_margin: DEFAULT_URL_MARGIN,
             tasks: HashMap::new(),
-            more: false,
+            stage_jobs: HashMap::new(),
             no_space: false,
             handed_total: 0,
         }
@@ -271,7 +274,6 @@ impl Engine {
                     }
                 }
                 self.handoff.on = on;
-                self.handoff.more = false;
                 self.changes.send_modify(|n| *n += 1);
                 let _ = reply.send(Ok(()));
             }
@@ -292,16 +294,21 @@ impl Engine {
         }
     }
 
-    /// Stages and hands off parts, oldest upload first, within the budget.
+    /// Starts staging parts to hand off, oldest upload first, within the
+    /// budget; each is handed off when its staging ends (`on_staged`).
     pub(super) fn fill_handoff(&mut self) {
-        self.handoff.more = false;
         if self.handoff.no_space {
+            return;
+        }
+        let slots = MAX_STAGINGS_IN_FLIGHT.saturating_sub(self.handoff.stage_jobs.len());
+        if slots == 0 {
             return;
         }
         let now = BootTime::now();
         let budget = self.handoff.staging.budget();
+        // Stagings under way hold their bytes already.
         let mut room = budget.saturating_sub(self.handoff.staging.used());
-        let mut picked: Vec<(UploadId, u32, u64, i64)> = Vec::new();
+        let mut picked: Vec<(UploadId, u32, u64)> = Vec::new();
         'uploads: for (&id, t) in &self.uploads {
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
                 continue;
@@ -320,19 +327,18 @@ impl Engine {
                 if len > room {
                     break 'uploads;
                 }
-                if picked.len() == STAGE_PER_PASS {
-                    self.handoff.more = true;
+                room -= len;
+                picked.push((id, n, len));
+                if picked.len() == slots {
                     break 'uploads;
                 }
-                room -= len;
-                picked.push((id, n, len, p.next_attempt_at));
             }
         }
         if !picked.is_empty() {
             self.changes.send_modify(|n| *n += 1);
         }
         let mut checked: HashSet<UploadId> = HashSet::new();
-        for (id, n, len, not_before) in picked {
+        for (id, n, len) in picked {
             if !self.uploads[&id].row.state.is_active() {
                 continue; // failed on an earlier part of this pass
             }
@@ -349,67 +355,33 @@ impl Engine {
                     self.notify_state(id);
                 }
             }
-            if !self.hand_off(id, n, len, not_before) {
-                self.handoff.more = false;
-                return;
-            }
+            self.hand_off(id, n, len);
         }
     }
 
-    /// Stages one part, persists its task and submits it. Returns false
-    /// when staging must stop (the disk is full).
-    fn hand_off(&mut self, id: UploadId, n: u32, len: u64, not_before: i64) -> bool {
-        let t = &self.uploads[&id];
-        let Some(url) = t.urls.usable(n, BootTime::now()).map(str::to_string) else {
-            return true;
-        };
-        let url_expires_at = t.urls.get_expiry_ms(n);
-        let offset = (u64::from(n) - 1) * t.row.part_size.unwrap_or(0);
+    /// Starts staging one part, off the engine's task.
+    fn hand_off(&mut self, id: UploadId, n: u32, len: u64) {
         // A URI upload waits for the platform's opener, as its PUTs do.
         let Some(src) = self.part_file(id) else {
-            return true;
+            return;
         };
-        let task_id = format!("s3bgu-{id}-{n}-{:016x}", rand::random::<u64>());
-        let name = format!("{task_id}.part");
-        let pool = self.chunks.clone();
-        let staging = &mut self.handoff.staging;
-        let staged = tokio::task::block_in_place(|| staging.stage(&src, offset, len, &name, &pool));
-        let path = match staged {
-            Ok(p) => p,
-            Err(StageError::NoSpace) if !self.handoff.tasks.is_empty() => {
-                // Staged parts will be deleted as their reports come in.
-                tracing::warn!(upload = id, part = n, "disk full while staging; waiting");
-                self.handoff.no_space = true;
-                return false;
-            }
-            Err(StageError::NoSpace) => {
-                self.fail(
-                    id,
-                    UploadError::new(
-                        ErrorCode::Database,
-                        format!(
-                            "no space left on the device to stage part {n} for the \
-                             background upload; free some space, then resume"
-                        ),
-                    ),
-                );
-                return false;
-            }
-            Err(StageError::Source(e)) => {
-                self.fail(id, e.into());
-                return true;
-            }
-            Err(StageError::Dest(e)) => {
-                self.fail(
-                    id,
-                    UploadError::new(
-                        ErrorCode::Database,
-                        format!("cannot write the staging folder: {e}"),
-                    ),
-                );
-                return true;
-            }
-        };
+        self.spawn_stage(id, n, len, src);
+    }
+
+    /// Persists the task of a staged part (counted in the budget already)
+    /// and submits it.
+    fn hand_over(
+        &mut self,
+        id: UploadId,
+        n: u32,
+        len: u64,
+        task_id: String,
+        url: String,
+        path: PathBuf,
+    ) {
+        let t = &self.uploads[&id];
+        let url_expires_at = t.urls.get_expiry_ms(n);
+        let not_before = t.parts[n as usize - 1].next_attempt_at;
         let row = TaskRow {
             task_id: task_id.clone(),
             upload: id,
@@ -425,7 +397,7 @@ impl Engine {
         }) {
             self.handoff.staging.release(&path, len);
             self.db_failed(id, e);
-            return true;
+            return;
         }
         self.uploads.get_mut(&id).expect("upload exists").parts[n as usize - 1].handed_off = true;
         self.handoff.tasks.insert(
@@ -460,7 +432,6 @@ impl Engine {
         if let Err(e) = submitted {
             self.on_report(&task_id, TaskOutcome::TransportError(e));
         }
-        true
     }
 
     /// A task's end, as the platform reports it.
@@ -571,6 +542,6 @@ impl Engine {
         s.tasks_handed_off_total = self.handoff.handed_total;
         s.staged_bytes = self.handoff.staging.used();
         s.staging_peak = self.handoff.staging.peak();
-        s.engine_busy = !self.tickets.is_empty() || self.handoff.more;
+        s.engine_busy = !self.tickets.is_empty();
     }
 }

@@ -139,6 +139,8 @@ enum TaskKind {
     Start,
     Urls,
     Part(u32),
+    /// Staging a part for hand-off.
+    Stage(u32),
     Complete,
     Abort,
 }
@@ -155,6 +157,14 @@ enum Outcome {
     },
     Complete(std::result::Result<(), Failure>),
     Abort(std::result::Result<(), Failure>),
+    /// A part staged for hand-off as task `task_id` (its file deletes
+    /// itself unless the engine keeps it).
+    Staged {
+        number: u32,
+        task_id: String,
+        len: u64,
+        result: std::result::Result<crate::staging::StagedFile, crate::staging::StageError>,
+    },
 }
 
 struct TaskDone {
@@ -217,6 +227,8 @@ pub(crate) struct Engine {
     /// Opens the URIs of uploads added as URIs; until one is registered,
     /// their parts wait (they do not fail).
     opener: OpenerSlot,
+    /// Calls into the opener in flight at once, at most (`MAX_OPENER_CALLS`).
+    opener_calls: Arc<tokio::sync::Semaphore>,
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
@@ -275,6 +287,7 @@ impl Engine {
             clock: waits::ClockWatch::now(),
             queue_lock: None,
             opener,
+            opener_calls: Arc::new(tokio::sync::Semaphore::new(crate::MAX_OPENER_CALLS)),
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             pass: PassClock::now(),
@@ -429,11 +442,13 @@ impl Engine {
                 info.handle.abort();
                 self.task_ids.remove(&info.handle.id());
             }
+            self.end_stage_job(ticket);
         }
         for t in self.uploads.values_mut() {
             t.busy.retain(|k| *k == TaskKindTag::Start);
             for p in &mut t.parts {
                 p.in_flight = None;
+                p.staging = false;
             }
         }
         // Finished uploads that waited for their tasks to report leave now.

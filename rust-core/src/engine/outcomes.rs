@@ -26,6 +26,7 @@ impl Engine {
         let Some(info) = self.tickets.remove(&ticket) else {
             return;
         };
+        self.end_stage_job(ticket);
         self.note_task_end();
         let id = info.upload;
         let Some(t) = self.uploads.get_mut(&id) else {
@@ -42,12 +43,18 @@ impl Engine {
                 }
                 true
             }
+            TaskKind::Stage(n) => {
+                if let Some(p) = t.parts.get_mut(n as usize - 1) {
+                    p.staging = false;
+                }
+                true
+            }
         };
         // An outcome for a multipart upload the upload no longer has (it
         // vanished at the store and was dropped) changes nothing.
         let stale = matches!(
             info.kind,
-            TaskKind::Urls | TaskKind::Part(_) | TaskKind::Complete
+            TaskKind::Urls | TaskKind::Part(_) | TaskKind::Stage(_) | TaskKind::Complete
         ) && info.multipart != t.row.upload_id;
         let outcome = if stale {
             tracing::debug!(upload = id, "outcome of a dropped multipart upload ignored");
@@ -76,6 +83,12 @@ impl Engine {
             Outcome::Part { number, result } => self.on_part(id, number, result),
             Outcome::Complete(r) => self.on_complete(id, r),
             Outcome::Abort(r) => self.on_abort(id, r),
+            Outcome::Staged {
+                number,
+                task_id,
+                len,
+                result,
+            } => self.on_staged(id, number, task_id, len, result),
         }
         self.retire_if_finished(id);
     }

@@ -16,7 +16,8 @@ impl Engine {
         s
     }
 
-    pub(super) fn spawn<F>(&mut self, upload: UploadId, kind: TaskKind, fut: F)
+    /// Runs `fut` as a task of the upload; returns its ticket.
+    pub(super) fn spawn<F>(&mut self, upload: UploadId, kind: TaskKind, fut: F) -> u64
     where
         F: std::future::Future<Output = Outcome> + Send + 'static,
     {
@@ -42,6 +43,7 @@ impl Engine {
                 multipart,
             },
         );
+        ticket
     }
 
     pub(super) fn stop_tasks_of(&mut self, id: UploadId) {
@@ -384,10 +386,6 @@ impl Engine {
         let now = Instant::now();
         let boot_now = super::boot_clock::BootTime::now();
         let now_ms = now_ms();
-        if self.handoff.more {
-            // Staging stopped at its per-pass cap: go on at once.
-            return now;
-        }
         let mut wake = now + IDLE_WAKE;
         let max_delay = self
             .config

@@ -13,12 +13,15 @@ pub(super) struct PartSlot {
     pub(super) in_flight: Option<Arc<AtomicU64>>,
     /// A task for this part is with the platform's transport (hand-off).
     pub(super) handed_off: bool,
+    /// Its file is being staged for hand-off.
+    pub(super) staging: bool,
 }
 
 impl PartSlot {
-    /// Needs a PUT that nobody is doing: not done, not in flight, not handed off.
+    /// Needs a PUT that nobody is doing: not done, not in flight, not
+    /// handed off or being staged for it.
     pub(super) fn open(&self) -> bool {
-        self.etag.is_none() && self.in_flight.is_none() && !self.handed_off
+        self.etag.is_none() && self.in_flight.is_none() && !self.handed_off && !self.staging
     }
 }
 
@@ -76,6 +79,7 @@ impl Tracked {
                 refreshes: 0,
                 in_flight: None,
                 handed_off: false,
+                staging: false,
             })
             .collect();
         self.recount();

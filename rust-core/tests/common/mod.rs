@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod opener;
 pub mod transport;
 
 pub const MIB: u64 = 1024 * 1024;

@@ -85,6 +85,22 @@ pub fn dir_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map(|it| it.count()).unwrap_or(0)
 }
 
+/// Waits (bounded) until the folder holds no file. A staging the engine
+/// stopped (its upload failed or paused) deletes its file when its thread
+/// ends, which may be just after the engine has moved on.
+pub async fn wait_no_files(dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while dir_files(dir) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} files left in {}",
+            dir_files(dir),
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 impl TestTransport {
     pub fn set_reporter(&self, r: TaskReporter) {
         *self.reporter.lock().unwrap() = Some(r);
