@@ -128,15 +128,22 @@ async fn finished_uploads_leave_the_working_set_and_can_be_forgotten() {
         done.push(e.settle(u.id).await);
     }
     assert!(done.iter().all(|u| u.state == UploadState::Completed));
+    // Stopped first: a 2,000-byte upload could complete before the pause.
+    e.uploader.stop().await.unwrap();
     let p = e.file("held.bin", 2000);
     let held = e.add(&p, "a").await;
     e.uploader.pause(Selector::Upload(held.id)).await.unwrap();
+    e.uploader.start().await.unwrap();
+    // The cancel lands while startUpload is out (it could otherwise come
+    // after a 3,000-byte upload had completed).
+    h.faults.delay_start_answers(std::time::Duration::from_secs(3));
     let cancelled = e.add(&e.file("gone.bin", 3000), "c").await;
     e.uploader
         .cancel(Selector::Upload(cancelled.id))
         .await
         .unwrap();
     e.settle(cancelled.id).await;
+    h.faults.delay_start_answers(std::time::Duration::ZERO);
 
     // The cancelled upload leaves once its startUpload answer and abort
     // call are through (they run after the cancel returned).
