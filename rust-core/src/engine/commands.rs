@@ -129,6 +129,7 @@ impl Engine {
             network_allowed: self.network_allowed(),
             db_commits: self.store.commits(),
             tracked: self.uploads.len() as u32,
+            scheduler_passes: self.passes,
             ..EngineStatus::default()
         };
         self.handoff_status(&mut s);
