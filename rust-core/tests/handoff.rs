@@ -8,7 +8,8 @@ mod common;
 use common::transport::{dir_bytes, dir_files, Act, TestTransport};
 use common::*;
 use s3bgu_core::{
-    ErrorCode, HandoffSettings, IdleReason, PartTransport, Selector, UploadState, Uploader,
+    ErrorCode, HandoffSettings, IdleReason, PartTransport, Selector, TaskOutcome, UploadState,
+    Uploader,
 };
 use s3bgu_testkit::{Harness, Route};
 use std::path::PathBuf;
@@ -351,4 +352,76 @@ async fn an_unwritable_staging_folder_fails_that_upload_and_resume_recovers() {
     let u = e.get(id).await;
     assert_eq!(u.state, UploadState::Completed, "{u:?}");
     assert_object(&h, &u, &f);
+}
+
+/// A lifecycle rule aborts the multipart upload while four parts are with
+/// the platform. Their reports come late and out of order, around a fresh
+/// start of the upload: none of them may reach the fresh multipart upload,
+/// nor take the engine down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_of_a_vanished_multipart_upload_never_reach_the_next_one() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("v.bin", 3 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 4);
+    let old = e.get(id).await.upload_id.expect("a multipart upload");
+
+    // Task 1 reaches the store, but its report is kept back.
+    let http = reqwest::Client::new();
+    let first = common::transport::execute(&http, &held[0], Act::Put).await;
+    assert!(
+        matches!(first, TaskOutcome::Response { status: 200, .. }),
+        "{first:?}"
+    );
+    // The multipart upload vanishes; task 2 finds it gone.
+    h.faults.abort_multipart_upload(&old);
+    let second = common::transport::execute(&http, &held[1], Act::Put).await;
+    assert!(
+        matches!(second, TaskOutcome::Response { status: 404, .. }),
+        "{second:?}"
+    );
+    e.uploader.report_task(held[1].task_id.clone(), second);
+    let failed = e.settle(id).await;
+    assert_eq!(failed.state, UploadState::Failed, "{failed:?}");
+    assert_eq!(failed.upload_id, None);
+
+    // Resume, with the fresh startUpload's answer slow: task 3's failure
+    // comes while the upload has no parts at all, task 1's 2xx once the
+    // fresh multipart upload exists.
+    h.faults.delay_start_answers(Duration::from_millis(1500));
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    e.uploader.report_task(
+        held[2].task_id.clone(),
+        TaskOutcome::TransportError("the network connection was lost".into()),
+    );
+    let fresh = e
+        .wait_for(id, "a fresh multipart upload", |u| u.upload_id.is_some())
+        .await;
+    let new = fresh.upload_id.clone().unwrap();
+    assert_ne!(new, old);
+    h.faults.delay_start_answers(Duration::ZERO);
+    e.uploader.report_task(held[0].task_id.clone(), first);
+
+    // The fresh upload's parts are handed off anew, then uploaded.
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_eq!(u.upload_id.as_deref(), Some(new.as_str()));
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, &new, 4);
+    // The old upload's tasks still out were cancelled at the platform.
+    let cancelled = t.cancelled.lock().unwrap().clone();
+    assert!(cancelled.contains(&held[3].task_id), "{cancelled:?}");
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off, 0);
+    assert_eq!(status.staged_bytes, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0, "no staged file is left");
 }

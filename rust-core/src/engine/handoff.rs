@@ -103,6 +103,9 @@ pub(super) struct HandedTask {
     number: u32,
     path: PathBuf,
     len: u64,
+    /// The multipart upload the task was made for: its report counts only
+    /// while the upload still has that one.
+    multipart: Option<String>,
 }
 
 pub(super) struct Handoff {
@@ -177,11 +180,13 @@ impl Engine {
         for row in self.store.handoff_tasks()? {
             let path = PathBuf::from(&row.staged_path);
             let slot = self.uploads.get_mut(&row.upload).and_then(|t| {
-                if t.row.state.is_final() {
+                if t.row.state.is_final()
+                    || row.multipart_upload.is_none()
+                    || t.row.upload_id != row.multipart_upload
+                {
                     return None;
                 }
-                t.parts
-                    .get_mut(row.number as usize - 1)
+                t.part_mut(row.number)
                     .filter(|p| p.etag.is_none() && path.exists())
             });
             match slot {
@@ -195,6 +200,7 @@ impl Engine {
                             number: row.number,
                             path,
                             len: row.length,
+                            multipart: row.multipart_upload,
                         },
                     );
                 }
@@ -364,6 +370,7 @@ impl Engine {
             return true;
         };
         let url_expires_at = t.urls.get_expiry_ms(n);
+        let multipart = t.row.upload_id.clone();
         let offset = (u64::from(n) - 1) * t.row.part_size.unwrap_or(0);
         // A URI upload waits for the platform's opener, as its PUTs do.
         let Some(src) = self.part_file(id) else {
@@ -417,6 +424,7 @@ impl Engine {
             staged_path: path.to_string_lossy().into_owned(),
             length: len,
             url_expires_at,
+            multipart_upload: multipart.clone(),
         };
         let tx = self.store.transaction();
         if let Err(e) = tx.and_then(|tx| {
@@ -427,7 +435,9 @@ impl Engine {
             self.db_failed(id, e);
             return true;
         }
-        self.uploads.get_mut(&id).expect("upload exists").parts[n as usize - 1].handed_off = true;
+        if let Some(p) = self.uploads.get_mut(&id).and_then(|t| t.part_mut(n)) {
+            p.handed_off = true;
+        }
         self.handoff.tasks.insert(
             task_id.clone(),
             HandedTask {
@@ -435,6 +445,7 @@ impl Engine {
                 number: n,
                 path: path.clone(),
                 len,
+                multipart,
             },
         );
         self.handoff.handed_total += 1;
@@ -470,17 +481,25 @@ impl Engine {
             tracing::debug!(task = %task_id, "report for a task the engine does not hold");
             return;
         };
-        if let Some(p) = self
-            .uploads
-            .get_mut(&task.upload)
-            .and_then(|t| t.parts.get_mut(task.number as usize - 1))
-        {
-            p.handed_off = false;
-        }
-        // The ETag is committed before the task row goes: a crash in
-        // between leaves a row whose part is done, dropped at the next open.
-        if self.uploads.contains_key(&task.upload) {
+        // A task made for a multipart upload the upload no longer has (it
+        // vanished and was dropped, perhaps replaced): its part slots are
+        // another upload's now, and its ETag or error means nothing there.
+        let current = self.uploads.get(&task.upload).is_some_and(|t| {
+            task.multipart.is_some() && t.row.upload_id == task.multipart
+        });
+        if current {
+            if let Some(p) = self
+                .uploads
+                .get_mut(&task.upload)
+                .and_then(|t| t.part_mut(task.number))
+            {
+                p.handed_off = false;
+            }
+            // The ETag is committed before the task row goes: a crash in
+            // between leaves a row whose part is done, dropped at the next open.
             self.on_part(task.upload, task.number, task_failure(outcome));
+        } else {
+            tracing::debug!(task = %task_id, "report for a dropped multipart upload ignored");
         }
         self.forget_task(task_id, &task);
     }
@@ -519,7 +538,8 @@ impl Engine {
                 if let Some(p) = self
                     .uploads
                     .get_mut(&task.upload)
-                    .and_then(|t| t.parts.get_mut(task.number as usize - 1))
+                    .filter(|t| t.row.upload_id == task.multipart)
+                    .and_then(|t| t.part_mut(task.number))
                 {
                     p.handed_off = false;
                 }
@@ -534,8 +554,9 @@ impl Engine {
         unknown
     }
 
-    /// The upload ended (completed, failed, cancelled): its tasks are
-    /// cancelled at the platform and their files deleted.
+    /// The upload ended (completed, failed, cancelled) or its multipart
+    /// upload vanished: its tasks are cancelled at the platform and their
+    /// rows and files deleted.
     pub(super) fn drop_handoffs(&mut self, id: UploadId) {
         let ids: Vec<String> = self
             .handoff
@@ -556,7 +577,8 @@ impl Engine {
             if let Some(p) = self
                 .uploads
                 .get_mut(&id)
-                .and_then(|t| t.parts.get_mut(task.number as usize - 1))
+                .filter(|t| t.row.upload_id == task.multipart)
+                .and_then(|t| t.part_mut(task.number))
             {
                 p.handed_off = false;
             }

@@ -14,14 +14,17 @@ pub(crate) struct TaskRow {
     pub staged_path: String,
     pub length: u64,
     pub url_expires_at: Option<i64>,
+    /// The multipart upload the task was made for (`None`: unknown, from
+    /// before this was recorded, and its upload had none left).
+    pub multipart_upload: Option<String>,
 }
 
 impl Store {
     /// Every stored hand-off task.
     pub(crate) fn handoff_tasks(&self) -> Result<Vec<TaskRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT task_id, upload, number, staged_path, length, url_expires_at \
-             FROM handoff_tasks ORDER BY upload, number",
+            "SELECT task_id, upload, number, staged_path, length, url_expires_at, \
+             multipart_upload FROM handoff_tasks ORDER BY upload, number",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(TaskRow {
@@ -31,6 +34,7 @@ impl Store {
                 staged_path: r.get(3)?,
                 length: r.get::<_, i64>(4)? as u64,
                 url_expires_at: r.get(5)?,
+                multipart_upload: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -40,7 +44,7 @@ impl Store {
 pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
     tx.execute(
         "INSERT INTO handoff_tasks (task_id, upload, number, staged_path, length, \
-         url_expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         url_expires_at, created_at, multipart_upload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             t.task_id,
             t.upload,
@@ -48,7 +52,8 @@ pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
             t.staged_path,
             t.length as i64,
             t.url_expires_at,
-            now_ms()
+            now_ms(),
+            t.multipart_upload,
         ],
     )?;
     Ok(())
@@ -94,6 +99,7 @@ mod tests {
             staged_path: "/s/x.part".into(),
             length: 5,
             url_expires_at: Some(42),
+            multipart_upload: Some("u".into()),
         };
         insert_task(&tx, &row).unwrap();
         // One task per part at a time.
