@@ -425,3 +425,76 @@ async fn reports_of_a_vanished_multipart_upload_never_reach_the_next_one() {
     assert_eq!(status.staged_bytes, 0);
     assert_eq!(dir_files(&staging_dir(&e)), 0, "no staged file is left");
 }
+
+/// Opens `content://test/<name>` as `<dir>/<name>`, handing over the
+/// descriptor (as Android's `detachFd()` does).
+struct DirOpener(PathBuf);
+
+impl s3bgu_core::FileOpener for DirOpener {
+    fn open_file(&self, uri: String) -> Result<i32, s3bgu_core::FileOpenError> {
+        use std::os::fd::IntoRawFd;
+        let name = uri.strip_prefix("content://test/").unwrap_or(&uri);
+        std::fs::File::open(self.0.join(name))
+            .map(IntoRawFd::into_raw_fd)
+            .map_err(|e| s3bgu_core::FileOpenError::Gone {
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// A background launch in hand-off mode before the platform registered its
+/// file opener: the URI upload waits, and the engine's loop sleeps while it
+/// does (it does not pick that upload again and again). Counted in
+/// scheduler passes, not time: a spinning loop makes thousands a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_off_waits_for_the_opener_without_spinning() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    let f = e.file("c.bin", 5 * PART + 3);
+    let opener = Arc::new(DirOpener(e.dir.path().to_path_buf()));
+    e.uploader.set_file_opener(Some(opener.clone()));
+    // Added while the engine is stopped, so that nothing is staged before
+    // the opener goes.
+    e.uploader.stop().await.unwrap();
+    let id = e
+        .uploader
+        .add_file(s3bgu_core::NewUpload {
+            path: "content://test/c.bin".into(),
+            transfer_id: "t".into(),
+            ..s3bgu_core::NewUpload::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    e.uploader.set_file_opener(None);
+    e.uploader.set_handoff(true).await.unwrap();
+    e.uploader.start().await.unwrap();
+    e.wait_for(id, "its multipart upload and URLs", |u| {
+        u.upload_id.is_some() && h.stats.backend_calls(Route::GetUploadUrls) >= 1
+    })
+    .await;
+    // Whatever the URL answer set off has settled by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = e.uploader.status().await.unwrap().scheduler_passes;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = e.uploader.status().await.unwrap().scheduler_passes;
+    // Two status calls and a timer or two; a spin makes thousands.
+    assert!(
+        after - before < 50,
+        "{} scheduler passes in 2 s with nothing to do",
+        after - before
+    );
+    assert!(t.submitted.lock().unwrap().is_empty());
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+
+    // The opener arrives: the parts are staged and handed off.
+    e.uploader.set_file_opener(Some(opener));
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 6);
+}

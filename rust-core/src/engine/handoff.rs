@@ -312,6 +312,12 @@ impl Engine {
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
                 continue;
             }
+            // Picked, it could not be staged, and picked again on the next
+            // pass at once: the loop would spin until an opener comes
+            // (OpenerChanged wakes it then).
+            if self.waits_for_opener(t) {
+                continue;
+            }
             let part_size = t.row.part_size.unwrap_or(0);
             for (i, p) in t.parts.iter().enumerate() {
                 let n = i as u32 + 1;
