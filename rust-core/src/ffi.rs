@@ -1333,7 +1333,8 @@ impl UploadEngine {
     }
 
     /// After a launch: the ids of every task the platform's session still
-    /// has. The engine's other tasks were lost and are sent again; returns
+    /// has. The engine's other tasks were lost and are sent again (a
+    /// report of one of them that still comes later counts); returns
     /// the session's tasks the engine does not know, to be cancelled. Async.
     pub async fn reconcile_part_tasks(&self, live_task_ids: Vec<String>) -> Result<Vec<String>> {
         Ok(self.uploader()?.reconcile_tasks(live_task_ids).await?)

@@ -426,6 +426,125 @@ async fn reports_of_a_vanished_multipart_upload_never_reach_the_next_one() {
     assert_eq!(dir_files(&staging_dir(&e)), 0, "no staged file is left");
 }
 
+/// iOS does not order `getAllTasks` against the reports of tasks that ended
+/// while the app was dead: reconciliation sees only the live task, and the
+/// finished ones report afterwards. Their ETags count; only the task that
+/// was really lost is handed off again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_after_reconcile_called_their_tasks_lost_still_count() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("l.bin", 3 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 4);
+    let Env {
+        dir,
+        uploader,
+        events: _,
+    } = e;
+    uploader.shutdown().await;
+
+    // While the app is gone the system finishes parts 1 and 2; part 3's
+    // task is lost; part 4's is still running.
+    let http = reqwest::Client::new();
+    let mut late = Vec::new();
+    for task in &held[..2] {
+        late.push((
+            task.task_id.clone(),
+            common::transport::execute(&http, task, Act::Put).await,
+        ));
+    }
+    let u = open(&dir.path().join("queue.db"));
+    let t2 = attach(&u, dir.path().join("queue.db.staging"), 16 * PART);
+    t2.hold();
+    let unknown = u
+        .reconcile_tasks(vec![held[3].task_id.clone()])
+        .await
+        .unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    // The finished tasks report only now.
+    for (task_id, outcome) in late {
+        u.report_task(task_id, outcome);
+    }
+    u.set_handoff(true).await.unwrap();
+    assert_eq!(run_bounded(&u).await, IdleReason::HandedOff);
+    let outcome = common::transport::execute(&http, &held[3], Act::Put).await;
+    u.report_task(held[3].task_id.clone(), outcome);
+    t2.release();
+    run_to_end(&u).await;
+    let info = u
+        .uploads(Selector::Upload(id))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(info.state, UploadState::Completed, "{info:?}");
+    assert_object(&h, &info, &f);
+    let again: Vec<u32> = t2
+        .submitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.part_number)
+        .collect();
+    assert_eq!(again, vec![held[2].part_number], "handed off again");
+    assert_each_part_put_once(&h, info.upload_id.as_deref().unwrap(), 4);
+    assert_eq!(dir_bytes(&dir.path().join("queue.db.staging")), 0);
+}
+
+/// A late 2xx of a task called lost, arriving after its part was handed
+/// off again: the part counts, and the second task is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_of_a_lost_task_settles_a_part_handed_off_again() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("a.bin", PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 2);
+    let http = reqwest::Client::new();
+    let first = common::transport::execute(&http, &held[0], Act::Put).await;
+    // Reconciliation misses task 1 (its report is still on the way): both
+    // parts are handed off again.
+    let unknown = e.uploader.reconcile_tasks(vec![]).await.unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    assert_eq!(again.len(), 2);
+    e.uploader.report_task(held[0].task_id.clone(), first);
+    let u = e
+        .wait_for(id, "part 1 counted", |u| u.parts_done == 1)
+        .await;
+    assert_eq!(u.state, UploadState::Running);
+    let renewed = again
+        .iter()
+        .find(|x| x.part_number == held[0].part_number)
+        .unwrap();
+    let cancelled = t.cancelled.lock().unwrap().clone();
+    assert_eq!(cancelled, vec![renewed.task_id.clone()]);
+    let other = again
+        .iter()
+        .find(|x| x.part_number != held[0].part_number)
+        .unwrap();
+    let outcome = common::transport::execute(&http, other, Act::Put).await;
+    e.uploader.report_task(other.task_id.clone(), outcome);
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 2);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+}
+
 /// Opens `content://test/<name>` as `<dir>/<name>`, handing over the
 /// descriptor (as Android's `detachFd()` does).
 struct DirOpener(PathBuf);

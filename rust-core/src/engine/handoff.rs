@@ -8,7 +8,9 @@
 use super::boot_clock::BootTime;
 use super::*;
 use crate::staging::{StageError, Staging, DEFAULT_STAGING_BUDGET};
-use crate::store::handoff::{delete_task, insert_task, TaskRow};
+use crate::store::handoff::{
+    delete_task, delete_tombstone, insert_task, insert_tombstone, TaskRow, TombstoneRow,
+};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -108,6 +110,14 @@ pub(super) struct HandedTask {
     multipart: Option<String>,
 }
 
+/// A task the engine stopped waiting for (the platform said it had lost
+/// it) whose report may still come.
+struct Tombstone {
+    upload: UploadId,
+    number: u32,
+    multipart: String,
+}
+
 pub(super) struct Handoff {
     /// The platform asked for hand-off (on the way into suspension).
     on: bool,
@@ -115,6 +125,9 @@ pub(super) struct Handoff {
     staging: Staging,
     url_margin: Duration,
     tasks: HashMap<String, HandedTask>,
+    /// By task id; dropped when their part is committed or their upload
+    /// ends or loses its multipart upload.
+    tombstones: HashMap<String, Tombstone>,
     /// Staging stopped at its per-pass cap with parts still to go.
     pub(super) more: bool,
     /// The disk was full: no staging until a staged file is deleted.
@@ -130,6 +143,7 @@ impl Handoff {
             staging: Staging::new(PathBuf::new(), DEFAULT_STAGING_BUDGET),
             url_margin: DEFAULT_URL_MARGIN,
             tasks: HashMap::new(),
+            tombstones: HashMap::new(),
             more: false,
             no_space: false,
             handed_total: 0,
@@ -207,10 +221,33 @@ impl Engine {
                 None => gone.push(row.task_id),
             }
         }
-        if !gone.is_empty() {
+        let mut buried = Vec::new();
+        for row in self.store.handoff_tombstones()? {
+            let open = self.uploads.get(&row.upload).is_some_and(|t| {
+                !t.row.state.is_final()
+                    && t.row.upload_id.as_deref() == Some(row.multipart_upload.as_str())
+                    && t.part(row.number).is_some_and(|p| p.etag.is_none())
+            });
+            if open {
+                self.handoff.tombstones.insert(
+                    row.task_id,
+                    Tombstone {
+                        upload: row.upload,
+                        number: row.number,
+                        multipart: row.multipart_upload,
+                    },
+                );
+            } else {
+                buried.push(row.task_id);
+            }
+        }
+        if !gone.is_empty() || !buried.is_empty() {
             let tx = self.store.transaction()?;
             for id in &gone {
                 delete_task(&tx, id)?;
+            }
+            for id in &buried {
+                delete_tombstone(&tx, id)?;
             }
             tx.commit()?;
         }
@@ -483,6 +520,9 @@ impl Engine {
     /// A task's end, as the platform reports it.
     pub(super) fn on_report(&mut self, task_id: &str, outcome: TaskOutcome) {
         let Some(task) = self.handoff.tasks.remove(task_id) else {
+            if let Some(stone) = self.handoff.tombstones.remove(task_id) {
+                return self.on_late_report(task_id, stone, outcome);
+            }
             // Cancelled by us, or its upload is gone: nothing to do.
             tracing::debug!(task = %task_id, "report for a task the engine does not hold");
             return;
@@ -490,9 +530,10 @@ impl Engine {
         // A task made for a multipart upload the upload no longer has (it
         // vanished and was dropped, perhaps replaced): its part slots are
         // another upload's now, and its ETag or error means nothing there.
-        let current = self.uploads.get(&task.upload).is_some_and(|t| {
-            task.multipart.is_some() && t.row.upload_id == task.multipart
-        });
+        let current = self
+            .uploads
+            .get(&task.upload)
+            .is_some_and(|t| task.multipart.is_some() && t.row.upload_id == task.multipart);
         if current {
             if let Some(p) = self
                 .uploads
@@ -510,6 +551,111 @@ impl Engine {
         self.forget_task(task_id, &task);
     }
 
+    /// The report of a task called lost: a 2xx counts if its part is still
+    /// open (or handed off again) on the same multipart upload; anything
+    /// else changes nothing, the part having been sent again.
+    fn on_late_report(&mut self, task_id: &str, stone: Tombstone, outcome: TaskOutcome) {
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            delete_tombstone(&tx, task_id)?;
+            Ok(tx.commit()?)
+        }) {
+            tracing::error!(task = %task_id, "cannot delete a tombstone: {e}");
+        }
+        let Ok(etag) = task_failure(outcome) else {
+            return;
+        };
+        let open = self.uploads.get(&stone.upload).is_some_and(|t| {
+            t.row.upload_id.as_deref() == Some(stone.multipart.as_str())
+                && t.part(stone.number).is_some_and(|p| p.etag.is_none())
+        });
+        if !open {
+            return;
+        }
+        tracing::info!(
+            upload = stone.upload,
+            part = stone.number,
+            "late report of a lost task counts"
+        );
+        self.on_part(stone.upload, stone.number, Ok(etag));
+        let done = self
+            .uploads
+            .get(&stone.upload)
+            .and_then(|t| t.part(stone.number))
+            .is_some_and(|p| p.etag.is_some());
+        if !done {
+            return;
+        }
+        // The part's second task is not needed any more.
+        let again: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.upload == stone.upload
+                    && t.number == stone.number
+                    && t.multipart.as_deref() == Some(stone.multipart.as_str())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in again {
+            self.withdraw_task(&id);
+        }
+    }
+
+    /// Cancels a held task at the platform and forgets it (row, file, the
+    /// part's hand-off mark).
+    fn withdraw_task(&mut self, task_id: &str) {
+        let Some(task) = self.handoff.tasks.remove(task_id) else {
+            return;
+        };
+        if let Some(transport) = self.handoff.transport.clone() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                transport.cancel(task_id)
+            }));
+        }
+        if let Some(p) = self
+            .uploads
+            .get_mut(&task.upload)
+            .filter(|t| t.row.upload_id == task.multipart)
+            .and_then(|t| t.part_mut(task.number))
+        {
+            p.handed_off = false;
+        }
+        self.forget_task(task_id, &task);
+    }
+
+    /// A part was committed: the tombstones of its lost tasks go.
+    pub(super) fn part_committed(&mut self, id: UploadId, number: u32) {
+        let stones: Vec<String> = self
+            .handoff
+            .tombstones
+            .iter()
+            .filter(|(_, s)| s.upload == id && s.number == number)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.bury(&stones);
+    }
+
+    /// Deletes these tombstones.
+    fn bury(&mut self, stones: &[String]) {
+        if stones.is_empty() {
+            return;
+        }
+        for k in stones {
+            self.handoff.tombstones.remove(k);
+        }
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            for k in stones {
+                delete_tombstone(&tx, k)?;
+            }
+            Ok(tx.commit()?)
+        }) {
+            tracing::error!("cannot delete tombstones: {e}");
+        }
+    }
+
     fn forget_task(&mut self, task_id: &str, task: &HandedTask) {
         let tx = self.store.transaction();
         if let Err(e) = tx.and_then(|tx| {
@@ -523,7 +669,8 @@ impl Engine {
     }
 
     /// The platform's live tasks after a relaunch: held tasks it does not
-    /// have were lost and their parts are sent again (no attempt counted);
+    /// have were lost and their parts are sent again (no attempt counted),
+    /// but a report of one that comes later still counts (tombstones);
     /// returns the live ids the engine does not hold (to cancel).
     pub(super) fn reconcile(&mut self, live: Vec<String>) -> Vec<String> {
         let live: HashSet<String> = live.into_iter().collect();
@@ -549,6 +696,7 @@ impl Engine {
                 {
                     p.handed_off = false;
                 }
+                self.entomb(&task_id, &task);
                 self.forget_task(&task_id, &task);
             }
         }
@@ -560,10 +708,48 @@ impl Engine {
         unknown
     }
 
+    /// Keeps a task the engine stops waiting for as a tombstone, so that a
+    /// report of it that comes after all still counts.
+    fn entomb(&mut self, task_id: &str, task: &HandedTask) {
+        let Some(multipart) = task.multipart.clone() else {
+            return;
+        };
+        let row = TombstoneRow {
+            task_id: task_id.to_string(),
+            upload: task.upload,
+            number: task.number,
+            multipart_upload: multipart.clone(),
+        };
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            insert_tombstone(&tx, &row)?;
+            Ok(tx.commit()?)
+        }) {
+            // Only costs the part being sent twice.
+            tracing::error!(task = %task_id, "cannot keep a tombstone: {e}");
+        }
+        self.handoff.tombstones.insert(
+            task_id.to_string(),
+            Tombstone {
+                upload: task.upload,
+                number: task.number,
+                multipart,
+            },
+        );
+    }
+
     /// The upload ended (completed, failed, cancelled) or its multipart
     /// upload vanished: its tasks are cancelled at the platform and their
-    /// rows and files deleted.
+    /// rows and files deleted, its tombstones too.
     pub(super) fn drop_handoffs(&mut self, id: UploadId) {
+        let stones: Vec<String> = self
+            .handoff
+            .tombstones
+            .iter()
+            .filter(|(_, s)| s.upload == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.bury(&stones);
         let ids: Vec<String> = self
             .handoff
             .tasks
@@ -572,23 +758,7 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for task_id in ids {
-            let Some(task) = self.handoff.tasks.remove(&task_id) else {
-                continue;
-            };
-            if let Some(transport) = self.handoff.transport.clone() {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    transport.cancel(&task_id)
-                }));
-            }
-            if let Some(p) = self
-                .uploads
-                .get_mut(&id)
-                .filter(|t| t.row.upload_id == task.multipart)
-                .and_then(|t| t.part_mut(task.number))
-            {
-                p.handed_off = false;
-            }
-            self.forget_task(&task_id, &task);
+            self.withdraw_task(&task_id);
         }
     }
 

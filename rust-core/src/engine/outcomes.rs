@@ -249,6 +249,7 @@ impl Engine {
                     t.parts_done += 1;
                 }
                 t.urls.remove(number);
+                self.part_committed(id, number);
             }
             Err(f) => {
                 if state.is_active() {

@@ -19,7 +19,33 @@ pub(crate) struct TaskRow {
     pub multipart_upload: Option<String>,
 }
 
+/// A task the platform lost (by its reconciliation), kept so that its late
+/// report still counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TombstoneRow {
+    pub task_id: String,
+    pub upload: UploadId,
+    pub number: u32,
+    pub multipart_upload: String,
+}
+
 impl Store {
+    /// Every stored tombstone.
+    pub(crate) fn handoff_tombstones(&self) -> Result<Vec<TombstoneRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task_id, upload, number, multipart_upload FROM handoff_tombstones",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TombstoneRow {
+                task_id: r.get(0)?,
+                upload: r.get(1)?,
+                number: r.get::<_, i64>(2)? as u32,
+                multipart_upload: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Every stored hand-off task.
     pub(crate) fn handoff_tasks(&self) -> Result<Vec<TaskRow>> {
         let mut stmt = self.conn.prepare_cached(
@@ -62,6 +88,23 @@ pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
 pub(crate) fn delete_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
     tx.execute(
         "DELETE FROM handoff_tasks WHERE task_id = ?1",
+        params![task_id],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_tombstone(tx: &Transaction<'_>, t: &TombstoneRow) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO handoff_tombstones (task_id, upload, number, multipart_upload) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![t.task_id, t.upload, t.number, t.multipart_upload],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_tombstone(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+    tx.execute(
+        "DELETE FROM handoff_tombstones WHERE task_id = ?1",
         params![task_id],
     )?;
     Ok(())
@@ -111,12 +154,22 @@ mod tests {
             }
         )
         .is_err());
+        // A lost task of the same part may wait for its report beside it.
+        let stone = TombstoneRow {
+            task_id: "t-0".into(),
+            upload: id,
+            number: 2,
+            multipart_upload: "u".into(),
+        };
+        insert_tombstone(&tx, &stone).unwrap();
         tx.commit().unwrap();
         assert_eq!(s.handoff_tasks().unwrap(), vec![row]);
+        assert_eq!(s.handoff_tombstones().unwrap(), vec![stone]);
         let tx = s.transaction().unwrap();
         tx.execute("DELETE FROM uploads WHERE id = ?1", params![id])
             .unwrap();
         tx.commit().unwrap();
         assert!(s.handoff_tasks().unwrap().is_empty());
+        assert!(s.handoff_tombstones().unwrap().is_empty());
     }
 }

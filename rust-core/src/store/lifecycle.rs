@@ -204,6 +204,10 @@ pub(crate) mod write {
         tx.execute("DELETE FROM parts WHERE upload = ?1", params![id])?;
         tx.execute("DELETE FROM handoff_tasks WHERE upload = ?1", params![id])?;
         tx.execute(
+            "DELETE FROM handoff_tombstones WHERE upload = ?1",
+            params![id],
+        )?;
+        tx.execute(
             "UPDATE uploads SET object_key = NULL, upload_id = NULL, part_size = NULL, \
              parts_total = 0, attempts = 0, next_attempt_at = 0, abort_state = 0 WHERE id = ?1",
             params![id],

@@ -5,3 +5,15 @@
 ALTER TABLE handoff_tasks ADD COLUMN multipart_upload TEXT;
 UPDATE handoff_tasks SET multipart_upload =
     (SELECT upload_id FROM uploads WHERE uploads.id = handoff_tasks.upload);
+
+-- Tasks the platform no longer had at a relaunch (reconcilePartTasks):
+-- their parts are sent again, yet iOS may report such a task afterwards
+-- (it does not order getAllTasks against the reports of tasks that ended
+-- while the app was dead). A late 2xx still counts while the upload has
+-- that multipart upload and the part is not committed.
+CREATE TABLE handoff_tombstones (
+    task_id          TEXT    PRIMARY KEY,
+    upload           INTEGER NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number           INTEGER NOT NULL,
+    multipart_upload TEXT    NOT NULL
+);
