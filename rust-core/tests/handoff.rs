@@ -617,3 +617,63 @@ async fn hand_off_waits_for_the_opener_without_spinning() {
     assert_object(&h, &u, &f);
     assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 6);
 }
+
+/// Pause and cancel reach the tasks already with the platform: they are
+/// cancelled there and their rows and staged files go. A 2xx of a task
+/// that ended just before the pause reached it still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_cancel_cancel_the_handed_off_tasks() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("p.bin", 2 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 3);
+    let http = reqwest::Client::new();
+    let raced = common::transport::execute(&http, &held[0], Act::Put).await;
+
+    e.uploader.pause(Selector::Upload(id)).await.unwrap();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = held.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        cancelled, ids,
+        "every task of the paused upload is cancelled"
+    );
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off, 0);
+    assert_eq!(status.staged_bytes, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    e.uploader.report_task(held[0].task_id.clone(), raced);
+    let paused = e
+        .wait_for(id, "the raced part counted", |u| u.parts_done == 1)
+        .await;
+    assert_eq!(paused.state, UploadState::Paused);
+
+    // Resumed, the open parts are handed off again; then cancelled.
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    let numbers: Vec<u32> = again.iter().map(|x| x.part_number).collect();
+    assert_eq!(numbers.len(), 2, "{numbers:?}");
+    assert!(!numbers.contains(&held[0].part_number), "{numbers:?}");
+    t.cancelled.lock().unwrap().clear();
+    e.uploader.cancel(Selector::Upload(id)).await.unwrap();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = again.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        cancelled, ids,
+        "every task of the cancelled upload is cancelled"
+    );
+    assert_eq!(e.get(id).await.state, UploadState::Cancelled);
+    assert_eq!(e.uploader.status().await.unwrap().tasks_handed_off, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    assert_eq!(h.stats.total_part_puts(), 1);
+}

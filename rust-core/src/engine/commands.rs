@@ -253,6 +253,7 @@ impl Engine {
             t.row.error = reason.clone();
             t.row.updated_at = now;
             self.stop_tasks_of(id);
+            self.recall_handoffs(id);
             changed.push(self.uploads[&id].info());
             self.notify_state(id);
         }

@@ -599,16 +599,20 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for id in again {
-            self.withdraw_task(&id);
+            self.withdraw_task(&id, false);
         }
     }
 
     /// Cancels a held task at the platform and forgets it (row, file, the
-    /// part's hand-off mark).
-    fn withdraw_task(&mut self, task_id: &str) {
+    /// part's hand-off mark); as a tombstone with `entomb`, for a task that
+    /// may have ended before the cancel reached it.
+    fn withdraw_task(&mut self, task_id: &str, entomb: bool) {
         let Some(task) = self.handoff.tasks.remove(task_id) else {
             return;
         };
+        if entomb {
+            self.entomb(task_id, &task);
+        }
         if let Some(transport) = self.handoff.transport.clone() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 transport.cancel(task_id)
@@ -758,7 +762,23 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for task_id in ids {
-            self.withdraw_task(&task_id);
+            self.withdraw_task(&task_id, false);
+        }
+    }
+
+    /// Takes back the tasks of a paused upload: cancelled at the platform,
+    /// rows and files deleted; a 2xx of one that ended before the cancel
+    /// reached it still counts (a part done while paused counts).
+    pub(super) fn recall_handoffs(&mut self, id: UploadId) {
+        let ids: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.upload == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for task_id in ids {
+            self.withdraw_task(&task_id, true);
         }
     }
 
