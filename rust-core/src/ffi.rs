@@ -1161,6 +1161,11 @@ pub struct PartTask {
     /// Do not start before this time (ms since the Unix epoch), 0 for at
     /// once. iOS: `earliestBeginDate`.
     pub earliest_begin_ms: i64,
+    /// May use a metered network (false under the `UnmeteredOnly` policy).
+    /// iOS: `allowsExpensiveNetworkAccess` and
+    /// `allowsConstrainedNetworkAccess` of the request. When the policy
+    /// changes, the engine cancels the task and submits the part again.
+    pub allow_metered: bool,
 }
 
 /// How a handed-off task ended.
@@ -1283,6 +1288,7 @@ impl crate::PartTransport for ForeignTransport {
                 file_path: task.file_path.to_string_lossy().into_owned(),
                 length: task.length,
                 earliest_begin_ms: task.earliest_begin_ms,
+                allow_metered: task.allow_metered,
             })
             .map_err(|e| e.to_string())
     }

@@ -39,6 +39,10 @@ pub struct PartTask {
     /// Do not start before this time (ms since the Unix epoch; a retry's
     /// backoff). 0: at once. iOS: `earliestBeginDate`.
     pub earliest_begin_ms: i64,
+    /// May use a metered network (mobile data, a hotspot; iOS: expensive
+    /// and constrained networks). False under the unmetered-only policy;
+    /// a policy change cancels the task and hands the part off again.
+    pub allow_metered: bool,
 }
 
 /// How a handed-off task ended, as the platform saw it.
@@ -264,6 +268,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether handed-off parts may use a metered network: the policy
+    /// decides, not the network of the moment (the platform's session
+    /// waits for an allowed one, also while the app is suspended).
+    pub(super) fn metered_allowed(&self) -> bool {
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.network_policy)
+            .unwrap_or_default();
+        policy != crate::background::NetworkPolicy::UnmeteredOnly
+    }
+
     pub(super) fn handoff_active(&self) -> bool {
         self.handoff.on && self.handoff.transport.is_some()
     }
@@ -414,6 +430,7 @@ impl Engine {
         };
         let url_expires_at = t.urls.get_expiry_ms(n);
         let multipart = t.row.upload_id.clone();
+        let allow_metered = self.metered_allowed();
         let offset = (u64::from(n) - 1) * t.row.part_size.unwrap_or(0);
         // A URI upload waits for the platform's opener, as its PUTs do.
         let Some(src) = self.part_file(id) else {
@@ -468,6 +485,7 @@ impl Engine {
             length: len,
             url_expires_at,
             multipart_upload: multipart.clone(),
+            allow_metered,
         };
         let tx = self.store.transaction();
         if let Err(e) = tx.and_then(|tx| {
@@ -500,6 +518,7 @@ impl Engine {
             file_path: path,
             length: len,
             earliest_begin_ms: if not_before > now_ms() { not_before } else { 0 },
+            allow_metered,
         };
         tracing::debug!(upload = id, part = n, task = %task_id, "part handed off");
         let transport = self

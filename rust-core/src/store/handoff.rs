@@ -17,6 +17,8 @@ pub(crate) struct TaskRow {
     /// The multipart upload the task was made for (`None`: unknown, from
     /// before this was recorded, and its upload had none left).
     pub multipart_upload: Option<String>,
+    /// The task may use a metered network.
+    pub allow_metered: bool,
 }
 
 /// A task the platform lost (by its reconciliation), kept so that its late
@@ -50,7 +52,7 @@ impl Store {
     pub(crate) fn handoff_tasks(&self) -> Result<Vec<TaskRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT task_id, upload, number, staged_path, length, url_expires_at, \
-             multipart_upload FROM handoff_tasks ORDER BY upload, number",
+             multipart_upload, allow_metered FROM handoff_tasks ORDER BY upload, number",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(TaskRow {
@@ -61,6 +63,7 @@ impl Store {
                 length: r.get::<_, i64>(4)? as u64,
                 url_expires_at: r.get(5)?,
                 multipart_upload: r.get(6)?,
+                allow_metered: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -70,7 +73,8 @@ impl Store {
 pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
     tx.execute(
         "INSERT INTO handoff_tasks (task_id, upload, number, staged_path, length, \
-         url_expires_at, created_at, multipart_upload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         url_expires_at, created_at, multipart_upload, allow_metered) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             t.task_id,
             t.upload,
@@ -80,6 +84,7 @@ pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
             t.url_expires_at,
             now_ms(),
             t.multipart_upload,
+            t.allow_metered,
         ],
     )?;
     Ok(())
@@ -143,6 +148,7 @@ mod tests {
             length: 5,
             url_expires_at: Some(42),
             multipart_upload: Some("u".into()),
+            allow_metered: false,
         };
         insert_task(&tx, &row).unwrap();
         // One task per part at a time.

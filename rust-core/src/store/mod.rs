@@ -682,6 +682,7 @@ mod tests {
         let tasks = s.handoff_tasks().unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].multipart_upload.as_deref(), Some("mp-1"));
+        assert!(tasks[0].allow_metered, "given with no restriction");
         drop(s);
         assert_eq!(schema_of(&old), schema_of(&fresh));
     }

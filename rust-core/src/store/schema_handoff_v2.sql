@@ -17,3 +17,8 @@ CREATE TABLE handoff_tombstones (
     number           INTEGER NOT NULL,
     multipart_upload TEXT    NOT NULL
 );
+
+-- Whether the task may use a metered network, as it was given to the
+-- platform (the network policy then): a policy change re-issues the tasks
+-- given under the other one. Older tasks were given with no restriction.
+ALTER TABLE handoff_tasks ADD COLUMN allow_metered INTEGER NOT NULL DEFAULT 1;
