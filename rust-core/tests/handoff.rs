@@ -8,8 +8,8 @@ mod common;
 use common::transport::{dir_bytes, dir_files, Act, TestTransport};
 use common::*;
 use s3bgu_core::{
-    ErrorCode, HandoffSettings, IdleReason, PartTransport, Selector, TaskOutcome, UploadState,
-    Uploader,
+    ErrorCode, HandoffSettings, IdleReason, NetworkPolicy, PartTransport, Selector, TaskOutcome,
+    UploadState, Uploader,
 };
 use s3bgu_testkit::{Harness, Route};
 use std::path::PathBuf;
@@ -676,4 +676,65 @@ async fn pause_and_cancel_cancel_the_handed_off_tasks() {
     assert_eq!(e.uploader.status().await.unwrap().tasks_handed_off, 0);
     assert_eq!(dir_files(&staging_dir(&e)), 0);
     assert_eq!(h.stats.total_part_puts(), 1);
+}
+
+/// The network policy reaches the tasks with the platform: each carries
+/// whether it may use a metered network, and a policy change cancels the
+/// tasks given under the other one and hands their parts off again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_policy_change_reissues_the_handed_off_tasks() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("n.bin", PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|x| x.allow_metered), "policy any");
+
+    let mut config = config_for(&h, 2);
+    config.network_policy = NetworkPolicy::UnmeteredOnly;
+    e.uploader.set_config(config).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = held.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(cancelled, ids, "the tasks that may use a metered network");
+    let mut numbers: Vec<u32> = again.iter().map(|x| x.part_number).collect();
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 2]);
+    assert!(
+        again.iter().all(|x| !x.allow_metered),
+        "policy unmetered only"
+    );
+    assert_eq!(
+        e.uploader.status().await.unwrap().staged_bytes,
+        PART + 1,
+        "the cancelled tasks' files are gone"
+    );
+
+    // The same policy again changes nothing.
+    let mut config = config_for(&h, 2);
+    config.network_policy = NetworkPolicy::UnmeteredOnly;
+    e.uploader.set_config(config).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    assert!(t.take_held().is_empty());
+    assert_eq!(t.cancelled.lock().unwrap().len(), 2);
+
+    for task in &again {
+        let outcome = common::transport::execute(&reqwest::Client::new(), task, Act::Put).await;
+        e.uploader.report_task(task.task_id.clone(), outcome);
+    }
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 2);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
 }

@@ -161,6 +161,7 @@ impl Engine {
         }
         self.store.save_config(&config)?;
         self.config = Some(config);
+        self.reissue_off_policy();
         Ok(())
     }
 

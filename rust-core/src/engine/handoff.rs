@@ -112,6 +112,8 @@ pub(super) struct HandedTask {
     /// The multipart upload the task was made for: its report counts only
     /// while the upload still has that one.
     multipart: Option<String>,
+    /// As the task was given it ([`PartTask::allow_metered`]).
+    allow_metered: bool,
 }
 
 /// A task the engine stopped waiting for (the platform said it had lost
@@ -219,6 +221,7 @@ impl Engine {
                             path,
                             len: row.length,
                             multipart: row.multipart_upload,
+                            allow_metered: row.allow_metered,
                         },
                     );
                 }
@@ -315,9 +318,14 @@ impl Engine {
     pub(super) fn handle_handoff(&mut self, cmd: HandoffCommand) {
         match cmd {
             HandoffCommand::SetTransport(transport, settings) => {
+                let registered = transport.is_some();
                 self.handoff.transport = transport;
                 self.handoff.staging.set_budget(settings.staging_budget);
                 self.handoff.url_margin = settings.url_margin;
+                if registered {
+                    // Tasks of a previous run, given under another policy.
+                    self.reissue_off_policy();
+                }
             }
             HandoffCommand::SetMode(on, reply) => {
                 if on && !self.handoff.on {
@@ -507,6 +515,7 @@ impl Engine {
                 path: path.clone(),
                 len,
                 multipart,
+                allow_metered,
             },
         );
         self.handoff.handed_total += 1;
@@ -782,6 +791,32 @@ impl Engine {
             .collect();
         for task_id in ids {
             self.withdraw_task(&task_id, false);
+        }
+    }
+
+    /// Takes back the tasks given under another network policy than the
+    /// current one (cancelled at the platform, kept as tombstones: one may
+    /// have ended already), so that their parts are handed off again under
+    /// this one. A change of the network itself needs nothing: the
+    /// platform holds each task until a network it allows.
+    pub(super) fn reissue_off_policy(&mut self) {
+        let allow = self.metered_allowed();
+        let ids: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.allow_metered != allow)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        tracing::info!(
+            tasks = ids.len(),
+            "network policy changed; handed-off tasks are issued again"
+        );
+        for task_id in ids {
+            self.withdraw_task(&task_id, true);
         }
     }
 
