@@ -1151,7 +1151,9 @@ public protocol PartTransport: AnyObject, Sendable {
     func submit(task: PartTask) throws 
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
     func cancel(taskId: String) 
     
@@ -1246,7 +1248,9 @@ open func submit(task: PartTask)throws   {try rustCallWithError(FfiConverterType
 }
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
 open func cancel(taskId: String)  {try! rustCall() {
         uniffiCallStatus in
@@ -6369,7 +6373,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_parttransport_submit() != 50234) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 17824) {
+    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 18600) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 62156) {

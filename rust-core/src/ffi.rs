@@ -1271,7 +1271,9 @@ pub trait PartTransport: Send + Sync {
     /// Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
     /// `taskDescription = task.taskId`, `earliestBeginDate` when set).
     fn submit(&self, task: PartTask) -> Result<(), SubmitError>;
-    /// Cancel the task (its upload ended). No report is expected.
+    /// Cancel the task (its upload ended or was paused, the network policy
+    /// changed, or its part is done). No report is needed; one that still
+    /// comes is fine (a 2xx of a task that ended first counts).
     fn cancel(&self, task_id: String);
 }
 

@@ -71,8 +71,10 @@ pub trait PartTransport: Send + Sync {
     /// Starts the task. An error makes the engine count one failed
     /// attempt of the part and try again later.
     fn submit(&self, task: PartTask) -> std::result::Result<(), String>;
-    /// Stops a task the engine no longer wants (its upload was cancelled or
-    /// failed). No report is needed for it.
+    /// Stops a task the engine no longer wants (its upload ended or was
+    /// paused, the network policy changed, or its part is done). No report
+    /// is needed; one that still comes is fine (a 2xx of a task that ended
+    /// before the cancel counts).
     fn cancel(&self, task_id: &str);
 }
 

@@ -1211,7 +1211,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_submit() and 0xFFFF) != 50234) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 17824) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 18600) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_subscription_cancel() and 0xFFFF) != 62156) {
@@ -2644,7 +2644,9 @@ public interface PartTransport {
     fun `submit`(`task`: PartTask)
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
     fun `cancel`(`taskId`: kotlin.String)
     
@@ -2795,7 +2797,9 @@ open class PartTransportImpl: Disposable, AutoCloseable, PartTransport
 
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */override fun `cancel`(`taskId`: kotlin.String)
         = 
     callWithHandle {
