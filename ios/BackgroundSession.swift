@@ -22,12 +22,6 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
   /// Set once the engine is open (before the session exists).
   var onReport: ((String, PartTaskResult) -> Void)?
   var onEventsFinished: (() -> Void)?
-  /// Mirrors the configured network policy (`unmetered`): handed-off parts
-  /// must not use expensive or constrained networks either.
-  var unmeteredOnly: Bool {
-    get { state.with { $0.unmeteredOnly } }
-    set { state.with { $0.unmeteredOnly = newValue } }
-  }
 
   /// The configuration's extra roots (`extraRootCertificatesPem`), trusted
   /// beside the system's, as the engine trusts them for its own requests.
@@ -40,7 +34,6 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
   }
 
   private struct State {
-    var unmeteredOnly = false
     var extraRoots: [SecCertificate] = []
     var bodies: [Int: Data] = [:]
     var systemCompletions: [() -> Void] = []
@@ -82,9 +75,9 @@ final class BackgroundSession: NSObject, PartTransport, URLSessionDataDelegate,
     }
     var request = URLRequest(url: url)
     request.httpMethod = "PUT"
-    let metered = !unmeteredOnly
-    request.allowsExpensiveNetworkAccess = metered
-    request.allowsConstrainedNetworkAccess = metered
+    // The engine's network policy, per task (it re-submits on a change).
+    request.allowsExpensiveNetworkAccess = task.allowMetered
+    request.allowsConstrainedNetworkAccess = task.allowMetered
     let upload = session.uploadTask(with: request, fromFile: URL(fileURLWithPath: task.filePath))
     upload.taskDescription = task.taskId
     upload.countOfBytesClientExpectsToSend = Int64(clamping: task.length)

@@ -132,11 +132,10 @@ public final class S3BgUploaderImpl: NSObject {
     return dir
   }
 
-  /// Handed-off parts follow the configured network policy and trust the
-  /// configured roots too.
+  /// Handed-off parts trust the configured roots too (the network policy
+  /// comes with each task).
   private func refreshSessionSettings(_ engine: UploadEngine) async {
     let config = try? await engine.config()
-    session.unmeteredOnly = config?.networkPolicy == .unmeteredOnly
     let pems = config?.extraRootCertificatesPem ?? []
     session.extraRoots = (try? certificatesDerFromPem(pems: pems)) ?? []
   }

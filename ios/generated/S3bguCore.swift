@@ -1151,7 +1151,9 @@ public protocol PartTransport: AnyObject, Sendable {
     func submit(task: PartTask) throws 
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
     func cancel(taskId: String) 
     
@@ -1246,7 +1248,9 @@ open func submit(task: PartTask)throws   {try rustCallWithError(FfiConverterType
 }
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
 open func cancel(taskId: String)  {try! rustCall() {
         uniffiCallStatus in
@@ -1866,7 +1870,8 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     
     /**
      * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again; returns
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
      * the session's tasks the engine does not know, to be cancelled. Async.
      */
     func reconcilePartTasks(liveTaskIds: [String]) async throws  -> [String]
@@ -2256,7 +2261,8 @@ open func pause(selector: UploadSelector)async throws  -> [UploadRecord]  {
     
     /**
      * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again; returns
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
      * the session's tasks the engine does not know, to be cancelled. Async.
      */
 open func reconcilePartTasks(liveTaskIds: [String])async throws  -> [String]  {
@@ -3526,6 +3532,13 @@ public struct PartTask: Equatable, Hashable {
      * once. iOS: `earliestBeginDate`.
      */
     public var earliestBeginMs: Int64
+    /**
+     * May use a metered network (false under the `UnmeteredOnly` policy).
+     * iOS: `allowsExpensiveNetworkAccess` and
+     * `allowsConstrainedNetworkAccess` of the request. When the policy
+     * changes, the engine cancels the task and submits the part again.
+     */
+    public var allowMetered: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3550,7 +3563,13 @@ public struct PartTask: Equatable, Hashable {
         /**
          * Do not start before this time (ms since the Unix epoch), 0 for at
          * once. iOS: `earliestBeginDate`.
-         */earliestBeginMs: Int64) {
+         */earliestBeginMs: Int64, 
+        /**
+         * May use a metered network (false under the `UnmeteredOnly` policy).
+         * iOS: `allowsExpensiveNetworkAccess` and
+         * `allowsConstrainedNetworkAccess` of the request. When the policy
+         * changes, the engine cancels the task and submits the part again.
+         */allowMetered: Bool) {
         self.taskId = taskId
         self.upload = upload
         self.partNumber = partNumber
@@ -3558,6 +3577,7 @@ public struct PartTask: Equatable, Hashable {
         self.filePath = filePath
         self.length = length
         self.earliestBeginMs = earliestBeginMs
+        self.allowMetered = allowMetered
     }
 
     
@@ -3582,7 +3602,8 @@ public struct FfiConverterTypePartTask: FfiConverterRustBuffer {
                 url: FfiConverterString.read(from: &buf), 
                 filePath: FfiConverterString.read(from: &buf), 
                 length: FfiConverterUInt64.read(from: &buf), 
-                earliestBeginMs: FfiConverterInt64.read(from: &buf)
+                earliestBeginMs: FfiConverterInt64.read(from: &buf), 
+                allowMetered: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3594,6 +3615,7 @@ public struct FfiConverterTypePartTask: FfiConverterRustBuffer {
         FfiConverterString.write(value.filePath, into: &buf)
         FfiConverterUInt64.write(value.length, into: &buf)
         FfiConverterInt64.write(value.earliestBeginMs, into: &buf)
+        FfiConverterBool.write(value.allowMetered, into: &buf)
     }
 }
 
@@ -6351,7 +6373,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_parttransport_submit() != 50234) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 17824) {
+    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 18600) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 62156) {
@@ -6381,7 +6403,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_pause() != 2574) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 48070) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 19776) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() != 11330) {

@@ -76,6 +76,9 @@ pub struct EngineStatus {
     /// Uploads held in the engine's working set (every one but the
     /// finished ones): the scheduler's work per event grows with this.
     pub tracked: u32,
+    /// Turns of the engine's loop since it was opened (each one a
+    /// scheduling pass): with nothing to do it should barely move.
+    pub scheduler_passes: u64,
 }
 
 /// Why [`crate::Uploader::run_until_idle`] returned.

@@ -1161,6 +1161,11 @@ pub struct PartTask {
     /// Do not start before this time (ms since the Unix epoch), 0 for at
     /// once. iOS: `earliestBeginDate`.
     pub earliest_begin_ms: i64,
+    /// May use a metered network (false under the `UnmeteredOnly` policy).
+    /// iOS: `allowsExpensiveNetworkAccess` and
+    /// `allowsConstrainedNetworkAccess` of the request. When the policy
+    /// changes, the engine cancels the task and submits the part again.
+    pub allow_metered: bool,
 }
 
 /// How a handed-off task ended.
@@ -1266,7 +1271,9 @@ pub trait PartTransport: Send + Sync {
     /// Create and start the upload task (iOS: `uploadTask(with:fromFile:)`,
     /// `taskDescription = task.taskId`, `earliestBeginDate` when set).
     fn submit(&self, task: PartTask) -> Result<(), SubmitError>;
-    /// Cancel the task (its upload ended). No report is expected.
+    /// Cancel the task (its upload ended or was paused, the network policy
+    /// changed, or its part is done). No report is needed; one that still
+    /// comes is fine (a 2xx of a task that ended first counts).
     fn cancel(&self, task_id: String);
 }
 
@@ -1283,6 +1290,7 @@ impl crate::PartTransport for ForeignTransport {
                 file_path: task.file_path.to_string_lossy().into_owned(),
                 length: task.length,
                 earliest_begin_ms: task.earliest_begin_ms,
+                allow_metered: task.allow_metered,
             })
             .map_err(|e| e.to_string())
     }
@@ -1333,7 +1341,8 @@ impl UploadEngine {
     }
 
     /// After a launch: the ids of every task the platform's session still
-    /// has. The engine's other tasks were lost and are sent again; returns
+    /// has. The engine's other tasks were lost and are sent again (a
+    /// report of one of them that still comes later counts); returns
     /// the session's tasks the engine does not know, to be cancelled. Async.
     pub async fn reconcile_part_tasks(&self, live_task_ids: Vec<String>) -> Result<Vec<String>> {
         Ok(self.uploader()?.reconcile_tasks(live_task_ids).await?)

@@ -8,7 +8,8 @@ mod common;
 use common::transport::{dir_bytes, dir_files, Act, TestTransport};
 use common::*;
 use s3bgu_core::{
-    ErrorCode, HandoffSettings, IdleReason, PartTransport, Selector, UploadState, Uploader,
+    ErrorCode, HandoffSettings, IdleReason, NetworkPolicy, PartTransport, Selector, TaskOutcome,
+    UploadState, Uploader,
 };
 use s3bgu_testkit::{Harness, Route};
 use std::path::PathBuf;
@@ -446,4 +447,389 @@ async fn a_hanging_opener_does_not_block_the_engine_in_hand_off() {
     assert_eq!(t.submitted.lock().unwrap().len(), parts as usize);
     common::transport::wait_no_files(&staging_dir(&e)).await;
     assert_eq!(e.uploader.status().await.unwrap().staged_bytes, 0);
+}
+
+/// A lifecycle rule aborts the multipart upload while four parts are with
+/// the platform. Their reports come late and out of order, around a fresh
+/// start of the upload: none of them may reach the fresh multipart upload,
+/// nor take the engine down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_of_a_vanished_multipart_upload_never_reach_the_next_one() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("v.bin", 3 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 4);
+    let old = e.get(id).await.upload_id.expect("a multipart upload");
+
+    // Task 1 reaches the store, but its report is kept back.
+    let http = reqwest::Client::new();
+    let first = common::transport::execute(&http, &held[0], Act::Put).await;
+    assert!(
+        matches!(first, TaskOutcome::Response { status: 200, .. }),
+        "{first:?}"
+    );
+    // The multipart upload vanishes; task 2 finds it gone.
+    h.faults.abort_multipart_upload(&old);
+    let second = common::transport::execute(&http, &held[1], Act::Put).await;
+    assert!(
+        matches!(second, TaskOutcome::Response { status: 404, .. }),
+        "{second:?}"
+    );
+    e.uploader.report_task(held[1].task_id.clone(), second);
+    let failed = e.settle(id).await;
+    assert_eq!(failed.state, UploadState::Failed, "{failed:?}");
+    assert_eq!(failed.upload_id, None);
+
+    // Resume, with the fresh startUpload's answer slow: task 3's failure
+    // comes while the upload has no parts at all, task 1's 2xx once the
+    // fresh multipart upload exists.
+    h.faults.delay_start_answers(Duration::from_millis(1500));
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    e.uploader.report_task(
+        held[2].task_id.clone(),
+        TaskOutcome::TransportError("the network connection was lost".into()),
+    );
+    let fresh = e
+        .wait_for(id, "a fresh multipart upload", |u| u.upload_id.is_some())
+        .await;
+    let new = fresh.upload_id.clone().unwrap();
+    assert_ne!(new, old);
+    h.faults.delay_start_answers(Duration::ZERO);
+    e.uploader.report_task(held[0].task_id.clone(), first);
+
+    // The fresh upload's parts are handed off anew, then uploaded.
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_eq!(u.upload_id.as_deref(), Some(new.as_str()));
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, &new, 4);
+    // The old upload's tasks still out were cancelled at the platform.
+    let cancelled = t.cancelled.lock().unwrap().clone();
+    assert!(cancelled.contains(&held[3].task_id), "{cancelled:?}");
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off, 0);
+    assert_eq!(status.staged_bytes, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0, "no staged file is left");
+}
+
+/// iOS does not order `getAllTasks` against the reports of tasks that ended
+/// while the app was dead: reconciliation sees only the live task, and the
+/// finished ones report afterwards. Their ETags count; only the task that
+/// was really lost is handed off again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_after_reconcile_called_their_tasks_lost_still_count() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("l.bin", 3 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 4);
+    let Env {
+        dir,
+        uploader,
+        events: _,
+    } = e;
+    uploader.shutdown().await;
+
+    // While the app is gone the system finishes parts 1 and 2; part 3's
+    // task is lost; part 4's is still running.
+    let http = reqwest::Client::new();
+    let mut late = Vec::new();
+    for task in &held[..2] {
+        late.push((
+            task.task_id.clone(),
+            common::transport::execute(&http, task, Act::Put).await,
+        ));
+    }
+    let u = open(&dir.path().join("queue.db"));
+    let t2 = attach(&u, dir.path().join("queue.db.staging"), 16 * PART);
+    t2.hold();
+    let unknown = u
+        .reconcile_tasks(vec![held[3].task_id.clone()])
+        .await
+        .unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    // The finished tasks report only now.
+    for (task_id, outcome) in late {
+        u.report_task(task_id, outcome);
+    }
+    u.set_handoff(true).await.unwrap();
+    assert_eq!(run_bounded(&u).await, IdleReason::HandedOff);
+    let outcome = common::transport::execute(&http, &held[3], Act::Put).await;
+    u.report_task(held[3].task_id.clone(), outcome);
+    t2.release();
+    run_to_end(&u).await;
+    let info = u
+        .uploads(Selector::Upload(id))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(info.state, UploadState::Completed, "{info:?}");
+    assert_object(&h, &info, &f);
+    let again: Vec<u32> = t2
+        .submitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.part_number)
+        .collect();
+    assert_eq!(again, vec![held[2].part_number], "handed off again");
+    assert_each_part_put_once(&h, info.upload_id.as_deref().unwrap(), 4);
+    assert_eq!(dir_bytes(&dir.path().join("queue.db.staging")), 0);
+}
+
+/// A late 2xx of a task called lost, arriving after its part was handed
+/// off again: the part counts, and the second task is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_of_a_lost_task_settles_a_part_handed_off_again() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("a.bin", PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 2);
+    let http = reqwest::Client::new();
+    let first = common::transport::execute(&http, &held[0], Act::Put).await;
+    // Reconciliation misses task 1 (its report is still on the way): both
+    // parts are handed off again.
+    let unknown = e.uploader.reconcile_tasks(vec![]).await.unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    assert_eq!(again.len(), 2);
+    e.uploader.report_task(held[0].task_id.clone(), first);
+    let u = e
+        .wait_for(id, "part 1 counted", |u| u.parts_done == 1)
+        .await;
+    assert_eq!(u.state, UploadState::Running);
+    let renewed = again
+        .iter()
+        .find(|x| x.part_number == held[0].part_number)
+        .unwrap();
+    let cancelled = t.cancelled.lock().unwrap().clone();
+    assert_eq!(cancelled, vec![renewed.task_id.clone()]);
+    let other = again
+        .iter()
+        .find(|x| x.part_number != held[0].part_number)
+        .unwrap();
+    let outcome = common::transport::execute(&http, other, Act::Put).await;
+    e.uploader.report_task(other.task_id.clone(), outcome);
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 2);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+}
+
+/// Opens `content://test/<name>` as `<dir>/<name>`, handing over the
+/// descriptor (as Android's `detachFd()` does).
+struct DirOpener(PathBuf);
+
+impl s3bgu_core::FileOpener for DirOpener {
+    fn open_file(&self, uri: String) -> Result<i32, s3bgu_core::FileOpenError> {
+        use std::os::fd::IntoRawFd;
+        let name = uri.strip_prefix("content://test/").unwrap_or(&uri);
+        std::fs::File::open(self.0.join(name))
+            .map(IntoRawFd::into_raw_fd)
+            .map_err(|e| s3bgu_core::FileOpenError::Gone {
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// A background launch in hand-off mode before the platform registered its
+/// file opener: the URI upload waits, and the engine's loop sleeps while it
+/// does (it does not pick that upload again and again). Counted in
+/// scheduler passes, not time: a spinning loop makes thousands a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_off_waits_for_the_opener_without_spinning() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    let f = e.file("c.bin", 5 * PART + 3);
+    let opener = Arc::new(DirOpener(e.dir.path().to_path_buf()));
+    e.uploader.set_file_opener(Some(opener.clone()));
+    // Added while the engine is stopped, so that nothing is staged before
+    // the opener goes.
+    e.uploader.stop().await.unwrap();
+    let id = e
+        .uploader
+        .add_file(s3bgu_core::NewUpload {
+            path: "content://test/c.bin".into(),
+            transfer_id: "t".into(),
+            ..s3bgu_core::NewUpload::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    e.uploader.set_file_opener(None);
+    e.uploader.set_handoff(true).await.unwrap();
+    e.uploader.start().await.unwrap();
+    e.wait_for(id, "its multipart upload and URLs", |u| {
+        u.upload_id.is_some() && h.stats.backend_calls(Route::GetUploadUrls) >= 1
+    })
+    .await;
+    // Whatever the URL answer set off has settled by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = e.uploader.status().await.unwrap().scheduler_passes;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = e.uploader.status().await.unwrap().scheduler_passes;
+    // Two status calls and a timer or two; a spin makes thousands.
+    assert!(
+        after - before < 50,
+        "{} scheduler passes in 2 s with nothing to do",
+        after - before
+    );
+    assert!(t.submitted.lock().unwrap().is_empty());
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+
+    // The opener arrives: the parts are staged and handed off.
+    e.uploader.set_file_opener(Some(opener));
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 6);
+}
+
+/// Pause and cancel reach the tasks already with the platform: they are
+/// cancelled there and their rows and staged files go. A 2xx of a task
+/// that ended just before the pause reached it still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_cancel_cancel_the_handed_off_tasks() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("p.bin", 2 * PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 3);
+    let http = reqwest::Client::new();
+    let raced = common::transport::execute(&http, &held[0], Act::Put).await;
+
+    e.uploader.pause(Selector::Upload(id)).await.unwrap();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = held.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        cancelled, ids,
+        "every task of the paused upload is cancelled"
+    );
+    let status = e.uploader.status().await.unwrap();
+    assert_eq!(status.tasks_handed_off, 0);
+    assert_eq!(status.staged_bytes, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    e.uploader.report_task(held[0].task_id.clone(), raced);
+    let paused = e
+        .wait_for(id, "the raced part counted", |u| u.parts_done == 1)
+        .await;
+    assert_eq!(paused.state, UploadState::Paused);
+
+    // Resumed, the open parts are handed off again; then cancelled.
+    e.uploader.resume(Selector::Upload(id)).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    let numbers: Vec<u32> = again.iter().map(|x| x.part_number).collect();
+    assert_eq!(numbers.len(), 2, "{numbers:?}");
+    assert!(!numbers.contains(&held[0].part_number), "{numbers:?}");
+    t.cancelled.lock().unwrap().clear();
+    e.uploader.cancel(Selector::Upload(id)).await.unwrap();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = again.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(
+        cancelled, ids,
+        "every task of the cancelled upload is cancelled"
+    );
+    assert_eq!(e.get(id).await.state, UploadState::Cancelled);
+    assert_eq!(e.uploader.status().await.unwrap().tasks_handed_off, 0);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
+    assert_eq!(h.stats.total_part_puts(), 1);
+}
+
+/// The network policy reaches the tasks with the platform: each carries
+/// whether it may use a metered network, and a policy change cancels the
+/// tasks given under the other one and hands their parts off again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_policy_change_reissues_the_handed_off_tasks() {
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let t = attach(&e.uploader, staging_dir(&e), 16 * PART);
+    t.hold();
+    e.uploader.set_handoff(true).await.unwrap();
+    let f = e.file("n.bin", PART + 1);
+    let id = e.add(&f, "t").await.id;
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let held = t.take_held();
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|x| x.allow_metered), "policy any");
+
+    let mut config = config_for(&h, 2);
+    config.network_policy = NetworkPolicy::UnmeteredOnly;
+    e.uploader.set_config(config).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    let again = t.take_held();
+    let mut cancelled = t.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    let mut ids: Vec<String> = held.iter().map(|x| x.task_id.clone()).collect();
+    ids.sort();
+    assert_eq!(cancelled, ids, "the tasks that may use a metered network");
+    let mut numbers: Vec<u32> = again.iter().map(|x| x.part_number).collect();
+    numbers.sort();
+    assert_eq!(numbers, vec![1, 2]);
+    assert!(
+        again.iter().all(|x| !x.allow_metered),
+        "policy unmetered only"
+    );
+    assert_eq!(
+        e.uploader.status().await.unwrap().staged_bytes,
+        PART + 1,
+        "the cancelled tasks' files are gone"
+    );
+
+    // The same policy again changes nothing.
+    let mut config = config_for(&h, 2);
+    config.network_policy = NetworkPolicy::UnmeteredOnly;
+    e.uploader.set_config(config).await.unwrap();
+    assert_eq!(run_bounded(&e.uploader).await, IdleReason::HandedOff);
+    assert!(t.take_held().is_empty());
+    assert_eq!(t.cancelled.lock().unwrap().len(), 2);
+
+    for task in &again {
+        let outcome = common::transport::execute(&reqwest::Client::new(), task, Act::Put).await;
+        e.uploader.report_task(task.task_id.clone(), outcome);
+    }
+    t.release();
+    run_to_end(&e.uploader).await;
+    let u = e.get(id).await;
+    assert_eq!(u.state, UploadState::Completed, "{u:?}");
+    assert_object(&h, &u, &f);
+    assert_each_part_put_once(&h, u.upload_id.as_deref().unwrap(), 2);
+    assert_eq!(dir_files(&staging_dir(&e)), 0);
 }

@@ -65,6 +65,7 @@ fn task_from_json(v: &serde_json::Value) -> PartTask {
         file_path: v["filePath"].as_str().unwrap().into(),
         length: v["length"].as_u64().unwrap(),
         earliest_begin_ms: v["earliestBeginMs"].as_i64().unwrap(),
+        allow_metered: v["allowMetered"].as_bool().unwrap(),
     }
 }
 
@@ -102,7 +103,7 @@ impl PartTransport for SpoolTransport {
         let v = serde_json::json!({
             "taskId": t.task_id, "upload": t.upload, "partNumber": t.part_number,
             "url": t.url, "filePath": t.file_path, "length": t.length,
-            "earliestBeginMs": t.earliest_begin_ms,
+            "earliestBeginMs": t.earliest_begin_ms, "allowMetered": t.allow_metered,
         });
         write_atomically(&spool(&self.dir).join(format!("{}.json", t.task_id)), &v);
         Ok(())

@@ -129,6 +129,7 @@ impl Engine {
             network_allowed: self.network_allowed(),
             db_commits: self.store.commits(),
             tracked: self.uploads.len() as u32,
+            scheduler_passes: self.passes,
             ..EngineStatus::default()
         };
         self.handoff_status(&mut s);
@@ -160,6 +161,7 @@ impl Engine {
         }
         self.store.save_config(&config)?;
         self.config = Some(config);
+        self.reissue_off_policy();
         Ok(())
     }
 
@@ -252,6 +254,7 @@ impl Engine {
             t.row.error = reason.clone();
             t.row.updated_at = now;
             self.stop_tasks_of(id);
+            self.recall_handoffs(id);
             changed.push(self.uploads[&id].info());
             self.notify_state(id);
         }

@@ -10,7 +10,9 @@ mod stage;
 use super::boot_clock::BootTime;
 use super::*;
 use crate::staging::{Staging, DEFAULT_STAGING_BUDGET};
-use crate::store::handoff::{delete_task, insert_task, TaskRow};
+use crate::store::handoff::{
+    delete_task, delete_tombstone, insert_task, insert_tombstone, TaskRow, TombstoneRow,
+};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -39,6 +41,10 @@ pub struct PartTask {
     /// Do not start before this time (ms since the Unix epoch; a retry's
     /// backoff). 0: at once. iOS: `earliestBeginDate`.
     pub earliest_begin_ms: i64,
+    /// May use a metered network (mobile data, a hotspot; iOS: expensive
+    /// and constrained networks). False under the unmetered-only policy;
+    /// a policy change cancels the task and hands the part off again.
+    pub allow_metered: bool,
 }
 
 /// How a handed-off task ended, as the platform saw it.
@@ -67,8 +73,10 @@ pub trait PartTransport: Send + Sync {
     /// Starts the task. An error makes the engine count one failed
     /// attempt of the part and try again later.
     fn submit(&self, task: PartTask) -> std::result::Result<(), String>;
-    /// Stops a task the engine no longer wants (its upload was cancelled or
-    /// failed). No report is needed for it.
+    /// Stops a task the engine no longer wants (its upload ended or was
+    /// paused, the network policy changed, or its part is done). No report
+    /// is needed; one that still comes is fine (a 2xx of a task that ended
+    /// before the cancel counts).
     fn cancel(&self, task_id: &str);
 }
 
@@ -105,6 +113,19 @@ pub(super) struct HandedTask {
     number: u32,
     path: PathBuf,
     len: u64,
+    /// The multipart upload the task was made for: its report counts only
+    /// while the upload still has that one.
+    multipart: Option<String>,
+    /// As the task was given it ([`PartTask::allow_metered`]).
+    allow_metered: bool,
+}
+
+/// A task the engine stopped waiting for (the platform said it had lost
+/// it) whose report may still come.
+struct Tombstone {
+    upload: UploadId,
+    number: u32,
+    multipart: String,
 }
 
 pub(super) struct Handoff {
@@ -117,6 +138,9 @@ pub(super) struct Handoff {
     /// Stagings under way: their task's ticket and the bytes they hold of
     /// the budget until they end.
     stage_jobs: HashMap<u64, u64>,
+    /// By task id; dropped when their part is committed or their upload
+    /// ends or loses its multipart upload.
+    tombstones: HashMap<String, Tombstone>,
     /// The disk was full: no staging until a staged file is deleted.
     no_space: bool,
     handed_total: u64,
@@ -131,6 +155,7 @@ impl Handoff {
             url_margin: DEFAULT_URL_MARGIN,
             tasks: HashMap::new(),
             stage_jobs: HashMap::new(),
+            tombstones: HashMap::new(),
             no_space: false,
             handed_total: 0,
         }
@@ -180,11 +205,13 @@ impl Engine {
         for row in self.store.handoff_tasks()? {
             let path = PathBuf::from(&row.staged_path);
             let slot = self.uploads.get_mut(&row.upload).and_then(|t| {
-                if t.row.state.is_final() {
+                if t.row.state.is_final()
+                    || row.multipart_upload.is_none()
+                    || t.row.upload_id != row.multipart_upload
+                {
                     return None;
                 }
-                t.parts
-                    .get_mut(row.number as usize - 1)
+                t.part_mut(row.number)
                     .filter(|p| p.etag.is_none() && path.exists())
             });
             match slot {
@@ -198,16 +225,41 @@ impl Engine {
                             number: row.number,
                             path,
                             len: row.length,
+                            multipart: row.multipart_upload,
+                            allow_metered: row.allow_metered,
                         },
                     );
                 }
                 None => gone.push(row.task_id),
             }
         }
-        if !gone.is_empty() {
+        let mut buried = Vec::new();
+        for row in self.store.handoff_tombstones()? {
+            let open = self.uploads.get(&row.upload).is_some_and(|t| {
+                !t.row.state.is_final()
+                    && t.row.upload_id.as_deref() == Some(row.multipart_upload.as_str())
+                    && t.part(row.number).is_some_and(|p| p.etag.is_none())
+            });
+            if open {
+                self.handoff.tombstones.insert(
+                    row.task_id,
+                    Tombstone {
+                        upload: row.upload,
+                        number: row.number,
+                        multipart: row.multipart_upload,
+                    },
+                );
+            } else {
+                buried.push(row.task_id);
+            }
+        }
+        if !gone.is_empty() || !buried.is_empty() {
             let tx = self.store.transaction()?;
             for id in &gone {
                 delete_task(&tx, id)?;
+            }
+            for id in &buried {
+                delete_tombstone(&tx, id)?;
             }
             tx.commit()?;
         }
@@ -222,6 +274,18 @@ impl Engine {
             tracing::info!(removed, "stale staged parts deleted");
         }
         Ok(())
+    }
+
+    /// Whether handed-off parts may use a metered network: the policy
+    /// decides, not the network of the moment (the platform's session
+    /// waits for an allowed one, also while the app is suspended).
+    pub(super) fn metered_allowed(&self) -> bool {
+        let policy = self
+            .config
+            .as_ref()
+            .map(|c| c.network_policy)
+            .unwrap_or_default();
+        policy != crate::background::NetworkPolicy::UnmeteredOnly
     }
 
     pub(super) fn handoff_active(&self) -> bool {
@@ -259,9 +323,14 @@ impl Engine {
     pub(super) fn handle_handoff(&mut self, cmd: HandoffCommand) {
         match cmd {
             HandoffCommand::SetTransport(transport, settings) => {
+                let registered = transport.is_some();
                 self.handoff.transport = transport;
                 self.handoff.staging.set_budget(settings.staging_budget);
                 self.handoff.url_margin = settings.url_margin;
+                if registered {
+                    // Tasks of a previous run, given under another policy.
+                    self.reissue_off_policy();
+                }
             }
             HandoffCommand::SetMode(on, reply) => {
                 if on && !self.handoff.on {
@@ -311,6 +380,12 @@ impl Engine {
         let mut picked: Vec<(UploadId, u32, u64)> = Vec::new();
         'uploads: for (&id, t) in &self.uploads {
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
+                continue;
+            }
+            // Picked, it could not be staged, and picked again on the next
+            // pass at once: the loop would spin until an opener comes
+            // (OpenerChanged wakes it then).
+            if self.waits_for_opener(t) {
                 continue;
             }
             let part_size = t.row.part_size.unwrap_or(0);
@@ -381,7 +456,11 @@ impl Engine {
     ) {
         let t = &self.uploads[&id];
         let url_expires_at = t.urls.get_expiry_ms(n);
-        let not_before = t.parts[n as usize - 1].next_attempt_at;
+        let not_before = t.part(n).map_or(0, |p| p.next_attempt_at);
+        // The URL is the current multipart upload's (URLs of one that
+        // vanished are dropped with it).
+        let multipart = t.row.upload_id.clone();
+        let allow_metered = self.metered_allowed();
         let row = TaskRow {
             task_id: task_id.clone(),
             upload: id,
@@ -389,6 +468,8 @@ impl Engine {
             staged_path: path.to_string_lossy().into_owned(),
             length: len,
             url_expires_at,
+            multipart_upload: multipart.clone(),
+            allow_metered,
         };
         let tx = self.store.transaction();
         if let Err(e) = tx.and_then(|tx| {
@@ -399,7 +480,9 @@ impl Engine {
             self.db_failed(id, e);
             return;
         }
-        self.uploads.get_mut(&id).expect("upload exists").parts[n as usize - 1].handed_off = true;
+        if let Some(p) = self.uploads.get_mut(&id).and_then(|t| t.part_mut(n)) {
+            p.handed_off = true;
+        }
         self.handoff.tasks.insert(
             task_id.clone(),
             HandedTask {
@@ -407,6 +490,8 @@ impl Engine {
                 number: n,
                 path: path.clone(),
                 len,
+                multipart,
+                allow_metered,
             },
         );
         self.handoff.handed_total += 1;
@@ -418,6 +503,7 @@ impl Engine {
             file_path: path,
             length: len,
             earliest_begin_ms: if not_before > now_ms() { not_before } else { 0 },
+            allow_metered,
         };
         tracing::debug!(upload = id, part = n, task = %task_id, "part handed off");
         let transport = self
@@ -437,23 +523,144 @@ impl Engine {
     /// A task's end, as the platform reports it.
     pub(super) fn on_report(&mut self, task_id: &str, outcome: TaskOutcome) {
         let Some(task) = self.handoff.tasks.remove(task_id) else {
+            if let Some(stone) = self.handoff.tombstones.remove(task_id) {
+                return self.on_late_report(task_id, stone, outcome);
+            }
             // Cancelled by us, or its upload is gone: nothing to do.
             tracing::debug!(task = %task_id, "report for a task the engine does not hold");
             return;
         };
+        // A task made for a multipart upload the upload no longer has (it
+        // vanished and was dropped, perhaps replaced): its part slots are
+        // another upload's now, and its ETag or error means nothing there.
+        let current = self
+            .uploads
+            .get(&task.upload)
+            .is_some_and(|t| task.multipart.is_some() && t.row.upload_id == task.multipart);
+        if current {
+            if let Some(p) = self
+                .uploads
+                .get_mut(&task.upload)
+                .and_then(|t| t.part_mut(task.number))
+            {
+                p.handed_off = false;
+            }
+            // The ETag is committed before the task row goes: a crash in
+            // between leaves a row whose part is done, dropped at the next open.
+            self.on_part(task.upload, task.number, task_failure(outcome));
+        } else {
+            tracing::debug!(task = %task_id, "report for a dropped multipart upload ignored");
+        }
+        self.forget_task(task_id, &task);
+    }
+
+    /// The report of a task called lost: a 2xx counts if its part is still
+    /// open (or handed off again) on the same multipart upload; anything
+    /// else changes nothing, the part having been sent again.
+    fn on_late_report(&mut self, task_id: &str, stone: Tombstone, outcome: TaskOutcome) {
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            delete_tombstone(&tx, task_id)?;
+            Ok(tx.commit()?)
+        }) {
+            tracing::error!(task = %task_id, "cannot delete a tombstone: {e}");
+        }
+        let Ok(etag) = task_failure(outcome) else {
+            return;
+        };
+        let open = self.uploads.get(&stone.upload).is_some_and(|t| {
+            t.row.upload_id.as_deref() == Some(stone.multipart.as_str())
+                && t.part(stone.number).is_some_and(|p| p.etag.is_none())
+        });
+        if !open {
+            return;
+        }
+        tracing::info!(
+            upload = stone.upload,
+            part = stone.number,
+            "late report of a lost task counts"
+        );
+        self.on_part(stone.upload, stone.number, Ok(etag));
+        let done = self
+            .uploads
+            .get(&stone.upload)
+            .and_then(|t| t.part(stone.number))
+            .is_some_and(|p| p.etag.is_some());
+        if !done {
+            return;
+        }
+        // The part's second task is not needed any more.
+        let again: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.upload == stone.upload
+                    && t.number == stone.number
+                    && t.multipart.as_deref() == Some(stone.multipart.as_str())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in again {
+            self.withdraw_task(&id, false);
+        }
+    }
+
+    /// Cancels a held task at the platform and forgets it (row, file, the
+    /// part's hand-off mark); as a tombstone with `entomb`, for a task that
+    /// may have ended before the cancel reached it.
+    fn withdraw_task(&mut self, task_id: &str, entomb: bool) {
+        let Some(task) = self.handoff.tasks.remove(task_id) else {
+            return;
+        };
+        if entomb {
+            self.entomb(task_id, &task);
+        }
+        if let Some(transport) = self.handoff.transport.clone() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                transport.cancel(task_id)
+            }));
+        }
         if let Some(p) = self
             .uploads
             .get_mut(&task.upload)
-            .and_then(|t| t.parts.get_mut(task.number as usize - 1))
+            .filter(|t| t.row.upload_id == task.multipart)
+            .and_then(|t| t.part_mut(task.number))
         {
             p.handed_off = false;
         }
-        // The ETag is committed before the task row goes: a crash in
-        // between leaves a row whose part is done, dropped at the next open.
-        if self.uploads.contains_key(&task.upload) {
-            self.on_part(task.upload, task.number, task_failure(outcome));
-        }
         self.forget_task(task_id, &task);
+    }
+
+    /// A part was committed: the tombstones of its lost tasks go.
+    pub(super) fn part_committed(&mut self, id: UploadId, number: u32) {
+        let stones: Vec<String> = self
+            .handoff
+            .tombstones
+            .iter()
+            .filter(|(_, s)| s.upload == id && s.number == number)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.bury(&stones);
+    }
+
+    /// Deletes these tombstones.
+    fn bury(&mut self, stones: &[String]) {
+        if stones.is_empty() {
+            return;
+        }
+        for k in stones {
+            self.handoff.tombstones.remove(k);
+        }
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            for k in stones {
+                delete_tombstone(&tx, k)?;
+            }
+            Ok(tx.commit()?)
+        }) {
+            tracing::error!("cannot delete tombstones: {e}");
+        }
     }
 
     fn forget_task(&mut self, task_id: &str, task: &HandedTask) {
@@ -469,7 +676,8 @@ impl Engine {
     }
 
     /// The platform's live tasks after a relaunch: held tasks it does not
-    /// have were lost and their parts are sent again (no attempt counted);
+    /// have were lost and their parts are sent again (no attempt counted),
+    /// but a report of one that comes later still counts (tombstones);
     /// returns the live ids the engine does not hold (to cancel).
     pub(super) fn reconcile(&mut self, live: Vec<String>) -> Vec<String> {
         let live: HashSet<String> = live.into_iter().collect();
@@ -490,10 +698,12 @@ impl Engine {
                 if let Some(p) = self
                     .uploads
                     .get_mut(&task.upload)
-                    .and_then(|t| t.parts.get_mut(task.number as usize - 1))
+                    .filter(|t| t.row.upload_id == task.multipart)
+                    .and_then(|t| t.part_mut(task.number))
                 {
                     p.handed_off = false;
                 }
+                self.entomb(&task_id, &task);
                 self.forget_task(&task_id, &task);
             }
         }
@@ -505,9 +715,48 @@ impl Engine {
         unknown
     }
 
-    /// The upload ended (completed, failed, cancelled): its tasks are
-    /// cancelled at the platform and their files deleted.
+    /// Keeps a task the engine stops waiting for as a tombstone, so that a
+    /// report of it that comes after all still counts.
+    fn entomb(&mut self, task_id: &str, task: &HandedTask) {
+        let Some(multipart) = task.multipart.clone() else {
+            return;
+        };
+        let row = TombstoneRow {
+            task_id: task_id.to_string(),
+            upload: task.upload,
+            number: task.number,
+            multipart_upload: multipart.clone(),
+        };
+        let tx = self.store.transaction();
+        if let Err(e) = tx.and_then(|tx| {
+            insert_tombstone(&tx, &row)?;
+            Ok(tx.commit()?)
+        }) {
+            // Only costs the part being sent twice.
+            tracing::error!(task = %task_id, "cannot keep a tombstone: {e}");
+        }
+        self.handoff.tombstones.insert(
+            task_id.to_string(),
+            Tombstone {
+                upload: task.upload,
+                number: task.number,
+                multipart,
+            },
+        );
+    }
+
+    /// The upload ended (completed, failed, cancelled) or its multipart
+    /// upload vanished: its tasks are cancelled at the platform and their
+    /// rows and files deleted, its tombstones too.
     pub(super) fn drop_handoffs(&mut self, id: UploadId) {
+        let stones: Vec<String> = self
+            .handoff
+            .tombstones
+            .iter()
+            .filter(|(_, s)| s.upload == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.bury(&stones);
         let ids: Vec<String> = self
             .handoff
             .tasks
@@ -516,22 +765,49 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for task_id in ids {
-            let Some(task) = self.handoff.tasks.remove(&task_id) else {
-                continue;
-            };
-            if let Some(transport) = self.handoff.transport.clone() {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    transport.cancel(&task_id)
-                }));
-            }
-            if let Some(p) = self
-                .uploads
-                .get_mut(&id)
-                .and_then(|t| t.parts.get_mut(task.number as usize - 1))
-            {
-                p.handed_off = false;
-            }
-            self.forget_task(&task_id, &task);
+            self.withdraw_task(&task_id, false);
+        }
+    }
+
+    /// Takes back the tasks given under another network policy than the
+    /// current one (cancelled at the platform, kept as tombstones: one may
+    /// have ended already), so that their parts are handed off again under
+    /// this one. A change of the network itself needs nothing: the
+    /// platform holds each task until a network it allows.
+    pub(super) fn reissue_off_policy(&mut self) {
+        let allow = self.metered_allowed();
+        let ids: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.allow_metered != allow)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        tracing::info!(
+            tasks = ids.len(),
+            "network policy changed; handed-off tasks are issued again"
+        );
+        for task_id in ids {
+            self.withdraw_task(&task_id, true);
+        }
+    }
+
+    /// Takes back the tasks of a paused upload: cancelled at the platform,
+    /// rows and files deleted; a 2xx of one that ended before the cancel
+    /// reached it still counts (a part done while paused counts).
+    pub(super) fn recall_handoffs(&mut self, id: UploadId) {
+        let ids: Vec<String> = self
+            .handoff
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.upload == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for task_id in ids {
+            self.withdraw_task(&task_id, true);
         }
     }
 

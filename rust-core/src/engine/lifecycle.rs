@@ -100,6 +100,9 @@ impl Engine {
         );
         tracing::warn!(upload = id, "multipart upload gone at the storage");
         self.stop_tasks_of(id);
+        // Handed-off tasks too: left alone they would report into the next
+        // multipart upload, and their rows would be adopted as its tasks.
+        self.drop_handoffs(id);
         let committed = (|| -> Result<()> {
             let tx = self.store.transaction()?;
             lifecycle_write::drop_multipart(&tx, id)?;

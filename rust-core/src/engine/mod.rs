@@ -244,6 +244,9 @@ pub(crate) struct Engine {
     /// That rest, read on a blocking thread while the first uploads start;
     /// commands wait for it (they see the whole queue), task ends do not.
     loading: Option<tokio::task::JoinHandle<Result<BTreeMap<UploadId, Tracked>>>>,
+    /// Turns of the loop so far (shown in the status: a loop that spins
+    /// shows up there, whatever the machine's speed).
+    passes: u64,
 }
 
 impl Engine {
@@ -295,6 +298,7 @@ impl Engine {
             syncing: None,
             pending_after,
             loading: None,
+            passes: 0,
         };
         engine.bound_waits_if_needed(true);
         Ok(engine)
@@ -376,6 +380,7 @@ impl Engine {
 
     async fn serve(mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
         loop {
+            self.passes += 1;
             self.sweep_if_due();
             self.schedule();
             self.load_rest_of_queue();

@@ -38,13 +38,13 @@ impl Engine {
             TaskKind::Complete => t.busy.remove(&TaskKindTag::Complete),
             TaskKind::Abort => t.busy.remove(&TaskKindTag::Abort),
             TaskKind::Part(n) => {
-                if let Some(p) = t.parts.get_mut(n as usize - 1) {
+                if let Some(p) = t.part_mut(n) {
                     p.in_flight = None;
                 }
                 true
             }
             TaskKind::Stage(n) => {
-                if let Some(p) = t.parts.get_mut(n as usize - 1) {
+                if let Some(p) = t.part_mut(n) {
                     p.staging = false;
                 }
                 true
@@ -211,7 +211,21 @@ impl Engine {
         number: u32,
         r: std::result::Result<String, Failure>,
     ) {
-        let state = self.uploads[&id].row.state;
+        // A part the upload does not have (its multipart upload was
+        // dropped since): nothing to record.
+        let Some(state) = self
+            .uploads
+            .get(&id)
+            .filter(|t| t.part(number).is_some())
+            .map(|t| t.row.state)
+        else {
+            tracing::debug!(
+                upload = id,
+                part = number,
+                "outcome for a part the upload no longer has"
+            );
+            return;
+        };
         match r {
             Ok(etag) => {
                 // A part that finished while the upload was paused still counts.
@@ -231,18 +245,24 @@ impl Engine {
                 }) {
                     return self.db_failed(id, e);
                 }
-                let t = self.uploads.get_mut(&id).expect("upload exists");
-                let part_size = t.row.part_size.unwrap_or(0);
-                let slot = &mut t.parts[number as usize - 1];
-                if slot.etag.is_none() {
-                    t.done_bytes += part_len(t.row.size, part_size, number);
-                    t.parts_done += 1;
-                }
+                let Some(t) = self.uploads.get_mut(&id) else {
+                    return;
+                };
+                let part_len = part_len(t.row.size, t.row.part_size.unwrap_or(0), number);
+                let Some(slot) = t.part_mut(number) else {
+                    return;
+                };
+                let new = slot.etag.is_none();
                 slot.etag = Some(etag);
                 slot.attempts = 0;
                 slot.next_attempt_at = 0;
                 slot.refreshes = 0;
+                if new {
+                    t.done_bytes += part_len;
+                    t.parts_done += 1;
+                }
                 t.urls.remove(number);
+                self.part_committed(id, number);
             }
             Err(f) => {
                 if state.is_active() {
@@ -408,7 +428,10 @@ impl Engine {
             Failure::Garbled { code, detail } => (code, detail, None),
             other => return self.on_final_part_failure(id, number, other, &policy),
         };
-        let attempts = self.uploads[&id].parts[number as usize - 1].attempts + 1;
+        let Some(slot) = self.uploads.get(&id).and_then(|t| t.part(number)) else {
+            return;
+        };
+        let attempts = slot.attempts + 1;
         if attempts >= policy.max_attempts {
             return self.fail(
                 id,
@@ -432,10 +455,10 @@ impl Engine {
         }) {
             return self.db_failed(id, e);
         }
-        let slot =
-            &mut self.uploads.get_mut(&id).expect("upload exists").parts[number as usize - 1];
-        slot.attempts = attempts;
-        slot.next_attempt_at = next;
+        if let Some(slot) = self.uploads.get_mut(&id).and_then(|t| t.part_mut(number)) {
+            slot.attempts = attempts;
+            slot.next_attempt_at = next;
+        }
     }
 
     /// Part failures that are not retried as such: a refused URL is
@@ -449,9 +472,13 @@ impl Engine {
     ) {
         match f {
             Failure::UrlRejected { detail } => {
-                let t = self.uploads.get_mut(&id).expect("upload exists");
+                let Some(t) = self.uploads.get_mut(&id) else {
+                    return;
+                };
                 t.urls.remove(number);
-                let slot = &mut t.parts[number as usize - 1];
+                let Some(slot) = t.part_mut(number) else {
+                    return;
+                };
                 slot.refreshes += 1;
                 if slot.refreshes > policy.max_url_refreshes {
                     let n = slot.refreshes;

@@ -276,7 +276,10 @@ impl Engine {
         let len = part_len(t.row.size, part_size, number);
         let offset = (u64::from(number) - 1) * part_size;
         let sent = Arc::new(AtomicU64::new(0));
-        t.parts[number as usize - 1].in_flight = Some(sent.clone());
+        let Some(slot) = t.part_mut(number) else {
+            return;
+        };
+        slot.in_flight = Some(sent.clone());
         let http = self.http.clone();
         let pool = self.chunks.clone();
         let (stall_timeout, answer_timeout) = self

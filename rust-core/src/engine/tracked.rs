@@ -101,6 +101,17 @@ impl Tracked {
         }
     }
 
+    /// Part `n`'s slot (numbers start at 1). `None` for a number the
+    /// upload does not have (now): outcomes may name parts of a multipart
+    /// upload that was dropped since, and must find nothing, not panic.
+    pub(super) fn part(&self, n: u32) -> Option<&PartSlot> {
+        self.parts.get(usize::try_from(n.checked_sub(1)?).ok()?)
+    }
+
+    pub(super) fn part_mut(&mut self, n: u32) -> Option<&mut PartSlot> {
+        self.parts.get_mut(usize::try_from(n.checked_sub(1)?).ok()?)
+    }
+
     pub(super) fn in_flight_bytes(&self) -> u64 {
         self.parts
             .iter()

@@ -14,14 +14,45 @@ pub(crate) struct TaskRow {
     pub staged_path: String,
     pub length: u64,
     pub url_expires_at: Option<i64>,
+    /// The multipart upload the task was made for (`None`: unknown, from
+    /// before this was recorded, and its upload had none left).
+    pub multipart_upload: Option<String>,
+    /// The task may use a metered network.
+    pub allow_metered: bool,
+}
+
+/// A task the platform lost (by its reconciliation), kept so that its late
+/// report still counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TombstoneRow {
+    pub task_id: String,
+    pub upload: UploadId,
+    pub number: u32,
+    pub multipart_upload: String,
 }
 
 impl Store {
+    /// Every stored tombstone.
+    pub(crate) fn handoff_tombstones(&self) -> Result<Vec<TombstoneRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task_id, upload, number, multipart_upload FROM handoff_tombstones",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TombstoneRow {
+                task_id: r.get(0)?,
+                upload: r.get(1)?,
+                number: r.get::<_, i64>(2)? as u32,
+                multipart_upload: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Every stored hand-off task.
     pub(crate) fn handoff_tasks(&self) -> Result<Vec<TaskRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT task_id, upload, number, staged_path, length, url_expires_at \
-             FROM handoff_tasks ORDER BY upload, number",
+            "SELECT task_id, upload, number, staged_path, length, url_expires_at, \
+             multipart_upload, allow_metered FROM handoff_tasks ORDER BY upload, number",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(TaskRow {
@@ -31,6 +62,8 @@ impl Store {
                 staged_path: r.get(3)?,
                 length: r.get::<_, i64>(4)? as u64,
                 url_expires_at: r.get(5)?,
+                multipart_upload: r.get(6)?,
+                allow_metered: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -40,7 +73,8 @@ impl Store {
 pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
     tx.execute(
         "INSERT INTO handoff_tasks (task_id, upload, number, staged_path, length, \
-         url_expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         url_expires_at, created_at, multipart_upload, allow_metered) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             t.task_id,
             t.upload,
@@ -48,7 +82,9 @@ pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
             t.staged_path,
             t.length as i64,
             t.url_expires_at,
-            now_ms()
+            now_ms(),
+            t.multipart_upload,
+            t.allow_metered,
         ],
     )?;
     Ok(())
@@ -57,6 +93,23 @@ pub(crate) fn insert_task(tx: &Transaction<'_>, t: &TaskRow) -> Result<()> {
 pub(crate) fn delete_task(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
     tx.execute(
         "DELETE FROM handoff_tasks WHERE task_id = ?1",
+        params![task_id],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_tombstone(tx: &Transaction<'_>, t: &TombstoneRow) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO handoff_tombstones (task_id, upload, number, multipart_upload) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![t.task_id, t.upload, t.number, t.multipart_upload],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_tombstone(tx: &Transaction<'_>, task_id: &str) -> Result<()> {
+    tx.execute(
+        "DELETE FROM handoff_tombstones WHERE task_id = ?1",
         params![task_id],
     )?;
     Ok(())
@@ -94,6 +147,8 @@ mod tests {
             staged_path: "/s/x.part".into(),
             length: 5,
             url_expires_at: Some(42),
+            multipart_upload: Some("u".into()),
+            allow_metered: false,
         };
         insert_task(&tx, &row).unwrap();
         // One task per part at a time.
@@ -105,12 +160,22 @@ mod tests {
             }
         )
         .is_err());
+        // A lost task of the same part may wait for its report beside it.
+        let stone = TombstoneRow {
+            task_id: "t-0".into(),
+            upload: id,
+            number: 2,
+            multipart_upload: "u".into(),
+        };
+        insert_tombstone(&tx, &stone).unwrap();
         tx.commit().unwrap();
         assert_eq!(s.handoff_tasks().unwrap(), vec![row]);
+        assert_eq!(s.handoff_tombstones().unwrap(), vec![stone]);
         let tx = s.transaction().unwrap();
         tx.execute("DELETE FROM uploads WHERE id = ?1", params![id])
             .unwrap();
         tx.commit().unwrap();
         assert!(s.handoff_tasks().unwrap().is_empty());
+        assert!(s.handoff_tombstones().unwrap().is_empty());
     }
 }

@@ -198,9 +198,15 @@ pub(crate) mod write {
     }
 
     /// Forgets the multipart upload of an upload (gone at the store): key,
-    /// upload id and parts, so the next start makes a fresh one.
+    /// upload id, parts and hand-off tasks, so the next start makes a fresh
+    /// one and no task of the old one is taken for a task of the new.
     pub(crate) fn drop_multipart(tx: &Transaction<'_>, id: UploadId) -> Result<()> {
         tx.execute("DELETE FROM parts WHERE upload = ?1", params![id])?;
+        tx.execute("DELETE FROM handoff_tasks WHERE upload = ?1", params![id])?;
+        tx.execute(
+            "DELETE FROM handoff_tombstones WHERE upload = ?1",
+            params![id],
+        )?;
         tx.execute(
             "UPDATE uploads SET object_key = NULL, upload_id = NULL, part_size = NULL, \
              parts_total = 0, attempts = 0, next_attempt_at = 0, abort_state = 0 WHERE id = ?1",

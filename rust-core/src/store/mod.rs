@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_file_sources.sql"),
     include_str!("schema_handoff.sql"),
     include_str!("schema_queue.sql"),
+    include_str!("schema_handoff_v2.sql"),
 ];
 
 pub(crate) fn now_ms() -> i64 {
@@ -637,6 +638,53 @@ mod tests {
             (row.path.as_str(), row.is_uri),
             ("content://test/b.bin", true)
         );
+    }
+
+    /// The schema of a queue, as SQLite keeps it.
+    fn schema_of(path: &Path) -> Vec<(String, String, Option<String>)> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    /// A queue written before hand-off tasks named their multipart upload
+    /// (version 4), opened by this engine: its schema is a fresh queue's,
+    /// and its task names its upload's multipart upload.
+    #[test]
+    fn a_migrated_queue_has_the_schema_of_a_fresh_one() {
+        const BEFORE: usize = 4;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.db");
+        drop(Store::open(&fresh).unwrap());
+        let old = dir.path().join("old.db");
+        let conn = Connection::open(&old).unwrap();
+        for sql in &MIGRATIONS[..BEFORE] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", BEFORE as i64)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO uploads (transfer_id, path, file_name, file_hash, size, mtime_ns, \
+             user_params, state, object_key, upload_id, part_size, parts_total, created_at, \
+             updated_at) VALUES ('t', '/a', 'a', 'h', 9, 1, '{}', 'RUNNING', 'k', 'mp-1', 5, 2, \
+             1, 1); \
+             INSERT INTO handoff_tasks (task_id, upload, number, staged_path, length, \
+             created_at) VALUES ('task-1', 1, 2, '/s/x.part', 4, 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let s = Store::open(&old).unwrap();
+        let tasks = s.handoff_tasks().unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].multipart_upload.as_deref(), Some("mp-1"));
+        assert!(tasks[0].allow_metered, "given with no restriction");
+        drop(s);
+        assert_eq!(schema_of(&old), schema_of(&fresh));
     }
 
     #[test]

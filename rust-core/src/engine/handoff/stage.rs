@@ -15,9 +15,14 @@ impl Engine {
             .config
             .as_ref()
             .map_or(crate::transfer::STALL_TIMEOUT, |c| c.retry.stall_timeout());
-        let t = self.uploads.get_mut(&id).expect("upload exists");
+        let Some(t) = self.uploads.get_mut(&id) else {
+            return;
+        };
         let offset = (u64::from(n) - 1) * t.row.part_size.unwrap_or(0);
-        t.parts[n as usize - 1].staging = true;
+        let Some(slot) = t.part_mut(n) else {
+            return;
+        };
+        slot.staging = true;
         let task_id = format!("s3bgu-{id}-{n}-{:016x}", rand::random::<u64>());
         let job = StageJob {
             dir: self.handoff.staging.dir().to_path_buf(),
@@ -72,7 +77,7 @@ impl Engine {
         };
         let wanted = running
             && self.handoff_active()
-            && t.parts.get(n as usize - 1).is_some_and(|p| p.open());
+            && t.part(n).is_some_and(|p| p.open());
         let url = t
             .urls
             .usable(n, BootTime::now())

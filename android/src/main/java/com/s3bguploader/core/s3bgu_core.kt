@@ -1211,7 +1211,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_submit() and 0xFFFF) != 50234) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 17824) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 18600) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_subscription_cancel() and 0xFFFF) != 62156) {
@@ -1241,7 +1241,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause() and 0xFFFF) != 2574) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 48070) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 19776) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() and 0xFFFF) != 11330) {
@@ -2644,7 +2644,9 @@ public interface PartTransport {
     fun `submit`(`task`: PartTask)
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */
     fun `cancel`(`taskId`: kotlin.String)
     
@@ -2795,7 +2797,9 @@ open class PartTransportImpl: Disposable, AutoCloseable, PartTransport
 
     
     /**
-     * Cancel the task (its upload ended). No report is expected.
+     * Cancel the task (its upload ended or was paused, the network policy
+     * changed, or its part is done). No report is needed; one that still
+     * comes is fine (a 2xx of a task that ended first counts).
      */override fun `cancel`(`taskId`: kotlin.String)
         = 
     callWithHandle {
@@ -3728,7 +3732,8 @@ public interface UploadEngineInterface {
     
     /**
      * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again; returns
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
      * the session's tasks the engine does not know, to be cancelled. Async.
      */
     suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>): List<kotlin.String>
@@ -4188,7 +4193,8 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
     
     /**
      * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again; returns
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
      * the session's tasks the engine does not know, to be cancelled. Async.
      */
     @Throws(UploaderException::class)
@@ -5633,6 +5639,14 @@ data class PartTask (
      * once. iOS: `earliestBeginDate`.
      */
     var `earliestBeginMs`: kotlin.Long
+    , 
+    /**
+     * May use a metered network (false under the `UnmeteredOnly` policy).
+     * iOS: `allowsExpensiveNetworkAccess` and
+     * `allowsConstrainedNetworkAccess` of the request. When the policy
+     * changes, the engine cancels the task and submits the part again.
+     */
+    var `allowMetered`: kotlin.Boolean
     
 ){
     
@@ -5656,6 +5670,7 @@ public object FfiConverterTypePartTask: FfiConverterRustBuffer<PartTask> {
             FfiConverterString.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -5666,7 +5681,8 @@ public object FfiConverterTypePartTask: FfiConverterRustBuffer<PartTask> {
             FfiConverterString.allocationSize(value.`url`) +
             FfiConverterString.allocationSize(value.`filePath`) +
             FfiConverterULong.allocationSize(value.`length`) +
-            FfiConverterLong.allocationSize(value.`earliestBeginMs`)
+            FfiConverterLong.allocationSize(value.`earliestBeginMs`) +
+            FfiConverterBoolean.allocationSize(value.`allowMetered`)
     )
 
     override fun write(value: PartTask, buf: ByteBuffer) {
@@ -5677,6 +5693,7 @@ public object FfiConverterTypePartTask: FfiConverterRustBuffer<PartTask> {
             FfiConverterString.write(value.`filePath`, buf)
             FfiConverterULong.write(value.`length`, buf)
             FfiConverterLong.write(value.`earliestBeginMs`, buf)
+            FfiConverterBoolean.write(value.`allowMetered`, buf)
     }
 }
 
