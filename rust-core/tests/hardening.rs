@@ -5,8 +5,13 @@
 mod common;
 
 use common::*;
-use s3bgu_core::{ErrorCode, Selector, UploadState};
+use s3bgu_core::{
+    ErrorCode, HandoffSettings, PartTask, PartTransport, Selector, TaskOutcome, TaskReporter,
+    UploadState,
+};
 use s3bgu_testkit::Route;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,4 +142,63 @@ async fn a_body_handed_over_long_before_the_answer_is_not_a_stall() {
     assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
     assert_object(&h, &done, &path);
     assert_eq!(h.stats.total_part_puts(), 1, "no attempt was abandoned");
+}
+
+/// A platform transport that sends nothing and reports every task as the
+/// storage's refusal, with a given body.
+struct Refusing {
+    reporter: Mutex<Option<TaskReporter>>,
+    body: String,
+    submitted: AtomicUsize,
+}
+
+impl PartTransport for Refusing {
+    fn submit(&self, task: PartTask) -> Result<(), String> {
+        self.submitted.fetch_add(1, Ordering::SeqCst);
+        let reporter = self.reporter.lock().unwrap().clone().expect("a reporter");
+        reporter.report(
+            task.task_id,
+            TaskOutcome::Response {
+                status: 400,
+                etag: None,
+                retry_after: None,
+                body: self.body.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    fn cancel(&self, _task_id: &str) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_error_body_reported_by_the_platform_is_capped() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    // 8 MiB of an S3 error echoing a presigned URL, 100k times: read whole
+    // and redacted search by search, this kept the engine busy for hours.
+    let echo = "<Error><Code>InvalidRequest</Code><URL>https://s3.example/b/k?\
+                X-Amz-Signature=s3cr3t-sig</URL></Error> ";
+    let body = echo.repeat(8 * MIB as usize / echo.len());
+    assert!(body.len() > 7 * MIB as usize);
+    let t = Arc::new(Refusing {
+        reporter: Mutex::new(Some(e.uploader.task_reporter())),
+        body,
+        submitted: AtomicUsize::new(0),
+    });
+    e.uploader
+        .set_part_transport(Some(t.clone() as Arc<dyn PartTransport>), HandoffSettings::default());
+    e.uploader.set_handoff(true).await.unwrap();
+    let u = e.add(&e.file("x.bin", 1000), "t").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Failed);
+    assert_eq!(t.submitted.load(Ordering::SeqCst), 1);
+    let err = done.error.expect("error");
+    assert_eq!(err.code, ErrorCode::StorageRejected, "{}", err.message);
+    assert!(err.message.contains("HTTP 400"), "{}", err.message);
+    assert!(err.message.contains("InvalidRequest"), "{}", err.message);
+    assert!(!err.message.contains("s3cr3t"), "{}", err.message);
+    // An excerpt, not the body.
+    assert!(err.message.len() < 1024, "{} bytes", err.message.len());
+    e.uploader.status().await.expect("engine alive");
 }
