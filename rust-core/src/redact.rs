@@ -28,6 +28,32 @@ pub fn url_for_log(url: &str) -> String {
     }
 }
 
+/// What `Debug` output shows in place of a secret.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// A URL as `Debug` output shows it: where it goes, with its query (a
+/// presigned URL's signature) and any user info replaced.
+pub fn url_for_debug(url: &str) -> String {
+    let base = url_for_log(url);
+    if url.contains('?') {
+        format!("{base}?{REDACTED}")
+    } else {
+        base
+    }
+}
+
+/// `(name, [redacted])` for each header: the names say what was sent.
+pub(crate) fn header_names(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers.iter().map(|(n, _)| (n.as_str(), REDACTED)).collect()
+}
+
+/// `{name: [redacted]}` for each user param: the names say what was sent.
+pub(crate) fn param_names(
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<&str, &str> {
+    params.keys().map(|k| (k.as_str(), REDACTED)).collect()
+}
+
 /// Removes every URL query string, credential-like parameter value and known
 /// secret from `text`.
 pub fn redact(text: &str, secrets: &[&str]) -> String {

@@ -55,8 +55,9 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for FileOpenError {
     }
 }
 
-/// What an app passed as the file to upload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an app passed as the file to upload. `Debug` shows a URI as in
+/// messages (no query, which may carry a token).
+#[derive(Clone, PartialEq, Eq)]
 pub enum FileSource {
     /// A file on this device, opened by the engine.
     Path(PathBuf),
@@ -85,6 +86,24 @@ impl FileSource {
                     format!("{} is not a usable file:// URI", uri_for_message(s)),
                 )
             })
+    }
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileSource::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            FileSource::Uri(u) => f.debug_tuple("Uri").field(&uri_for_message(u)).finish(),
+        }
+    }
+}
+
+/// A path or URI as given by the app, for `Debug` output: paths as they
+/// are, URIs as in messages.
+pub(crate) fn path_for_debug(s: &str) -> String {
+    match uri_scheme(s) {
+        Some(_) => uri_for_message(s),
+        None => s.to_string(),
     }
 }
 

@@ -202,3 +202,99 @@ async fn a_huge_error_body_reported_by_the_platform_is_capped() {
     assert!(err.message.len() < 1024, "{} bytes", err.message.len());
     e.uploader.status().await.expect("engine alive");
 }
+
+/// Marker secrets: none may appear in any formatting of the types below.
+const MARKERS: &[&str] = &[
+    "SIG-MARKER-1",
+    "CRED-MARKER-2",
+    "TOKEN-MARKER-3",
+    "PARAM-MARKER-4",
+    "URI-MARKER-5",
+    "KEY-MARKER-6",
+];
+
+/// Texts that show a marker, with what formatted them.
+#[derive(Default)]
+struct Leaks(Vec<String>);
+
+impl Leaks {
+    fn check(&mut self, what: &str, text: &str) {
+        for m in MARKERS {
+            if text.contains(m) {
+                self.0.push(format!("{what} shows {m}: {text}"));
+            }
+        }
+    }
+
+    /// `{:?}` and `{:#?}` of `v`.
+    fn debug(&mut self, what: &str, v: &impl std::fmt::Debug) {
+        self.check(what, &format!("{v:?}"));
+        self.check(what, &format!("{v:#?}"));
+    }
+}
+
+const SECRET_URL: &str = "https://s3.example/bucket/key?partNumber=1&uploadId=u\
+                          &X-Amz-Credential=CRED-MARKER-2&X-Amz-Signature=SIG-MARKER-1";
+
+#[test]
+fn formatting_types_that_hold_secrets_shows_none() {
+    let mut leaks = Leaks::default();
+    let mut config = s3bgu_core::Config::for_base_url("https://api.example/up");
+    config.start_upload_url = "https://api.example/up/startUpload?apiKey=KEY-MARKER-6".into();
+    config.headers = vec![
+        ("Authorization".into(), "Bearer TOKEN-MARKER-3".into()),
+        ("X-Api-Key".into(), "KEY-MARKER-6".into()),
+    ];
+    leaks.debug("Config", &config);
+    let debug = format!("{config:?}");
+    assert!(debug.contains("Authorization"), "header names stay: {debug}");
+    assert!(debug.contains("api.example"), "hosts stay: {debug}");
+
+    let mut user_params = serde_json::Map::new();
+    user_params.insert("albumToken".into(), "PARAM-MARKER-4".into());
+    user_params.insert(
+        "nested".into(),
+        serde_json::json!({ "deep": ["PARAM-MARKER-4", 1] }),
+    );
+    let new = s3bgu_core::NewUpload {
+        path: "content://media/doc/1?token=URI-MARKER-5".into(),
+        transfer_id: "t".into(),
+        file_name: None,
+        user_params,
+    };
+    leaks.debug("NewUpload", &new);
+    assert!(format!("{new:?}").contains("albumToken"), "param names stay");
+
+    let task = PartTask {
+        task_id: "task-1".into(),
+        upload: 7,
+        part_number: 3,
+        url: SECRET_URL.into(),
+        file_path: "/staging/7-3.part".into(),
+        length: 5,
+        earliest_begin_ms: 0,
+    };
+    leaks.debug("PartTask", &task);
+    assert!(format!("{task:?}").contains("s3.example/bucket/key"), "where it goes stays");
+
+    // What a storage or a platform echoes back.
+    let outcomes = [
+        TaskOutcome::Response {
+            status: 403,
+            etag: None,
+            retry_after: None,
+            body: format!(
+                "<Error><Code>SignatureDoesNotMatch</Code><Url>{SECRET_URL}</Url>\
+                 <CanonicalQueryString>X-Amz-Credential=CRED-MARKER-2</CanonicalQueryString></Error>"
+            ),
+        },
+        TaskOutcome::TransportError(format!("The request timed out. ({SECRET_URL})")),
+    ];
+    for o in &outcomes {
+        leaks.debug("TaskOutcome", o);
+    }
+
+    let source = s3bgu_core::FileSource::parse("s3bgu-bookmark://host/doc?b=URI-MARKER-5").unwrap();
+    leaks.debug("FileSource", &source);
+    assert!(leaks.0.is_empty(), "{} leaks:\n{}", leaks.0.len(), leaks.0.join("\n"));
+}
