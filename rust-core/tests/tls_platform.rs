@@ -1,6 +1,6 @@
 //! The platform trust hook (`install_platform_trust`): with it installed,
 //! the device decides on the chain, the engine still checks the host name.
-//! One test in its own binary: the hook is process-wide.
+//! Its own binary, and its tests one at a time: the hook is process-wide.
 
 mod common;
 
@@ -10,7 +10,11 @@ use s3bgu_core::{ErrorCode, Selector, UploadState};
 use s3bgu_testkit::tls::{HarnessTls, TestCa};
 use s3bgu_testkit::{Harness, HarnessOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Held by each test: the hook is process-wide.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A device whose store holds one certificate authority: it trusts a chain
 /// whose server certificate is the one that CA issued for the harness.
@@ -58,6 +62,7 @@ async fn upload_once(h: &Harness, size: u64) -> s3bgu_core::UploadInfo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_decides_on_the_chain_and_the_engine_on_the_name() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let ca = TestCa::new("device CA");
     let tls = HarnessTls::new(&ca, &["127.0.0.1"]);
     let device = Arc::new(Device {
@@ -117,5 +122,130 @@ async fn the_device_decides_on_the_chain_and_the_engine_on_the_name() {
     assert!(end.error.unwrap().message.contains("another host name"));
     assert!(device2.calls.lock().unwrap().is_empty());
 
+    remove_platform_trust();
+}
+
+/// A device whose first checks hang (trust evaluation waiting on the
+/// network) until the test lets them go; later ones answer at once.
+struct SlowDevice {
+    trusted_leaf: Vec<u8>,
+    hang_first: usize,
+    state: Mutex<SlowState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SlowState {
+    calls: usize,
+    hanging: usize,
+    released: bool,
+}
+
+impl SlowDevice {
+    fn hanging(&self) -> usize {
+        self.state.lock().unwrap().hanging
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().released = true;
+        self.changed.notify_all();
+    }
+}
+
+impl PlatformTrust for SlowDevice {
+    fn check_server_trusted(
+        &self,
+        chain_der: Vec<Vec<u8>>,
+        _auth_type: String,
+        host: String,
+    ) -> Result<(), TrustError> {
+        let refuse = || TrustError::Untrusted {
+            reason: "not in the device store".into(),
+        };
+        if host != "127.0.0.1" || chain_der.first() != Some(&self.trusted_leaf) {
+            return Err(refuse());
+        }
+        let mut st = self.state.lock().unwrap();
+        st.calls += 1;
+        if st.calls <= self.hang_first {
+            st.hanging += 1;
+            while !st.released {
+                st = self.changed.wait(st).unwrap();
+            }
+            st.hanging -= 1;
+        }
+        Ok(())
+    }
+}
+
+/// Waits (bounded, polling from the test's own runtime) until `pred` holds.
+async fn until(what: &str, pred: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The engine's answer to a call, bounded: a stalled engine never answers.
+async fn answer<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 30 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_check_that_hangs_does_not_stall_the_engine() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let ca = TestCa::new("device CA");
+    let tls = HarnessTls::new(&ca, &["127.0.0.1"]);
+    // As many hanging checks as the engine has worker threads.
+    let device = Arc::new(SlowDevice {
+        trusted_leaf: tls.server.chain[0].to_vec(),
+        hang_first: 2,
+        state: Mutex::default(),
+        changed: Condvar::new(),
+    });
+    let h = Harness::start(HarnessOptions {
+        tls: Some(tls),
+        ..HarnessOptions::default()
+    })
+    .await;
+    install_platform_trust(device.clone());
+    let env = env(&h, 4).await;
+
+    // Two uploads whose startUpload handshakes hang in the device's check.
+    let a1 = answer("adding a1", env.add(&env.file("a1.bin", 1000), "t")).await;
+    until("the first check to hang", || device.hanging() == 1).await;
+    let a2 = answer(
+        "adding a2 while one trust check hangs",
+        env.add(&env.file("a2.bin", 2000), "t"),
+    )
+    .await;
+    until("the second check to hang", || device.hanging() == 2).await;
+
+    // The engine still answers, and another upload goes all the way
+    // (its handshakes are checked at once) while both checks hang.
+    answer("status() while two trust checks hang", env.uploader.status())
+        .await
+        .expect("status");
+    let path_b = env.file("b.bin", PART + 10);
+    let b = answer(
+        "adding b while two trust checks hang",
+        env.add(&path_b, "t"),
+    )
+    .await;
+    let b = env.settle(b.id).await;
+    assert_eq!(b.state, UploadState::Completed, "{:?}", b.error);
+    assert_object(&h, &b, &path_b);
+    assert_eq!(device.hanging(), 2, "both checks still hang");
+
+    // Once the device answers, the held uploads finish too.
+    device.release();
+    for id in [a1.id, a2.id] {
+        let done = env.settle(id).await;
+        assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    }
+    env.uploader.cancel(Selector::All).await.unwrap();
     remove_platform_trust();
 }
