@@ -1433,9 +1433,11 @@ public protocol PlatformTrust: AnyObject, Sendable {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after
+     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
+     * is retried like any failed connection. Must not call the engine.
      */
     func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws 
     
@@ -1511,9 +1513,11 @@ open class PlatformTrustImpl: PlatformTrust, @unchecked Sendable {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after
+     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
+     * is retried like any failed connection. Must not call the engine.
      */
 open func checkServerTrusted(chainDer: [Data], authType: String, host: String)throws   {try rustCallWithError(FfiConverterTypeTrustError_lift) {
         uniffiCallStatus in
@@ -3252,8 +3256,9 @@ public func FfiConverterTypeHandoffSettings_lower(_ value: HandoffSettings) -> R
 
 /**
  * One header sent with every backend call (never with part uploads).
+ * Its text form (Kotlin `toString`, Swift `description`) hides the value.
  */
-public struct HttpHeader: Equatable, Hashable {
+public struct HttpHeader: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     public var name: String
     public var value: String
 
@@ -3267,6 +3272,28 @@ public struct HttpHeader: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_debug(
+            FfiConverterTypeHttpHeader_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(
+            FfiConverterTypeHttpHeader_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3308,9 +3335,10 @@ public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer 
 
 
 /**
- * A file to add to the queue.
+ * A file to add to the queue. Its text form hides the user params and a
+ * URI's query.
  */
-public struct NewFile: Equatable, Hashable {
+public struct NewFile: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * Path of the file on this device, a `file://` URI, or a URI that only
      * the platform can open (`content://...`, an iOS bookmark URI) which
@@ -3358,6 +3386,28 @@ public struct NewFile: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(
+            FfiConverterTypeNewFile_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(
+            FfiConverterTypeNewFile_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3496,8 +3546,10 @@ public func FfiConverterTypeNotificationContent_lower(_ value: NotificationConte
 /**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ * Its text form (Kotlin `toString`, Swift `description`) shows where the
+ * URL goes but not its query, so logging a task leaks no signature.
  */
-public struct PartTask: Equatable, Hashable {
+public struct PartTask: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * Made by the engine, unique, kept across relaunches: store it with the
      * task (iOS: `taskDescription`) and report with it.
@@ -3563,6 +3615,28 @@ public struct PartTask: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(
+            FfiConverterTypePartTask_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(
+            FfiConverterTypePartTask_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -4104,9 +4178,10 @@ public func FfiConverterTypeUploadRecord_lower(_ value: UploadRecord) -> RustBuf
 
 /**
  * Everything the engine needs to reach the app's backend; stored with the
- * queue so a background task can run without any JavaScript.
+ * queue so a background task can run without any JavaScript. Its text form
+ * hides header values and URL queries.
  */
-public struct UploaderConfig: Equatable, Hashable {
+public struct UploaderConfig: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     public var startUploadUrl: String
     public var uploadUrlsUrl: String
     /**
@@ -4192,6 +4267,28 @@ public struct UploaderConfig: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(
+            FfiConverterTypeUploaderConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(
+            FfiConverterTypeUploaderConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -5071,10 +5168,11 @@ public func FfiConverterTypePartMode_lower(_ value: PartMode) -> RustBuffer {
 
 
 /**
- * How a handed-off task ended.
+ * How a handed-off task ended. Its text form shows the body and message
+ * as error messages do (a storage may echo the URL's credential).
  */
 
-public enum PartTaskResult: Equatable, Hashable {
+public enum PartTaskResult: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     
     /**
      * The storage answered. Pass the `ETag` and `Retry-After` headers
@@ -5101,6 +5199,28 @@ public enum PartTaskResult: Equatable, Hashable {
 
 
 
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_debug(
+            FfiConverterTypePartTaskResult_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(
+            FfiConverterTypePartTaskResult_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -6471,7 +6591,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 38152) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 32756) {
+    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 34665) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {

@@ -231,6 +231,13 @@ impl Leaks {
         self.check(what, &format!("{v:?}"));
         self.check(what, &format!("{v:#?}"));
     }
+
+    /// `Debug`, and `Display`: what the generated Kotlin `toString` and
+    /// Swift `description` of an exported record return.
+    fn foreign(&mut self, what: &str, v: &(impl std::fmt::Debug + std::fmt::Display)) {
+        self.debug(what, v);
+        self.check(what, &v.to_string());
+    }
 }
 
 const SECRET_URL: &str = "https://s3.example/bucket/key?partNumber=1&uploadId=u\
@@ -296,5 +303,54 @@ fn formatting_types_that_hold_secrets_shows_none() {
 
     let source = s3bgu_core::FileSource::parse("s3bgu-bookmark://host/doc?b=URI-MARKER-5").unwrap();
     leaks.debug("FileSource", &source);
+    assert!(leaks.0.is_empty(), "{} leaks:\n{}", leaks.0.len(), leaks.0.join("\n"));
+}
+
+#[test]
+fn text_forms_of_foreign_records_show_no_secret() {
+    use s3bgu_core::ffi;
+    let mut leaks = Leaks::default();
+    let task = ffi::PartTask {
+        task_id: "task-1".into(),
+        upload: 7,
+        part_number: 3,
+        url: SECRET_URL.into(),
+        file_path: "/staging/7-3.part".into(),
+        length: 5,
+        earliest_begin_ms: 0,
+    };
+    leaks.foreign("ffi::PartTask", &task);
+    assert!(task.to_string().contains("s3.example/bucket/key"), "where it goes stays");
+    for result in [
+        ffi::PartTaskResult::NoResponse {
+            message: format!("The request timed out. ({SECRET_URL})"),
+        },
+        ffi::PartTaskResult::Response {
+            status: 403,
+            etag: None,
+            retry_after: None,
+            body: format!("<Error><Url>{SECRET_URL}</Url></Error>"),
+        },
+    ] {
+        leaks.foreign("ffi::PartTaskResult", &result);
+    }
+
+    let mut config = ffi::config_for_base_url("https://api.example/up".into());
+    config.start_upload_url = "https://api.example/up/startUpload?apiKey=KEY-MARKER-6".into();
+    config.headers = vec![ffi::HttpHeader {
+        name: "Authorization".into(),
+        value: "Bearer TOKEN-MARKER-3".into(),
+    }];
+    leaks.foreign("ffi::HttpHeader", &config.headers[0]);
+    leaks.foreign("ffi::UploaderConfig", &config);
+    assert!(config.to_string().contains("Authorization"), "header names stay");
+
+    let file = ffi::NewFile {
+        path: "content://media/doc/1?token=URI-MARKER-5".into(),
+        transfer_id: "t".into(),
+        file_name: None,
+        user_params_json: r#"{"albumToken":"PARAM-MARKER-4"}"#.into(),
+    };
+    leaks.foreign("ffi::NewFile", &file);
     assert!(leaks.0.is_empty(), "{} leaks:\n{}", leaks.0.len(), leaks.0.join("\n"));
 }

@@ -1049,6 +1049,26 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(`ptr`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1331,7 +1351,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 38152) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 32756) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 34665) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -3037,9 +3057,11 @@ public interface PlatformTrust {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after
+     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
+     * is retried like any failed connection. Must not call the engine.
      */
     fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
     
@@ -3166,9 +3188,11 @@ open class PlatformTrustImpl: Disposable, AutoCloseable, PlatformTrust
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after
+     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
+     * is retried like any failed connection. Must not call the engine.
      */
     @Throws(TrustException::class)override fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
         = 
@@ -5422,6 +5446,7 @@ public object FfiConverterTypeHandoffSettings: FfiConverterRustBuffer<HandoffSet
 
 /**
  * One header sent with every backend call (never with part uploads).
+ * Its text form (Kotlin `toString`, Swift `description`) hides the value.
  */
 data class HttpHeader (
     var `name`: kotlin.String
@@ -5433,6 +5458,15 @@ data class HttpHeader (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(FfiConverterTypeHttpHeader.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -5462,7 +5496,8 @@ public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
 
 
 /**
- * A file to add to the queue.
+ * A file to add to the queue. Its text form hides the user params and a
+ * URI's query.
  */
 data class NewFile (
     /**
@@ -5493,6 +5528,15 @@ data class NewFile (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(FfiConverterTypeNewFile.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -5597,6 +5641,8 @@ public object FfiConverterTypeNotificationContent: FfiConverterRustBuffer<Notifi
 /**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ * Its text form (Kotlin `toString`, Swift `description`) shows where the
+ * URL goes but not its query, so logging a task leaks no signature.
  */
 data class PartTask (
     /**
@@ -5639,6 +5685,15 @@ data class PartTask (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(FfiConverterTypePartTask.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -6094,7 +6149,8 @@ public object FfiConverterTypeUploadRecord: FfiConverterRustBuffer<UploadRecord>
 
 /**
  * Everything the engine needs to reach the app's backend; stored with the
- * queue so a background task can run without any JavaScript.
+ * queue so a background task can run without any JavaScript. Its text form
+ * hides header values and URL queries.
  */
 data class UploaderConfig (
     var `startUploadUrl`: kotlin.String
@@ -6152,6 +6208,15 @@ data class UploaderConfig (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(FfiConverterTypeUploaderConfig.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -6723,7 +6788,8 @@ public object FfiConverterTypePartMode: FfiConverterRustBuffer<PartMode> {
 
 
 /**
- * How a handed-off task ended.
+ * How a handed-off task ended. Its text form shows the body and message
+ * as error messages do (a storage may echo the URL's credential).
  */
 sealed class PartTaskResult {
     
@@ -6741,6 +6807,15 @@ sealed class PartTaskResult {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -6753,6 +6828,15 @@ sealed class PartTaskResult {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -6774,6 +6858,15 @@ sealed class PartTaskResult {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }
