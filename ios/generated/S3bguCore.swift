@@ -683,7 +683,13 @@ public protocol FileOpener: AnyObject, Sendable {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -756,7 +762,13 @@ open class FileOpenerImpl: FileOpener, @unchecked Sendable {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -1435,9 +1447,9 @@ public protocol PlatformTrust: AnyObject, Sendable {
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
      * to `checkServerTrusted` as is. Called during the handshake on a
      * thread of its own, so it may block (revocation checks, iOS fetching
-     * intermediates) without holding up other transfers; after
-     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
-     * is retried like any failed connection. Must not call the engine.
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws 
     
@@ -1515,9 +1527,9 @@ open class PlatformTrustImpl: PlatformTrust, @unchecked Sendable {
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
      * to `checkServerTrusted` as is. Called during the handshake on a
      * thread of its own, so it may block (revocation checks, iOS fetching
-     * intermediates) without holding up other transfers; after
-     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
-     * is retried like any failed connection. Must not call the engine.
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
 open func checkServerTrusted(chainDer: [Data], authType: String, host: String)throws   {try rustCallWithError(FfiConverterTypeTrustError_lift) {
         uniffiCallStatus in
@@ -6410,9 +6422,15 @@ public func notificationContent(titleTemplate: String?, textTemplate: String?, s
  * [`PlatformTrust`]). Call it once at start-up, before the first upload;
  * later calls replace it. Android and iOS must call it: their builds carry
  * no bundled roots, so without it only `extraRootCertificatesPem` is
- * trusted. Non-blocking; any thread.
+ * trusted.
+ *
+ * `trust` is asked once about a self-signed certificate that no device
+ * trusts; one that accepts it (a debug "trust everything" manager) would
+ * turn off certificate checks for the backend and the storage alike, and
+ * is refused with `InvalidArgument` (the previous trust stays). Blocks
+ * while `trust` answers that one check (no network is involved); any thread.
  */
-public func installPlatformTrust(trust: PlatformTrust)  {try! rustCall() {
+public func installPlatformTrust(trust: PlatformTrust)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_func_install_platform_trust(
         FfiConverterTypePlatformTrust_lower(trust),uniffiCallStatus
@@ -6462,7 +6480,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_func_notification_content() != 55301) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 54641) {
+    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 17420) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_remove_platform_trust() != 1685) {
@@ -6588,10 +6606,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 38152) {
+    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 28617) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 34665) {
+    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 41158) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {

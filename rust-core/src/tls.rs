@@ -22,7 +22,7 @@
 //!
 //! There is no switch that accepts any certificate, on purpose.
 
-use crate::error::{err, ErrorCode, Result};
+use crate::error::{err, ErrorCode, Result, UploadError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -55,9 +55,9 @@ pub trait PlatformTrust: Send + Sync {
     /// sent) for a TLS server named `host`. `auth_type` is the value to hand
     /// to `checkServerTrusted` as is. Called during the handshake on a
     /// thread of its own, so it may block (revocation checks, iOS fetching
-    /// intermediates) without holding up other transfers; after
-    /// [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
-    /// is retried like any failed connection. Must not call the engine.
+    /// intermediates) without holding up other transfers; after 30 s
+    /// without an answer the handshake fails and is retried like any failed
+    /// connection. Must not call the engine.
     fn check_server_trusted(
         &self,
         chain_der: Vec<Vec<u8>>,
@@ -99,11 +99,46 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`PlatformTrust`]). Call it once at start-up, before the first upload;
 /// later calls replace it. Android and iOS must call it: their builds carry
 /// no bundled roots, so without it only `extraRootCertificatesPem` is
-/// trusted. Non-blocking; any thread.
+/// trusted.
+///
+/// `trust` is asked once about a self-signed certificate that no device
+/// trusts; one that accepts it (a debug "trust everything" manager) would
+/// turn off certificate checks for the backend and the storage alike, and
+/// is refused with `InvalidArgument` (the previous trust stays). Blocks
+/// while `trust` answers that one check (no network is involved); any thread.
 #[uniffi::export]
-pub fn install_platform_trust(trust: Arc<dyn PlatformTrust>) {
+pub fn install_platform_trust(
+    trust: Arc<dyn PlatformTrust>,
+) -> std::result::Result<(), crate::ffi::UploaderError> {
+    let probe = CertificateDer::from_pem_slice(TRUST_PROBE_PEM.as_bytes()).map_err(|_| {
+        UploadError::from(err(
+            ErrorCode::Internal,
+            "the built-in probe certificate is not valid PEM",
+        ))
+    })?;
+    if ask_platform(trust.clone(), vec![probe.to_vec()], TRUST_PROBE_HOST.to_owned()).is_ok() {
+        return Err(UploadError::from(err(
+            ErrorCode::InvalidArgument,
+            "the platform trust accepted a self-signed certificate that no device trusts: it \
+             would accept any server; install one that checks the chain (the system trust \
+             store, or extraRootCertificatesPem for a private CA)",
+        ))
+        .into());
+    }
     *PLATFORM.write().unwrap_or_else(|e| e.into_inner()) = Some(trust);
+    Ok(())
 }
+
+/// A self-signed server certificate for [`TRUST_PROBE_HOST`], valid from
+/// 2000 to 2099, whose key was thrown away once it was signed. Made once
+/// with rcgen 0.14: `CertificateParams::new(vec![TRUST_PROBE_HOST])`, common
+/// name "s3bgu trust probe (no real server)", key usage digitalSignature,
+/// extended key usage serverAuth, `self_signed` with a fresh P-256 key.
+const TRUST_PROBE_PEM: &str = include_str!("trust_probe.pem");
+
+/// The name the probe certificate is for (`.invalid`: never a real host),
+/// so a trust that checks names finds it right and only the chain wrong.
+const TRUST_PROBE_HOST: &str = "trust-probe.s3bgu.invalid";
 
 /// Goes back to the bundled roots (where the build has them). For tests.
 #[uniffi::export]

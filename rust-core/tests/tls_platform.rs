@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use s3bgu_core::tls::{install_platform_trust, remove_platform_trust, PlatformTrust, TrustError};
+use s3bgu_core::ffi::UploaderError;
 use s3bgu_core::{ErrorCode, Selector, UploadState};
 use s3bgu_testkit::tls::{HarnessTls, TestCa};
 use s3bgu_testkit::{Harness, HarnessOptions};
@@ -81,7 +82,9 @@ async fn the_device_decides_on_the_chain_and_the_engine_on_the_name() {
     assert_eq!(end.state, UploadState::Failed);
 
     // The device trusts it: no extra roots needed, backend and store alike.
-    install_platform_trust(device.clone());
+    install_platform_trust(device.clone()).expect("installed");
+    // Only the handshakes from here on: installing asked about a probe.
+    device.calls.lock().unwrap().clear();
     let end = upload_once(&h, PART + 10).await;
     assert_eq!(end.state, UploadState::Completed, "{:?}", end.error);
     {
@@ -111,7 +114,8 @@ async fn the_device_decides_on_the_chain_and_the_engine_on_the_name() {
         accept: AtomicBool::new(true),
         calls: Mutex::default(),
     });
-    install_platform_trust(device2.clone());
+    install_platform_trust(device2.clone()).expect("installed");
+    device2.calls.lock().unwrap().clear();
     let h2 = Harness::start(HarnessOptions {
         tls: Some(other),
         ..HarnessOptions::default()
@@ -211,7 +215,7 @@ async fn a_trust_check_that_hangs_does_not_stall_the_engine() {
         ..HarnessOptions::default()
     })
     .await;
-    install_platform_trust(device.clone());
+    install_platform_trust(device.clone()).expect("installed");
     let env = env(&h, 4).await;
 
     // Two uploads whose startUpload handshakes hang in the device's check.
@@ -247,5 +251,52 @@ async fn a_trust_check_that_hangs_does_not_stall_the_engine() {
         assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
     }
     env.uploader.cancel(Selector::All).await.unwrap();
+    remove_platform_trust();
+}
+
+/// The classic debug trust manager: every chain is fine.
+struct AcceptAnything;
+
+impl PlatformTrust for AcceptAnything {
+    fn check_server_trusted(&self, _: Vec<Vec<u8>>, _: String, _: String) -> Result<(), TrustError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_that_accepts_anything_is_not_installed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    remove_platform_trust();
+    let refused = install_platform_trust(Arc::new(AcceptAnything)).expect_err("refused");
+    assert!(
+        matches!(refused, UploaderError::InvalidArgument { .. }),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("accept any server"), "{refused}");
+    // Servers behind a CA nobody trusts are still refused.
+    let ca = TestCa::new("nobody's CA");
+    let h = Harness::start(HarnessOptions {
+        tls: Some(HarnessTls::new(&ca, &["127.0.0.1"])),
+        ..HarnessOptions::default()
+    })
+    .await;
+    let end = upload_once(&h, 1000).await;
+    remove_platform_trust();
+    assert_eq!(end.state, UploadState::Failed, "an unknown CA was trusted");
+    assert!(end.error.unwrap().message.contains("not trusted"));
+
+    // One installed before stays when an accepting one is refused.
+    let device = Arc::new(Device {
+        trusted_leaf: Vec::new(),
+        accept: AtomicBool::new(false),
+        calls: Mutex::default(),
+    });
+    install_platform_trust(device.clone()).expect("a checking trust is installed");
+    assert_eq!(device.calls.lock().unwrap().len(), 1, "asked once, about the probe");
+    install_platform_trust(Arc::new(AcceptAnything)).expect_err("refused");
+    device.calls.lock().unwrap().clear();
+    let end = upload_once(&h, 1000).await;
+    assert_eq!(end.state, UploadState::Failed);
+    assert!(!device.calls.lock().unwrap().is_empty(), "the first trust still decides");
     remove_platform_trust();
 }

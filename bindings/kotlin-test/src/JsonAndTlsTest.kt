@@ -9,6 +9,7 @@ import com.s3bguploader.core.PartTaskResult
 import com.s3bguploader.core.PlatformTrust
 import com.s3bguploader.core.TrustException
 import com.s3bguploader.core.UploadEngine
+import com.s3bguploader.core.UploaderException
 import com.s3bguploader.core.configForBaseUrl
 import com.s3bguploader.core.installPlatformTrust
 import com.s3bguploader.core.removePlatformTrust
@@ -182,6 +183,29 @@ class JsonAndTlsTest {
     }
 
     @Test
+    fun aTrustThatAcceptsAnythingIsRefused() {
+        val acceptAll = object : PlatformTrust {
+            override fun checkServerTrusted(chainDer: List<ByteArray>, authType: String, host: String) {}
+        }
+        try {
+            installPlatformTrust(acceptAll)
+            fail("an accept-anything trust was installed")
+        } catch (e: UploaderException.InvalidArgument) {
+            assertTrue(e.message, e.message!!.contains("accept any server"))
+        } finally {
+            removePlatformTrust()
+        }
+        // The JVM's own trust manager refuses the probe, so it is installed.
+        val jvm = TrustManagerTrust.of(null)
+        try {
+            installPlatformTrust(jvm)
+            assertEquals(listOf("trust-probe.s3bgu.invalid"), jvm.hosts.toList())
+        } finally {
+            removePlatformTrust()
+        }
+    }
+
+    @Test
     fun textFormsOfRecordsShowNoSecret() {
         val url = "https://s3.example/b/k?partNumber=1&X-Amz-Credential=CRED-MARKER&X-Amz-Signature=SIG-MARKER"
         val task = PartTask(
@@ -227,6 +251,8 @@ class JsonAndTlsTest {
                     // A store that holds it: backend calls and part uploads go through.
                     val device = TrustManagerTrust.withCa(h.caPem)
                     installPlatformTrust(device)
+                    // Installing asked about a probe; only handshakes from here.
+                    device.hosts.clear()
                     val f = file("b.bin", 5 * 1024 * 1024 + 5)
                     val done = engine.settled(engine.uploadFileJson(f.path, "t", null, "{}").field("id")!!.toDouble())
                     assertEquals(done, "COMPLETED", done.field("state"))

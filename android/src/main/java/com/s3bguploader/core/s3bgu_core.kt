@@ -1222,7 +1222,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 55301) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 54641) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 17420) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_remove_platform_trust() and 0xFFFF) != 1685) {
@@ -1348,10 +1348,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 51625) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 38152) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 28617) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 34665) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 41158) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -1961,7 +1961,13 @@ public interface FileOpener {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -2085,7 +2091,13 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -3059,9 +3071,9 @@ public interface PlatformTrust {
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
      * to `checkServerTrusted` as is. Called during the handshake on a
      * thread of its own, so it may block (revocation checks, iOS fetching
-     * intermediates) without holding up other transfers; after
-     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
-     * is retried like any failed connection. Must not call the engine.
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
     
@@ -3190,9 +3202,9 @@ open class PlatformTrustImpl: Disposable, AutoCloseable, PlatformTrust
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
      * to `checkServerTrusted` as is. Called during the handshake on a
      * thread of its own, so it may block (revocation checks, iOS fetching
-     * intermediates) without holding up other transfers; after
-     * [`PLATFORM_TRUST_TIMEOUT`] without an answer the handshake fails and
-     * is retried like any failed connection. Must not call the engine.
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     @Throws(TrustException::class)override fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
         = 
@@ -8030,10 +8042,17 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
          * [`PlatformTrust`]). Call it once at start-up, before the first upload;
          * later calls replace it. Android and iOS must call it: their builds carry
          * no bundled roots, so without it only `extraRootCertificatesPem` is
-         * trusted. Non-blocking; any thread.
-         */ fun `installPlatformTrust`(`trust`: PlatformTrust)
+         * trusted.
+         *
+         * `trust` is asked once about a self-signed certificate that no device
+         * trusts; one that accepts it (a debug "trust everything" manager) would
+         * turn off certificate checks for the backend and the storage alike, and
+         * is refused with `InvalidArgument` (the previous trust stays). Blocks
+         * while `trust` answers that one check (no network is involved); any thread.
+         */
+    @Throws(UploaderException::class) fun `installPlatformTrust`(`trust`: PlatformTrust)
         = 
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(UploaderException) { _status ->
     UniffiLib.uniffi_s3bgu_core_fn_func_install_platform_trust(
     
         
