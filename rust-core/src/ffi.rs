@@ -1230,7 +1230,13 @@ macro_rules! display_as_debug {
         }
     )*};
 }
-display_as_debug!(HttpHeader, UploaderConfig, NewFile, PartTask, PartTaskResult);
+display_as_debug!(
+    HttpHeader,
+    UploaderConfig,
+    NewFile,
+    PartTask,
+    PartTaskResult
+);
 
 impl std::fmt::Debug for HttpHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

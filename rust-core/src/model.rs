@@ -196,7 +196,10 @@ impl std::fmt::Debug for NewUpload {
             user_params,
         } = self;
         f.debug_struct("NewUpload")
-            .field("path", &crate::source::path_for_debug(&path.to_string_lossy()))
+            .field(
+                "path",
+                &crate::source::path_for_debug(&path.to_string_lossy()),
+            )
             .field("transfer_id", transfer_id)
             .field("file_name", file_name)
             .field("user_params", &crate::redact::param_names(user_params))

@@ -44,7 +44,10 @@ pub fn url_for_debug(url: &str) -> String {
 
 /// `(name, [redacted])` for each header: the names say what was sent.
 pub(crate) fn header_names(headers: &[(String, String)]) -> Vec<(&str, &str)> {
-    headers.iter().map(|(n, _)| (n.as_str(), REDACTED)).collect()
+    headers
+        .iter()
+        .map(|(n, _)| (n.as_str(), REDACTED))
+        .collect()
 }
 
 /// `{name: [redacted]}` for each user param: the names say what was sent.

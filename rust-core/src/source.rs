@@ -430,7 +430,10 @@ mod tests {
             .into();
         assert_eq!(e.code, ErrorCode::FileUnreadable, "{}", e.message);
         assert!(e.message.contains("reading"), "{}", e.message);
-        assert!(!is_open(fd), "the refused descriptor was handed over: closed");
+        assert!(
+            !is_open(fd),
+            "the refused descriptor was handed over: closed"
+        );
     }
 
     #[test]

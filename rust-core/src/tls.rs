@@ -116,7 +116,13 @@ pub fn install_platform_trust(
             "the built-in probe certificate is not valid PEM",
         ))
     })?;
-    if ask_platform(trust.clone(), vec![probe.to_vec()], TRUST_PROBE_HOST.to_owned()).is_ok() {
+    if ask_platform(
+        trust.clone(),
+        vec![probe.to_vec()],
+        TRUST_PROBE_HOST.to_owned(),
+    )
+    .is_ok()
+    {
         return Err(UploadError::from(err(
             ErrorCode::InvalidArgument,
             "the platform trust accepted a self-signed certificate that no device trusts: it \

@@ -186,8 +186,10 @@ async fn a_huge_error_body_reported_by_the_platform_is_capped() {
         body,
         submitted: AtomicUsize::new(0),
     });
-    e.uploader
-        .set_part_transport(Some(t.clone() as Arc<dyn PartTransport>), HandoffSettings::default());
+    e.uploader.set_part_transport(
+        Some(t.clone() as Arc<dyn PartTransport>),
+        HandoffSettings::default(),
+    );
     e.uploader.set_handoff(true).await.unwrap();
     let u = e.add(&e.file("x.bin", 1000), "t").await;
     let done = e.settle(u.id).await;
@@ -254,7 +256,10 @@ fn formatting_types_that_hold_secrets_shows_none() {
     ];
     leaks.debug("Config", &config);
     let debug = format!("{config:?}");
-    assert!(debug.contains("Authorization"), "header names stay: {debug}");
+    assert!(
+        debug.contains("Authorization"),
+        "header names stay: {debug}"
+    );
     assert!(debug.contains("api.example"), "hosts stay: {debug}");
 
     let mut user_params = serde_json::Map::new();
@@ -270,7 +275,10 @@ fn formatting_types_that_hold_secrets_shows_none() {
         user_params,
     };
     leaks.debug("NewUpload", &new);
-    assert!(format!("{new:?}").contains("albumToken"), "param names stay");
+    assert!(
+        format!("{new:?}").contains("albumToken"),
+        "param names stay"
+    );
 
     let task = PartTask {
         task_id: "task-1".into(),
@@ -282,7 +290,10 @@ fn formatting_types_that_hold_secrets_shows_none() {
         earliest_begin_ms: 0,
     };
     leaks.debug("PartTask", &task);
-    assert!(format!("{task:?}").contains("s3.example/bucket/key"), "where it goes stays");
+    assert!(
+        format!("{task:?}").contains("s3.example/bucket/key"),
+        "where it goes stays"
+    );
 
     // What a storage or a platform echoes back.
     let outcomes = [
@@ -303,7 +314,12 @@ fn formatting_types_that_hold_secrets_shows_none() {
 
     let source = s3bgu_core::FileSource::parse("s3bgu-bookmark://host/doc?b=URI-MARKER-5").unwrap();
     leaks.debug("FileSource", &source);
-    assert!(leaks.0.is_empty(), "{} leaks:\n{}", leaks.0.len(), leaks.0.join("\n"));
+    assert!(
+        leaks.0.is_empty(),
+        "{} leaks:\n{}",
+        leaks.0.len(),
+        leaks.0.join("\n")
+    );
 }
 
 #[test]
@@ -320,7 +336,10 @@ fn text_forms_of_foreign_records_show_no_secret() {
         earliest_begin_ms: 0,
     };
     leaks.foreign("ffi::PartTask", &task);
-    assert!(task.to_string().contains("s3.example/bucket/key"), "where it goes stays");
+    assert!(
+        task.to_string().contains("s3.example/bucket/key"),
+        "where it goes stays"
+    );
     for result in [
         ffi::PartTaskResult::NoResponse {
             message: format!("The request timed out. ({SECRET_URL})"),
@@ -343,7 +362,10 @@ fn text_forms_of_foreign_records_show_no_secret() {
     }];
     leaks.foreign("ffi::HttpHeader", &config.headers[0]);
     leaks.foreign("ffi::UploaderConfig", &config);
-    assert!(config.to_string().contains("Authorization"), "header names stay");
+    assert!(
+        config.to_string().contains("Authorization"),
+        "header names stay"
+    );
 
     let file = ffi::NewFile {
         path: "content://media/doc/1?token=URI-MARKER-5".into(),
@@ -352,5 +374,10 @@ fn text_forms_of_foreign_records_show_no_secret() {
         user_params_json: r#"{"albumToken":"PARAM-MARKER-4"}"#.into(),
     };
     leaks.foreign("ffi::NewFile", &file);
-    assert!(leaks.0.is_empty(), "{} leaks:\n{}", leaks.0.len(), leaks.0.join("\n"));
+    assert!(
+        leaks.0.is_empty(),
+        "{} leaks:\n{}",
+        leaks.0.len(),
+        leaks.0.join("\n")
+    );
 }

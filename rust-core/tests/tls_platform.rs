@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use s3bgu_core::tls::{install_platform_trust, remove_platform_trust, PlatformTrust, TrustError};
 use s3bgu_core::ffi::UploaderError;
+use s3bgu_core::tls::{install_platform_trust, remove_platform_trust, PlatformTrust, TrustError};
 use s3bgu_core::{ErrorCode, Selector, UploadState};
 use s3bgu_testkit::tls::{HarnessTls, TestCa};
 use s3bgu_testkit::{Harness, HarnessOptions};
@@ -230,9 +230,12 @@ async fn a_trust_check_that_hangs_does_not_stall_the_engine() {
 
     // The engine still answers, and another upload goes all the way
     // (its handshakes are checked at once) while both checks hang.
-    answer("status() while two trust checks hang", env.uploader.status())
-        .await
-        .expect("status");
+    answer(
+        "status() while two trust checks hang",
+        env.uploader.status(),
+    )
+    .await
+    .expect("status");
     let path_b = env.file("b.bin", PART + 10);
     let b = answer(
         "adding b while two trust checks hang",
@@ -258,7 +261,12 @@ async fn a_trust_check_that_hangs_does_not_stall_the_engine() {
 struct AcceptAnything;
 
 impl PlatformTrust for AcceptAnything {
-    fn check_server_trusted(&self, _: Vec<Vec<u8>>, _: String, _: String) -> Result<(), TrustError> {
+    fn check_server_trusted(
+        &self,
+        _: Vec<Vec<u8>>,
+        _: String,
+        _: String,
+    ) -> Result<(), TrustError> {
         Ok(())
     }
 }
@@ -272,7 +280,10 @@ async fn a_trust_that_accepts_anything_is_not_installed() {
         matches!(refused, UploaderError::InvalidArgument { .. }),
         "{refused:?}"
     );
-    assert!(refused.to_string().contains("accept any server"), "{refused}");
+    assert!(
+        refused.to_string().contains("accept any server"),
+        "{refused}"
+    );
     // Servers behind a CA nobody trusts are still refused.
     let ca = TestCa::new("nobody's CA");
     let h = Harness::start(HarnessOptions {
@@ -292,11 +303,18 @@ async fn a_trust_that_accepts_anything_is_not_installed() {
         calls: Mutex::default(),
     });
     install_platform_trust(device.clone()).expect("a checking trust is installed");
-    assert_eq!(device.calls.lock().unwrap().len(), 1, "asked once, about the probe");
+    assert_eq!(
+        device.calls.lock().unwrap().len(),
+        1,
+        "asked once, about the probe"
+    );
     install_platform_trust(Arc::new(AcceptAnything)).expect_err("refused");
     device.calls.lock().unwrap().clear();
     let end = upload_once(&h, 1000).await;
     assert_eq!(end.state, UploadState::Failed);
-    assert!(!device.calls.lock().unwrap().is_empty(), "the first trust still decides");
+    assert!(
+        !device.calls.lock().unwrap().is_empty(),
+        "the first trust still decides"
+    );
     remove_platform_trust();
 }
