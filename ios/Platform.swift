@@ -14,7 +14,13 @@ import UIKit
 
 enum PlatformTrustInstaller {
   private static let once: Void = {
-    installPlatformTrust(trust: SecTrustVerifier())
+    do {
+      try installPlatformTrust(trust: SecTrustVerifier())
+    } catch {
+      // Only a trust that accepts any certificate is refused; the engine
+      // then trusts extraRootCertificatesPem alone and says so per upload.
+      NSLog("s3bgu: platform trust refused: %@", "\(error)")
+    }
   }()
 
   /// Process-wide and before the first handshake: the iOS build of the
@@ -26,8 +32,8 @@ enum PlatformTrustInstaller {
 
 final class SecTrustVerifier: PlatformTrust, @unchecked Sendable {
   func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws {
-    // Engine thread, during the handshake: evaluation may block briefly
-    // (revocation, missing intermediates), which is why it is not on main.
+    // A thread of its own, during the handshake: evaluation may block
+    // (revocation, missing intermediates) without stalling the engine.
     let certificates = chainDer.compactMap { SecCertificateCreateWithData(nil, $0 as CFData) }
     guard !certificates.isEmpty, certificates.count == chainDer.count else {
       throw TrustError.Untrusted(reason: "the server sent a certificate the device cannot read")

@@ -683,7 +683,13 @@ public protocol FileOpener: AnyObject, Sendable {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -756,7 +762,13 @@ open class FileOpenerImpl: FileOpener, @unchecked Sendable {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -1437,9 +1449,11 @@ public protocol PlatformTrust: AnyObject, Sendable {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     func checkServerTrusted(chainDer: [Data], authType: String, host: String) throws 
     
@@ -1515,9 +1529,11 @@ open class PlatformTrustImpl: PlatformTrust, @unchecked Sendable {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
 open func checkServerTrusted(chainDer: [Data], authType: String, host: String)throws   {try rustCallWithError(FfiConverterTypeTrustError_lift) {
         uniffiCallStatus in
@@ -3258,8 +3274,9 @@ public func FfiConverterTypeHandoffSettings_lower(_ value: HandoffSettings) -> R
 
 /**
  * One header sent with every backend call (never with part uploads).
+ * Its text form (Kotlin `toString`, Swift `description`) hides the value.
  */
-public struct HttpHeader: Equatable, Hashable {
+public struct HttpHeader: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     public var name: String
     public var value: String
 
@@ -3273,6 +3290,28 @@ public struct HttpHeader: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_debug(
+            FfiConverterTypeHttpHeader_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(
+            FfiConverterTypeHttpHeader_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3314,9 +3353,10 @@ public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer 
 
 
 /**
- * A file to add to the queue.
+ * A file to add to the queue. Its text form hides the user params and a
+ * URI's query.
  */
-public struct NewFile: Equatable, Hashable {
+public struct NewFile: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * Path of the file on this device, a `file://` URI, or a URI that only
      * the platform can open (`content://...`, an iOS bookmark URI) which
@@ -3364,6 +3404,28 @@ public struct NewFile: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(
+            FfiConverterTypeNewFile_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(
+            FfiConverterTypeNewFile_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -3502,8 +3564,10 @@ public func FfiConverterTypeNotificationContent_lower(_ value: NotificationConte
 /**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ * Its text form (Kotlin `toString`, Swift `description`) shows where the
+ * URL goes but not its query, so logging a task leaks no signature.
  */
-public struct PartTask: Equatable, Hashable {
+public struct PartTask: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * Made by the engine, unique, kept across relaunches: store it with the
      * task (iOS: `taskDescription`) and report with it.
@@ -3583,6 +3647,28 @@ public struct PartTask: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(
+            FfiConverterTypePartTask_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(
+            FfiConverterTypePartTask_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -4126,9 +4212,10 @@ public func FfiConverterTypeUploadRecord_lower(_ value: UploadRecord) -> RustBuf
 
 /**
  * Everything the engine needs to reach the app's backend; stored with the
- * queue so a background task can run without any JavaScript.
+ * queue so a background task can run without any JavaScript. Its text form
+ * hides header values and URL queries.
  */
-public struct UploaderConfig: Equatable, Hashable {
+public struct UploaderConfig: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     public var startUploadUrl: String
     public var uploadUrlsUrl: String
     /**
@@ -4214,6 +4301,28 @@ public struct UploaderConfig: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(
+            FfiConverterTypeUploaderConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(
+            FfiConverterTypeUploaderConfig_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -5093,10 +5202,11 @@ public func FfiConverterTypePartMode_lower(_ value: PartMode) -> RustBuffer {
 
 
 /**
- * How a handed-off task ended.
+ * How a handed-off task ended. Its text form shows the body and message
+ * as error messages do (a storage may echo the URL's credential).
  */
 
-public enum PartTaskResult: Equatable, Hashable {
+public enum PartTaskResult: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     
     /**
      * The storage answered. Pass the `ETag` and `Retry-After` headers
@@ -5123,6 +5233,28 @@ public enum PartTaskResult: Equatable, Hashable {
 
 
 
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_debug(
+            FfiConverterTypePartTaskResult_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(
+            FfiConverterTypePartTaskResult_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -6312,9 +6444,15 @@ public func notificationContent(titleTemplate: String?, textTemplate: String?, s
  * [`PlatformTrust`]). Call it once at start-up, before the first upload;
  * later calls replace it. Android and iOS must call it: their builds carry
  * no bundled roots, so without it only `extraRootCertificatesPem` is
- * trusted. Non-blocking; any thread.
+ * trusted.
+ *
+ * `trust` is asked once about a self-signed certificate that no device
+ * trusts; one that accepts it (a debug "trust everything" manager) would
+ * turn off certificate checks for the backend and the storage alike, and
+ * is refused with `InvalidArgument` (the previous trust stays). Blocks
+ * while `trust` answers that one check (no network is involved); any thread.
  */
-public func installPlatformTrust(trust: PlatformTrust)  {try! rustCall() {
+public func installPlatformTrust(trust: PlatformTrust)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_func_install_platform_trust(
         FfiConverterTypePlatformTrust_lower(trust),uniffiCallStatus
@@ -6364,7 +6502,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_func_notification_content() != 55301) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 54641) {
+    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 17420) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_remove_platform_trust() != 1685) {
@@ -6490,10 +6628,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 38152) {
+    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 28617) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 32756) {
+    if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 41158) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {

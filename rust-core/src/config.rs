@@ -88,8 +88,9 @@ impl RetryPolicy {
     }
 }
 
-/// Where and how the engine talks to the app's backend.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where and how the engine talks to the app's backend. Its `Debug` output
+/// shows header names but not their values, and URLs without their queries.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
     pub start_upload_url: String,
@@ -125,6 +126,45 @@ pub struct Config {
     /// them until `forget`. Default: 7 days.
     #[serde(default = "default_finished_retention")]
     pub finished_retention_ms: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::{header_names, url_for_debug};
+        // Every field named: a new one does not compile until it is decided
+        // here whether it may be shown.
+        let Config {
+            start_upload_url,
+            upload_urls_url,
+            complete_url,
+            abort_url,
+            headers,
+            max_parts_in_flight,
+            retry,
+            network_policy,
+            notification_title,
+            notification_text,
+            extra_root_certificates_pem,
+            finished_retention_ms,
+        } = self;
+        f.debug_struct("Config")
+            .field("start_upload_url", &url_for_debug(start_upload_url))
+            .field("upload_urls_url", &url_for_debug(upload_urls_url))
+            .field("complete_url", &url_for_debug(complete_url))
+            .field("abort_url", &abort_url.as_deref().map(url_for_debug))
+            .field("headers", &header_names(headers))
+            .field("max_parts_in_flight", max_parts_in_flight)
+            .field("retry", retry)
+            .field("network_policy", network_policy)
+            .field("notification_title", notification_title)
+            .field("notification_text", notification_text)
+            .field(
+                "extra_root_certificates_pem",
+                &format_args!("[{} PEM texts]", extra_root_certificates_pem.len()),
+            )
+            .field("finished_retention_ms", finished_retention_ms)
+            .finish()
+    }
 }
 
 fn default_finished_retention() -> u64 {

@@ -40,6 +40,24 @@ impl From<crate::error::Error> for Failure {
     }
 }
 
+/// Bytes of an error answer's body kept for its message, whether the
+/// engine read it (direct PUT) or the platform reported it (hand-off): the
+/// message shows an excerpt of the start, where storages put their code.
+pub(crate) const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// `text` cut to at most [`MAX_ERROR_BODY`] bytes, on a character boundary.
+pub(crate) fn cap_error_text(mut text: String) -> String {
+    if text.len() > MAX_ERROR_BODY {
+        let mut cut = MAX_ERROR_BODY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.shrink_to_fit();
+    }
+    text
+}
+
 /// Parses `Retry-After` (delay in seconds, or an HTTP date).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     parse_retry_after(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
@@ -96,6 +114,17 @@ pub(crate) fn describe_reqwest(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_texts_are_capped_on_a_character_boundary() {
+        let short = "x".repeat(MAX_ERROR_BODY);
+        assert_eq!(cap_error_text(short.clone()), short);
+        // A two-byte character across the limit is left out whole.
+        let long = format!("{}é{}", "x".repeat(MAX_ERROR_BODY - 1), "y".repeat(1 << 20));
+        let capped = cap_error_text(long);
+        assert_eq!(capped.len(), MAX_ERROR_BODY - 1);
+        assert!(capped.chars().all(|c| c == 'x'));
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

@@ -198,7 +198,9 @@ pub struct UploadFailure {
 // ----- configuration -----
 
 /// One header sent with every backend call (never with part uploads).
+/// Its text form (Kotlin `toString`, Swift `description`) hides the value.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct HttpHeader {
     pub name: String,
     pub value: String,
@@ -235,8 +237,10 @@ pub enum NetworkPolicy {
 }
 
 /// Everything the engine needs to reach the app's backend; stored with the
-/// queue so a background task can run without any JavaScript.
+/// queue so a background task can run without any JavaScript. Its text form
+/// hides header values and URL queries.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct UploaderConfig {
     pub start_upload_url: String,
     pub upload_urls_url: String,
@@ -339,8 +343,10 @@ pub fn config_for_base_url(base_url: String) -> UploaderConfig {
 
 // ----- uploads -----
 
-/// A file to add to the queue.
+/// A file to add to the queue. Its text form hides the user params and a
+/// URI's query.
 #[derive(Clone, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct NewFile {
     /// Path of the file on this device, a `file://` URI, or a URI that only
     /// the platform can open (`content://...`, an iOS bookmark URI) which
@@ -1143,7 +1149,10 @@ impl UploadEngine {
 
 /// One part upload for the platform: PUT the file at `file_path` (exactly
 /// `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// Its text form (Kotlin `toString`, Swift `description`) shows where the
+/// URL goes but not its query, so logging a task leaks no signature.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct PartTask {
     /// Made by the engine, unique, kept across relaunches: store it with the
     /// task (iOS: `taskDescription`) and report with it.
@@ -1168,8 +1177,10 @@ pub struct PartTask {
     pub allow_metered: bool,
 }
 
-/// How a handed-off task ended.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+/// How a handed-off task ended. Its text form shows the body and message
+/// as error messages do (a storage may echo the URL's credential).
+#[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Debug, Display)]
 pub enum PartTaskResult {
     /// The storage answered. Pass the `ETag` and `Retry-After` headers
     /// verbatim and, for errors, the start of the body (it says whether a
@@ -1205,6 +1216,136 @@ impl From<PartTaskResult> for crate::TaskOutcome {
             PartTaskResult::NoResponse { message } => crate::TaskOutcome::TransportError(message),
             PartTaskResult::Cancelled => crate::TaskOutcome::Cancelled,
             PartTaskResult::UnknownTask => crate::TaskOutcome::UnknownTask,
+        }
+    }
+}
+
+// ----- text forms without secrets -----
+//
+// Exported as uniffi traits, so the generated Kotlin `toString` and Swift
+// `description` of these records call them instead of printing every field.
+
+/// `Display` as the one-line `Debug`: what the foreign `toString` shows.
+macro_rules! display_as_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{self:?}")
+            }
+        }
+    )*};
+}
+display_as_debug!(
+    HttpHeader,
+    UploaderConfig,
+    NewFile,
+    PartTask,
+    PartTaskResult
+);
+
+impl std::fmt::Debug for HttpHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpHeader")
+            .field("name", &self.name)
+            .field("value", &crate::redact::REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UploaderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::url_for_debug;
+        // Every field named: a new one does not compile until it is decided
+        // here whether it may be shown.
+        let UploaderConfig {
+            start_upload_url,
+            upload_urls_url,
+            complete_url,
+            network_policy,
+            abort_url,
+            headers,
+            max_parts_in_flight,
+            retry,
+            notification_title,
+            notification_text,
+            extra_root_certificates_pem,
+            finished_retention_ms,
+        } = self;
+        f.debug_struct("UploaderConfig")
+            .field("start_upload_url", &url_for_debug(start_upload_url))
+            .field("upload_urls_url", &url_for_debug(upload_urls_url))
+            .field("complete_url", &url_for_debug(complete_url))
+            .field("network_policy", network_policy)
+            .field("abort_url", &abort_url.as_deref().map(url_for_debug))
+            .field("headers", headers)
+            .field("max_parts_in_flight", max_parts_in_flight)
+            .field("retry", retry)
+            .field("notification_title", notification_title)
+            .field("notification_text", notification_text)
+            .field(
+                "extra_root_certificates_pem",
+                &format_args!("[{} PEM texts]", extra_root_certificates_pem.len()),
+            )
+            .field("finished_retention_ms", finished_retention_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let NewFile {
+            path,
+            transfer_id,
+            file_name,
+            user_params_json: _,
+        } = self;
+        f.debug_struct("NewFile")
+            .field("path", &crate::source::path_for_debug(path))
+            .field("transfer_id", transfer_id)
+            .field("file_name", file_name)
+            .field("user_params_json", &crate::redact::REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PartTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Fields named one by one: one added later stays hidden until it is
+        // added here.
+        f.debug_struct("PartTask")
+            .field("task_id", &self.task_id)
+            .field("upload", &self.upload)
+            .field("part_number", &self.part_number)
+            .field("url", &crate::redact::url_for_debug(&self.url))
+            .field("file_path", &self.file_path)
+            .field("length", &self.length)
+            .field("earliest_begin_ms", &self.earliest_begin_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PartTaskResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::excerpt;
+        match self {
+            PartTaskResult::Response {
+                status,
+                etag,
+                retry_after,
+                body,
+            } => f
+                .debug_struct("Response")
+                .field("status", status)
+                .field("etag", etag)
+                .field("retry_after", retry_after)
+                .field("body", &excerpt(body.as_bytes(), &[]))
+                .finish(),
+            PartTaskResult::NoResponse { message } => f
+                .debug_struct("NoResponse")
+                .field("message", &excerpt(message.as_bytes(), &[]))
+                .finish(),
+            PartTaskResult::Cancelled => f.write_str("Cancelled"),
+            PartTaskResult::UnknownTask => f.write_str("UnknownTask"),
         }
     }
 }

@@ -703,6 +703,26 @@ impl TaskReporter {
     /// A task ended. Ignored once the engine is shut down (the task is
     /// reconciled at the next open).
     pub fn report(&self, task_id: String, outcome: TaskOutcome) {
+        // Capped as the engine caps the bodies it reads itself: the
+        // platform may pass a whole answer of any length.
+        use crate::failure::cap_error_text;
+        let outcome = match outcome {
+            TaskOutcome::Response {
+                status,
+                etag,
+                retry_after,
+                body,
+            } => TaskOutcome::Response {
+                status,
+                etag,
+                retry_after,
+                body: cap_error_text(body),
+            },
+            TaskOutcome::TransportError(message) => {
+                TaskOutcome::TransportError(cap_error_text(message))
+            }
+            other => other,
+        };
         let _ = self
             .commands
             .send(Command::Handoff(HandoffCommand::Report(task_id, outcome)));

@@ -167,8 +167,9 @@ pub trait UploadListener: Send + Sync {
     fn on_event(&self, event: &UploadEvent);
 }
 
-/// A file to add to the queue.
-#[derive(Clone, Debug, Default)]
+/// A file to add to the queue. Its `Debug` output shows user param names
+/// but not their values, and a URI without its query.
+#[derive(Clone, Default)]
 pub struct NewUpload {
     /// A path, a `file://` URI, or a URI only the platform can open
     /// (`content://...`; see [`crate::FileSource::parse`]). Such a URI is
@@ -182,4 +183,26 @@ pub struct NewUpload {
     /// Merged flat into the startUpload body. `fileName`, `fileHash` and
     /// `fileSize` are reserved.
     pub user_params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for NewUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named: a new one does not compile until it is decided
+        // here whether it may be shown.
+        let NewUpload {
+            path,
+            transfer_id,
+            file_name,
+            user_params,
+        } = self;
+        f.debug_struct("NewUpload")
+            .field(
+                "path",
+                &crate::source::path_for_debug(&path.to_string_lossy()),
+            )
+            .field("transfer_id", transfer_id)
+            .field("file_name", file_name)
+            .field("user_params", &crate::redact::param_names(user_params))
+            .finish()
+    }
 }

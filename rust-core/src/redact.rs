@@ -28,6 +28,35 @@ pub fn url_for_log(url: &str) -> String {
     }
 }
 
+/// What `Debug` output shows in place of a secret.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// A URL as `Debug` output shows it: where it goes, with its query (a
+/// presigned URL's signature) and any user info replaced.
+pub fn url_for_debug(url: &str) -> String {
+    let base = url_for_log(url);
+    if url.contains('?') {
+        format!("{base}?{REDACTED}")
+    } else {
+        base
+    }
+}
+
+/// `(name, [redacted])` for each header: the names say what was sent.
+pub(crate) fn header_names(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, _)| (n.as_str(), REDACTED))
+        .collect()
+}
+
+/// `{name: [redacted]}` for each user param: the names say what was sent.
+pub(crate) fn param_names(
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<&str, &str> {
+    params.keys().map(|k| (k.as_str(), REDACTED)).collect()
+}
+
 /// Removes every URL query string, credential-like parameter value and known
 /// secret from `text`.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
@@ -109,12 +138,18 @@ fn is_url_end(c: char) -> bool {
     c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}')
 }
 
+// Every pass below walks the text once: report bodies can be long, and a
+// search restarted from the top after each match made this quadratic.
+
 fn strip_url_queries(text: &str) -> String {
+    // ASCII lowercasing keeps every byte offset, so matches in `lower` are
+    // positions in `text`.
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = find_url_start(rest) {
-        out.push_str(&rest[..pos]);
-        let url_part = &rest[pos..];
+    let mut pos = 0;
+    while let Some(start) = find_url_start(&lower, pos) {
+        out.push_str(&text[pos..start]);
+        let url_part = &text[start..];
         let end = url_part.find(is_url_end).unwrap_or(url_part.len());
         let url = &url_part[..end];
         match url.find('?') {
@@ -124,38 +159,45 @@ fn strip_url_queries(text: &str) -> String {
             }
             None => out.push_str(url),
         }
-        rest = &url_part[end..];
+        pos = start + end;
     }
-    out.push_str(rest);
+    out.push_str(&text[pos..]);
     out
 }
 
-fn find_url_start(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    match (lower.find("http://"), lower.find("https://")) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The first `http://` or `https://` in `lower` at or after `from`.
+fn find_url_start(lower: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(rel) = lower[at..].find("http") {
+        let hit = at + rel;
+        let rest = &lower[hit + 4..];
+        if rest.starts_with("://") || rest.starts_with("s://") {
+            return Some(hit);
+        }
+        at = hit + 4;
     }
+    None
 }
 
 fn strip_secret_params(text: &str) -> String {
-    let mut out = text.to_string();
+    let mut text = text.to_string();
     for param in SECRET_PARAMS {
-        let mut search_from = 0;
-        loop {
-            let lower = out.to_ascii_lowercase();
-            let Some(rel) = lower[search_from..].find(param) else {
-                break;
-            };
-            let value_start = search_from + rel + param.len();
-            let value_len = out[value_start..]
+        let lower = text.to_ascii_lowercase();
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        while let Some(rel) = lower[pos..].find(param) {
+            let value_start = pos + rel + param.len();
+            let value_len = text[value_start..]
                 .find(|c: char| c == '&' || is_url_end(c))
-                .unwrap_or(out.len() - value_start);
-            out.replace_range(value_start..value_start + value_len, "[redacted]");
-            search_from = value_start + "[redacted]".len();
+                .unwrap_or(text.len() - value_start);
+            out.push_str(&text[pos..value_start]);
+            out.push_str("[redacted]");
+            pos = value_start + value_len;
         }
+        out.push_str(&text[pos..]);
+        text = out;
     }
-    out
+    text
 }
 
 #[cfg(test)]
@@ -173,6 +215,39 @@ mod tests {
         assert!(!r.contains("AKIA123"), "{r}");
         assert!(!r.contains("s3cr3t"), "{r}");
         assert!(r.contains("X-Amz-Date=1"), "{r}");
+    }
+
+    /// Runs `f` on its own thread and gives up after a generous bound: a
+    /// quadratic redaction of the inputs below takes hours, a linear one
+    /// milliseconds.
+    fn finishes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"))
+    }
+
+    #[test]
+    fn redaction_of_a_long_text_with_many_matches_is_linear() {
+        // 4 MiB: 100k URLs with queries, 100k signature parameters, 100k
+        // echoes of a configured secret.
+        let unit = "see https://s3.example/b/k?X-Amz-Signature=aa&n=1 then                     Signature=bbbb& and tok3n-s3cret;";
+        let n = 100_000;
+        let text = unit.repeat(n);
+        let r = finishes("redaction of 100k matches", move || {
+            redact(&text, &["tok3n-s3cret"])
+        });
+        assert!(!r.contains("aa&n=1"), "query kept");
+        assert!(!r.contains("bbbb"), "parameter value kept");
+        assert!(!r.contains("tok3n"), "secret kept");
+        assert_eq!(r.matches("https://s3.example/b/k?[redacted]").count(), n);
+        assert_eq!(r.matches("[redacted]").count(), 3 * n);
+        // The excerpt reads all of it too (a secret may sit anywhere).
+        let body = unit.repeat(n).into_bytes();
+        let e = finishes("an excerpt of 4 MiB", move || excerpt(&body, &[]));
+        assert!(e.chars().count() <= 201, "{e}");
     }
 
     #[test]

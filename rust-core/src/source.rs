@@ -23,7 +23,13 @@ pub(crate) const COPY_FIRST: &str = "copy the file into the app's storage and up
 #[uniffi::export(foreign)]
 pub trait FileOpener: Send + Sync {
     /// Opens `uri` for reading and returns a file descriptor that the engine
-    /// then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+    /// then owns and closes. Hand over a descriptor of its own, detached from
+    /// anything that would close or use it later: on Android
+    /// `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+    /// the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+    /// (or a `dup` of a descriptor the app keeps). The engine refuses, with
+    /// `file_unreadable`, a number that is not an open descriptor, the
+    /// standard streams 0, 1 and 2, and a descriptor not open for reading.
     /// The descriptor must allow positioned reads (a regular file): a pipe
     /// fails the upload with `file_unreadable`.
     ///
@@ -55,8 +61,9 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for FileOpenError {
     }
 }
 
-/// What an app passed as the file to upload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an app passed as the file to upload. `Debug` shows a URI as in
+/// messages (no query, which may carry a token).
+#[derive(Clone, PartialEq, Eq)]
 pub enum FileSource {
     /// A file on this device, opened by the engine.
     Path(PathBuf),
@@ -85,6 +92,24 @@ impl FileSource {
                     format!("{} is not a usable file:// URI", uri_for_message(s)),
                 )
             })
+    }
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileSource::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            FileSource::Uri(u) => f.debug_tuple("Uri").field(&uri_for_message(u)).finish(),
+        }
+    }
+}
+
+/// A path or URI as given by the app, for `Debug` output: paths as they
+/// are, URIs as in messages.
+pub(crate) fn path_for_debug(s: &str) -> String {
+    match uri_scheme(s) {
+        Some(_) => uri_for_message(s),
+        None => s.to_string(),
     }
 }
 
@@ -210,6 +235,17 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
             ))
         }
     };
+    // The process's standard streams are never an opener's own descriptor:
+    // owning one would close it. Refused without taking it.
+    if (0..=2).contains(&fd) {
+        return Err(err(
+            ErrorCode::FileUnreadable,
+            format!(
+                "the file opener returned standard stream {fd} for {label}, not a descriptor \
+                 of its own: {COPY_FIRST}"
+            ),
+        ));
+    }
     // SAFETY: `fcntl(F_GETFD)` reads the flags of a descriptor and changes
     // nothing; it tells an open descriptor from a bogus number.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
@@ -221,6 +257,15 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
     // SAFETY: the opener's contract hands the open descriptor over: nothing
     // else closes it, so the engine owns it from here on.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: as above, `F_GETFL` only reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
+        // Every read would fail; say so now. Dropping `file` closes it.
+        return Err(err(
+            ErrorCode::FileUnreadable,
+            format!("the file opener returned a descriptor not open for reading for {label}"),
+        ));
+    }
     descriptor_stamp(&file, &label)?;
     Ok(file)
 }
@@ -342,6 +387,53 @@ mod tests {
         .into();
         assert_eq!(e.code, ErrorCode::FileUnreadable);
         assert!(e.message.contains("copy the file"), "{}", e.message);
+    }
+
+    /// Hands over a fixed descriptor number.
+    struct FixedFd(i32);
+
+    impl FileOpener for FixedFd {
+        fn open_file(&self, _uri: String) -> std::result::Result<i32, FileOpenError> {
+            Ok(self.0)
+        }
+    }
+
+    fn is_open(fd: i32) -> bool {
+        // SAFETY: reads the descriptor's flags, changes nothing.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    #[test]
+    fn the_standard_streams_are_never_taken_as_a_file() {
+        // Stdin first: were it taken, the engine would close it.
+        for fd in [0, 1, 2] {
+            let was_open = is_open(fd);
+            let e: UploadError = open_uri(&FixedFd(fd), "content://x/doc")
+                .map(|_| ())
+                .expect_err("a standard stream is refused")
+                .into();
+            assert_eq!(e.code, ErrorCode::FileUnreadable, "{}", e.message);
+            assert_eq!(is_open(fd), was_open, "descriptor {fd} left as it was");
+        }
+    }
+
+    #[test]
+    fn a_descriptor_not_open_for_reading_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, b"12345").unwrap();
+        let write_only = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(write_only);
+        let e: UploadError = open_uri(&FixedFd(fd), "content://x/doc")
+            .map(|_| ())
+            .expect_err("a write-only descriptor is refused")
+            .into();
+        assert_eq!(e.code, ErrorCode::FileUnreadable, "{}", e.message);
+        assert!(e.message.contains("reading"), "{}", e.message);
+        assert!(
+            !is_open(fd),
+            "the refused descriptor was handed over: closed"
+        );
     }
 
     #[test]

@@ -22,13 +22,14 @@
 //!
 //! There is no switch that accepts any certificate, on purpose.
 
-use crate::error::{err, ErrorCode, Result};
+use crate::error::{err, ErrorCode, Result, UploadError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,9 +53,11 @@ pub trait PlatformTrust: Send + Sync {
     /// Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
     /// (DER certificates, the server's own first, then the intermediates it
     /// sent) for a TLS server named `host`. `auth_type` is the value to hand
-    /// to `checkServerTrusted` as is. Called on an engine thread during the
-    /// handshake; it may block briefly (revocation checks) but must not call
-    /// the engine.
+    /// to `checkServerTrusted` as is. Called during the handshake on a
+    /// thread of its own, so it may block (revocation checks, iOS fetching
+    /// intermediates) without holding up other transfers; after 30 s
+    /// without an answer the handshake fails and is retried like any failed
+    /// connection. Must not call the engine.
     fn check_server_trusted(
         &self,
         chain_der: Vec<Vec<u8>>,
@@ -79,15 +82,69 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TrustError {
 
 static PLATFORM: RwLock<Option<Arc<dyn PlatformTrust>>> = RwLock::new(None);
 
+/// How long a handshake waits for [`PlatformTrust`]'s answer: as long as a
+/// connection may take to open at all.
+pub const PLATFORM_TRUST_TIMEOUT: Duration = CONNECT_TIMEOUT;
+
+/// Platform checks waiting at once, at most. Each has a thread of its own;
+/// checks that never answer must not pile up threads, so beyond this a
+/// handshake is refused at once (and retried later like any other).
+const MAX_PLATFORM_CHECKS: usize = 8;
+
+static PLATFORM_CHECKS: AtomicUsize = AtomicUsize::new(0);
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Makes the engine verify servers with the device's trust store (see
 /// [`PlatformTrust`]). Call it once at start-up, before the first upload;
 /// later calls replace it. Android and iOS must call it: their builds carry
 /// no bundled roots, so without it only `extraRootCertificatesPem` is
-/// trusted. Non-blocking; any thread.
+/// trusted.
+///
+/// `trust` is asked once about a self-signed certificate that no device
+/// trusts; one that accepts it (a debug "trust everything" manager) would
+/// turn off certificate checks for the backend and the storage alike, and
+/// is refused with `InvalidArgument` (the previous trust stays). Blocks
+/// while `trust` answers that one check (no network is involved); any thread.
 #[uniffi::export]
-pub fn install_platform_trust(trust: Arc<dyn PlatformTrust>) {
+pub fn install_platform_trust(
+    trust: Arc<dyn PlatformTrust>,
+) -> std::result::Result<(), crate::ffi::UploaderError> {
+    let probe = CertificateDer::from_pem_slice(TRUST_PROBE_PEM.as_bytes()).map_err(|_| {
+        UploadError::from(err(
+            ErrorCode::Internal,
+            "the built-in probe certificate is not valid PEM",
+        ))
+    })?;
+    if ask_platform(
+        trust.clone(),
+        vec![probe.to_vec()],
+        TRUST_PROBE_HOST.to_owned(),
+    )
+    .is_ok()
+    {
+        return Err(UploadError::from(err(
+            ErrorCode::InvalidArgument,
+            "the platform trust accepted a self-signed certificate that no device trusts: it \
+             would accept any server; install one that checks the chain (the system trust \
+             store, or extraRootCertificatesPem for a private CA)",
+        ))
+        .into());
+    }
     *PLATFORM.write().unwrap_or_else(|e| e.into_inner()) = Some(trust);
+    Ok(())
 }
+
+/// A self-signed server certificate for [`TRUST_PROBE_HOST`], valid from
+/// 2000 to 2099, whose key was thrown away once it was signed. Made once
+/// with rcgen 0.14: `CertificateParams::new(vec![TRUST_PROBE_HOST])`, common
+/// name "s3bgu trust probe (no real server)", key usage digitalSignature,
+/// extended key usage serverAuth, `self_signed` with a fresh P-256 key.
+const TRUST_PROBE_PEM: &str = include_str!("trust_probe.pem");
+
+/// The name the probe certificate is for (`.invalid`: never a real host),
+/// so a trust that checks names finds it right and only the chain wrong.
+const TRUST_PROBE_HOST: &str = "trust-probe.s3bgu.invalid";
 
 /// Goes back to the bundled roots (where the build has them). For tests.
 #[uniffi::export]
@@ -97,6 +154,71 @@ pub fn remove_platform_trust() {
 
 fn platform() -> Option<Arc<dyn PlatformTrust>> {
     PLATFORM.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Asks the platform about a chain, from a handshake (rustls calls its
+/// verifier synchronously, on the engine's runtime thread that polls the
+/// connection).
+///
+/// The call runs on a thread of its own and this one waits for it inside
+/// `block_in_place`. `block_in_place` alone would free the runtime (the
+/// worker's other tasks move to a new thread) but would wait for ever on a
+/// check that never answers, and the connection's own timeouts cannot fire
+/// while its task is blocked. A thread alone would bound the wait but keep
+/// the worker, and the engine task queued on it, stopped until then. The
+/// tokio blocking pool is not used: it also runs file reads and the
+/// database's syncs, which stuck checks must not starve.
+fn ask_platform(
+    trust: Arc<dyn PlatformTrust>,
+    chain: Vec<Vec<u8>>,
+    host: String,
+) -> std::result::Result<(), String> {
+    let wait = |rx: std::sync::mpsc::Receiver<std::result::Result<(), String>>| {
+        rx.recv_timeout(PLATFORM_TRUST_TIMEOUT).unwrap_or_else(|_| {
+            Err(format!(
+                "the device gave no answer on the certificate within {} s",
+                PLATFORM_TRUST_TIMEOUT.as_secs()
+            ))
+        })
+    };
+    if PLATFORM_CHECKS.fetch_add(1, Ordering::SeqCst) >= MAX_PLATFORM_CHECKS {
+        PLATFORM_CHECKS.fetch_sub(1, Ordering::SeqCst);
+        return Err("too many certificate checks of the device are waiting".into());
+    }
+    /// Frees the slot when the check ends, however it ends.
+    struct Slot;
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            PLATFORM_CHECKS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let slot = Slot;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("s3bgu-trust".into())
+        .spawn(move || {
+            let _slot = slot;
+            // Platform code: whatever it does must not unwind into rustls.
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                trust.check_server_trusted(chain, AUTH_TYPE.to_owned(), host)
+            }));
+            let answer = match answer {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(TrustError::Untrusted { reason })) => Err(reason),
+                Err(_) => Err("the device's certificate check failed".to_string()),
+            };
+            // The handshake may have stopped waiting.
+            let _ = tx.send(answer);
+        });
+    if let Err(e) = spawned {
+        return Err(format!("cannot start the device's certificate check: {e}"));
+    }
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        // Only a current-thread runtime cannot hand its thread over; the
+        // engine's runtime is multi-threaded.
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => wait(rx),
+        _ => tokio::task::block_in_place(|| wait(rx)),
+    }
 }
 
 /// Mozilla's roots, for hosts without a platform store. Phones use theirs.
@@ -168,7 +290,7 @@ pub(crate) fn http_client(extra_roots_pem: &[String]) -> Result<reqwest::Client>
         .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
-        .connect_timeout(Duration::from_secs(30))
+        .connect_timeout(CONNECT_TIMEOUT)
         // Backend calls are POSTs with bodies and part PUTs stream from
         // the file: neither can be replayed by a redirect.
         .redirect(reqwest::redirect::Policy::none())
@@ -271,9 +393,9 @@ impl ServerCertVerifier for EngineVerifier {
             chain.push(end_entity.to_vec());
             chain.extend(intermediates.iter().map(|c| c.to_vec()));
             let host = server_name.to_str().into_owned();
-            return match trust.check_server_trusted(chain, AUTH_TYPE.to_owned(), host) {
+            return match ask_platform(trust, chain, host) {
                 Ok(()) => Ok(ServerCertVerified::assertion()),
-                Err(TrustError::Untrusted { reason }) => {
+                Err(reason) => {
                     tracing::warn!(%reason, "the device does not trust the server's certificate");
                     Err(rustls::Error::InvalidCertificate(
                         rustls::CertificateError::ApplicationVerificationFailure,

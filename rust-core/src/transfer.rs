@@ -345,7 +345,7 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
             while let Ok(Some(chunk)) = resp.chunk().await {
                 received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 body.extend_from_slice(&chunk);
-                if body.len() > 16 * 1024 {
+                if body.len() > crate::failure::MAX_ERROR_BODY {
                     break;
                 }
             }

@@ -1,10 +1,16 @@
 package com.s3bguploader.core.test
 
+import com.s3bguploader.core.HttpHeader
 import com.s3bguploader.core.JsEventObserver
 import com.s3bguploader.core.JsException
+import com.s3bguploader.core.NewFile
+import com.s3bguploader.core.PartTask
+import com.s3bguploader.core.PartTaskResult
 import com.s3bguploader.core.PlatformTrust
 import com.s3bguploader.core.TrustException
 import com.s3bguploader.core.UploadEngine
+import com.s3bguploader.core.UploaderException
+import com.s3bguploader.core.configForBaseUrl
 import com.s3bguploader.core.installPlatformTrust
 import com.s3bguploader.core.removePlatformTrust
 import kotlinx.coroutines.delay
@@ -13,6 +19,7 @@ import kotlinx.coroutines.withTimeout
 import org.junit.AfterClass
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.BeforeClass
@@ -176,6 +183,58 @@ class JsonAndTlsTest {
     }
 
     @Test
+    fun aTrustThatAcceptsAnythingIsRefused() {
+        val acceptAll = object : PlatformTrust {
+            override fun checkServerTrusted(chainDer: List<ByteArray>, authType: String, host: String) {}
+        }
+        try {
+            installPlatformTrust(acceptAll)
+            fail("an accept-anything trust was installed")
+        } catch (e: UploaderException.InvalidArgument) {
+            assertTrue(e.message, e.message!!.contains("accept any server"))
+        } finally {
+            removePlatformTrust()
+        }
+        // The JVM's own trust manager refuses the probe, so it is installed.
+        val jvm = TrustManagerTrust.of(null)
+        try {
+            installPlatformTrust(jvm)
+            assertEquals(listOf("trust-probe.s3bgu.invalid"), jvm.hosts.toList())
+        } finally {
+            removePlatformTrust()
+        }
+    }
+
+    @Test
+    fun textFormsOfRecordsShowNoSecret() {
+        val url = "https://s3.example/b/k?partNumber=1&X-Amz-Credential=CRED-MARKER&X-Amz-Signature=SIG-MARKER"
+        val task = PartTask(
+            taskId = "task-1", upload = 7L, partNumber = 3u, url = url,
+            filePath = "/staging/7-3.part", length = 5uL, earliestBeginMs = 0L,
+        )
+        val header = HttpHeader("Authorization", "Bearer TOKEN-MARKER")
+        val config = configForBaseUrl("https://api.example/up").copy(
+            startUploadUrl = "https://api.example/up/startUpload?apiKey=KEY-MARKER",
+            headers = listOf(header),
+        )
+        val file = NewFile("content://media/doc/1?token=URI-MARKER", "t", null, """{"album":"PARAM-MARKER"}""")
+        val results = listOf(
+            PartTaskResult.NoResponse("The request timed out. ($url)"),
+            PartTaskResult.Response(403u, null, null, "<Error><Url>$url</Url></Error>"),
+        )
+        // What a log line, string template or collection shows.
+        val texts = listOf(task.toString(), "$task", listOf(task).toString(), header.toString(), config.toString(),
+            file.toString()) + results.map { it.toString() }
+        for (text in texts) {
+            assertFalse(text, text.contains("MARKER"))
+        }
+        assertTrue(task.toString(), task.toString().contains("s3.example/b/k"))
+        assertTrue(config.toString(), config.toString().contains("Authorization"))
+        // The transport still gets the URL itself.
+        assertEquals(url, task.url)
+    }
+
+    @Test
     fun aKotlinTrustManagerDecidesOnHttpsServers() = runBlocking<Unit> {
         HttpsHarness(dir).use { h ->
             assertTrue(h.url, h.url.startsWith("https://127.0.0.1:"))
@@ -192,6 +251,8 @@ class JsonAndTlsTest {
                     // A store that holds it: backend calls and part uploads go through.
                     val device = TrustManagerTrust.withCa(h.caPem)
                     installPlatformTrust(device)
+                    // Installing asked about a probe; only handshakes from here.
+                    device.hosts.clear()
                     val f = file("b.bin", 5 * 1024 * 1024 + 5)
                     val done = engine.settled(engine.uploadFileJson(f.path, "t", null, "{}").field("id")!!.toDouble())
                     assertEquals(done, "COMPLETED", done.field("state"))

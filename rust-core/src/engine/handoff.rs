@@ -23,8 +23,9 @@ const MAX_STAGINGS_IN_FLIGHT: usize = 4;
 /// Default margin of a URL's life that must remain when it is handed off.
 pub const DEFAULT_URL_MARGIN: Duration = Duration::from_secs(15 * 60);
 
-/// One part upload for the platform's transport.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One part upload for the platform's transport. `Debug` shows where the
+/// URL goes, never its query (the signature).
+#[derive(Clone, PartialEq, Eq)]
 pub struct PartTask {
     /// Made by the engine, unique, and kept across relaunches: the platform
     /// reports the task's end with it (store it as the task's description).
@@ -47,8 +48,9 @@ pub struct PartTask {
     pub allow_metered: bool,
 }
 
-/// How a handed-off task ended, as the platform saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a handed-off task ended, as the platform saw it. `Debug` shows the
+/// body and message as error messages do (a storage may echo the URL).
+#[derive(Clone, PartialEq, Eq)]
 pub enum TaskOutcome {
     /// The storage answered: its status, `ETag` and `Retry-After` headers
     /// and (for errors) the start of its body.
@@ -64,6 +66,47 @@ pub enum TaskOutcome {
     Cancelled,
     /// The platform has no task with this id.
     UnknownTask,
+}
+
+impl std::fmt::Debug for PartTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Fields named one by one: one added later stays hidden until it is
+        // added here.
+        f.debug_struct("PartTask")
+            .field("task_id", &self.task_id)
+            .field("upload", &self.upload)
+            .field("part_number", &self.part_number)
+            .field("url", &redact::url_for_debug(&self.url))
+            .field("file_path", &self.file_path)
+            .field("length", &self.length)
+            .field("earliest_begin_ms", &self.earliest_begin_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TaskOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskOutcome::Response {
+                status,
+                etag,
+                retry_after,
+                body,
+            } => f
+                .debug_struct("Response")
+                .field("status", status)
+                .field("etag", etag)
+                .field("retry_after", retry_after)
+                .field("body", &redact::excerpt(body.as_bytes(), &[]))
+                .finish(),
+            TaskOutcome::TransportError(m) => f
+                .debug_tuple("TransportError")
+                .field(&redact::excerpt(m.as_bytes(), &[]))
+                .finish(),
+            TaskOutcome::Cancelled => f.write_str("Cancelled"),
+            TaskOutcome::UnknownTask => f.write_str("UnknownTask"),
+        }
+    }
 }
 
 /// Implemented by the platform (iOS: a background `URLSession`). Called on

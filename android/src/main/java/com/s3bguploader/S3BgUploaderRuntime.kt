@@ -3,6 +3,7 @@ package com.s3bguploader
 import android.content.Context
 import android.util.Log
 import com.s3bguploader.core.UploadEngine
+import com.s3bguploader.core.UploaderException
 import com.s3bguploader.core.installPlatformTrust
 import kotlinx.coroutines.runBlocking
 import java.io.File
@@ -32,8 +33,13 @@ object S3BgUploaderRuntime {
 
     private fun open(app: Context): UploadEngine {
         // Before the first handshake: the engine carries no root store of
-        // its own on Android.
-        installPlatformTrust(AndroidTrust.fromPlatform())
+        // its own on Android. Only a trust that accepts any certificate is
+        // refused; the engine then trusts extraRootCertificatesPem alone.
+        try {
+            installPlatformTrust(AndroidTrust.fromPlatform())
+        } catch (e: UploaderException) {
+            Log.e(TAG, "platform trust refused: ${e.message}")
+        }
         val db = databaseFile(app)
         db.parentFile?.mkdirs()
         val opened = UploadEngine.open(db.path, true)

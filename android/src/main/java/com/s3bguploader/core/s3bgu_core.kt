@@ -1049,6 +1049,26 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(`ptr`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1202,7 +1222,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 55301) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 54641) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 17420) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_remove_platform_trust() and 0xFFFF) != 1685) {
@@ -1328,10 +1348,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 51625) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 38152) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 28617) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 32756) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 41158) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
@@ -1941,7 +1961,13 @@ public interface FileOpener {
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -2065,7 +2091,13 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
     
     /**
      * Opens `uri` for reading and returns a file descriptor that the engine
-     * then owns and closes (on Android, `ParcelFileDescriptor.detachFd()`).
+     * then owns and closes. Hand over a descriptor of its own, detached from
+     * anything that would close or use it later: on Android
+     * `ParcelFileDescriptor.detachFd()` (never `getFd()`, whose descriptor
+     * the `ParcelFileDescriptor` still closes), on iOS a fresh `open(2)`
+     * (or a `dup` of a descriptor the app keeps). The engine refuses, with
+     * `file_unreadable`, a number that is not an open descriptor, the
+     * standard streams 0, 1 and 2, and a descriptor not open for reading.
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
@@ -3041,9 +3073,11 @@ public interface PlatformTrust {
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
     
@@ -3170,9 +3204,11 @@ open class PlatformTrustImpl: Disposable, AutoCloseable, PlatformTrust
      * Throws [`TrustError::Untrusted`] unless the device trusts `chain_der`
      * (DER certificates, the server's own first, then the intermediates it
      * sent) for a TLS server named `host`. `auth_type` is the value to hand
-     * to `checkServerTrusted` as is. Called on an engine thread during the
-     * handshake; it may block briefly (revocation checks) but must not call
-     * the engine.
+     * to `checkServerTrusted` as is. Called during the handshake on a
+     * thread of its own, so it may block (revocation checks, iOS fetching
+     * intermediates) without holding up other transfers; after 30 s
+     * without an answer the handshake fails and is retried like any failed
+     * connection. Must not call the engine.
      */
     @Throws(TrustException::class)override fun `checkServerTrusted`(`chainDer`: List<kotlin.ByteArray>, `authType`: kotlin.String, `host`: kotlin.String)
         = 
@@ -5428,6 +5464,7 @@ public object FfiConverterTypeHandoffSettings: FfiConverterRustBuffer<HandoffSet
 
 /**
  * One header sent with every backend call (never with part uploads).
+ * Its text form (Kotlin `toString`, Swift `description`) hides the value.
  */
 data class HttpHeader (
     var `name`: kotlin.String
@@ -5439,6 +5476,15 @@ data class HttpHeader (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(FfiConverterTypeHttpHeader.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -5468,7 +5514,8 @@ public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
 
 
 /**
- * A file to add to the queue.
+ * A file to add to the queue. Its text form hides the user params and a
+ * URI's query.
  */
 data class NewFile (
     /**
@@ -5499,6 +5546,15 @@ data class NewFile (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(FfiConverterTypeNewFile.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -5603,6 +5659,8 @@ public object FfiConverterTypeNotificationContent: FfiConverterRustBuffer<Notifi
 /**
  * One part upload for the platform: PUT the file at `file_path` (exactly
  * `length` bytes) to `url`, then call [`UploadEngine::report_part_task`].
+ * Its text form (Kotlin `toString`, Swift `description`) shows where the
+ * URL goes but not its query, so logging a task leaks no signature.
  */
 data class PartTask (
     /**
@@ -5653,6 +5711,15 @@ data class PartTask (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(FfiConverterTypePartTask.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -6111,7 +6178,8 @@ public object FfiConverterTypeUploadRecord: FfiConverterRustBuffer<UploadRecord>
 
 /**
  * Everything the engine needs to reach the app's backend; stored with the
- * queue so a background task can run without any JavaScript.
+ * queue so a background task can run without any JavaScript. Its text form
+ * hides header values and URL queries.
  */
 data class UploaderConfig (
     var `startUploadUrl`: kotlin.String
@@ -6169,6 +6237,15 @@ data class UploaderConfig (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(FfiConverterTypeUploaderConfig.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -6740,7 +6817,8 @@ public object FfiConverterTypePartMode: FfiConverterRustBuffer<PartMode> {
 
 
 /**
- * How a handed-off task ended.
+ * How a handed-off task ended. Its text form shows the body and message
+ * as error messages do (a storage may echo the URL's credential).
  */
 sealed class PartTaskResult {
     
@@ -6758,6 +6836,15 @@ sealed class PartTaskResult {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -6770,6 +6857,15 @@ sealed class PartTaskResult {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -6791,6 +6887,15 @@ sealed class PartTaskResult {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(FfiConverterTypePartTaskResult.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }
@@ -7954,10 +8059,17 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
          * [`PlatformTrust`]). Call it once at start-up, before the first upload;
          * later calls replace it. Android and iOS must call it: their builds carry
          * no bundled roots, so without it only `extraRootCertificatesPem` is
-         * trusted. Non-blocking; any thread.
-         */ fun `installPlatformTrust`(`trust`: PlatformTrust)
+         * trusted.
+         *
+         * `trust` is asked once about a self-signed certificate that no device
+         * trusts; one that accepts it (a debug "trust everything" manager) would
+         * turn off certificate checks for the backend and the storage alike, and
+         * is refused with `InvalidArgument` (the previous trust stays). Blocks
+         * while `trust` answers that one check (no network is involved); any thread.
+         */
+    @Throws(UploaderException::class) fun `installPlatformTrust`(`trust`: PlatformTrust)
         = 
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(UploaderException) { _status ->
     UniffiLib.uniffi_s3bgu_core_fn_func_install_platform_trust(
     
         
