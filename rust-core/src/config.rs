@@ -4,6 +4,7 @@
 use crate::background::NetworkPolicy;
 use crate::error::{err, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 pub const DEFAULT_MAX_PARTS_IN_FLIGHT: u32 = 4;
@@ -12,6 +13,14 @@ pub const MAX_PARTS_IN_FLIGHT: u32 = 32;
 pub const DEFAULT_FINISHED_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// The longest retention that can be set (ten years); 0 keeps them forever.
 const MAX_FINISHED_RETENTION_MS: u64 = 3650 * 24 * 3600 * 1000;
+/// Bounds of `retry.maxAttempts`.
+pub const MAX_ATTEMPTS_RANGE: RangeInclusive<u32> = 1..=100;
+/// The longest `retry.maxDelayMs` (an hour).
+pub const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
+/// The most `retry.maxUrlRefreshes`.
+pub const MAX_URL_REFRESHES: u32 = 100;
+/// Bounds of `retry.requestTimeoutMs` and `retry.stallTimeoutMs`.
+pub const TIMEOUT_MS_RANGE: RangeInclusive<u64> = 100..=3_600_000;
 
 /// Retry policy for every call (backend calls and part PUTs).
 ///
@@ -256,32 +265,42 @@ impl Config {
             ));
         }
         let r = &self.retry;
-        if !(1..=100).contains(&r.max_attempts) {
+        if !MAX_ATTEMPTS_RANGE.contains(&r.max_attempts) {
             return Err(err(
                 ErrorCode::InvalidConfig,
-                "retry.maxAttempts must be between 1 and 100",
+                format!(
+                    "retry.maxAttempts must be between {} and {}",
+                    MAX_ATTEMPTS_RANGE.start(),
+                    MAX_ATTEMPTS_RANGE.end()
+                ),
             ));
         }
-        if r.max_delay_ms > 3_600_000 || r.base_delay_ms > r.max_delay_ms {
+        if r.max_delay_ms > MAX_RETRY_DELAY_MS || r.base_delay_ms > r.max_delay_ms {
             return Err(err(
                 ErrorCode::InvalidConfig,
-                "retry delays must satisfy baseDelayMs <= maxDelayMs <= 3600000",
+                format!(
+                    "retry delays must satisfy baseDelayMs <= maxDelayMs <= {MAX_RETRY_DELAY_MS}"
+                ),
             ));
         }
-        if r.max_url_refreshes > 100 {
+        if r.max_url_refreshes > MAX_URL_REFRESHES {
             return Err(err(
                 ErrorCode::InvalidConfig,
-                "retry.maxUrlRefreshes must be at most 100",
+                format!("retry.maxUrlRefreshes must be at most {MAX_URL_REFRESHES}"),
             ));
         }
         for (name, ms) in [
             ("retry.requestTimeoutMs", r.request_timeout_ms),
             ("retry.stallTimeoutMs", r.stall_timeout_ms),
         ] {
-            if !(100..=3_600_000).contains(&ms) {
+            if !TIMEOUT_MS_RANGE.contains(&ms) {
                 return Err(err(
                     ErrorCode::InvalidConfig,
-                    format!("{name} must be between 100 and 3600000, got {ms}"),
+                    format!(
+                        "{name} must be between {} and {}, got {ms}",
+                        TIMEOUT_MS_RANGE.start(),
+                        TIMEOUT_MS_RANGE.end()
+                    ),
                 ));
             }
         }

@@ -36,7 +36,8 @@ mod xxh3;
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
 pub use config::{
     Config, RetryPolicy, DEFAULT_FINISHED_RETENTION_MS, DEFAULT_MAX_PARTS_IN_FLIGHT,
-    MAX_PARTS_IN_FLIGHT,
+    MAX_ATTEMPTS_RANGE, MAX_PARTS_IN_FLIGHT, MAX_RETRY_DELAY_MS, MAX_URL_REFRESHES,
+    TIMEOUT_MS_RANGE,
 };
 pub use engine::handoff::{
     HandoffSettings, PartTask, PartTransport, TaskOutcome, DEFAULT_URL_MARGIN,

@@ -1,6 +1,7 @@
 //! One part PUT: the body is streamed from the file in page-aligned chunks
 //! borrowed from a pool, so memory does not grow with the part size and a
-//! retry simply reads the file again.
+//! retry simply reads the file again. Each chunk reaches the HTTP stack in
+//! small slices of it (no copy), which is what the stall watchdog counts.
 
 use crate::buffer::{BufPool, PooledBuf};
 use crate::error::ErrorCode;
@@ -18,10 +19,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Size of each read from the file: the unit the HTTP stack writes. Each
-/// read is a hand-over to a blocking thread and back; at 256 KiB those
-/// thread wake-ups were about a tenth of the engine's CPU per GiB.
+/// Size of each read from the file (the HTTP stack gets it in [`FRAME`]
+/// slices). Each read is a hand-over to a blocking thread and back; at
+/// 256 KiB those thread wake-ups were about a tenth of the engine's CPU per GiB.
 pub(crate) const CHUNK: usize = 1024 * 1024;
+
+/// Largest slice of a chunk handed to the HTTP stack at once. hyper asks
+/// for the next slice only once most of what it holds is in the socket, so
+/// the watchdog sees progress once per slice: with whole 1 MiB chunks a
+/// 16 kB/s uplink looked stalled for a minute at a time.
+pub(crate) const FRAME: usize = 64 * 1024;
 
 /// Idle chunks kept for reuse (all parts together).
 pub(crate) const POOL_KEEP: usize = 8;
@@ -160,8 +167,10 @@ fn read_chunk(file: &File, pos: u64, want: usize, mut buf: PooledBuf) -> io::Res
     Ok(buf)
 }
 
-/// The part's bytes as a stream of chunks, each read on a blocking thread;
-/// `first` is the first chunk when it was read already (with the open).
+/// The part's bytes as a stream of slices of at most [`FRAME`] bytes, cut
+/// from chunks of [`CHUNK`] bytes, each read on a blocking thread when the
+/// previous one is used up; `first` is the first chunk when it was read
+/// already (with the open).
 fn part_body(
     file: Arc<File>,
     offset: u64,
@@ -170,11 +179,16 @@ fn part_body(
     read_failed: Arc<OnceLock<(io::ErrorKind, String)>>,
     first: Option<io::Result<PooledBuf>>,
 ) -> impl Stream<Item = io::Result<Bytes>> {
-    futures_util::stream::try_unfold((offset, len, first), move |(pos, left, first)| {
+    let start = (offset, len, first, Bytes::new());
+    futures_util::stream::try_unfold(start, move |(pos, left, first, mut rest)| {
         let file = file.clone();
         let pool = pool.clone();
         let read_failed = read_failed.clone();
         async move {
+            if !rest.is_empty() {
+                let frame = rest.split_to(rest.len().min(FRAME));
+                return Ok(Some((frame, (pos, left, first, rest))));
+            }
             if left == 0 {
                 return Ok(None);
             }
@@ -190,8 +204,12 @@ fn part_body(
             let buf = read.inspect_err(|e| {
                 let _ = read_failed.set((e.kind(), e.to_string()));
             })?;
-            let next = (pos + want as u64, left - want as u64, None);
-            Ok(Some((Bytes::from_owner(buf), next)))
+            let mut rest = Bytes::from_owner(buf);
+            let frame = rest.split_to(want.min(FRAME));
+            Ok(Some((
+                frame,
+                (pos + want as u64, left - want as u64, None, rest),
+            )))
         }
     })
 }
@@ -241,9 +259,10 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
         read_failed.clone(),
         first,
     )
-    .inspect(move |chunk| {
-        if let Ok(c) = chunk {
-            counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+    // Counted as hyper takes each slice: the watchdog's sign of progress.
+    .inspect(move |frame| {
+        if let Ok(f) = frame {
+            counter.fetch_add(f.len() as u64, Ordering::Relaxed);
         }
     });
     let request = http
@@ -462,6 +481,36 @@ mod tests {
             b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
         ));
         assert!(!body_says_no_such_upload(b"<Code>NoSuchKey</Code>"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bodies_go_out_in_small_slices_of_large_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..3 * CHUNK + 5000).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let (offset, len) = (7u64, (2 * CHUNK + 4000) as u64);
+        let frames: Vec<Bytes> = part_body(
+            Arc::new(File::open(&path).unwrap()),
+            offset,
+            len,
+            chunk_pool(),
+            Arc::default(),
+            None,
+        )
+        .map(|f| f.unwrap())
+        .collect()
+        .await;
+        assert!(frames.iter().all(|f| !f.is_empty() && f.len() <= FRAME));
+        assert_eq!(frames.concat(), &data[7..7 + len as usize]);
+        // Slices, not copies: within a read, each slice starts where the
+        // previous one ended, and a new read starts every CHUNK bytes.
+        let mut at = 0;
+        for pair in frames.windows(2) {
+            at += pair[0].len();
+            let follows = pair[0].as_ptr().wrapping_add(pair[0].len()) == pair[1].as_ptr();
+            assert_eq!(follows, at % CHUNK != 0, "slice at byte {at}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

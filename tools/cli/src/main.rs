@@ -5,7 +5,9 @@ mod output;
 
 use clap::{Args, Parser, Subcommand};
 use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
-use s3bgu_core::{Config, NewUpload, Selector, UploadInfo, UploadState, Uploader, UploaderOptions};
+use s3bgu_core::{
+    Config, NewUpload, RetryPolicy, Selector, UploadInfo, UploadState, Uploader, UploaderOptions,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -128,6 +130,161 @@ struct BackendArgs {
     /// for the backend and the store alike (repeatable; a private CA).
     #[arg(long = "ca-cert", value_name = "PEM_FILE")]
     ca_certs: Vec<PathBuf>,
+    #[command(flatten)]
+    retry: RetryArgs,
+}
+
+const RETRIES: &str = "Retries and stalls";
+
+/// The engine's retry and stall settings. Each one given replaces the
+/// stored value; the others keep theirs (or the defaults). Durations take
+/// a unit: 500ms, 10s, 2m, 1h.
+#[derive(Args, Clone, Default)]
+struct RetryArgs {
+    /// A part upload that sends no byte and gets no answer for this long is
+    /// abandoned and retried: raise it on very slow or flaky uplinks
+    /// [default: 60s; 100ms to 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, help_heading = RETRIES)]
+    stall_timeout: Option<Duration>,
+    /// A backend call without a complete answer after this long is
+    /// abandoned; also how long a part's answer may take once its body is
+    /// sent [default: 60s; 100ms to 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, help_heading = RETRIES)]
+    request_timeout: Option<Duration>,
+    /// Failed attempts in a row of one call (a part, a backend call) before
+    /// its upload fails; `s3bgu resume` starts a new round [default: 8]
+    #[arg(long, value_name = "N", value_parser = parse_max_attempts, help_heading = RETRIES)]
+    max_attempts: Option<u32>,
+    /// The first retry waits up to this long, each further one up to twice
+    /// as long as the one before, at most --retry-max-delay (each wait is
+    /// drawn at random below that bound) [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, help_heading = RETRIES)]
+    retry_base_delay: Option<Duration>,
+    /// The longest wait between two attempts [default: 60s; at most 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, help_heading = RETRIES)]
+    retry_max_delay: Option<Duration>,
+    /// Times in a row one part's URL may be refreshed after the store
+    /// refuses it (403) before the upload fails [default: 4; at most 100]
+    #[arg(long, value_name = "N", value_parser = parse_url_refreshes, help_heading = RETRIES)]
+    max_url_refreshes: Option<u32>,
+}
+
+impl RetryArgs {
+    /// Applies the settings given to `r`; refuses a base delay longer than
+    /// the maximum, naming where each came from.
+    fn apply(&self, r: &mut RetryPolicy) -> Result<(), String> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if let Some(d) = self.stall_timeout {
+            r.stall_timeout_ms = ms(d);
+        }
+        if let Some(d) = self.request_timeout {
+            r.request_timeout_ms = ms(d);
+        }
+        if let Some(n) = self.max_attempts {
+            r.max_attempts = n;
+        }
+        if let Some(d) = self.retry_base_delay {
+            r.base_delay_ms = ms(d);
+        }
+        if let Some(d) = self.retry_max_delay {
+            r.max_delay_ms = ms(d);
+        }
+        if let Some(n) = self.max_url_refreshes {
+            r.max_url_refreshes = n;
+        }
+        if r.base_delay_ms > r.max_delay_ms {
+            let origin = |given: bool| if given { "" } else { " (stored or default)" };
+            return Err(format!(
+                "--retry-base-delay {}{} is longer than --retry-max-delay {}{}: \
+                 the base delay must not exceed the maximum",
+                show_ms(r.base_delay_ms),
+                origin(self.retry_base_delay.is_some()),
+                show_ms(r.max_delay_ms),
+                origin(self.retry_max_delay.is_some()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A duration as the flags take it: a whole number and a unit (ms, s, m,
+/// h), e.g. `10s`. A bare number is refused: seconds or milliseconds?
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    const FORM: &str = "a whole number and a unit (ms, s, m or h), e.g. 10s or 500ms";
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() {
+        return Err(format!("expected {FORM}"));
+    }
+    let per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err(format!("{s} has no unit: write {s}s or {s}ms")),
+        _ if unit.starts_with(['.', ',']) => {
+            return Err(format!(
+                "{s} is not a whole number: use a smaller unit (1500ms, not 1.5s)"
+            ))
+        }
+        _ => return Err(format!("unknown unit {unit:?}: expected {FORM}")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s} is too long"))
+}
+
+/// A duration within `range` (in milliseconds).
+fn parse_bounded(s: &str, range: std::ops::RangeInclusive<u64>) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if range.contains(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "must be between {} and {}",
+            show_ms(*range.start()),
+            show_ms(*range.end())
+        ))
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, s3bgu_core::TIMEOUT_MS_RANGE)
+}
+
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, 0..=s3bgu_core::MAX_RETRY_DELAY_MS)
+}
+
+fn parse_count(s: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    let bounds = || format!("a whole number from {} to {}", range.start(), range.end());
+    match s.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("expected {}", bounds())),
+    }
+}
+
+fn parse_max_attempts(s: &str) -> Result<u32, String> {
+    parse_count(s, s3bgu_core::MAX_ATTEMPTS_RANGE)
+}
+
+fn parse_url_refreshes(s: &str) -> Result<u32, String> {
+    parse_count(s, 0..=s3bgu_core::MAX_URL_REFRESHES)
+}
+
+/// Milliseconds in the largest unit that shows them exactly: 1500ms, 2s, 1h.
+fn show_ms(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 impl BackendArgs {
@@ -341,8 +498,9 @@ async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
     Ok(running)
 }
 
-/// The configuration the flags ask for, on top of `base` (the stored one).
-fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
+/// The configuration the flags ask for, on top of `base` (the stored one);
+/// `None` when neither names a backend.
+fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Result<Option<Config>, String> {
     let mut c = if let Some(url) = &b.backend {
         let mut c = Config::for_base_url(url);
         if let Some(old) = &base {
@@ -362,7 +520,10 @@ fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
         }
         cfg
     } else {
-        base?
+        match base {
+            Some(c) => c,
+            None => return Ok(None),
+        }
     };
     if let Some(a) = &b.abort_url {
         c.abort_url = Some(a.clone());
@@ -373,7 +534,8 @@ fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Option<Config> {
     if let Some(n) = b.concurrency {
         c.max_parts_in_flight = n;
     }
-    Some(c)
+    b.retry.apply(&mut c.retry)?;
+    Ok(Some(c))
 }
 
 /// Opens the queue and sets the configuration: from the flags, else the
@@ -391,7 +553,7 @@ async fn open_configured(
     let mut embedded = None;
     let config = if flags.given() {
         let _ = std::fs::remove_file(embedded_marker(db));
-        config_from_flags(flags, stored)
+        config_from_flags(flags, stored)?
     } else if embedded_by_default || embedded_marker(db).exists() || stored.is_none() {
         let running = start_embedded(db).await?;
         let mut c = BackendArgs {
@@ -399,11 +561,11 @@ async fn open_configured(
             ..flags.clone()
         };
         c.headers = flags.headers.clone();
-        let cfg = config_from_flags(&c, stored);
+        let cfg = config_from_flags(&c, stored)?;
         embedded = Some(running);
         cfg
     } else {
-        config_from_flags(flags, stored)
+        config_from_flags(flags, stored)?
     };
     let mut config = config.ok_or("no backend configured: pass --backend URL")?;
     let extra_roots = flags.extra_roots()?;
@@ -661,4 +823,56 @@ async fn run_status(a: StatusArgs) -> ExitCode {
     };
     output::report(&list, a.json, None);
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_show_in_the_largest_exact_one() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration(" 250ms "), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1.5s",
+            "10 s",
+            "10sec",
+            "-1s",
+            "18446744073709551616ms",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_timeout("99ms").is_err());
+        assert!(parse_timeout("100ms").is_ok());
+        assert!(parse_delay("0s").is_ok());
+        assert_eq!(show_ms(1_500), "1500ms");
+        assert_eq!(show_ms(120_000), "2m");
+        assert_eq!(show_ms(7_200_000), "2h");
+    }
+
+    #[test]
+    fn a_base_delay_over_the_maximum_is_refused() {
+        let mut r = RetryPolicy::default();
+        let args = RetryArgs {
+            retry_base_delay: Some(Duration::from_secs(90)),
+            ..RetryArgs::default()
+        };
+        let e = args.apply(&mut r).unwrap_err();
+        assert!(
+            e.contains("--retry-base-delay 90s is longer than --retry-max-delay 1m"),
+            "{e}"
+        );
+        let args = RetryArgs {
+            retry_base_delay: Some(Duration::from_secs(90)),
+            retry_max_delay: Some(Duration::from_secs(120)),
+            ..RetryArgs::default()
+        };
+        args.apply(&mut r).unwrap();
+        assert_eq!((r.base_delay_ms, r.max_delay_ms), (90_000, 120_000));
+    }
 }

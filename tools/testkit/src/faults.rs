@@ -31,6 +31,8 @@ struct Inner {
     start_answer_delay: Duration,
     refuse_empty_parts: bool,
     refuse_zero_part_completes: bool,
+    /// Bytes per second at which the store reads each part body.
+    part_body_rate: Option<u64>,
     broken: HashSet<Broken>,
     /// Upload ids completed once, for [`Broken::NonIdempotentComplete`].
     completed: HashSet<String>,
@@ -317,6 +319,19 @@ impl Faults {
 
     pub(crate) fn refuses_zero_part_completes(&self) -> bool {
         self.lock().refuse_zero_part_completes
+    }
+
+    /// From now on the store reads each part body at `bytes_per_sec` (zero
+    /// turns it off): a slow uplink. Unread bytes hold the client back only
+    /// as far as the sockets between them buffer, so start the harness with
+    /// [`crate::HarnessOptions::narrow_store_sockets`] for the client to feel
+    /// the rate (on loopback's own sizes it can hand over megabytes at once).
+    pub fn throttle_part_bodies(&self, bytes_per_sec: u64) {
+        self.lock().part_body_rate = (bytes_per_sec > 0).then_some(bytes_per_sec);
+    }
+
+    pub(crate) fn part_body_rate(&self) -> Option<u64> {
+        self.lock().part_body_rate
     }
 
     /// From now on the backend behaves as if it had this mistake.

@@ -9,6 +9,7 @@ mod stats;
 mod store;
 pub mod tls;
 
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub struct HarnessOptions {
     /// Keep the store's objects in this directory (created if missing, left
     /// in place when the harness stops) instead of a temporary one.
     pub store_dir: Option<PathBuf>,
+    /// The store's sockets get the segment size and a receive buffer of a
+    /// phone's path to the Internet instead of loopback's (64 KiB segments,
+    /// megabytes buffered on both sides): a client is held back within a
+    /// few hundred KiB of what the store has read. For slow-uplink tests
+    /// ([`Faults::throttle_part_bodies`]); slower for everything else.
+    pub narrow_store_sockets: bool,
 }
 
 impl Default for HarnessOptions {
@@ -42,6 +49,7 @@ impl Default for HarnessOptions {
             url_ttl: Duration::from_secs(3600),
             tls: None,
             store_dir: None,
+            narrow_store_sockets: false,
         }
     }
 }
@@ -97,9 +105,7 @@ impl Harness {
 
         let (access_key, secret_key) = embedded_credentials(&store_dir).expect("store credentials");
         let service = store_service(&store_dir, &access_key, &secret_key).expect("store service");
-        let store_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the store");
+        let store_listener = bind_store(opts.narrow_store_sockets);
         let mut tls_tasks = Vec::new();
         let (store_url, store_listener) = match &opts.tls {
             None => (
@@ -110,7 +116,11 @@ impl Harness {
                 store_listener,
             ),
             Some(t) => {
-                let (url, task, plain) = front_with_tls(t, store_listener).await;
+                // The terminator relays into the store: narrow on both legs,
+                // or the relay's own buffers would hide the store's pace.
+                let plain = bind_store(opts.narrow_store_sockets);
+                let (url, task) =
+                    front_with_tls(t, store_listener, plain.local_addr().expect("address"));
                 tls_tasks.push(task);
                 (url, plain)
             }
@@ -157,7 +167,9 @@ impl Harness {
                 backend_listener,
             ),
             Some(t) => {
-                let (url, task, plain) = front_with_tls(t, backend_listener).await;
+                let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let (url, task) =
+                    front_with_tls(t, backend_listener, plain.local_addr().expect("address"));
                 tls_tasks.push(task);
                 (url, plain)
             }
@@ -218,16 +230,43 @@ impl Harness {
 }
 
 /// Puts a TLS terminator on `public` (whose port the URLs name) in front of
-/// a new plain listener, which it returns for the server itself.
-async fn front_with_tls(
+/// the plain listener of the server itself at `upstream`.
+fn front_with_tls(
     t: &tls::HarnessTls,
     public: TcpListener,
-) -> (String, JoinHandle<()>, TcpListener) {
+    upstream: SocketAddr,
+) -> (String, JoinHandle<()>) {
     let url = format!("https://{}", public.local_addr().expect("address"));
-    let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let upstream = plain.local_addr().expect("address");
     let task = tokio::spawn(tls::terminate(public, t.acceptor(), upstream));
-    (url, task, plain)
+    (url, task)
+}
+
+/// Segment size of a typical Ethernet path: the client's kernel sizes its
+/// send buffer from it (about 10 segments' worth, instead of megabytes).
+const NARROW_MSS: u32 = 1460;
+/// Receive buffer asked for (the kernel doubles it for its bookkeeping).
+const NARROW_RECV_BUFFER: usize = 4 * 1024;
+
+/// A loopback listener for the store, `narrow` as [`HarnessOptions`] says.
+/// Both options are set before `listen`: accepted sockets inherit them, and
+/// the handshake already offers the small segment size and window.
+fn bind_store(narrow: bool) -> TcpListener {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket =
+        Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("store socket");
+    if narrow {
+        socket.set_tcp_mss(NARROW_MSS).expect("store segment size");
+        socket
+            .set_recv_buffer_size(NARROW_RECV_BUFFER)
+            .expect("store receive buffer");
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    socket.bind(&addr.into()).expect("bind the store");
+    socket.listen(1024).expect("listen on the store");
+    socket
+        .set_nonblocking(true)
+        .expect("non-blocking store socket");
+    TcpListener::from_std(socket.into()).expect("store listener")
 }
 
 /// Starts a harness on a runtime of its own, for tests that are not async.

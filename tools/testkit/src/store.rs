@@ -179,7 +179,10 @@ async fn handle_part_put(
         None => match recorder.faults.roll(Target::PartPut) {
             Some((fault, stall, delay)) => chaos_put(recorder, req, fault, stall, delay).await,
             None => {
-                let answer = forward(&recorder.service, req).await;
+                let answer = match recorder.faults.part_body_rate() {
+                    Some(rate) => forward_paced(&recorder.service, req, rate).await,
+                    None => forward(&recorder.service, req).await,
+                };
                 let hold = recorder.faults.put_response_delay();
                 if !hold.is_zero() {
                     tokio::time::sleep(hold).await;
@@ -262,6 +265,35 @@ async fn forward(
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, StdError> {
     hyper::service::Service::call(service, req)
+        .await
+        .map_err(StdError::from)
+}
+
+/// Like [`forward`], with the body read no faster than `rate` bytes per
+/// second: each read waits until the bytes taken so far are due. The reads
+/// are as large as the socket holds, so narrow sockets keep the pace even.
+async fn forward_paced(
+    service: &S3Service,
+    req: Request<Incoming>,
+    rate: u64,
+) -> Result<Response<s3s::Body>, StdError> {
+    let (parts, body) = req.into_parts();
+    let began = tokio::time::Instant::now();
+    let frames = http_body_util::BodyStream::new(body);
+    let paced =
+        futures_util::stream::unfold((frames, 0u64), move |(mut frames, taken)| async move {
+            let due = began + std::time::Duration::from_secs_f64(taken as f64 / rate as f64);
+            tokio::time::sleep_until(due).await;
+            let frame = frames.next().await?;
+            let len = match &frame {
+                Ok(f) => f.data_ref().map_or(0, |d| d.len() as u64),
+                Err(_) => 0,
+            };
+            Some((frame, (frames, taken + len)))
+        });
+    let body = s3s::Body::http_body_unsync(http_body_util::StreamBody::new(paced));
+    service
+        .call(Request::from_parts(parts, body))
         .await
         .map_err(StdError::from)
 }
