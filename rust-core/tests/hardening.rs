@@ -288,6 +288,7 @@ fn formatting_types_that_hold_secrets_shows_none() {
         file_path: "/staging/7-3.part".into(),
         length: 5,
         earliest_begin_ms: 0,
+        allow_metered: true,
     };
     leaks.debug("PartTask", &task);
     assert!(
@@ -334,6 +335,7 @@ fn text_forms_of_foreign_records_show_no_secret() {
         file_path: "/staging/7-3.part".into(),
         length: 5,
         earliest_begin_ms: 0,
+        allow_metered: true,
     };
     leaks.foreign("ffi::PartTask", &task);
     assert!(

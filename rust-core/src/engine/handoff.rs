@@ -80,6 +80,7 @@ impl std::fmt::Debug for PartTask {
             .field("file_path", &self.file_path)
             .field("length", &self.length)
             .field("earliest_begin_ms", &self.earliest_begin_ms)
+            .field("allow_metered", &self.allow_metered)
             .finish_non_exhaustive()
     }
 }
