@@ -12,7 +12,7 @@ const MAX_MARGIN: Duration = Duration::from_secs(60);
 /// to it, so no stated value can overflow a time computation.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct CachedUrl {
     pub url: String,
     /// After this moment the URL is not used any more.
@@ -21,6 +21,18 @@ pub(crate) struct CachedUrl {
     pub life: Option<(Duration, BootTime)>,
     /// The same end in wall-clock ms (persisted with hand-off tasks).
     pub expires_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for CachedUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL is a bearer secret: where it goes, never its signature.
+        f.debug_struct("CachedUrl")
+            .field("url", &crate::redact::url_for_debug(&self.url))
+            .field("usable_until", &self.usable_until)
+            .field("life", &self.life)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 #[derive(Default, Debug)]
@@ -206,6 +218,19 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_cached_urls_shows_no_signature() {
+        let mut cache = UrlCache::default();
+        cache.insert(
+            1,
+            "https://s3.example/b/k?partNumber=1&X-Amz-Signature=sig-0815-secret".into(),
+            BootTime::now(),
+        );
+        let text = format!("{cache:?} {cache:#?}");
+        assert!(!text.contains("sig-0815"), "{text}");
+        assert!(text.contains("s3.example/b/k"), "{text}");
+    }
 
     #[test]
     fn amz_date_parses() {

@@ -38,7 +38,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// An upload as stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct UploadRow {
     pub id: UploadId,
     pub transfer_id: String,
@@ -61,6 +61,62 @@ pub(crate) struct UploadRow {
     pub updated_at: i64,
     /// `path` holds a URI for the platform's file opener, not a path.
     pub is_uri: bool,
+}
+
+impl std::fmt::Debug for UploadRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // User params are the app's (tokens, often): their names only.
+        // Every field is named, so a new one is a compile error here.
+        let UploadRow {
+            id,
+            transfer_id,
+            path,
+            file_name,
+            file_hash,
+            size,
+            mtime_ns,
+            user_params,
+            state,
+            key,
+            upload_id,
+            part_size,
+            parts_total,
+            attempts,
+            next_attempt_at,
+            error,
+            abort_state,
+            created_at,
+            updated_at,
+            is_uri,
+        } = self;
+        let path = if *is_uri {
+            crate::redact::url_for_debug(path)
+        } else {
+            path.clone()
+        };
+        f.debug_struct("UploadRow")
+            .field("id", id)
+            .field("transfer_id", transfer_id)
+            .field("path", &path)
+            .field("file_name", file_name)
+            .field("file_hash", file_hash)
+            .field("size", size)
+            .field("mtime_ns", mtime_ns)
+            .field("user_params", &crate::redact::param_names(user_params))
+            .field("state", state)
+            .field("key", key)
+            .field("upload_id", upload_id)
+            .field("part_size", part_size)
+            .field("parts_total", parts_total)
+            .field("attempts", attempts)
+            .field("next_attempt_at", next_attempt_at)
+            .field("error", error)
+            .field("abort_state", abort_state)
+            .field("created_at", created_at)
+            .field("updated_at", updated_at)
+            .field("is_uri", is_uri)
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -601,6 +657,32 @@ mod tests {
         s.save_config(&c).unwrap();
         s.save_config(&c).unwrap();
         assert_eq!(s.load_config().unwrap(), Some(c));
+    }
+
+    #[test]
+    fn debug_of_a_stored_upload_shows_no_user_param_or_uri_query() {
+        let mut s = Store::open_in_memory().unwrap();
+        let mut p = serde_json::Map::new();
+        p.insert("apiToken".into(), "tok-4711-secret".into());
+        let uri = "content://media/doc/9?token=uri-secret-99";
+        let tx = s.transaction().unwrap();
+        let id = write::insert_upload(
+            &tx,
+            &NewRow {
+                path: uri,
+                is_uri: true,
+                ..new_row(&p)
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let row = s.upload(id).unwrap().unwrap();
+        for text in [format!("{row:?}"), format!("{row:#?}")] {
+            assert!(!text.contains("tok-4711"), "{text}");
+            assert!(!text.contains("uri-secret"), "{text}");
+            assert!(text.contains("apiToken"), "param names stay: {text}");
+            assert!(text.contains("content://media/doc/9"), "{text}");
+        }
     }
 
     #[test]
