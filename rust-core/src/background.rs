@@ -68,7 +68,8 @@ pub struct EngineStatus {
     pub tasks_handed_off: u32,
     /// Tasks handed off since the engine was opened.
     pub tasks_handed_off_total: u64,
-    /// Bytes of staged part files now, and at most since open.
+    /// Bytes of staged part files now (with the bytes of stagings under
+    /// way, which hold their share of the budget), and at most since open.
     pub staged_bytes: u64,
     pub staging_peak: u64,
     /// The engine has requests or staging of its own in progress.

@@ -19,7 +19,10 @@ pub(crate) const COPY_FIRST: &str = "copy the file into the app's storage and up
 ///
 /// Called on an engine thread (never the caller's), each time the engine
 /// needs the file: to hash it, before each part upload and after a restart.
-/// It may block briefly (Android's `ContentResolver` does a binder call).
+/// It may block (Android's `ContentResolver` does a binder call; an iCloud
+/// file may be downloaded first): at most `MAX_OPENER_CALLS` calls run at
+/// once, and one that takes longer than the retry policy's stall timeout
+/// costs that part an attempt (the late descriptor is closed).
 #[uniffi::export(foreign)]
 pub trait FileOpener: Send + Sync {
     /// Opens `uri` for reading and returns a file descriptor that the engine
