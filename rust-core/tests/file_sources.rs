@@ -484,8 +484,12 @@ async fn an_opener_that_hangs_costs_an_attempt_not_the_slot() {
     let opener = TestOpener::new(e.dir.path());
     e.uploader.set_file_opener(Some(opener.clone()));
     let path = e.file("stuck.bin", PART + 1);
+    // Stopped while the fault is set: on a loaded machine both parts could
+    // otherwise be opened before it is.
+    e.uploader.stop().await.unwrap();
     let u = add_uri(&e.uploader, "stuck.bin", "t").await.unwrap();
     opener.fault("stuck.bin", Some(Fault::SlowOnce));
+    e.uploader.start().await.unwrap();
     let done = e.settle(u.id).await;
     assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
     assert_object(&h, &done, &path);

@@ -304,6 +304,8 @@ class UploadEngineTest {
             engine.setConfig(config().apply { finishedRetentionMs = 0uL })
             val done = engine.addFile(NewFile(file("f-done.bin", 1000).path, "f", null, "{}"))
             assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            // Suspended first: a 2,000-byte upload could complete before the pause.
+            engine.suspend()
             val held = engine.addFile(NewFile(file("f-held.bin", 2000).path, "f", null, "{}"))
             engine.pause(UploadSelector.Upload(held.id))
             val refused = assertThrows<UploaderException.InvalidArgument> {
