@@ -1955,7 +1955,10 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
  *
  * Called on an engine thread (never the caller's), each time the engine
  * needs the file: to hash it, before each part upload and after a restart.
- * It may block briefly (Android's `ContentResolver` does a binder call).
+ * It may block (Android's `ContentResolver` does a binder call; an iCloud
+ * file may be downloaded first): at most `MAX_OPENER_CALLS` calls run at
+ * once, and one that takes longer than the retry policy's stall timeout
+ * costs that part an attempt (the late descriptor is closed).
  */
 public interface FileOpener {
     
@@ -1985,7 +1988,10 @@ public interface FileOpener {
  *
  * Called on an engine thread (never the caller's), each time the engine
  * needs the file: to hash it, before each part upload and after a restart.
- * It may block briefly (Android's `ContentResolver` does a binder call).
+ * It may block (Android's `ContentResolver` does a binder call; an iCloud
+ * file may be downloaded first): at most `MAX_OPENER_CALLS` calls run at
+ * once, and one that takes longer than the retry policy's stall timeout
+ * costs that part an attempt (the late descriptor is closed).
  */
 open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
 {
