@@ -210,7 +210,7 @@ class JsonAndTlsTest {
         val url = "https://s3.example/b/k?partNumber=1&X-Amz-Credential=CRED-MARKER&X-Amz-Signature=SIG-MARKER"
         val task = PartTask(
             taskId = "task-1", upload = 7L, partNumber = 3u, url = url,
-            filePath = "/staging/7-3.part", length = 5uL, earliestBeginMs = 0L,
+            filePath = "/staging/7-3.part", length = 5uL, earliestBeginMs = 0L, allowMetered = true,
         )
         val header = HttpHeader("Authorization", "Bearer TOKEN-MARKER")
         val config = configForBaseUrl("https://api.example/up").copy(
