@@ -136,7 +136,8 @@ async fn finished_uploads_leave_the_working_set_and_can_be_forgotten() {
     e.uploader.start().await.unwrap();
     // The cancel lands while startUpload is out (it could otherwise come
     // after a 3,000-byte upload had completed).
-    h.faults.delay_start_answers(std::time::Duration::from_secs(3));
+    h.faults
+        .delay_start_answers(std::time::Duration::from_secs(3));
     let cancelled = e.add(&e.file("gone.bin", 3000), "c").await;
     e.uploader
         .cancel(Selector::Upload(cancelled.id))
