@@ -239,6 +239,8 @@ async fn finished_uploads_past_their_retention_are_removed() {
     config.finished_retention_ms = 1;
     let old = e.add(&e.file("old.bin", 100), "r").await;
     assert_eq!(e.settle(old.id).await.state, UploadState::Completed);
+    // Stopped first: a 200-byte upload could complete before the pause.
+    e.uploader.stop().await.unwrap();
     let held = e.add(&e.file("held.bin", 200), "r").await;
     e.uploader.pause(Selector::Upload(held.id)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
