@@ -407,6 +407,89 @@ async fn a_late_start_answer_is_kept_or_aborted_never_orphaned() {
     assert_eq!(starts(), 3, "no second startUpload for a kept answer");
 }
 
+/// A cancel while startUpload is out, then the engine stops before the
+/// answer comes: suspended (a background task's time is up) or offline.
+/// The cancelled upload must not leave memory with its startUpload still
+/// out: the late answer names a multipart upload, and exactly one abort
+/// call must follow once the engine may work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_start_then_suspend_or_offline_still_aborts_once() {
+    use s3bgu_core::NetworkState;
+    use s3bgu_testkit::Route;
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    h.faults
+        .delay_start_answers(std::time::Duration::from_millis(800));
+    let aborted = || -> Vec<String> {
+        h.stats
+            .upload_ids_received()
+            .into_iter()
+            .filter(|(r, _)| *r == Route::Abort)
+            .map(|(_, id)| id)
+            .collect()
+    };
+    let starts = || h.stats.backend_calls(Route::StartUpload);
+    let wait_starts = |n: u32| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while starts() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "startUpload {n} never came"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+
+    let stops: [(&str, bool); 2] = [("suspend", true), ("offline", false)];
+    for (i, (how, suspend)) in stops.into_iter().enumerate() {
+        let u = e.add(&e.file(&format!("{how}.bin"), 1000), how).await;
+        wait_starts(i as u32 + 1).await;
+        e.uploader.cancel(Selector::Upload(u.id)).await.unwrap();
+        if suspend {
+            e.uploader.suspend().await.unwrap();
+        } else {
+            e.uploader.set_network(NetworkState {
+                online: false,
+                metered: false,
+            });
+        }
+        // The answer arrives while the engine may not send anything.
+        let late = e
+            .wait_for(
+                u.id,
+                &format!("the late start answer recorded ({how})"),
+                |u| u.upload_id.is_some(),
+            )
+            .await;
+        assert_eq!(late.state, UploadState::Cancelled);
+        assert_eq!(aborted().len(), i, "no abort while stopped ({how})");
+        if suspend {
+            e.uploader.start().await.unwrap();
+        } else {
+            e.uploader.set_network(NetworkState::default());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while aborted().len() < i + 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the multipart upload was never aborted ({how})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Forgetting it is possible once the abort is done: nothing left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while e.uploader.forget(Selector::Upload(u.id)).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "abort never recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(aborted()[i], late.upload_id.clone().unwrap());
+    }
+    // Exactly one abort each, even with time for a repeat.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(h.stats.backend_calls(Route::Abort), 2);
+    assert_eq!(starts(), 2);
+}
+
 /// A reopened queue longer than what its first pass loads: the first
 /// uploads start while the rest is read on another thread, yet the first
 /// command already sees the whole queue, in order, and every upload ends.

@@ -436,7 +436,9 @@ impl Engine {
                 p.in_flight = None;
             }
         }
-        // Finished uploads that waited for their tasks to report leave now.
-        self.uploads.retain(|_, t| !t.finished());
+        // Finished uploads that waited for their tasks to report leave now,
+        // but not one whose startUpload is still out: a cancelled upload's
+        // late answer names a multipart upload that must be aborted.
+        self.uploads.retain(|_, t| !t.finished() || !t.busy.is_empty());
     }
 }
