@@ -32,20 +32,23 @@ impl Engine {
                 let r = self.cancel(&sel);
                 self.answer_when_durable(reply, r.map_err(Into::into));
             }
+            // Queries show ends only once they are durable and told.
             Command::List(sel, reply) => {
-                let _ = reply.send(self.list(&sel).map_err(Into::into));
+                let r = self.list(&sel);
+                self.answer_after_ends(reply, r.map_err(Into::into));
             }
             Command::ListUnfinished(reply) => {
-                let _ = reply.send(Ok(self
+                let list = self
                     .uploads
                     .values()
                     .filter(|t| !t.row.state.is_final())
                     .map(Tracked::info)
-                    .collect()));
+                    .collect();
+                self.answer_after_ends(reply, Ok(list));
             }
             Command::Summary(transfer, reply) => {
                 let r = self.summary(transfer.as_deref());
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_after_ends(reply, r.map_err(Into::into));
             }
             Command::Forget(sel, reply) => {
                 let r = self.forget(&sel);
@@ -392,6 +395,7 @@ impl Engine {
         // (delete the photo) and must not find it undone after a power cut.
         let listener = self.listener.clone();
         let changes = self.changes.clone();
+        self.ends_after_sync = true;
         self.after_sync.push(Box::new(move |_| {
             changes.send_modify(|n| *n += 1);
             if let Some(l) = listener {

@@ -17,6 +17,8 @@ pub(super) type AfterSync = Box<dyn FnOnce(Option<&UploadError>) + Send>;
 pub(super) struct SyncInFlight {
     pub(super) done: JoinHandle<(PendingSync, crate::error::Result<()>)>,
     waiting: Vec<AfterSync>,
+    /// An upload's end is among `waiting`.
+    has_ends: bool,
 }
 
 impl Engine {
@@ -35,6 +37,32 @@ impl Engine {
         }));
     }
 
+    /// Sends a query's answer once every end committed so far is durable
+    /// and told: a query must not show an upload COMPLETED or CANCELLED
+    /// that a power cut could undo, nor before the listener hears of it.
+    /// With nothing waiting for a sync, that is now. The answer is the
+    /// state as it is now; a failed sync does not withhold it (the events
+    /// it waited behind are told either way).
+    pub(super) fn answer_after_ends<T: Send + 'static>(
+        &mut self,
+        reply: Reply<T>,
+        result: std::result::Result<T, UploadError>,
+    ) {
+        let send: AfterSync = Box::new(move |_| {
+            let _ = reply.send(result);
+        });
+        if self.ends_after_sync {
+            self.after_sync.push(send);
+        } else if let Some(in_flight) = self.syncing.as_mut().filter(|s| s.has_ends) {
+            // Any end committed since that sync began would wait in
+            // `after_sync`: the running sync covers every end there is.
+            in_flight.waiting.push(send);
+        } else {
+            // No end is waiting for a sync: what the query shows is final.
+            send(None);
+        }
+    }
+
     /// Starts a sync if anyone waits for one and none is running. Called
     /// once per pass; what is committed but not waited for syncs later.
     pub(super) fn start_sync_if_waiting(&mut self) {
@@ -42,6 +70,7 @@ impl Engine {
             return;
         }
         let waiting = std::mem::take(&mut self.after_sync);
+        let has_ends = std::mem::take(&mut self.ends_after_sync);
         match self.store.begin_sync() {
             Ok(None) => release(waiting, None),
             Ok(Some(sync)) => {
@@ -49,7 +78,11 @@ impl Engine {
                     let r = sync.run();
                     (sync, r)
                 });
-                self.syncing = Some(SyncInFlight { done, waiting });
+                self.syncing = Some(SyncInFlight {
+                    done,
+                    waiting,
+                    has_ends,
+                });
             }
             Err(e) => release(waiting, Some(&sync_failed(e))),
         }
@@ -87,6 +120,7 @@ impl Engine {
             None => Vec::new(),
         };
         waiting.append(&mut self.after_sync);
+        self.ends_after_sync = false;
         if waiting.is_empty() {
             return;
         }
@@ -124,7 +158,11 @@ mod tests {
 
     impl HeldSyncs {
         fn new(db: &std::path::Path) -> HeldSyncs {
-            let gate = Arc::new(SyncGate::default());
+            HeldSyncs::with(db, SyncGate::default())
+        }
+
+        fn with(db: &std::path::Path, gate: SyncGate) -> HeldSyncs {
+            let gate = Arc::new(gate);
             let dir = std::fs::canonicalize(db.parent().unwrap()).unwrap();
             // SQLite may name the file either way.
             let keys = [dir.join(db.file_name().unwrap()), db.to_path_buf()]
@@ -250,25 +288,33 @@ mod tests {
         rt.block_on(Arc::try_unwrap(uploader).ok().unwrap().shutdown());
     }
 
+    /// The end states told to the listener, in order.
+    struct Ends(std::sync::Mutex<Vec<crate::model::UploadState>>);
+
+    impl crate::model::UploadListener for Ends {
+        fn on_event(&self, event: &crate::model::UploadEvent) {
+            if let crate::model::UploadEvent::StateChanged(info) = event {
+                if info.state.is_final() {
+                    self.0.lock().unwrap().push(info.state);
+                }
+            }
+        }
+    }
+
+    impl Ends {
+        fn told(&self, state: crate::model::UploadState) -> bool {
+            self.0.lock().unwrap().contains(&state)
+        }
+    }
+
     /// A background run ends when the status says idle: by then the last
     /// upload's end must be synced and told, even with its sync still
     /// running when the engine ran out of work.
     #[test]
     fn an_idle_status_comes_only_once_the_ends_are_synced_and_told() {
-        use crate::model::{UploadEvent, UploadListener, UploadState};
-        use crate::{IdleReason, Selector};
+        use crate::model::UploadState;
+        use crate::IdleReason;
         use std::sync::Mutex;
-
-        struct Ends(Mutex<Vec<UploadState>>);
-        impl UploadListener for Ends {
-            fn on_event(&self, event: &UploadEvent) {
-                if let UploadEvent::StateChanged(info) = event {
-                    if info.state.is_final() {
-                        self.0.lock().unwrap().push(info.state);
-                    }
-                }
-            }
-        }
 
         let rt = two_threads();
         rt.block_on(async {
@@ -292,16 +338,27 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            // From here every sync waits at the gate.
-            let held = HeldSyncs::new(&db);
+            // From the end's commit on, every sync waits at the gate.
+            let completed = {
+                let db = db.clone();
+                move || {
+                    rusqlite::Connection::open(&db)
+                        .and_then(|c| {
+                            c.query_row(
+                                "SELECT state FROM uploads WHERE id = ?1",
+                                [added.id],
+                                |r| r.get::<_, String>(0),
+                            )
+                        })
+                        .is_ok_and(|s| s == "COMPLETED")
+                }
+            };
+            let held = HeldSyncs::with(&db, SyncGate::when(completed.clone()));
             let gate = held.gate.clone();
             uploader.start().await.unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            loop {
-                let list = uploader.uploads(Selector::Upload(added.id)).await.unwrap();
-                if list[0].state == UploadState::Completed {
-                    break;
-                }
+            // (Queries would wait for the sync: read the queue directly.)
+            while !(completed() && gate.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0) {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "the upload did not end"
@@ -329,6 +386,108 @@ mod tests {
             assert_eq!(*ends.0.lock().unwrap(), vec![UploadState::Completed]);
             drop(held);
             Arc::try_unwrap(uploader).ok().unwrap().shutdown().await;
+        });
+    }
+
+    /// Queries answer from the engine's state, which changes at the commit;
+    /// the end is durable (and told) only after the sync. With every sync
+    /// taking 300 ms, `uploads()`, `unfinished()` and `summary()` must not
+    /// show an upload's end before the listener heard of it.
+    #[test]
+    fn queries_show_an_end_only_once_it_is_synced_and_told() {
+        use crate::model::UploadState;
+        use crate::Selector;
+        use std::time::{Duration, Instant};
+
+        let rt = two_threads();
+        rt.block_on(async {
+            let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("q.db");
+            let uploader = idle_uploader(&db);
+            let ends = Arc::new(Ends(Default::default()));
+            uploader.set_listener(Some(ends.clone()));
+            uploader
+                .set_config(Config::for_base_url(&h.backend_url))
+                .await
+                .unwrap();
+            let cancelled = dir.path().join("c.bin");
+            std::fs::write(&cancelled, [3u8; 500]).unwrap();
+            let cancelled = uploader
+                .add_file(NewUpload {
+                    path: cancelled,
+                    transfer_id: "c".into(),
+                    ..NewUpload::default()
+                })
+                .await
+                .unwrap();
+            let path = dir.path().join("a.bin");
+            std::fs::write(&path, [7u8; 1000]).unwrap();
+            let added = uploader
+                .add_file(NewUpload {
+                    path,
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+                .await
+                .unwrap();
+            let held = HeldSyncs::with(&db, SyncGate::slow(Duration::from_millis(300)));
+
+            // A cancel is answered after its sync; a query sent right
+            // behind it must not see CANCELLED before the event either.
+            let cancel = {
+                let (id, up, ends) = (cancelled.id, &uploader, &ends);
+                let query = async move {
+                    // Polled after the cancel has sent its command.
+                    tokio::task::yield_now().await;
+                    let seen = up.uploads(Selector::Upload(id)).await.unwrap();
+                    (
+                        seen[0].state == UploadState::Cancelled,
+                        ends.told(UploadState::Cancelled),
+                    )
+                };
+                let (seen, cancel) = tokio::join!(query, up.cancel(Selector::Upload(id)));
+                cancel.unwrap();
+                seen
+            };
+            // Sent after the cancel, so it sees it; but only once told.
+            assert!(cancel.0, "the query sent after the cancel missed it");
+            assert!(cancel.1, "uploads() showed CANCELLED before it was told");
+
+            uploader.start().await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let (mut listed, mut unlisted, mut counted) = (false, false, false);
+            while !(listed && unlisted && counted) {
+                assert!(Instant::now() < deadline, "the upload did not end");
+                // Each check reads the events after the answer came.
+                let list = uploader.uploads(Selector::Upload(added.id)).await.unwrap();
+                if list[0].state == UploadState::Completed {
+                    assert!(
+                        ends.told(UploadState::Completed),
+                        "uploads() showed COMPLETED before it was told"
+                    );
+                    listed = true;
+                }
+                let unfinished = uploader.unfinished().await.unwrap();
+                if !unfinished.iter().any(|u| u.id == added.id) {
+                    assert!(
+                        ends.told(UploadState::Completed),
+                        "unfinished() dropped the upload before its end was told"
+                    );
+                    unlisted = true;
+                }
+                let summary = uploader.summary(Some("t".into())).await.unwrap();
+                if summary.completed == 1 {
+                    assert!(
+                        ends.told(UploadState::Completed),
+                        "summary() counted COMPLETED before it was told"
+                    );
+                    counted = true;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            drop(held);
+            uploader.shutdown().await;
         });
     }
 }

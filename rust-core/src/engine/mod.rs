@@ -224,6 +224,8 @@ pub(crate) struct Engine {
     pass: PassClock,
     /// Answers and events that wait for this pass's commits to be synced.
     after_sync: Vec<durable::AfterSync>,
+    /// An upload's end (COMPLETED, FAILED, CANCELLED) waits in `after_sync`.
+    ends_after_sync: bool,
     /// The sync running on a blocking thread, if any.
     syncing: Option<durable::SyncInFlight>,
     /// From opening until the rest of a long queue is loaded: uploads not
@@ -279,6 +281,7 @@ impl Engine {
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             pass: PassClock::now(),
             after_sync: Vec::new(),
+            ends_after_sync: false,
             syncing: None,
             pending_after,
             loading: None,
@@ -439,6 +442,7 @@ impl Engine {
         // Finished uploads that waited for their tasks to report leave now,
         // but not one whose startUpload is still out: a cancelled upload's
         // late answer names a multipart upload that must be aborted.
-        self.uploads.retain(|_, t| !t.finished() || !t.busy.is_empty());
+        self.uploads
+            .retain(|_, t| !t.finished() || !t.busy.is_empty());
     }
 }
