@@ -321,6 +321,60 @@ async fn resume_after_the_multipart_upload_vanished_starts_a_fresh_one() {
     }
 }
 
+/// A power cut right after `complete` succeeded: the ETags were synced
+/// before it went out, the COMPLETED state was not. After the restart the
+/// engine sends complete again, and the store no longer knows the
+/// multipart upload: a backend that relays that (NoSuchUpload, before it
+/// finds the finished object) is asked again rather than taken at its
+/// word. The upload ends COMPLETED on its first multipart upload, with no
+/// part sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_such_upload_after_a_sent_complete_asks_to_complete_again() {
+    use s3bgu_testkit::Route;
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let path = e.file("cut.bin", 2 * PART + 7);
+    let u = e.add(&path, "cut").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{done:?}");
+    let db = e.db();
+    let Env { dir, uploader, .. } = e;
+    uploader.shutdown().await;
+
+    // What the power cut leaves: the end's commit is gone, the parts' are not.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE uploads SET state = 'RUNNING' WHERE id = ?1", [u.id])
+        .unwrap();
+    drop(conn);
+
+    h.faults.fail_backend(
+        Route::Complete,
+        1,
+        404,
+        r#"{"error":"could not complete the upload: store answered 404 NoSuchUpload"}"#,
+    );
+    let up = open(&db);
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        up.wait_idle(Selector::Upload(u.id)),
+    )
+    .await
+    .expect("settles")
+    .unwrap()
+    .pop()
+    .unwrap();
+    assert_eq!(again.state, UploadState::Completed, "{again:?}");
+    assert_eq!(again.upload_id, done.upload_id, "the same multipart upload");
+    assert_object(&h, &again, &path);
+    let id = done.upload_id.clone().unwrap();
+    for p in 1..=3 {
+        assert_eq!(h.stats.part_puts(&id, p), 1, "part {p} sent once");
+    }
+    assert_eq!(h.stats.backend_calls(Route::StartUpload), 1);
+    up.shutdown().await;
+    drop(dir);
+}
+
 /// startUpload's answer is slow; the upload is paused, cancelled or the
 /// engine suspended meanwhile. The answer is still committed (pause,
 /// suspend) or the multipart upload aborted through the backend (cancel):

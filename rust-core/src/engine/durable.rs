@@ -4,7 +4,7 @@
 //! the answers, not the uploads. Answers and events that arrive while a sync
 //! runs wait for the next one, which then covers all of them.
 
-use super::{Engine, Reply};
+use super::{Engine, Reply, UploadId};
 use crate::error::UploadError;
 use crate::store::PendingSync;
 use tokio::task::JoinHandle;
@@ -63,16 +63,23 @@ impl Engine {
         }
     }
 
-    /// Starts a sync if anyone waits for one and none is running. Called
-    /// once per pass; what is committed but not waited for syncs later.
-    pub(super) fn start_sync_if_waiting(&mut self) {
-        if self.after_sync.is_empty() || self.syncing.is_some() {
-            return;
+    /// Starts a sync if anyone waits for one (or a complete wants one) and
+    /// none is running. Called once per pass; what is committed but not
+    /// waited for syncs later. True when a complete wanted a sync and
+    /// there was nothing left to sync: the next pass can send it.
+    pub(super) fn start_sync_if_waiting(&mut self) -> bool {
+        // Asked again by the next pass if still wanted.
+        let wanted = std::mem::take(&mut self.want_sync);
+        if (self.after_sync.is_empty() && !wanted) || self.syncing.is_some() {
+            return false;
         }
         let waiting = std::mem::take(&mut self.after_sync);
         let has_ends = std::mem::take(&mut self.ends_after_sync);
         match self.store.begin_sync() {
-            Ok(None) => release(waiting, None),
+            Ok(None) => {
+                release(waiting, None);
+                return wanted;
+            }
             Ok(Some(sync)) => {
                 let done = tokio::task::spawn_blocking(move || {
                     let r = sync.run();
@@ -84,7 +91,31 @@ impl Engine {
                     has_ends,
                 });
             }
-            Err(e) => release(waiting, Some(&sync_failed(e))),
+            Err(e) => {
+                let e = sync_failed(e);
+                release(waiting, Some(&e));
+                self.fail_completes_waiting_for_sync(&e);
+            }
+        }
+        false
+    }
+
+    /// A sync failed: uploads whose complete waits for their ETags to be
+    /// synced fail with its error (resume asks for the sync again), rather
+    /// than ask for a failing sync at every pass.
+    fn fail_completes_waiting_for_sync(&mut self, e: &UploadError) {
+        let waiting: Vec<UploadId> = self
+            .uploads
+            .values()
+            .filter(|t| {
+                t.row.state.is_active()
+                    && t.all_parts_done()
+                    && !self.store.is_durable(t.etags_commit)
+            })
+            .map(|t| t.row.id)
+            .collect();
+        for id in waiting {
+            self.fail(id, e.clone());
         }
     }
 
@@ -108,6 +139,9 @@ impl Engine {
             )),
         };
         release(in_flight.waiting, failed.as_ref());
+        if let Some(e) = failed {
+            self.fail_completes_waiting_for_sync(&e);
+        }
     }
 
     /// Syncs here and now, and lets everything that waits go (the running
@@ -486,6 +520,92 @@ mod tests {
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            drop(held);
+            uploader.shutdown().await;
+        });
+    }
+
+    /// `complete` lists the ETags read back from the queue; the store then
+    /// forgets the multipart upload. Were those ETags lost to a power cut
+    /// after it, the parts would be sent again into an upload that no
+    /// longer exists, and the upload would fail as if its parts were lost.
+    /// So no complete goes out until the ETags' commit is synced: here every
+    /// sync from the one covering the last ETag on waits at a gate.
+    #[test]
+    fn complete_is_sent_only_once_the_etags_it_lists_are_synced() {
+        use crate::model::UploadState;
+        use crate::Selector;
+        use s3bgu_testkit::Route;
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::time::{Duration, Instant};
+
+        let rt = two_threads();
+        rt.block_on(async {
+            let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("q.db");
+            let uploader = idle_uploader(&db);
+            uploader
+                .set_config(Config::for_base_url(&h.backend_url))
+                .await
+                .unwrap();
+            let path = dir.path().join("a.bin");
+            std::fs::write(&path, [9u8; 1000]).unwrap();
+            let added = uploader
+                .add_file(NewUpload {
+                    path,
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+                .await
+                .unwrap();
+            let etags_stored = {
+                let db = db.clone();
+                move || {
+                    rusqlite::Connection::open(&db)
+                        .and_then(|c| {
+                            c.query_row(
+                                "SELECT COUNT(*) FROM parts WHERE upload = ?1 AND etag IS NOT NULL",
+                                [added.id],
+                                |r| r.get::<_, i64>(0),
+                            )
+                        })
+                        .is_ok_and(|n| n == 1)
+                }
+            };
+            let held = HeldSyncs::with(&db, SyncGate::when(etags_stored.clone()));
+            let gate = held.gate.clone();
+            uploader.start().await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !etags_stored() {
+                assert!(Instant::now() < deadline, "the part was never confirmed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Time enough for a complete to go out, were it not held back.
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until {
+                assert_eq!(
+                    h.stats.backend_calls(Route::Complete),
+                    0,
+                    "complete sent while the ETag it lists was not synced"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The engine asked for that sync itself (nothing else waits).
+            while gate.waiting.load(SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "no sync was asked for");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            gate.open();
+            let done = tokio::time::timeout(
+                Duration::from_secs(60),
+                uploader.wait_idle(Selector::Upload(added.id)),
+            )
+            .await
+            .expect("the upload ends once the sync is through")
+            .unwrap();
+            assert_eq!(done[0].state, UploadState::Completed, "{done:?}");
+            assert_eq!(h.stats.backend_calls(Route::Complete), 1);
             drop(held);
             uploader.shutdown().await;
         });

@@ -43,7 +43,9 @@ impl Engine {
         let parts = std::mem::take(&mut t.parts);
         let urls = std::mem::take(&mut t.urls);
         let busy = std::mem::take(&mut t.busy);
+        let etags_commit = t.etags_commit;
         *t = Tracked::new(row, Vec::new());
+        t.etags_commit = etags_commit;
         t.parts = parts
             .into_iter()
             .map(|p| super::tracked::PartSlot {

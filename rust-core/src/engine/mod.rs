@@ -78,6 +78,8 @@ enum Call {
     Start(UploadId),
     Complete(UploadId),
     Urls(UploadId, Vec<u32>),
+    /// Not a call: a complete is due but waits for its ETags to be synced.
+    SyncFirst,
 }
 
 /// Uploads not begun that the first pass after opening sees; the rest of a
@@ -226,6 +228,8 @@ pub(crate) struct Engine {
     after_sync: Vec<durable::AfterSync>,
     /// An upload's end (COMPLETED, FAILED, CANCELLED) waits in `after_sync`.
     ends_after_sync: bool,
+    /// A complete waits for a sync nobody else asked for.
+    want_sync: bool,
     /// The sync running on a blocking thread, if any.
     syncing: Option<durable::SyncInFlight>,
     /// From opening until the rest of a long queue is loaded: uploads not
@@ -282,6 +286,7 @@ impl Engine {
             pass: PassClock::now(),
             after_sync: Vec::new(),
             ends_after_sync: false,
+            want_sync: false,
             syncing: None,
             pending_after,
             loading: None,
@@ -372,7 +377,10 @@ impl Engine {
             self.emit_due_progress(false);
             // One sync for the whole pass (or the next one, if a sync runs
             // now), before anyone hears of it.
-            self.start_sync_if_waiting();
+            if self.start_sync_if_waiting() {
+                // Nothing was left to sync: a complete that waited can go.
+                continue;
+            }
             let wake = self.next_wake();
             tokio::select! {
                 loaded = wait_loading(&mut self.loading) => self.on_rest_loaded(loaded),

@@ -218,7 +218,9 @@ impl Engine {
                 }) {
                     return self.db_failed(id, e);
                 }
+                let commit = self.store.commits();
                 let t = self.uploads.get_mut(&id).expect("upload exists");
+                t.etags_commit = commit;
                 let part_size = t.row.part_size.unwrap_or(0);
                 let slot = &mut t.parts[number as usize - 1];
                 if slot.etag.is_none() {
@@ -258,6 +260,20 @@ impl Engine {
                 tracing::info!(upload = id, "upload completed");
                 self.notify_state(id);
             }
+            // Complete goes out only with every part's ETag synced, so the
+            // store forgetting the upload is no sign of lost parts: an
+            // earlier complete may have made the object (its answer lost,
+            // or its COMPLETED state to a power cut). Asked again, a
+            // backend that checks for the object says so.
+            Err(Failure::UploadGone { detail }) => self.retry_call(
+                id,
+                ErrorCode::StorageRejected,
+                format!(
+                    "{detail} (the storage no longer knows this multipart upload; if an \
+                     earlier complete reached it, the object exists)"
+                ),
+                None,
+            ),
             Err(f) => self.on_call_failure(id, f, ErrorCode::BackendUnavailable),
         }
     }

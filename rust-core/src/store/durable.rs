@@ -124,6 +124,12 @@ impl Store {
         }
     }
 
+    /// True when the commit that made the commit count `commit` is on
+    /// storage (synced, or nothing to sync for this database).
+    pub(crate) fn is_durable(&self, commit: u64) -> bool {
+        commit <= self.durability.synced_commits
+    }
+
     /// Syncs done by [`Store::make_durable`] since the database was opened.
     #[cfg(test)]
     pub(crate) fn wal_syncs(&self) -> u64 {
