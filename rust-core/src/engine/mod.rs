@@ -222,6 +222,9 @@ pub(crate) struct Engine {
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
+    /// The clocks at open: retention sweeps trust the wall clock only as
+    /// far as the elapsed time explains it.
+    opened: lifecycle::OpenedAt,
     /// The clocks as the last scheduling pass read them.
     pass: PassClock,
     /// Answers and events that wait for this pass's commits to be synced.
@@ -262,7 +265,10 @@ impl Engine {
             _ => http,
         };
         let mut store = store;
-        lifecycle::expire_finished(&mut store, config.as_ref())?;
+        // At open nothing tells a clock set ahead from time that passed
+        // while the app was not running; from here on the elapsed time does.
+        let opened = lifecycle::OpenedAt::now();
+        lifecycle::expire_finished(&mut store, config.as_ref(), opened.wall_ms)?;
         let (uploads, pending_after) = load_unfinished_head(&store, FIRST_PASS_PENDING)?;
         let mut engine = Engine {
             store,
@@ -283,6 +289,7 @@ impl Engine {
             opener,
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
+            opened,
             pass: PassClock::now(),
             after_sync: Vec::new(),
             ends_after_sync: false,
