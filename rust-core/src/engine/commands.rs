@@ -72,6 +72,12 @@ impl Engine {
                 // Start what is due first, so "nothing to do" is never a
                 // report that was just committed but not acted on yet.
                 self.schedule();
+                if std::mem::take(&mut self.want_sync) {
+                    // A complete waits for its ETags' sync: sync here (as
+                    // an idle answer would anyway), so it goes out first.
+                    self.flush_durable_now();
+                    self.schedule();
+                }
                 let status = self.status();
                 if status.idle_reason().is_some() {
                     // A background run ends on this answer: what it did is

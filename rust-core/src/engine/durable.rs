@@ -160,6 +160,18 @@ impl Engine {
         }
         let failed = self.store.make_durable().err().map(sync_failed);
         release(waiting, failed.as_ref());
+        if let Some(e) = failed {
+            self.fail_completes_waiting_for_sync(&e);
+        }
+    }
+}
+
+impl Engine {
+    /// Syncs here and now even if nothing waits for it (a complete does),
+    /// and lets everything that waits go.
+    pub(super) fn flush_durable_now(&mut self) {
+        self.after_sync.push(Box::new(|_| {}));
+        self.flush_durable();
     }
 }
 
