@@ -128,9 +128,13 @@ async fn finished_uploads_leave_the_working_set_and_can_be_forgotten() {
         done.push(e.settle(u.id).await);
     }
     assert!(done.iter().all(|u| u.state == UploadState::Completed));
+    // Stopped meanwhile: a 2000-byte upload could send its part (or
+    // complete) before the pause.
+    e.uploader.stop().await.unwrap();
     let p = e.file("held.bin", 2000);
     let held = e.add(&p, "a").await;
     e.uploader.pause(Selector::Upload(held.id)).await.unwrap();
+    e.uploader.start().await.unwrap();
     let cancelled = e.add(&e.file("gone.bin", 3000), "c").await;
     e.uploader
         .cancel(Selector::Upload(cancelled.id))
