@@ -141,6 +141,13 @@ impl BackendClient<'_> {
         };
         Err(if status == 401 {
             Failure::Auth { detail }
+        } else if matches!(call, Call::Complete)
+            && matches!(status, 400 | 404)
+            && says_no_such_upload(&body)
+        {
+            // The store no longer knows the multipart upload, as after a
+            // complete that succeeded: the engine decides what that means.
+            Failure::UploadGone { detail }
         } else if is_transient_status(status) {
             Failure::Transient {
                 detail,
@@ -210,6 +217,12 @@ impl BackendClient<'_> {
         let url = join_complete_url(base, upload_id, key);
         self.post(Call::Abort, &url, &json!({})).await.map(|_| ())
     }
+}
+
+/// The store's `NoSuchUpload`, passed on in a backend's error answer.
+fn says_no_such_upload(body: &[u8]) -> bool {
+    body.windows(b"NoSuchUpload".len())
+        .any(|w| w == b"NoSuchUpload")
 }
 
 fn invalid(call: Call, what: impl std::fmt::Display) -> Failure {

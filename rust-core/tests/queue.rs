@@ -128,7 +128,8 @@ async fn finished_uploads_leave_the_working_set_and_can_be_forgotten() {
         done.push(e.settle(u.id).await);
     }
     assert!(done.iter().all(|u| u.state == UploadState::Completed));
-    // Stopped first: a 2,000-byte upload could complete before the pause.
+    // Stopped meanwhile: a 2000-byte upload could send its part (or
+    // complete) before the pause.
     e.uploader.stop().await.unwrap();
     let p = e.file("held.bin", 2000);
     let held = e.add(&p, "a").await;
@@ -247,6 +248,8 @@ async fn finished_uploads_past_their_retention_are_removed() {
     config.finished_retention_ms = 1;
     let old = e.add(&e.file("old.bin", 100), "r").await;
     assert_eq!(e.settle(old.id).await.state, UploadState::Completed);
+    // Stopped first: a 200-byte upload could complete before the pause.
+    e.uploader.stop().await.unwrap();
     let held = e.add(&e.file("held.bin", 200), "r").await;
     e.uploader.pause(Selector::Upload(held.id)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -325,6 +328,60 @@ async fn resume_after_the_multipart_upload_vanished_starts_a_fresh_one() {
             "part {p} of the fresh upload"
         );
     }
+}
+
+/// A power cut right after `complete` succeeded: the ETags were synced
+/// before it went out, the COMPLETED state was not. After the restart the
+/// engine sends complete again, and the store no longer knows the
+/// multipart upload: a backend that relays that (NoSuchUpload, before it
+/// finds the finished object) is asked again rather than taken at its
+/// word. The upload ends COMPLETED on its first multipart upload, with no
+/// part sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_such_upload_after_a_sent_complete_asks_to_complete_again() {
+    use s3bgu_testkit::Route;
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let path = e.file("cut.bin", 2 * PART + 7);
+    let u = e.add(&path, "cut").await;
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{done:?}");
+    let db = e.db();
+    let Env { dir, uploader, .. } = e;
+    uploader.shutdown().await;
+
+    // What the power cut leaves: the end's commit is gone, the parts' are not.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE uploads SET state = 'RUNNING' WHERE id = ?1", [u.id])
+        .unwrap();
+    drop(conn);
+
+    h.faults.fail_backend(
+        Route::Complete,
+        1,
+        404,
+        r#"{"error":"could not complete the upload: store answered 404 NoSuchUpload"}"#,
+    );
+    let up = open(&db);
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        up.wait_idle(Selector::Upload(u.id)),
+    )
+    .await
+    .expect("settles")
+    .unwrap()
+    .pop()
+    .unwrap();
+    assert_eq!(again.state, UploadState::Completed, "{again:?}");
+    assert_eq!(again.upload_id, done.upload_id, "the same multipart upload");
+    assert_object(&h, &again, &path);
+    let id = done.upload_id.clone().unwrap();
+    for p in 1..=3 {
+        assert_eq!(h.stats.part_puts(&id, p), 1, "part {p} sent once");
+    }
+    assert_eq!(h.stats.backend_calls(Route::StartUpload), 1);
+    up.shutdown().await;
+    drop(dir);
 }
 
 /// startUpload's answer is slow; the upload is paused, cancelled or the
@@ -411,6 +468,89 @@ async fn a_late_start_answer_is_kept_or_aborted_never_orphaned() {
         assert_object(&h, &done, path);
     }
     assert_eq!(starts(), 3, "no second startUpload for a kept answer");
+}
+
+/// A cancel while startUpload is out, then the engine stops before the
+/// answer comes: suspended (a background task's time is up) or offline.
+/// The cancelled upload must not leave memory with its startUpload still
+/// out: the late answer names a multipart upload, and exactly one abort
+/// call must follow once the engine may work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_start_then_suspend_or_offline_still_aborts_once() {
+    use s3bgu_core::NetworkState;
+    use s3bgu_testkit::Route;
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    h.faults
+        .delay_start_answers(std::time::Duration::from_millis(800));
+    let aborted = || -> Vec<String> {
+        h.stats
+            .upload_ids_received()
+            .into_iter()
+            .filter(|(r, _)| *r == Route::Abort)
+            .map(|(_, id)| id)
+            .collect()
+    };
+    let starts = || h.stats.backend_calls(Route::StartUpload);
+    let wait_starts = |n: u32| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while starts() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "startUpload {n} never came"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+
+    let stops: [(&str, bool); 2] = [("suspend", true), ("offline", false)];
+    for (i, (how, suspend)) in stops.into_iter().enumerate() {
+        let u = e.add(&e.file(&format!("{how}.bin"), 1000), how).await;
+        wait_starts(i as u32 + 1).await;
+        e.uploader.cancel(Selector::Upload(u.id)).await.unwrap();
+        if suspend {
+            e.uploader.suspend().await.unwrap();
+        } else {
+            e.uploader.set_network(NetworkState {
+                online: false,
+                metered: false,
+            });
+        }
+        // The answer arrives while the engine may not send anything.
+        let late = e
+            .wait_for(
+                u.id,
+                &format!("the late start answer recorded ({how})"),
+                |u| u.upload_id.is_some(),
+            )
+            .await;
+        assert_eq!(late.state, UploadState::Cancelled);
+        assert_eq!(aborted().len(), i, "no abort while stopped ({how})");
+        if suspend {
+            e.uploader.start().await.unwrap();
+        } else {
+            e.uploader.set_network(NetworkState::default());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while aborted().len() < i + 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the multipart upload was never aborted ({how})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Forgetting it is possible once the abort is done: nothing left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while e.uploader.forget(Selector::Upload(u.id)).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "abort never recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(aborted()[i], late.upload_id.clone().unwrap());
+    }
+    // Exactly one abort each, even with time for a repeat.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(h.stats.backend_calls(Route::Abort), 2);
+    assert_eq!(starts(), 2);
 }
 
 /// A reopened queue longer than what its first pass loads: the first

@@ -32,20 +32,23 @@ impl Engine {
                 let r = self.cancel(&sel);
                 self.answer_when_durable(reply, r.map_err(Into::into));
             }
+            // Queries show ends only once they are durable and told.
             Command::List(sel, reply) => {
-                let _ = reply.send(self.list(&sel).map_err(Into::into));
+                let r = self.list(&sel);
+                self.answer_after_ends(reply, r.map_err(Into::into));
             }
             Command::ListUnfinished(reply) => {
-                let _ = reply.send(Ok(self
+                let list = self
                     .uploads
                     .values()
                     .filter(|t| !t.row.state.is_final())
                     .map(Tracked::info)
-                    .collect()));
+                    .collect();
+                self.answer_after_ends(reply, Ok(list));
             }
             Command::Summary(transfer, reply) => {
                 let r = self.summary(transfer.as_deref());
-                let _ = reply.send(r.map_err(Into::into));
+                self.answer_after_ends(reply, r.map_err(Into::into));
             }
             Command::Forget(sel, reply) => {
                 let r = self.forget(&sel);
@@ -69,6 +72,12 @@ impl Engine {
                 // Start what is due first, so "nothing to do" is never a
                 // report that was just committed but not acted on yet.
                 self.schedule();
+                if std::mem::take(&mut self.want_sync) {
+                    // A complete waits for its ETags' sync: sync here (as
+                    // an idle answer would anyway), so it goes out first.
+                    self.flush_durable_now();
+                    self.schedule();
+                }
                 let status = self.status();
                 if status.idle_reason().is_some() {
                     // A background run ends on this answer: what it did is
@@ -395,6 +404,7 @@ impl Engine {
         // (delete the photo) and must not find it undone after a power cut.
         let listener = self.listener.clone();
         let changes = self.changes.clone();
+        self.ends_after_sync = true;
         self.after_sync.push(Box::new(move |_| {
             changes.send_modify(|n| *n += 1);
             if let Some(l) = listener {

@@ -43,7 +43,9 @@ impl Engine {
         let parts = std::mem::take(&mut t.parts);
         let urls = std::mem::take(&mut t.urls);
         let busy = std::mem::take(&mut t.busy);
+        let etags_commit = t.etags_commit;
         *t = Tracked::new(row, Vec::new());
+        t.etags_commit = etags_commit;
         t.parts = parts
             .into_iter()
             .map(|p| super::tracked::PartSlot {
@@ -67,12 +69,59 @@ impl Engine {
 /// the engine runs (also at open and after setConfig).
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Deletes the finished uploads older than the configured retention.
-pub(super) fn expire_finished(store: &mut Store, config: Option<&Config>) -> Result<usize> {
+/// How far the wall clock may run ahead of the elapsed time before the
+/// sweep stops trusting it (NTP steps stay far below it).
+const WALL_CLOCK_SLACK_MS: i64 = 60_000;
+
+/// Both clocks when the engine opened the queue. Later, the time that really
+/// passed (the boot clock counts through sleep) bounds how far the wall
+/// clock may have moved: a clock set by hand a month ahead does not make
+/// every finished upload a month older.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OpenedAt {
+    pub(super) wall_ms: i64,
+    pub(super) boot: super::boot_clock::BootTime,
+}
+
+impl OpenedAt {
+    pub(super) fn now() -> OpenedAt {
+        OpenedAt {
+            wall_ms: now_ms(),
+            boot: super::boot_clock::BootTime::now(),
+        }
+    }
+
+    /// The wall clock now, held to the opening time plus the elapsed time.
+    /// A clock set back is taken as it is (that only keeps uploads longer).
+    fn vouched_now(&self) -> i64 {
+        let wall = now_ms();
+        let elapsed = super::boot_clock::BootTime::now().saturating_duration_since(self.boot);
+        let bound = self
+            .wall_ms
+            .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+            .saturating_add(WALL_CLOCK_SLACK_MS);
+        if wall > bound {
+            tracing::warn!(
+                ahead_ms = wall - bound,
+                "the wall clock is ahead of the time elapsed since the queue was opened; \
+                 finished uploads are kept by the elapsed time"
+            );
+        }
+        wall.min(bound)
+    }
+}
+
+/// Deletes the finished uploads older than the configured retention at
+/// `now_ms` (wall-clock ms).
+pub(super) fn expire_finished(
+    store: &mut Store,
+    config: Option<&Config>,
+    now_ms: i64,
+) -> Result<usize> {
     let Some(keep) = config.and_then(Config::finished_retention) else {
         return Ok(0);
     };
-    let before = now_ms().saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    let before = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     let tx = store.transaction()?;
     let n = lifecycle_write::expire_finished(&tx, before)?;
     // Nothing expired: roll back, so an idle sweep costs no commit (fsync).
@@ -134,7 +183,8 @@ impl Engine {
             return;
         }
         self.next_sweep = now + SWEEP_INTERVAL;
-        if let Err(e) = expire_finished(&mut self.store, self.config.as_ref()) {
+        let vouched = self.opened.vouched_now();
+        if let Err(e) = expire_finished(&mut self.store, self.config.as_ref(), vouched) {
             tracing::warn!("cannot remove expired finished uploads: {e}");
         }
     }
@@ -280,5 +330,114 @@ impl Engine {
         s.transfers = transfers.len() as u32;
         s.completed_transfers = transfers.values().filter(|c| **c).count() as u32;
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::WALL_CLOCK_SHIFT_MS;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    /// A finished upload in `store`, last changed `age_ms` ago.
+    fn finished(store: &mut Store, name: &str, age_ms: i64) -> UploadId {
+        let tx = store.transaction().unwrap();
+        let id = write::insert_upload(
+            &tx,
+            &NewRow {
+                transfer_id: "t",
+                path: "/nowhere",
+                file_name: name,
+                file_hash: name,
+                size: 1,
+                mtime_ns: 0,
+                user_params: &serde_json::Map::new(),
+                is_uri: false,
+            },
+        )
+        .unwrap();
+        write::set_state(&tx, id, UploadState::Completed, None).unwrap();
+        tx.execute(
+            "UPDATE uploads SET updated_at = ?2 WHERE id = ?1",
+            rusqlite::params![id, now_ms() - age_ms],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        id
+    }
+
+    /// Sets this thread's wall clock back to the real one when dropped.
+    struct Shifted;
+    impl Drop for Shifted {
+        fn drop(&mut self) {
+            WALL_CLOCK_SHIFT_MS.with(|s| s.set(0));
+        }
+    }
+
+    /// Retention is judged by the wall clock (finished times are stored as
+    /// wall-clock times), but the wall clock can be set by hand. Set a
+    /// month ahead while the engine runs, it must not make history a day
+    /// old look a month old and sweep it all away at once.
+    #[test]
+    fn a_wall_clock_set_far_ahead_does_not_sweep_away_recent_history() {
+        let _restore = Shifted;
+        let mut store = Store::open_in_memory().unwrap();
+        let mut config = Config::for_base_url("http://127.0.0.1:9");
+        config.finished_retention_ms = 2 * DAY_MS as u64;
+        store.save_config(&config).unwrap();
+        let old = finished(&mut store, "old", 3 * DAY_MS);
+        let recent = finished(&mut store, "recent", DAY_MS);
+        let (changes, _) = watch::channel(0);
+        let mut engine = Engine::load(
+            store,
+            reqwest::Client::new(),
+            changes,
+            crate::source::OpenerSlot::default(),
+        )
+        .unwrap();
+        // Past its retention by a clock nobody touched: removed at open.
+        assert!(engine.store.upload(old).unwrap().is_none());
+        assert!(engine.store.upload(recent).unwrap().is_some());
+
+        WALL_CLOCK_SHIFT_MS.with(|s| s.set(30 * DAY_MS));
+        engine.next_sweep = Instant::now();
+        engine.sweep_if_due();
+        assert!(
+            engine.store.upload(recent).unwrap().is_some(),
+            "a clock set a month ahead swept an upload that finished a day ago"
+        );
+
+        // Time that really passed still counts: the engine as if opened 90 s
+        // ago by the boot clock, when the upload was 80 s short of its
+        // retention (the wall clock still a month ahead of both).
+        let real_now = now_ms() - 30 * DAY_MS;
+        engine
+            .store
+            .transaction()
+            .and_then(|tx| {
+                tx.execute(
+                    "UPDATE uploads SET updated_at = ?2 WHERE id = ?1",
+                    rusqlite::params![recent, real_now - 2 * DAY_MS + 80_000],
+                )?;
+                Ok(tx.commit()?)
+            })
+            .unwrap();
+        let boot_now = super::super::boot_clock::BootTime::now()
+            .saturating_duration_since(super::super::boot_clock::BootTime::at(Duration::ZERO));
+        assert!(
+            boot_now > Duration::from_secs(90),
+            "booted {boot_now:?} ago"
+        );
+        engine.opened = OpenedAt {
+            wall_ms: real_now,
+            boot: super::super::boot_clock::BootTime::at(boot_now - Duration::from_secs(90)),
+        };
+        engine.next_sweep = Instant::now();
+        engine.sweep_if_due();
+        assert!(
+            engine.store.upload(recent).unwrap().is_none(),
+            "past its retention by the elapsed time, yet kept"
+        );
     }
 }

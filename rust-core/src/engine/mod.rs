@@ -78,6 +78,8 @@ enum Call {
     Start(UploadId),
     Complete(UploadId),
     Urls(UploadId, Vec<u32>),
+    /// Not a call: a complete is due but waits for its ETags to be synced.
+    SyncFirst,
 }
 
 /// Uploads not begun that the first pass after opening sees; the rest of a
@@ -232,10 +234,17 @@ pub(crate) struct Engine {
     handoff: handoff::Handoff,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
+    /// The clocks at open: retention sweeps trust the wall clock only as
+    /// far as the elapsed time explains it.
+    opened: lifecycle::OpenedAt,
     /// The clocks as the last scheduling pass read them.
     pass: PassClock,
     /// Answers and events that wait for this pass's commits to be synced.
     after_sync: Vec<durable::AfterSync>,
+    /// An upload's end (COMPLETED, FAILED, CANCELLED) waits in `after_sync`.
+    ends_after_sync: bool,
+    /// A complete waits for a sync nobody else asked for.
+    want_sync: bool,
     /// The sync running on a blocking thread, if any.
     syncing: Option<durable::SyncInFlight>,
     /// From opening until the rest of a long queue is loaded: uploads not
@@ -271,7 +280,10 @@ impl Engine {
             _ => http,
         };
         let mut store = store;
-        lifecycle::expire_finished(&mut store, config.as_ref())?;
+        // At open nothing tells a clock set ahead from time that passed
+        // while the app was not running; from here on the elapsed time does.
+        let opened = lifecycle::OpenedAt::now();
+        lifecycle::expire_finished(&mut store, config.as_ref(), opened.wall_ms)?;
         let (uploads, pending_after) = load_unfinished_head(&store, FIRST_PASS_PENDING)?;
         let mut engine = Engine {
             store,
@@ -293,8 +305,11 @@ impl Engine {
             opener_calls: Arc::new(tokio::sync::Semaphore::new(crate::MAX_OPENER_CALLS)),
             handoff: handoff::Handoff::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
+            opened,
             pass: PassClock::now(),
             after_sync: Vec::new(),
+            ends_after_sync: false,
+            want_sync: false,
             syncing: None,
             pending_after,
             loading: None,
@@ -387,7 +402,10 @@ impl Engine {
             self.emit_due_progress(false);
             // One sync for the whole pass (or the next one, if a sync runs
             // now), before anyone hears of it.
-            self.start_sync_if_waiting();
+            if self.start_sync_if_waiting() {
+                // Nothing was left to sync: a complete that waited can go.
+                continue;
+            }
             let wake = self.next_wake();
             tokio::select! {
                 loaded = wait_loading(&mut self.loading) => self.on_rest_loaded(loaded),
@@ -456,7 +474,10 @@ impl Engine {
                 p.staging = false;
             }
         }
-        // Finished uploads that waited for their tasks to report leave now.
-        self.uploads.retain(|_, t| !t.finished());
+        // Finished uploads that waited for their tasks to report leave now,
+        // but not one whose startUpload is still out: a cancelled upload's
+        // late answer names a multipart upload that must be aborted.
+        self.uploads
+            .retain(|_, t| !t.finished() || !t.busy.is_empty());
     }
 }

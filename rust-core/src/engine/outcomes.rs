@@ -245,9 +245,11 @@ impl Engine {
                 }) {
                     return self.db_failed(id, e);
                 }
+                let commit = self.store.commits();
                 let Some(t) = self.uploads.get_mut(&id) else {
                     return;
                 };
+                t.etags_commit = commit;
                 let part_len = part_len(t.row.size, t.row.part_size.unwrap_or(0), number);
                 let Some(slot) = t.part_mut(number) else {
                     return;
@@ -291,6 +293,20 @@ impl Engine {
                 tracing::info!(upload = id, "upload completed");
                 self.notify_state(id);
             }
+            // Complete goes out only with every part's ETag synced, so the
+            // store forgetting the upload is no sign of lost parts: an
+            // earlier complete may have made the object (its answer lost,
+            // or its COMPLETED state to a power cut). Asked again, a
+            // backend that checks for the object says so.
+            Err(Failure::UploadGone { detail }) => self.retry_call(
+                id,
+                ErrorCode::StorageRejected,
+                format!(
+                    "{detail} (the storage no longer knows this multipart upload; if an \
+                     earlier complete reached it, the object exists)"
+                ),
+                None,
+            ),
             Err(f) => self.on_call_failure(id, f, ErrorCode::BackendUnavailable),
         }
     }

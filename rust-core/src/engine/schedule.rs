@@ -79,6 +79,7 @@ impl Engine {
                 Call::Start(id) => self.spawn_start(id, &config),
                 Call::Complete(id) => self.spawn_complete(id, &config),
                 Call::Urls(id, parts) => self.spawn_urls(id, parts, &config),
+                Call::SyncFirst => self.want_sync = true,
             }
         }
         if self.handoff_active() {
@@ -106,6 +107,7 @@ impl Engine {
             .filter(|t| t.kind == TaskKind::Start)
             .count();
         let mut calls = Vec::new();
+        let mut wants_sync = false;
         for (&id, t) in &self.uploads {
             let state = t.row.state;
             if state == UploadState::Cancelled
@@ -138,7 +140,14 @@ impl Engine {
             }
             if t.all_parts_done() {
                 if !t.busy.contains(&TaskKindTag::Complete) && t.due(now_ms) {
-                    calls.push(Call::Complete(id));
+                    // The store forgets the parts at complete: their ETags
+                    // must survive a power cut first.
+                    if self.store.is_durable(t.etags_commit) {
+                        calls.push(Call::Complete(id));
+                    } else if !wants_sync {
+                        calls.push(Call::SyncFirst);
+                        wants_sync = true;
+                    }
                 }
                 continue;
             }

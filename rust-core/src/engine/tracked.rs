@@ -37,6 +37,10 @@ pub(super) struct Tracked {
     pub(super) last_progress: Option<(Instant, u64)>,
     /// User param values, kept out of messages.
     pub(super) secrets: Vec<String>,
+    /// The commit count right after this upload's last ETag was committed
+    /// here (0: none since the queue was opened): complete waits until it
+    /// is synced.
+    pub(super) etags_commit: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,6 +68,7 @@ impl Tracked {
             parts_done: 0,
             last_progress: None,
             secrets,
+            etags_commit: 0,
         };
         t.set_parts(stored_parts);
         t

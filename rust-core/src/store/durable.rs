@@ -124,6 +124,12 @@ impl Store {
         }
     }
 
+    /// True when the commit that made the commit count `commit` is on
+    /// storage (synced, or nothing to sync for this database).
+    pub(crate) fn is_durable(&self, commit: u64) -> bool {
+        commit <= self.durability.synced_commits
+    }
+
     /// Syncs done by [`Store::make_durable`] since the database was opened.
     #[cfg(test)]
     pub(crate) fn wal_syncs(&self) -> u64 {
@@ -168,6 +174,12 @@ pub(crate) struct SyncGate {
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Syncs that went through.
     pub passed: std::sync::atomic::AtomicUsize,
+    /// How long each sync takes once through the gate (a slow flash).
+    each: std::time::Duration,
+    /// When set, the gate holds only the syncs that begin once this says
+    /// so (the others go through at once).
+    #[allow(clippy::type_complexity)]
+    only_when: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 #[cfg(test)]
@@ -176,17 +188,36 @@ impl SyncGate {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
     }
+
+    /// A closed gate for the syncs that begin once `hold` says so.
+    pub(crate) fn when(hold: impl Fn() -> bool + Send + Sync + 'static) -> SyncGate {
+        SyncGate {
+            only_when: Some(Box::new(hold)),
+            ..SyncGate::default()
+        }
+    }
+
+    /// An open gate where every sync takes `each`.
+    pub(crate) fn slow(each: std::time::Duration) -> SyncGate {
+        SyncGate {
+            open: std::sync::Mutex::new(true),
+            each,
+            ..SyncGate::default()
+        }
+    }
 }
 
 #[cfg(test)]
 fn hold_for_test(path: &str) {
     let gate = sync_gates_for_test().lock().unwrap().get(path).cloned();
-    if let Some(gate) = gate {
+    if let Some(gate) = gate.filter(|g| g.only_when.as_ref().is_none_or(|hold| hold())) {
         gate.waiting.fetch_add(1, Ordering::SeqCst);
         let mut open = gate.open.lock().unwrap();
         while !*open {
             open = gate.opened.wait(open).unwrap();
         }
+        drop(open);
+        std::thread::sleep(gate.each);
         gate.waiting.fetch_sub(1, Ordering::SeqCst);
         gate.passed.fetch_add(1, Ordering::SeqCst);
     }

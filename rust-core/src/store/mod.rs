@@ -31,10 +31,20 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    #[cfg(test)]
+    let now = now + WALL_CLOCK_SHIFT_MS.with(std::cell::Cell::get);
+    now
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How far this thread's wall clock is set from the real one (tests of
+    /// a clock set by hand; the engine's own threads are not affected).
+    pub(crate) static WALL_CLOCK_SHIFT_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
 
 /// An upload as stored.
