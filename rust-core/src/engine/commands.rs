@@ -390,10 +390,11 @@ impl Engine {
             return;
         };
         let info = t.info();
-        if !matches!(
+        let is_end = matches!(
             info.state,
             UploadState::Completed | UploadState::Failed | UploadState::Cancelled
-        ) {
+        );
+        if !is_end && !self.events_held(id) {
             self.changes.send_modify(|n| *n += 1);
             if let Some(l) = &self.listener {
                 l.on_event(&UploadEvent::StateChanged(info));
@@ -402,9 +403,13 @@ impl Engine {
         }
         // An end is told once it is on storage: the app may act on it
         // (delete the photo) and must not find it undone after a power cut.
+        // A later change of the same upload is told after it, in order.
         let listener = self.listener.clone();
         let changes = self.changes.clone();
-        self.ends_after_sync = true;
+        if is_end {
+            self.ends_after_sync = true;
+        }
+        self.held_events.insert(id);
         self.after_sync.push(Box::new(move |_| {
             changes.send_modify(|n| *n += 1);
             if let Some(l) = listener {

@@ -19,6 +19,8 @@ pub(super) struct SyncInFlight {
     waiting: Vec<AfterSync>,
     /// An upload's end is among `waiting`.
     has_ends: bool,
+    /// Uploads with an event among `waiting`.
+    held: std::collections::HashSet<UploadId>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
         }
         let waiting = std::mem::take(&mut self.after_sync);
         let has_ends = std::mem::take(&mut self.ends_after_sync);
+        let held = std::mem::take(&mut self.held_events);
         match self.store.begin_sync() {
             Ok(None) => {
                 release(waiting, None);
@@ -89,6 +92,7 @@ impl Engine {
                     done,
                     waiting,
                     has_ends,
+                    held,
                 });
             }
             Err(e) => {
@@ -155,6 +159,7 @@ impl Engine {
         };
         waiting.append(&mut self.after_sync);
         self.ends_after_sync = false;
+        self.held_events.clear();
         if waiting.is_empty() {
             return;
         }
@@ -167,6 +172,12 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether an event of `id` waits for a sync (a later one waits too).
+    pub(super) fn events_held(&self, id: UploadId) -> bool {
+        self.held_events.contains(&id)
+            || self.syncing.as_ref().is_some_and(|s| s.held.contains(&id))
+    }
+
     /// Syncs here and now even if nothing waits for it (a complete does),
     /// and lets everything that waits go.
     pub(super) fn flush_durable_now(&mut self) {
@@ -618,6 +629,100 @@ mod tests {
             .unwrap();
             assert_eq!(done[0].state, UploadState::Completed, "{done:?}");
             assert_eq!(h.stats.backend_calls(Route::Complete), 1);
+            drop(held);
+            uploader.shutdown().await;
+        });
+    }
+
+    /// Every state change of one upload, as told.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<crate::model::UploadInfo>>);
+
+    impl crate::model::UploadListener for Told {
+        fn on_event(&self, event: &crate::model::UploadEvent) {
+            if let crate::model::UploadEvent::StateChanged(info) = event {
+                self.0.lock().unwrap().push(info.clone());
+            }
+        }
+    }
+
+    /// An end waits for its sync before it is told; a resume committed
+    /// meanwhile must be told after it, or the listener is left with
+    /// FAILED for an upload that runs (and completes).
+    #[test]
+    fn a_change_made_while_an_end_waits_for_its_sync_is_told_after_it() {
+        use crate::model::UploadState;
+        use crate::Selector;
+        use std::time::{Duration, Instant};
+
+        let rt = two_threads();
+        rt.block_on(async {
+            let h = s3bgu_testkit::Harness::start(s3bgu_testkit::HarnessOptions::default()).await;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("q.db");
+            let uploader = idle_uploader(&db);
+            let told = Arc::new(Told::default());
+            uploader.set_listener(Some(told.clone()));
+            uploader
+                .set_config(Config::for_base_url(&h.backend_url))
+                .await
+                .unwrap();
+            let path = dir.path().join("a.bin");
+            std::fs::write(&path, [5u8; 1000]).unwrap();
+            let added = uploader
+                .add_file(NewUpload {
+                    path,
+                    transfer_id: "t".into(),
+                    ..NewUpload::default()
+                })
+                .await
+                .unwrap();
+            h.faults.fail_backend(
+                s3bgu_testkit::Route::StartUpload,
+                1,
+                400,
+                r#"{"error":"refused once"}"#,
+            );
+            let held = HeldSyncs::with(&db, SyncGate::slow(Duration::from_millis(400)));
+            uploader.start().await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while h.stats.backend_calls(s3bgu_testkit::Route::StartUpload) == 0 {
+                assert!(Instant::now() < deadline, "startUpload was not called");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            // The refusal is committed at once and told after its sync;
+            // the resume lands in between, a few ms later.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            loop {
+                let resumed = uploader.resume(Selector::Upload(added.id)).await.unwrap();
+                if !resumed.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the upload never failed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            loop {
+                let last = told.0.lock().unwrap().last().map(|u| u.state);
+                if last == Some(UploadState::Completed) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the upload did not complete");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let events = told.0.lock().unwrap().clone();
+            let states: Vec<UploadState> = events.iter().map(|u| u.state).collect();
+            assert!(states.contains(&UploadState::Failed), "{states:?}");
+            // Told in the order they were made.
+            for w in events.windows(2) {
+                assert!(
+                    w[0].updated_at_ms <= w[1].updated_at_ms,
+                    "{:?} (at {}) told after {:?} (at {}): {states:?}",
+                    w[1].state,
+                    w[1].updated_at_ms,
+                    w[0].state,
+                    w[0].updated_at_ms
+                );
+            }
             drop(held);
             uploader.shutdown().await;
         });

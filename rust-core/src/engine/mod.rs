@@ -243,6 +243,10 @@ pub(crate) struct Engine {
     after_sync: Vec<durable::AfterSync>,
     /// An upload's end (COMPLETED, FAILED, CANCELLED) waits in `after_sync`.
     ends_after_sync: bool,
+    /// Uploads with an event waiting in `after_sync`: their later events
+    /// wait behind it (a resume told before the FAILED it undid would
+    /// leave a listener with FAILED).
+    held_events: std::collections::HashSet<UploadId>,
     /// A complete waits for a sync nobody else asked for.
     want_sync: bool,
     /// The sync running on a blocking thread, if any.
@@ -309,6 +313,7 @@ impl Engine {
             pass: PassClock::now(),
             after_sync: Vec::new(),
             ends_after_sync: false,
+            held_events: std::collections::HashSet::new(),
             want_sync: false,
             syncing: None,
             pending_after,
