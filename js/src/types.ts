@@ -16,7 +16,7 @@ export const UPLOAD_STATES = [
   'INITIALIZED',
   /** Parts are being sent (or wait for a retry). */
   'RUNNING',
-  /** Paused by the app, or by `auth_required` (set new headers, then resume). */
+  /** Paused by the app, by `auth_required` (set new headers, then resume), or by `user_stopped` (resume). */
   'PAUSED',
   /** The backend confirmed complete. Final. */
   'COMPLETED',
@@ -51,6 +51,7 @@ export const ACTIVE_STATES: readonly UploadState[] = ['PENDING', 'INITIALIZED', 
  * | `storage_rejected` | storage refused a part (after URL refreshes), or answered without ETag |
  * | `storage_unavailable` | storage could not be reached or kept failing after every retry |
  * | `auth_required` | the backend answered 401: set new headers with `setConfig`, then `resume` |
+ * | `user_stopped` | the person stopped the uploads from the system's UI: only `resume` goes on |
  * | `database` | the queue database failed (disk full, unwritable, in use by another uploader) |
  * | `database_corrupt` | the queue database is damaged; it can be set aside (kept for inspection) to start an empty queue |
  * | `shutdown` | the engine was shut down while the call was waiting |
@@ -69,6 +70,7 @@ export const ERROR_CODES = [
   'storage_rejected',
   'storage_unavailable',
   'auth_required',
+  'user_stopped',
   'database',
   'database_corrupt',
   'shutdown',
@@ -108,7 +110,7 @@ export interface Upload {
   readonly partsDone: number;
   /** Bytes of confirmed parts plus bytes of parts in flight. */
   readonly uploadedBytes: number;
-  /** Set when the upload is FAILED, or PAUSED because of `auth_required`. */
+  /** Set when the upload is FAILED, or PAUSED because of `auth_required` or `user_stopped`. */
   readonly error: UploadFailure | null;
   /** Milliseconds since the Unix epoch. */
   readonly createdAtMs: number;

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// The backend answered 401: new headers are needed, then resume.
     AuthRequired,
+    /// The person stopped the uploads (Android's Task Manager, the iOS
+    /// continued-processing UI): only an explicit resume goes on.
+    UserStopped,
     /// The queue database failed (full disk, unwritable, locked by another uploader).
     Database,
     /// The queue database is corrupt or not a database. Move it aside (it is
@@ -60,6 +63,7 @@ impl ErrorCode {
             ErrorCode::StorageRejected => "storage_rejected",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::UserStopped => "user_stopped",
             ErrorCode::Database => "database",
             ErrorCode::DatabaseCorrupt => "database_corrupt",
             ErrorCode::Shutdown => "shutdown",
@@ -73,7 +77,7 @@ impl ErrorCode {
     }
 }
 
-pub(crate) const ALL_CODES: [ErrorCode; 16] = [
+pub(crate) const ALL_CODES: [ErrorCode; 17] = [
     ErrorCode::InvalidConfig,
     ErrorCode::InvalidArgument,
     ErrorCode::NotFound,
@@ -86,6 +90,7 @@ pub(crate) const ALL_CODES: [ErrorCode; 16] = [
     ErrorCode::StorageRejected,
     ErrorCode::StorageUnavailable,
     ErrorCode::AuthRequired,
+    ErrorCode::UserStopped,
     ErrorCode::Database,
     ErrorCode::DatabaseCorrupt,
     ErrorCode::Shutdown,

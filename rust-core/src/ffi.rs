@@ -26,8 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 mod js_api;
+mod lifecycle;
 mod platform;
 pub use js_api::{JsError, JsEventObserver};
+pub use lifecycle::{
+    AppState, Attention, BackgroundRun, LifecycleStatus, OsProgress, RunInfo, RunKind, RunVerdict,
+    StopCause,
+};
 pub use platform::certificates_der_from_pem;
 
 // ----- errors -----
@@ -74,6 +79,9 @@ pub enum UploaderError {
     /// The backend answered 401: set new headers, then resume.
     #[error("{0}")]
     AuthRequired(String),
+    /// The person stopped the uploads: resume them.
+    #[error("{0}")]
+    UserStopped(String),
     /// The queue database failed (full, unwritable), or is in use by another process.
     #[error("{0}")]
     Database(String),
@@ -105,6 +113,7 @@ impl UploaderError {
             UploaderError::StorageRejected(_) => ErrorCode::StorageRejected,
             UploaderError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
             UploaderError::AuthRequired(_) => ErrorCode::AuthRequired,
+            UploaderError::UserStopped(_) => ErrorCode::UserStopped,
             UploaderError::Database(_) => ErrorCode::Database,
             UploaderError::DatabaseCorrupt(_) => ErrorCode::DatabaseCorrupt,
             UploaderError::Shutdown(_) => ErrorCode::Shutdown,
@@ -129,6 +138,7 @@ impl From<UploadError> for UploaderError {
             CoreCode::StorageRejected => UploaderError::StorageRejected(m),
             CoreCode::StorageUnavailable => UploaderError::StorageUnavailable(m),
             CoreCode::AuthRequired => UploaderError::AuthRequired(m),
+            CoreCode::UserStopped => UploaderError::UserStopped(m),
             CoreCode::Database => UploaderError::Database(m),
             CoreCode::DatabaseCorrupt => UploaderError::DatabaseCorrupt(m),
             CoreCode::Shutdown => UploaderError::Shutdown(m),
@@ -159,6 +169,7 @@ pub enum ErrorCode {
     StorageRejected,
     StorageUnavailable,
     AuthRequired,
+    UserStopped,
     Database,
     DatabaseCorrupt,
     Shutdown,
@@ -180,6 +191,7 @@ impl From<CoreCode> for ErrorCode {
             CoreCode::StorageRejected => ErrorCode::StorageRejected,
             CoreCode::StorageUnavailable => ErrorCode::StorageUnavailable,
             CoreCode::AuthRequired => ErrorCode::AuthRequired,
+            CoreCode::UserStopped => ErrorCode::UserStopped,
             CoreCode::Database => ErrorCode::Database,
             CoreCode::DatabaseCorrupt => ErrorCode::DatabaseCorrupt,
             CoreCode::Shutdown => ErrorCode::Shutdown,
@@ -1371,6 +1383,12 @@ pub struct HandoffSettings {
     /// its life (the system may start a task late). Default 15 minutes.
     #[uniffi(default = 900000)]
     pub url_margin_ms: u64,
+    /// Parts kept with the transport while the app is on screen, once the
+    /// platform reports its app state (`set_app_state`): tasks made on
+    /// screen are not left to the OS's discretion after the app leaves.
+    /// 0: none.
+    #[uniffi(default = 2)]
+    pub prehandoff_window: u32,
 }
 
 /// What a transport may throw from `submit`: the part counts one failed
@@ -1459,6 +1477,7 @@ impl UploadEngine {
             crate::HandoffSettings {
                 staging_budget: settings.staging_budget_bytes,
                 url_margin: std::time::Duration::from_millis(settings.url_margin_ms),
+                prehandoff_window: settings.prehandoff_window,
             },
         );
         Ok(())
@@ -1525,6 +1544,7 @@ mod tests {
             CoreCode::InvalidConfig,
             CoreCode::NotFound,
             CoreCode::AuthRequired,
+            CoreCode::UserStopped,
             CoreCode::DatabaseCorrupt,
             CoreCode::Shutdown,
             CoreCode::Internal,

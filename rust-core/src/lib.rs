@@ -22,6 +22,7 @@ mod hash;
 pub mod js;
 mod model;
 pub mod notification;
+pub mod phone;
 pub mod platform_notice;
 #[cfg(test)]
 mod proptests;
@@ -42,6 +43,7 @@ pub use config::{
 pub use engine::handoff::{
     HandoffSettings, PartTask, PartTransport, TaskOutcome, DEFAULT_URL_MARGIN,
 };
+pub use engine::phone::{LifecycleStatus, DEFAULT_PREHANDOFF_WINDOW};
 pub use error::{ErrorCode, UploadError};
 pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,

@@ -56,6 +56,12 @@ impl Engine {
             }
             Command::SetListener(l) => self.listener = l,
             Command::SetRunning(running, reply) => {
+                if self.lifecycle_managed() {
+                    // The reported facts decide; a legacy call would undo them.
+                    tracing::warn!("start/suspend ignored: the platform reports its app state");
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
                 if !running {
                     // Checkpoint: stop the network work; nothing committed changes.
                     self.stop_all_tasks();
@@ -67,6 +73,7 @@ impl Engine {
             Command::SetNetwork(state) => {
                 self.network = state;
                 self.hold_if_network_refused();
+                self.network_reported();
             }
             Command::Status(reply) => {
                 // Start what is due first, so "nothing to do" is never a
@@ -88,6 +95,7 @@ impl Engine {
                 let _ = reply.send(Ok(status));
             }
             Command::Handoff(cmd) => self.handle_handoff(cmd),
+            Command::Phone(cmd) => self.handle_phone(cmd),
             Command::Inspect(f) => {
                 // Events held for the sync come before the snapshot, as
                 // they would have without the hold.
@@ -380,6 +388,7 @@ impl Engine {
         }
         if matches!(state, UploadState::Failed | UploadState::Completed) {
             self.drop_handoffs(id);
+            self.phone.count_end(state);
         }
         Ok(())
     }

@@ -133,6 +133,10 @@ pub struct HandoffSettings {
     /// A URL is refreshed before hand-off when less than this much of its
     /// life remains (capped at half the URL's lifetime).
     pub url_margin: Duration,
+    /// Parts kept handed off while the app is on screen (when the platform
+    /// reports its app state), beside the engine's own sending: tasks made
+    /// then are not left to the OS's discretion after the app leaves. 0: none.
+    pub prehandoff_window: u32,
 }
 
 impl Default for HandoffSettings {
@@ -140,6 +144,7 @@ impl Default for HandoffSettings {
         HandoffSettings {
             staging_budget: DEFAULT_STAGING_BUDGET,
             url_margin: DEFAULT_URL_MARGIN,
+            prehandoff_window: super::phone::DEFAULT_PREHANDOFF_WINDOW,
         }
     }
 }
@@ -162,6 +167,10 @@ pub(super) struct HandedTask {
     multipart: Option<String>,
     /// As the task was given it ([`PartTask::allow_metered`]).
     allow_metered: bool,
+    /// Made while the app was on screen (the pre-hand-off window).
+    pub(super) prehanded: bool,
+    /// Bytes the transport reported sent: 0 means not started.
+    pub(super) sent: u64,
 }
 
 /// A task the engine stopped waiting for (the platform said it had lost
@@ -175,10 +184,10 @@ struct Tombstone {
 pub(super) struct Handoff {
     /// The platform asked for hand-off (on the way into suspension).
     on: bool,
-    transport: Option<Arc<dyn PartTransport>>,
+    pub(super) transport: Option<Arc<dyn PartTransport>>,
     staging: Staging,
     url_margin: Duration,
-    tasks: HashMap<String, HandedTask>,
+    pub(super) tasks: HashMap<String, HandedTask>,
     /// Stagings under way: their task's ticket and the bytes they hold of
     /// the budget until they end.
     stage_jobs: HashMap<u64, u64>,
@@ -271,6 +280,10 @@ impl Engine {
                             len: row.length,
                             multipart: row.multipart_upload,
                             allow_metered: row.allow_metered,
+                            // Unknown after a relaunch: treated as made in
+                            // the background (taken back if not started).
+                            prehanded: false,
+                            sent: 0,
                         },
                     );
                 }
@@ -341,6 +354,9 @@ impl Engine {
     pub(super) fn part_window(&self, config: &Config) -> usize {
         let limit = config.max_parts_in_flight as usize;
         if !self.handoff_active() {
+            if self.prehandoff_active() {
+                return limit + self.phone.window;
+            }
             return limit;
         }
         let fits = usize::try_from(self.handoff.staging.budget() / MIN_PART).unwrap_or(usize::MAX);
@@ -371,22 +387,19 @@ impl Engine {
                 self.handoff.transport = transport;
                 self.handoff.staging.set_budget(settings.staging_budget);
                 self.handoff.url_margin = settings.url_margin;
+                self.phone.window = settings.prehandoff_window as usize;
                 if registered {
                     // Tasks of a previous run, given under another policy.
                     self.reissue_off_policy();
                 }
+                self.transport_changed();
             }
             HandoffCommand::SetMode(on, reply) => {
-                if on && !self.handoff.on {
-                    // Direct PUTs would die with the suspension: stop them
-                    // now (no attempt counted) so their parts are handed off.
-                    for info in self.tickets.values() {
-                        if matches!(info.kind, TaskKind::Part(_)) {
-                            info.handle.abort();
-                        }
-                    }
+                if self.lifecycle_managed() {
+                    tracing::warn!("part mode ignored: the platform reports its app state");
+                } else {
+                    self.set_handoff_mode(on);
                 }
-                self.handoff.on = on;
                 self.changes.send_modify(|n| *n += 1);
                 let _ = reply.send(Ok(()));
             }
@@ -399,6 +412,20 @@ impl Engine {
         self.changes.send_modify(|n| *n += 1);
     }
 
+    /// Hand-off mode on or off. Turned on, the engine's own PUTs stop (no
+    /// attempt counted): they would die with the suspension, and their
+    /// parts are handed off instead.
+    pub(super) fn set_handoff_mode(&mut self, on: bool) {
+        if on && !self.handoff.on {
+            for info in self.tickets.values() {
+                if matches!(info.kind, TaskKind::Part(_)) {
+                    info.handle.abort();
+                }
+            }
+        }
+        self.handoff.on = on;
+    }
+
     /// In hand-off mode "idle" depends on the engine's own tasks too: wake
     /// `run_until_idle` whenever one ends.
     pub(super) fn note_task_end(&self) {
@@ -409,11 +436,16 @@ impl Engine {
 
     /// Starts staging parts to hand off, oldest upload first, within the
     /// budget; each is handed off when its staging ends (`on_staged`).
-    pub(super) fn fill_handoff(&mut self) {
+    pub(super) fn fill_handoff(&mut self, cap: Option<usize>) {
         if self.handoff.no_space {
             return;
         }
-        let slots = MAX_STAGINGS_IN_FLIGHT.saturating_sub(self.handoff.stage_jobs.len());
+        let mut slots = MAX_STAGINGS_IN_FLIGHT.saturating_sub(self.handoff.stage_jobs.len());
+        if let Some(cap) = cap {
+            // The pre-hand-off window counts tasks held and being staged.
+            let held = self.handoff.tasks.len() + self.handoff.stage_jobs.len();
+            slots = slots.min(cap.saturating_sub(held));
+        }
         if slots == 0 {
             return;
         }
@@ -435,7 +467,13 @@ impl Engine {
             let part_size = t.row.part_size.unwrap_or(0);
             for (i, p) in t.parts.iter().enumerate() {
                 let n = i as u32 + 1;
-                if !p.open() || !self.url_ready(t, n, now) {
+                // A handed-off task may wait long: its URL needs the margin
+                // also when the engine itself sends (pre-hand-off).
+                if !p.open()
+                    || t.urls
+                        .usable_with_margin(n, now, self.handoff.url_margin)
+                        .is_none()
+                {
                     continue;
                 }
                 let len = part_len(t.row.size, part_size, n);
@@ -505,6 +543,7 @@ impl Engine {
         // vanished are dropped with it).
         let multipart = t.row.upload_id.clone();
         let allow_metered = self.metered_allowed();
+        let prehanded = self.on_screen();
         let row = TaskRow {
             task_id: task_id.clone(),
             upload: id,
@@ -536,6 +575,8 @@ impl Engine {
                 len,
                 multipart,
                 allow_metered,
+                prehanded,
+                sent: 0,
             },
         );
         self.handoff.handed_total += 1;
@@ -653,7 +694,7 @@ impl Engine {
     /// Cancels a held task at the platform and forgets it (row, file, the
     /// part's hand-off mark); as a tombstone with `entomb`, for a task that
     /// may have ended before the cancel reached it.
-    fn withdraw_task(&mut self, task_id: &str, entomb: bool) {
+    pub(super) fn withdraw_task(&mut self, task_id: &str, entomb: bool) {
         let Some(task) = self.handoff.tasks.remove(task_id) else {
             return;
         };

@@ -9,6 +9,7 @@ mod files;
 pub(crate) mod handoff;
 mod lifecycle;
 mod outcomes;
+pub(crate) mod phone;
 mod schedule;
 mod tracked;
 mod urls;
@@ -132,6 +133,8 @@ pub(crate) enum Command {
     OpenerChanged,
     /// Part hand-off to the platform's transport.
     Handoff(handoff::HandoffCommand),
+    /// The phone lifecycle: app state, runs, OS progress.
+    Phone(phone::PhoneCommand),
 }
 
 pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
@@ -232,6 +235,8 @@ pub(crate) struct Engine {
     /// Calls into the opener in flight at once, at most (`MAX_OPENER_CALLS`).
     opener_calls: Arc<tokio::sync::Semaphore>,
     handoff: handoff::Handoff,
+    /// The app's state, runs and mode, as the platform reports them.
+    phone: phone::Phone,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
     /// The clocks at open: retention sweeps trust the wall clock only as
@@ -308,6 +313,7 @@ impl Engine {
             opener,
             opener_calls: Arc::new(tokio::sync::Semaphore::new(crate::MAX_OPENER_CALLS)),
             handoff: handoff::Handoff::new(),
+            phone: phone::Phone::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             opened,
             pass: PassClock::now(),

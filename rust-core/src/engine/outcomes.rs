@@ -264,6 +264,9 @@ impl Engine {
                     t.parts_done += 1;
                 }
                 t.urls.remove(number);
+                if new {
+                    self.phone.sent_done += part_len;
+                }
                 self.part_committed(id, number);
             }
             Err(f) => {

@@ -83,11 +83,15 @@ impl Engine {
             }
         }
         if self.handoff_active() {
-            return self.fill_handoff();
+            return self.fill_handoff(None);
         }
         // Fill the free slots, oldest upload first. A file found changed
         // fails its upload and frees its slots for the next one: go again.
         while self.fill_slots(config.max_parts_in_flight as usize) {}
+        if self.prehandoff_active() {
+            // The next parts after those sent now go to the transport.
+            self.fill_handoff(Some(self.phone.window));
+        }
     }
 
     /// The backend calls due now. One pass over the uploads, no lookups:
