@@ -2064,6 +2064,48 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      */
     func uploadsJson(uploadId: Double?, transferId: String?) async throws  -> String
     
+    /**
+     * What the OS shows for run `id`: call about once a second. Async.
+     */
+    func backgroundProgress(id: String) async throws  -> OsProgress
+    
+    /**
+     * The lifecycle as the engine holds it. Async.
+     */
+    func lifecycleStatus() async throws  -> LifecycleStatus
+    
+    /**
+     * A handed-off task has sent `bytes_sent` bytes of its body so far
+     * (iOS: `totalBytesSent` of `didSendBodyData`). Tasks that have sent
+     * nothing when the app returns to the foreground are taken back and
+     * sent by the engine. Non-blocking; any thread.
+     */
+    func reportPartTaskProgress(taskId: String, bytesSent: UInt64) throws 
+    
+    /**
+     * Runs the queue for a background runtime the OS granted and returns
+     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * returns within milliseconds of `stop_background_run`.
+     */
+    func runBackground(run: BackgroundRun) async throws  -> RunVerdict
+    
+    /**
+     * The app's state changed: call it on every transition, in the order
+     * seen, numbering them with `seq` (increasing; a report older than the
+     * last applied is ignored). The first call hands the engine's mode to
+     * the reported facts (`start`, `suspend`, `set_part_mode` are ignored
+     * from then on); the engine never sends before the network is reported
+     * (`set_network_state`). Non-blocking; any thread.
+     */
+    func setAppState(state: AppState, seq: UInt64) throws 
+    
+    /**
+     * The OS stops run `id` (Android `onStopJob`, an iOS expiration
+     * handler): work stops at a checkpoint; the verdict is returned here
+     * and by `run_background`. Async, returns within milliseconds.
+     */
+    func stopBackgroundRun(id: String, cause: StopCause) async throws  -> RunVerdict
+    
 }
 /**
  * The upload engine over one queue database.
@@ -2797,6 +2839,120 @@ open func uploadsJson(uploadId: Double?, transferId: String?)async throws  -> St
         )
 }
     
+    /**
+     * What the OS shows for run `id`: call about once a second. Async.
+     */
+open func backgroundProgress(id: String)async throws  -> OsProgress  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_background_progress(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeOsProgress_lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * The lifecycle as the engine holds it. Async.
+     */
+open func lifecycleStatus()async throws  -> LifecycleStatus  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_lifecycle_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLifecycleStatus_lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * A handed-off task has sent `bytes_sent` bytes of its body so far
+     * (iOS: `totalBytesSent` of `didSendBodyData`). Tasks that have sent
+     * nothing when the app returns to the foreground are taken back and
+     * sent by the engine. Non-blocking; any thread.
+     */
+open func reportPartTaskProgress(taskId: String, bytesSent: UInt64)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_report_part_task_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(taskId),
+        FfiConverterUInt64.lower(bytesSent),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Runs the queue for a background runtime the OS granted and returns
+     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * returns within milliseconds of `stop_background_run`.
+     */
+open func runBackground(run: BackgroundRun)async throws  -> RunVerdict  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_run_background(
+                        self.uniffiCloneHandle(),FfiConverterTypeBackgroundRun_lower(run)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRunVerdict_lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * The app's state changed: call it on every transition, in the order
+     * seen, numbering them with `seq` (increasing; a report older than the
+     * last applied is ignored). The first call hands the engine's mode to
+     * the reported facts (`start`, `suspend`, `set_part_mode` are ignored
+     * from then on); the engine never sends before the network is reported
+     * (`set_network_state`). Non-blocking; any thread.
+     */
+open func setAppState(state: AppState, seq: UInt64)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_app_state(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeAppState_lower(state),
+        FfiConverterUInt64.lower(seq),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The OS stops run `id` (Android `onStopJob`, an iOS expiration
+     * handler): work stops at a checkpoint; the verdict is returned here
+     * and by `run_background`. Async, returns within milliseconds.
+     */
+open func stopBackgroundRun(id: String, cause: StopCause)async throws  -> RunVerdict  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterTypeStopCause_lower(cause)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRunVerdict_lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
 
     
 }
@@ -3057,6 +3213,75 @@ public func FfiConverterTypeUploadObserver_lower(_ value: UploadObserver) -> UIn
 
 
 /**
+ * One run: `id` is the platform's name for it (job id, task identifier).
+ */
+public struct BackgroundRun: Equatable, Hashable {
+    public var id: String
+    public var kind: RunKind
+    /**
+     * The time the OS grants, when it says; the run ends a few seconds
+     * before at a checkpoint (verdict `RunAgain`).
+     */
+    public var timeLimitMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, kind: RunKind, 
+        /**
+         * The time the OS grants, when it says; the run ends a few seconds
+         * before at a checkpoint (verdict `RunAgain`).
+         */timeLimitMs: UInt64? = nil) {
+        self.id = id
+        self.kind = kind
+        self.timeLimitMs = timeLimitMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BackgroundRun: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBackgroundRun: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BackgroundRun {
+        return
+            try BackgroundRun(
+                id: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeRunKind.read(from: &buf), 
+                timeLimitMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BackgroundRun, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeRunKind.write(value.kind, into: &buf)
+        FfiConverterOptionUInt64.write(value.timeLimitMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBackgroundRun_lift(_ buf: RustBuffer) throws -> BackgroundRun {
+    return try FfiConverterTypeBackgroundRun.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBackgroundRun_lower(_ value: BackgroundRun) -> RustBuffer {
+    return FfiConverterTypeBackgroundRun.lower(value)
+}
+
+
+/**
  * The engine's own state, for a background task.
  */
 public struct EngineStatus: Equatable, Hashable {
@@ -3219,6 +3444,13 @@ public struct HandoffSettings: Equatable, Hashable {
      * its life (the system may start a task late). Default 15 minutes.
      */
     public var urlMarginMs: UInt64
+    /**
+     * Parts kept with the transport while the app is on screen, once the
+     * platform reports its app state (`set_app_state`): tasks made on
+     * screen are not left to the OS's discretion after the app leaves.
+     * 0: none.
+     */
+    public var prehandoffWindow: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3230,9 +3462,16 @@ public struct HandoffSettings: Equatable, Hashable {
         /**
          * A URL is refreshed before hand-off when less than this remains of
          * its life (the system may start a task late). Default 15 minutes.
-         */urlMarginMs: UInt64 = UInt64(900000)) {
+         */urlMarginMs: UInt64 = UInt64(900000), 
+        /**
+         * Parts kept with the transport while the app is on screen, once the
+         * platform reports its app state (`set_app_state`): tasks made on
+         * screen are not left to the OS's discretion after the app leaves.
+         * 0: none.
+         */prehandoffWindow: UInt32 = UInt32(2)) {
         self.stagingBudgetBytes = stagingBudgetBytes
         self.urlMarginMs = urlMarginMs
+        self.prehandoffWindow = prehandoffWindow
     }
 
     
@@ -3252,13 +3491,15 @@ public struct FfiConverterTypeHandoffSettings: FfiConverterRustBuffer {
         return
             try HandoffSettings(
                 stagingBudgetBytes: FfiConverterUInt64.read(from: &buf), 
-                urlMarginMs: FfiConverterUInt64.read(from: &buf)
+                urlMarginMs: FfiConverterUInt64.read(from: &buf), 
+                prehandoffWindow: FfiConverterUInt32.read(from: &buf)
         )
     }
 
     public static func write(_ value: HandoffSettings, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.stagingBudgetBytes, into: &buf)
         FfiConverterUInt64.write(value.urlMarginMs, into: &buf)
+        FfiConverterUInt32.write(value.prehandoffWindow, into: &buf)
     }
 }
 
@@ -3355,6 +3596,117 @@ public func FfiConverterTypeHttpHeader_lift(_ buf: RustBuffer) throws -> HttpHea
 #endif
 public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer {
     return FfiConverterTypeHttpHeader.lower(value)
+}
+
+
+/**
+ * The lifecycle as the engine holds it (tests, diagnostics).
+ */
+public struct LifecycleStatus: Equatable, Hashable {
+    /**
+     * The platform reports its app state: the facts decide the mode.
+     */
+    public var managed: Bool
+    public var state: AppState?
+    public var networkReported: Bool
+    /**
+     * `unmanaged`, `stopped`, `direct` or `handoff`.
+     */
+    public var mode: String
+    public var runs: [RunInfo]
+    /**
+     * Handed-off tasks made while the app was on screen, held now.
+     */
+    public var prehanded: UInt32
+    /**
+     * Tasks taken back (not started on return to the foreground) since open.
+     */
+    public var reclaimedTotal: UInt64
+    /**
+     * Late or repeated app-state reports ignored since open.
+     */
+    public var staleTransitions: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The platform reports its app state: the facts decide the mode.
+         */managed: Bool, state: AppState?, networkReported: Bool, 
+        /**
+         * `unmanaged`, `stopped`, `direct` or `handoff`.
+         */mode: String, runs: [RunInfo], 
+        /**
+         * Handed-off tasks made while the app was on screen, held now.
+         */prehanded: UInt32, 
+        /**
+         * Tasks taken back (not started on return to the foreground) since open.
+         */reclaimedTotal: UInt64, 
+        /**
+         * Late or repeated app-state reports ignored since open.
+         */staleTransitions: UInt64) {
+        self.managed = managed
+        self.state = state
+        self.networkReported = networkReported
+        self.mode = mode
+        self.runs = runs
+        self.prehanded = prehanded
+        self.reclaimedTotal = reclaimedTotal
+        self.staleTransitions = staleTransitions
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LifecycleStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLifecycleStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LifecycleStatus {
+        return
+            try LifecycleStatus(
+                managed: FfiConverterBool.read(from: &buf), 
+                state: FfiConverterOptionTypeAppState.read(from: &buf), 
+                networkReported: FfiConverterBool.read(from: &buf), 
+                mode: FfiConverterString.read(from: &buf), 
+                runs: FfiConverterSequenceTypeRunInfo.read(from: &buf), 
+                prehanded: FfiConverterUInt32.read(from: &buf), 
+                reclaimedTotal: FfiConverterUInt64.read(from: &buf), 
+                staleTransitions: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LifecycleStatus, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.managed, into: &buf)
+        FfiConverterOptionTypeAppState.write(value.state, into: &buf)
+        FfiConverterBool.write(value.networkReported, into: &buf)
+        FfiConverterString.write(value.mode, into: &buf)
+        FfiConverterSequenceTypeRunInfo.write(value.runs, into: &buf)
+        FfiConverterUInt32.write(value.prehanded, into: &buf)
+        FfiConverterUInt64.write(value.reclaimedTotal, into: &buf)
+        FfiConverterUInt64.write(value.staleTransitions, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLifecycleStatus_lift(_ buf: RustBuffer) throws -> LifecycleStatus {
+    return try FfiConverterTypeLifecycleStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLifecycleStatus_lower(_ value: LifecycleStatus) -> RustBuffer {
+    return FfiConverterTypeLifecycleStatus.lower(value)
 }
 
 
@@ -3564,6 +3916,97 @@ public func FfiConverterTypeNotificationContent_lift(_ buf: RustBuffer) throws -
 #endif
 public func FfiConverterTypeNotificationContent_lower(_ value: NotificationContent) -> RustBuffer {
     return FfiConverterTypeNotificationContent.lower(value)
+}
+
+
+/**
+ * What the OS shows for a run: the notification's texts, and the bytes
+ * (Android: transferred and estimated bytes; iOS: completed and total
+ * unit counts of the task's progress).
+ */
+public struct OsProgress: Equatable, Hashable {
+    public var title: String
+    public var text: String
+    /**
+     * Bytes sent since the run began; never less than the last answer's.
+     */
+    public var doneBytes: UInt64
+    /**
+     * `done_bytes` plus what the active uploads still have to send.
+     */
+    public var totalBytes: UInt64
+    public var indeterminate: Bool
+    public var workRemains: Bool
+    public var summary: TransferSummary
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(title: String, text: String, 
+        /**
+         * Bytes sent since the run began; never less than the last answer's.
+         */doneBytes: UInt64, 
+        /**
+         * `done_bytes` plus what the active uploads still have to send.
+         */totalBytes: UInt64, indeterminate: Bool, workRemains: Bool, summary: TransferSummary) {
+        self.title = title
+        self.text = text
+        self.doneBytes = doneBytes
+        self.totalBytes = totalBytes
+        self.indeterminate = indeterminate
+        self.workRemains = workRemains
+        self.summary = summary
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OsProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOsProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OsProgress {
+        return
+            try OsProgress(
+                title: FfiConverterString.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf), 
+                doneBytes: FfiConverterUInt64.read(from: &buf), 
+                totalBytes: FfiConverterUInt64.read(from: &buf), 
+                indeterminate: FfiConverterBool.read(from: &buf), 
+                workRemains: FfiConverterBool.read(from: &buf), 
+                summary: FfiConverterTypeTransferSummary.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OsProgress, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterUInt64.write(value.doneBytes, into: &buf)
+        FfiConverterUInt64.write(value.totalBytes, into: &buf)
+        FfiConverterBool.write(value.indeterminate, into: &buf)
+        FfiConverterBool.write(value.workRemains, into: &buf)
+        FfiConverterTypeTransferSummary.write(value.summary, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOsProgress_lift(_ buf: RustBuffer) throws -> OsProgress {
+    return try FfiConverterTypeOsProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOsProgress_lower(_ value: OsProgress) -> RustBuffer {
+    return FfiConverterTypeOsProgress.lower(value)
 }
 
 
@@ -3816,6 +4259,63 @@ public func FfiConverterTypeRetrySettings_lift(_ buf: RustBuffer) throws -> Retr
 #endif
 public func FfiConverterTypeRetrySettings_lower(_ value: RetrySettings) -> RustBuffer {
     return FfiConverterTypeRetrySettings.lower(value)
+}
+
+
+/**
+ * A run under way.
+ */
+public struct RunInfo: Equatable, Hashable {
+    public var id: String
+    public var kind: RunKind
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, kind: RunKind) {
+        self.id = id
+        self.kind = kind
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RunInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRunInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RunInfo {
+        return
+            try RunInfo(
+                id: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeRunKind.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RunInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeRunKind.write(value.kind, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunInfo_lift(_ buf: RustBuffer) throws -> RunInfo {
+    return try FfiConverterTypeRunInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunInfo_lower(_ value: RunInfo) -> RustBuffer {
+    return FfiConverterTypeRunInfo.lower(value)
 }
 
 
@@ -4506,6 +5006,174 @@ public func FfiConverterTypeAggregateState_lower(_ value: AggregateState) -> Rus
 
 
 /**
+ * Where the app is. Report every transition (`set_app_state`).
+ */
+
+public enum AppState: Equatable, Hashable {
+    
+    /**
+     * On screen.
+     */
+    case foreground
+    /**
+     * Not on screen; what the engine does then depends on the runs under way.
+     */
+    case background
+    /**
+     * About to be suspended (iOS: the background window expires).
+     */
+    case suspending
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AppState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAppState: FfiConverterRustBuffer {
+    typealias SwiftType = AppState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AppState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .foreground
+        
+        case 2: return .background
+        
+        case 3: return .suspending
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AppState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .foreground:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .background:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .suspending:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAppState_lift(_ buf: RustBuffer) throws -> AppState {
+    return try FfiConverterTypeAppState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAppState_lower(_ value: AppState) -> RustBuffer {
+    return FfiConverterTypeAppState.lower(value)
+}
+
+
+
+/**
+ * What waits for a person.
+ */
+
+public enum Attention: Equatable, Hashable {
+    
+    case authRequired
+    case userStopped
+    case paused
+    case failed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Attention: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttention: FfiConverterRustBuffer {
+    typealias SwiftType = Attention
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Attention {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .authRequired
+        
+        case 2: return .userStopped
+        
+        case 3: return .paused
+        
+        case 4: return .failed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Attention, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .authRequired:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .userStopped:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .paused:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .failed:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttention_lift(_ buf: RustBuffer) throws -> Attention {
+    return try FfiConverterTypeAttention.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttention_lower(_ value: Attention) -> RustBuffer {
+    return FfiConverterTypeAttention.lower(value)
+}
+
+
+
+/**
  * Stable error codes, as found in [`UploadFailure`]. Kotlin's
  * `code.name.lowercase()` and Swift's case names give the README's strings.
  */
@@ -4524,6 +5192,7 @@ public enum ErrorCode: Equatable, Hashable {
     case storageRejected
     case storageUnavailable
     case authRequired
+    case userStopped
     case database
     case databaseCorrupt
     case shutdown
@@ -4573,13 +5242,15 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 12: return .authRequired
         
-        case 13: return .database
+        case 13: return .userStopped
         
-        case 14: return .databaseCorrupt
+        case 14: return .database
         
-        case 15: return .shutdown
+        case 15: return .databaseCorrupt
         
-        case 16: return .`internal`
+        case 16: return .shutdown
+        
+        case 17: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4637,20 +5308,24 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(12))
         
         
-        case .database:
+        case .userStopped:
             writeInt(&buf, Int32(13))
         
         
-        case .databaseCorrupt:
+        case .database:
             writeInt(&buf, Int32(14))
         
         
-        case .shutdown:
+        case .databaseCorrupt:
             writeInt(&buf, Int32(15))
         
         
-        case .`internal`:
+        case .shutdown:
             writeInt(&buf, Int32(16))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(17))
         
         }
     }
@@ -5337,6 +6012,318 @@ public func FfiConverterTypePartTaskResult_lower(_ value: PartTaskResult) -> Rus
 
 
 /**
+ * The background runtime the OS granted (`run_background`).
+ */
+
+public enum RunKind: Equatable, Hashable {
+    
+    /**
+     * Android 14+: a user-initiated data transfer job.
+     */
+    case userInitiatedJob
+    /**
+     * Android: a regular job.
+     */
+    case job
+    /**
+     * Android: the app's dataSync foreground service.
+     */
+    case foregroundService
+    /**
+     * iOS 26+: a `BGContinuedProcessingTask`.
+     */
+    case continuedProcessing
+    /**
+     * iOS: the window after leaving the foreground (`beginBackgroundTask`).
+     */
+    case backgroundWindow
+    /**
+     * iOS: a launch or wake for the background session's events.
+     */
+    case sessionWake
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RunKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRunKind: FfiConverterRustBuffer {
+    typealias SwiftType = RunKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RunKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .userInitiatedJob
+        
+        case 2: return .job
+        
+        case 3: return .foregroundService
+        
+        case 4: return .continuedProcessing
+        
+        case 5: return .backgroundWindow
+        
+        case 6: return .sessionWake
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RunKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .userInitiatedJob:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .job:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .foregroundService:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .continuedProcessing:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .backgroundWindow:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .sessionWake:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunKind_lift(_ buf: RustBuffer) throws -> RunKind {
+    return try FfiConverterTypeRunKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunKind_lower(_ value: RunKind) -> RustBuffer {
+    return FfiConverterTypeRunKind.lower(value)
+}
+
+
+
+/**
+ * What the platform must do when a run returns.
+ */
+
+public enum RunVerdict: Equatable, Hashable {
+    
+    /**
+     * Nothing is left: finish, do not reschedule.
+     */
+    case finished
+    /**
+     * Reschedule, not before `after_ms` (0: as soon as the OS allows).
+     */
+    case runAgain(afterMs: UInt64
+    )
+    /**
+     * Reschedule with the policy's network constraint.
+     */
+    case waitForNetwork
+    /**
+     * Finish, do not reschedule: a person must act (`reason`).
+     */
+    case needsUser(reason: Attention
+    )
+    /**
+     * The transport carries what is left: finish.
+     */
+    case handedOff
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RunVerdict: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRunVerdict: FfiConverterRustBuffer {
+    typealias SwiftType = RunVerdict
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RunVerdict {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .finished
+        
+        case 2: return .runAgain(afterMs: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 3: return .waitForNetwork
+        
+        case 4: return .needsUser(reason: try FfiConverterTypeAttention.read(from: &buf)
+        )
+        
+        case 5: return .handedOff
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RunVerdict, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .finished:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .runAgain(afterMs):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt64.write(afterMs, into: &buf)
+            
+        
+        case .waitForNetwork:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .needsUser(reason):
+            writeInt(&buf, Int32(4))
+            FfiConverterTypeAttention.write(reason, into: &buf)
+            
+        
+        case .handedOff:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunVerdict_lift(_ buf: RustBuffer) throws -> RunVerdict {
+    return try FfiConverterTypeRunVerdict.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRunVerdict_lower(_ value: RunVerdict) -> RustBuffer {
+    return FfiConverterTypeRunVerdict.lower(value)
+}
+
+
+
+/**
+ * Why the platform stops a run (`stop_background_run`).
+ */
+
+public enum StopCause: Equatable, Hashable {
+    
+    /**
+     * The OS ended it.
+     */
+    case system
+    /**
+     * The person stopped it: every unfinished upload pauses with
+     * `user_stopped` until an explicit resume.
+     */
+    case user
+    /**
+     * Its time was up.
+     */
+    case timeout
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension StopCause: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStopCause: FfiConverterRustBuffer {
+    typealias SwiftType = StopCause
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StopCause {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .system
+        
+        case 2: return .user
+        
+        case 3: return .timeout
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: StopCause, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .system:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .user:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .timeout:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopCause_lift(_ buf: RustBuffer) throws -> StopCause {
+    return try FfiConverterTypeStopCause.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopCause_lower(_ value: StopCause) -> RustBuffer {
+    return FfiConverterTypeStopCause.lower(value)
+}
+
+
+
+/**
  * What a transport may throw from `submit`: the part counts one failed
  * attempt and is tried again later.
  */
@@ -5752,6 +6739,11 @@ enum UploaderError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case AuthRequired(message: String)
     
     /**
+     * The person stopped the uploads: resume them.
+     */
+    case UserStopped(message: String)
+    
+    /**
      * The queue database failed (full, unwritable), or is in use by another process.
      */
     case Database(message: String)
@@ -5849,19 +6841,23 @@ public struct FfiConverterTypeUploaderError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Database(
+        case 13: return .UserStopped(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .DatabaseCorrupt(
+        case 14: return .Database(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 15: return .Shutdown(
+        case 15: return .DatabaseCorrupt(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 16: return .Internal(
+        case 16: return .Shutdown(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -5900,14 +6896,16 @@ public struct FfiConverterTypeUploaderError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(11))
         case .AuthRequired(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Database(_ /* message is ignored*/):
+        case .UserStopped(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
-        case .DatabaseCorrupt(_ /* message is ignored*/):
+        case .Database(_ /* message is ignored*/):
             writeInt(&buf, Int32(14))
-        case .Shutdown(_ /* message is ignored*/):
+        case .DatabaseCorrupt(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
+        case .Shutdown(_ /* message is ignored*/):
             writeInt(&buf, Int32(16))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(17))
 
         
         }
@@ -6193,6 +7191,30 @@ fileprivate struct FfiConverterOptionTypeUploaderConfig: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAppState: FfiConverterRustBuffer {
+    typealias SwiftType = AppState?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAppState.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAppState.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -6260,6 +7282,31 @@ fileprivate struct FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeHttpHeader.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRunInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [RunInfo]
+
+    public static func write(_ value: [RunInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRunInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RunInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RunInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRunInfo.read(from: &buf))
         }
         return seq
     }
@@ -6626,6 +7673,24 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() != 49181) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() != 39769) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() != 4053) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() != 4304) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_background() != 22539) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() != 6892) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() != 21200) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {

@@ -890,6 +890,18 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_background_progress(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_run_background(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(
@@ -1016,6 +1028,18 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_method_uploadengine_upload_file_json(`ptr`: Long,`path`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,`fileName`: RustBuffer.ByValue,`userParamsJson`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_uploads_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_background_progress(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_lifecycle_status(`ptr`: Long,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_report_part_task_progress(`ptr`: Long,`taskId`: RustBuffer.ByValue,`bytesSent`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_run_background(`ptr`: Long,`run`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_app_state(`ptr`: Long,`state`: RustBuffer.ByValue,`seq`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(`ptr`: Long,`id`: RustBuffer.ByValue,`cause`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_clone_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1340,6 +1364,24 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() and 0xFFFF) != 49181) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() and 0xFFFF) != 39769) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() and 0xFFFF) != 4053) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() and 0xFFFF) != 4304) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_background() and 0xFFFF) != 22539) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() and 0xFFFF) != 6892) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() and 0xFFFF) != 21200) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 8456) {
@@ -3946,6 +3988,48 @@ public interface UploadEngineInterface {
      */
     suspend fun `uploadsJson`(`uploadId`: kotlin.Double?, `transferId`: kotlin.String?): kotlin.String
     
+    /**
+     * What the OS shows for run `id`: call about once a second. Async.
+     */
+    suspend fun `backgroundProgress`(`id`: kotlin.String): OsProgress
+    
+    /**
+     * The lifecycle as the engine holds it. Async.
+     */
+    suspend fun `lifecycleStatus`(): LifecycleStatus
+    
+    /**
+     * A handed-off task has sent `bytes_sent` bytes of its body so far
+     * (iOS: `totalBytesSent` of `didSendBodyData`). Tasks that have sent
+     * nothing when the app returns to the foreground are taken back and
+     * sent by the engine. Non-blocking; any thread.
+     */
+    fun `reportPartTaskProgress`(`taskId`: kotlin.String, `bytesSent`: kotlin.ULong)
+    
+    /**
+     * Runs the queue for a background runtime the OS granted and returns
+     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * returns within milliseconds of `stop_background_run`.
+     */
+    suspend fun `runBackground`(`run`: BackgroundRun): RunVerdict
+    
+    /**
+     * The app's state changed: call it on every transition, in the order
+     * seen, numbering them with `seq` (increasing; a report older than the
+     * last applied is ignored). The first call hands the engine's mode to
+     * the reported facts (`start`, `suspend`, `set_part_mode` are ignored
+     * from then on); the engine never sends before the network is reported
+     * (`set_network_state`). Non-blocking; any thread.
+     */
+    fun `setAppState`(`state`: AppState, `seq`: kotlin.ULong)
+    
+    /**
+     * The OS stops run `id` (Android `onStopJob`, an iOS expiration
+     * handler): work stops at a checkpoint; the verdict is returned here
+     * and by `run_background`. Async, returns within milliseconds.
+     */
+    suspend fun `stopBackgroundRun`(`id`: kotlin.String, `cause`: StopCause): RunVerdict
+    
     companion object
 }
 
@@ -4910,6 +4994,154 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
     }
 
     
+    /**
+     * What the OS shows for run `id`: call about once a second. Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `backgroundProgress`(`id`: kotlin.String) : OsProgress {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_background_progress(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeOsProgress.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The lifecycle as the engine holds it. Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `lifecycleStatus`() : LifecycleStatus {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_lifecycle_status(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeLifecycleStatus.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A handed-off task has sent `bytes_sent` bytes of its body so far
+     * (iOS: `totalBytesSent` of `didSendBodyData`). Tasks that have sent
+     * nothing when the app returns to the foreground are taken back and
+     * sent by the engine. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `reportPartTaskProgress`(`taskId`: kotlin.String, `bytesSent`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_report_part_task_progress(
+        it,
+        
+        FfiConverterString.lower(`taskId`),
+        FfiConverterULong.lower(`bytesSent`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Runs the queue for a background runtime the OS granted and returns
+     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * returns within milliseconds of `stop_background_run`.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `runBackground`(`run`: BackgroundRun) : RunVerdict {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_run_background(
+                uniffiHandle,
+                
+        FfiConverterTypeBackgroundRun.lower(`run`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeRunVerdict.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The app's state changed: call it on every transition, in the order
+     * seen, numbering them with `seq` (increasing; a report older than the
+     * last applied is ignored). The first call hands the engine's mode to
+     * the reported facts (`start`, `suspend`, `set_part_mode` are ignored
+     * from then on); the engine never sends before the network is reported
+     * (`set_network_state`). Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setAppState`(`state`: AppState, `seq`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_app_state(
+        it,
+        
+        FfiConverterTypeAppState.lower(`state`),
+        FfiConverterULong.lower(`seq`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The OS stops run `id` (Android `onStopJob`, an iOS expiration
+     * handler): work stops at a checkpoint; the verdict is returned here
+     * and by `run_background`. Async, returns within milliseconds.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `stopBackgroundRun`(`id`: kotlin.String, `cause`: StopCause) : RunVerdict {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterTypeStopCause.lower(`cause`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeRunVerdict.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
 
     
 
@@ -5300,6 +5532,56 @@ public object FfiConverterTypeUploadObserver: FfiConverter<UploadObserver, Long>
 
 
 /**
+ * One run: `id` is the platform's name for it (job id, task identifier).
+ */
+data class BackgroundRun (
+    var `id`: kotlin.String
+    , 
+    var `kind`: RunKind
+    , 
+    /**
+     * The time the OS grants, when it says; the run ends a few seconds
+     * before at a checkpoint (verdict `RunAgain`).
+     */
+    var `timeLimitMs`: kotlin.ULong? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBackgroundRun: FfiConverterRustBuffer<BackgroundRun> {
+    override fun read(buf: ByteBuffer): BackgroundRun {
+        return BackgroundRun(
+            FfiConverterString.read(buf),
+            FfiConverterTypeRunKind.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BackgroundRun) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTypeRunKind.allocationSize(value.`kind`) +
+            FfiConverterOptionalULong.allocationSize(value.`timeLimitMs`)
+    )
+
+    override fun write(value: BackgroundRun, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTypeRunKind.write(value.`kind`, buf)
+            FfiConverterOptionalULong.write(value.`timeLimitMs`, buf)
+    }
+}
+
+
+
+/**
  * The engine's own state, for a background task.
  */
 data class EngineStatus (
@@ -5434,6 +5716,14 @@ data class HandoffSettings (
      * its life (the system may start a task late). Default 15 minutes.
      */
     var `urlMarginMs`: kotlin.ULong = 900000uL 
+    , 
+    /**
+     * Parts kept with the transport while the app is on screen, once the
+     * platform reports its app state (`set_app_state`): tasks made on
+     * screen are not left to the OS's discretion after the app leaves.
+     * 0: none.
+     */
+    var `prehandoffWindow`: kotlin.UInt = 2u 
     
 ){
     
@@ -5452,17 +5742,20 @@ public object FfiConverterTypeHandoffSettings: FfiConverterRustBuffer<HandoffSet
         return HandoffSettings(
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
     override fun allocationSize(value: HandoffSettings) = (
             FfiConverterULong.allocationSize(value.`stagingBudgetBytes`) +
-            FfiConverterULong.allocationSize(value.`urlMarginMs`)
+            FfiConverterULong.allocationSize(value.`urlMarginMs`) +
+            FfiConverterUInt.allocationSize(value.`prehandoffWindow`)
     )
 
     override fun write(value: HandoffSettings, buf: ByteBuffer) {
             FfiConverterULong.write(value.`stagingBudgetBytes`, buf)
             FfiConverterULong.write(value.`urlMarginMs`, buf)
+            FfiConverterUInt.write(value.`prehandoffWindow`, buf)
     }
 }
 
@@ -5514,6 +5807,92 @@ public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
     override fun write(value: HttpHeader, buf: ByteBuffer) {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterString.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
+ * The lifecycle as the engine holds it (tests, diagnostics).
+ */
+data class LifecycleStatus (
+    /**
+     * The platform reports its app state: the facts decide the mode.
+     */
+    var `managed`: kotlin.Boolean
+    , 
+    var `state`: AppState?
+    , 
+    var `networkReported`: kotlin.Boolean
+    , 
+    /**
+     * `unmanaged`, `stopped`, `direct` or `handoff`.
+     */
+    var `mode`: kotlin.String
+    , 
+    var `runs`: List<RunInfo>
+    , 
+    /**
+     * Handed-off tasks made while the app was on screen, held now.
+     */
+    var `prehanded`: kotlin.UInt
+    , 
+    /**
+     * Tasks taken back (not started on return to the foreground) since open.
+     */
+    var `reclaimedTotal`: kotlin.ULong
+    , 
+    /**
+     * Late or repeated app-state reports ignored since open.
+     */
+    var `staleTransitions`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLifecycleStatus: FfiConverterRustBuffer<LifecycleStatus> {
+    override fun read(buf: ByteBuffer): LifecycleStatus {
+        return LifecycleStatus(
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeAppState.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeRunInfo.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LifecycleStatus) = (
+            FfiConverterBoolean.allocationSize(value.`managed`) +
+            FfiConverterOptionalTypeAppState.allocationSize(value.`state`) +
+            FfiConverterBoolean.allocationSize(value.`networkReported`) +
+            FfiConverterString.allocationSize(value.`mode`) +
+            FfiConverterSequenceTypeRunInfo.allocationSize(value.`runs`) +
+            FfiConverterUInt.allocationSize(value.`prehanded`) +
+            FfiConverterULong.allocationSize(value.`reclaimedTotal`) +
+            FfiConverterULong.allocationSize(value.`staleTransitions`)
+    )
+
+    override fun write(value: LifecycleStatus, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`managed`, buf)
+            FfiConverterOptionalTypeAppState.write(value.`state`, buf)
+            FfiConverterBoolean.write(value.`networkReported`, buf)
+            FfiConverterString.write(value.`mode`, buf)
+            FfiConverterSequenceTypeRunInfo.write(value.`runs`, buf)
+            FfiConverterUInt.write(value.`prehanded`, buf)
+            FfiConverterULong.write(value.`reclaimedTotal`, buf)
+            FfiConverterULong.write(value.`staleTransitions`, buf)
     }
 }
 
@@ -5657,6 +6036,80 @@ public object FfiConverterTypeNotificationContent: FfiConverterRustBuffer<Notifi
             FfiConverterUByte.write(value.`percentage`, buf)
             FfiConverterBoolean.write(value.`indeterminate`, buf)
             FfiConverterBoolean.write(value.`workRemains`, buf)
+    }
+}
+
+
+
+/**
+ * What the OS shows for a run: the notification's texts, and the bytes
+ * (Android: transferred and estimated bytes; iOS: completed and total
+ * unit counts of the task's progress).
+ */
+data class OsProgress (
+    var `title`: kotlin.String
+    , 
+    var `text`: kotlin.String
+    , 
+    /**
+     * Bytes sent since the run began; never less than the last answer's.
+     */
+    var `doneBytes`: kotlin.ULong
+    , 
+    /**
+     * `done_bytes` plus what the active uploads still have to send.
+     */
+    var `totalBytes`: kotlin.ULong
+    , 
+    var `indeterminate`: kotlin.Boolean
+    , 
+    var `workRemains`: kotlin.Boolean
+    , 
+    var `summary`: TransferSummary
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOsProgress: FfiConverterRustBuffer<OsProgress> {
+    override fun read(buf: ByteBuffer): OsProgress {
+        return OsProgress(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterTypeTransferSummary.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OsProgress) = (
+            FfiConverterString.allocationSize(value.`title`) +
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterULong.allocationSize(value.`doneBytes`) +
+            FfiConverterULong.allocationSize(value.`totalBytes`) +
+            FfiConverterBoolean.allocationSize(value.`indeterminate`) +
+            FfiConverterBoolean.allocationSize(value.`workRemains`) +
+            FfiConverterTypeTransferSummary.allocationSize(value.`summary`)
+    )
+
+    override fun write(value: OsProgress, buf: ByteBuffer) {
+            FfiConverterString.write(value.`title`, buf)
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterULong.write(value.`doneBytes`, buf)
+            FfiConverterULong.write(value.`totalBytes`, buf)
+            FfiConverterBoolean.write(value.`indeterminate`, buf)
+            FfiConverterBoolean.write(value.`workRemains`, buf)
+            FfiConverterTypeTransferSummary.write(value.`summary`, buf)
     }
 }
 
@@ -5838,6 +6291,47 @@ public object FfiConverterTypeRetrySettings: FfiConverterRustBuffer<RetrySetting
             FfiConverterUInt.write(value.`maxUrlRefreshes`, buf)
             FfiConverterULong.write(value.`requestTimeoutMs`, buf)
             FfiConverterULong.write(value.`stallTimeoutMs`, buf)
+    }
+}
+
+
+
+/**
+ * A run under way.
+ */
+data class RunInfo (
+    var `id`: kotlin.String
+    , 
+    var `kind`: RunKind
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRunInfo: FfiConverterRustBuffer<RunInfo> {
+    override fun read(buf: ByteBuffer): RunInfo {
+        return RunInfo(
+            FfiConverterString.read(buf),
+            FfiConverterTypeRunKind.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RunInfo) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTypeRunKind.allocationSize(value.`kind`)
+    )
+
+    override fun write(value: RunInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTypeRunKind.write(value.`kind`, buf)
     }
 }
 
@@ -6371,6 +6865,92 @@ public object FfiConverterTypeAggregateState: FfiConverterRustBuffer<AggregateSt
 
 
 /**
+ * Where the app is. Report every transition (`set_app_state`).
+ */
+
+enum class AppState {
+    
+    /**
+     * On screen.
+     */
+    FOREGROUND,
+    /**
+     * Not on screen; what the engine does then depends on the runs under way.
+     */
+    BACKGROUND,
+    /**
+     * About to be suspended (iOS: the background window expires).
+     */
+    SUSPENDING;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAppState: FfiConverterRustBuffer<AppState> {
+    override fun read(buf: ByteBuffer) = try {
+        AppState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: AppState) = 4UL
+
+    override fun write(value: AppState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What waits for a person.
+ */
+
+enum class Attention {
+    
+    AUTH_REQUIRED,
+    USER_STOPPED,
+    PAUSED,
+    FAILED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttention: FfiConverterRustBuffer<Attention> {
+    override fun read(buf: ByteBuffer) = try {
+        Attention.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Attention) = 4UL
+
+    override fun write(value: Attention, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * Stable error codes, as found in [`UploadFailure`]. Kotlin's
  * `code.name.lowercase()` and Swift's case names give the README's strings.
  */
@@ -6389,6 +6969,7 @@ enum class ErrorCode {
     STORAGE_REJECTED,
     STORAGE_UNAVAILABLE,
     AUTH_REQUIRED,
+    USER_STOPPED,
     DATABASE,
     DATABASE_CORRUPT,
     SHUTDOWN,
@@ -6990,6 +7571,256 @@ public object FfiConverterTypePartTaskResult : FfiConverterRustBuffer<PartTaskRe
 
 
 
+/**
+ * The background runtime the OS granted (`run_background`).
+ */
+
+enum class RunKind {
+    
+    /**
+     * Android 14+: a user-initiated data transfer job.
+     */
+    USER_INITIATED_JOB,
+    /**
+     * Android: a regular job.
+     */
+    JOB,
+    /**
+     * Android: the app's dataSync foreground service.
+     */
+    FOREGROUND_SERVICE,
+    /**
+     * iOS 26+: a `BGContinuedProcessingTask`.
+     */
+    CONTINUED_PROCESSING,
+    /**
+     * iOS: the window after leaving the foreground (`beginBackgroundTask`).
+     */
+    BACKGROUND_WINDOW,
+    /**
+     * iOS: a launch or wake for the background session's events.
+     */
+    SESSION_WAKE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRunKind: FfiConverterRustBuffer<RunKind> {
+    override fun read(buf: ByteBuffer) = try {
+        RunKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RunKind) = 4UL
+
+    override fun write(value: RunKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What the platform must do when a run returns.
+ */
+sealed class RunVerdict {
+    
+    /**
+     * Nothing is left: finish, do not reschedule.
+     */
+    object Finished : RunVerdict()
+    
+    
+    /**
+     * Reschedule, not before `after_ms` (0: as soon as the OS allows).
+     */
+    data class RunAgain(
+        val `afterMs`: kotlin.ULong) : RunVerdict()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Reschedule with the policy's network constraint.
+     */
+    object WaitForNetwork : RunVerdict()
+    
+    
+    /**
+     * Finish, do not reschedule: a person must act (`reason`).
+     */
+    data class NeedsUser(
+        val `reason`: com.s3bguploader.core.Attention) : RunVerdict()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The transport carries what is left: finish.
+     */
+    object HandedOff : RunVerdict()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRunVerdict : FfiConverterRustBuffer<RunVerdict>{
+    override fun read(buf: ByteBuffer): RunVerdict {
+        return when(buf.getInt()) {
+            1 -> RunVerdict.Finished
+            2 -> RunVerdict.RunAgain(
+                FfiConverterULong.read(buf),
+                )
+            3 -> RunVerdict.WaitForNetwork
+            4 -> RunVerdict.NeedsUser(
+                FfiConverterTypeAttention.read(buf),
+                )
+            5 -> RunVerdict.HandedOff
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: RunVerdict): ULong = when(value) {
+        is RunVerdict.Finished -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is RunVerdict.RunAgain -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`afterMs`)
+            )
+        }
+        is RunVerdict.WaitForNetwork -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is RunVerdict.NeedsUser -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeAttention.allocationSize(value.`reason`)
+            )
+        }
+        is RunVerdict.HandedOff -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: RunVerdict, buf: ByteBuffer) {
+        when(value) {
+            is RunVerdict.Finished -> {
+                buf.putInt(1)
+                Unit
+            }
+            is RunVerdict.RunAgain -> {
+                buf.putInt(2)
+                FfiConverterULong.write(value.`afterMs`, buf)
+                Unit
+            }
+            is RunVerdict.WaitForNetwork -> {
+                buf.putInt(3)
+                Unit
+            }
+            is RunVerdict.NeedsUser -> {
+                buf.putInt(4)
+                FfiConverterTypeAttention.write(value.`reason`, buf)
+                Unit
+            }
+            is RunVerdict.HandedOff -> {
+                buf.putInt(5)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Why the platform stops a run (`stop_background_run`).
+ */
+
+enum class StopCause {
+    
+    /**
+     * The OS ended it.
+     */
+    SYSTEM,
+    /**
+     * The person stopped it: every unfinished upload pauses with
+     * `user_stopped` until an explicit resume.
+     */
+    USER,
+    /**
+     * Its time was up.
+     */
+    TIMEOUT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStopCause: FfiConverterRustBuffer<StopCause> {
+    override fun read(buf: ByteBuffer) = try {
+        StopCause.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: StopCause) = 4UL
+
+    override fun write(value: StopCause, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -7335,6 +8166,11 @@ sealed class UploaderException(message: String): kotlin.Exception(message) {
         class AuthRequired(message: String) : UploaderException(message)
         
     /**
+     * The person stopped the uploads: resume them.
+     */
+        class UserStopped(message: String) : UploaderException(message)
+        
+    /**
      * The queue database failed (full, unwritable), or is in use by another process.
      */
         class Database(message: String) : UploaderException(message)
@@ -7380,10 +8216,11 @@ public object FfiConverterTypeUploaderError : FfiConverterRustBuffer<UploaderExc
             10 -> UploaderException.StorageRejected(FfiConverterString.read(buf))
             11 -> UploaderException.StorageUnavailable(FfiConverterString.read(buf))
             12 -> UploaderException.AuthRequired(FfiConverterString.read(buf))
-            13 -> UploaderException.Database(FfiConverterString.read(buf))
-            14 -> UploaderException.DatabaseCorrupt(FfiConverterString.read(buf))
-            15 -> UploaderException.Shutdown(FfiConverterString.read(buf))
-            16 -> UploaderException.Internal(FfiConverterString.read(buf))
+            13 -> UploaderException.UserStopped(FfiConverterString.read(buf))
+            14 -> UploaderException.Database(FfiConverterString.read(buf))
+            15 -> UploaderException.DatabaseCorrupt(FfiConverterString.read(buf))
+            16 -> UploaderException.Shutdown(FfiConverterString.read(buf))
+            17 -> UploaderException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -7443,20 +8280,24 @@ public object FfiConverterTypeUploaderError : FfiConverterRustBuffer<UploaderExc
                 buf.putInt(12)
                 Unit
             }
-            is UploaderException.Database -> {
+            is UploaderException.UserStopped -> {
                 buf.putInt(13)
                 Unit
             }
-            is UploaderException.DatabaseCorrupt -> {
+            is UploaderException.Database -> {
                 buf.putInt(14)
                 Unit
             }
-            is UploaderException.Shutdown -> {
+            is UploaderException.DatabaseCorrupt -> {
                 buf.putInt(15)
                 Unit
             }
-            is UploaderException.Internal -> {
+            is UploaderException.Shutdown -> {
                 buf.putInt(16)
+                Unit
+            }
+            is UploaderException.Internal -> {
+                buf.putInt(17)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7815,6 +8656,38 @@ public object FfiConverterOptionalTypeUploaderConfig: FfiConverterRustBuffer<Upl
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAppState: FfiConverterRustBuffer<AppState?> {
+    override fun read(buf: ByteBuffer): AppState? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAppState.read(buf)
+    }
+
+    override fun allocationSize(value: AppState?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAppState.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AppState?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAppState.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -7889,6 +8762,34 @@ public object FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer<List<Ht
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeHttpHeader.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRunInfo: FfiConverterRustBuffer<List<RunInfo>> {
+    override fun read(buf: ByteBuffer): List<RunInfo> {
+        val len = buf.getInt()
+        return List<RunInfo>(len) {
+            FfiConverterTypeRunInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RunInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRunInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RunInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRunInfo.write(it, buf)
         }
     }
 }
