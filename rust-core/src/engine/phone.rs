@@ -9,6 +9,10 @@ use crate::phone::{
     RUN_AGAIN_THRESHOLD,
 };
 use crate::platform_notice::{DEFAULT_NOTIFICATION_TEXT, DEFAULT_NOTIFICATION_TITLE};
+use std::collections::VecDeque;
+
+/// Ended runs whose progress is still answered.
+const ENDED_RUNS_KEPT: usize = 8;
 
 /// Default count of parts kept handed off while the app is on screen.
 pub const DEFAULT_PREHANDOFF_WINDOW: u32 = 2;
@@ -69,6 +73,9 @@ pub(super) struct Phone {
     runs: BTreeMap<String, RunState>,
     /// Verdicts of runs stopped by the platform, for their waiting callers.
     stopped: HashMap<String, RunVerdict>,
+    /// Runs that ended, with the bytes they sent: a last progress update
+    /// after the verdict still shows them. The latest few only.
+    ended: VecDeque<(String, u64)>,
     mode: Option<Mode>,
     /// Parts kept handed off while on screen.
     pub(super) window: usize,
@@ -326,7 +333,16 @@ impl Engine {
 
     /// Ends a run and says what the platform must do.
     fn stop_run(&mut self, id: &str, cause: Option<StopCause>) -> RunVerdict {
+        let sent = self.bytes_sent_so_far();
         let run = self.phone.runs.remove(id);
+        if let Some(r) = &run {
+            let done = r.shown.max(sent.saturating_sub(r.base));
+            self.phone.ended.retain(|(k, _)| k != id);
+            if self.phone.ended.len() == ENDED_RUNS_KEPT {
+                self.phone.ended.pop_front();
+            }
+            self.phone.ended.push_back((id.to_string(), done));
+        }
         if cause == Some(StopCause::User) {
             let stop = UploadError::new(
                 ErrorCode::UserStopped,
@@ -398,7 +414,13 @@ impl Engine {
                 run.shown = run.shown.max(sent.saturating_sub(run.base));
                 run.shown
             }
-            None => 0,
+            // Ended: what it sent, as at its end.
+            None => self
+                .phone
+                .ended
+                .iter()
+                .find(|(k, _)| k == id)
+                .map_or(0, |(_, done)| *done),
         };
         let summary = self.summary(None)?;
         let (title, text) = self.config.as_ref().map_or((None, None), |c| {

@@ -75,7 +75,9 @@ impl Engine {
             // Paused, failed or cancelled meanwhile: nothing to count.
             Err(_) => return,
         };
-        let wanted = running && self.handoff_active() && t.part(n).is_some_and(|p| p.open());
+        let wanted = running
+            && (self.handoff_active() || self.prehandoff_active())
+            && t.part(n).is_some_and(|p| p.open());
         let url = t
             .urls
             .usable(n, BootTime::now())
