@@ -774,3 +774,87 @@ async fn a_continued_task_expires_into_a_background_window() {
         "the session carried parts"
     );
 }
+
+/// A run in the background on this platform, to its verdict.
+async fn job_verdict(p: &mut Platform, id: &str) -> RunVerdict {
+    p.run(id, RunKind::UserInitiatedJob, None).await
+}
+
+/// Each verdict names what the platform must do: reschedule for a network,
+/// for a time, or not at all because a person must act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_verdict_names_what_the_platform_must_do() {
+    let h = harness().await;
+    let mut p = Platform::new(&h, 2).await;
+    p.app(AppState::Background).await;
+    p.network().await;
+    let f = p.file("a.bin", 1000);
+
+    // Unmetered only, on mobile data: wait for a network.
+    let mut c = config_for(&h, 2);
+    c.network_policy = s3bgu_core::NetworkPolicy::UnmeteredOnly;
+    p.u.set_config(c).await.unwrap();
+    p.u.set_network(NetworkState {
+        online: true,
+        metered: true,
+    });
+    let a = p.add(&f).await.id;
+    assert_eq!(job_verdict(&mut p, "j1").await, RunVerdict::WaitForNetwork);
+    assert_eq!(store_requests(&h), 0);
+    p.u.set_config(config_for(&h, 2)).await.unwrap();
+
+    // Paused by the app: nothing a run can do, and no reason to come back.
+    p.u.pause(Selector::All).await.unwrap();
+    assert_eq!(
+        job_verdict(&mut p, "j2").await,
+        RunVerdict::NeedsUser(Attention::Paused)
+    );
+
+    // The backend wants new headers.
+    h.faults
+        .fail_backend(s3bgu_testkit::Route::StartUpload, 1, 401, "{}");
+    p.u.resume(Selector::All).await.unwrap();
+    assert_eq!(
+        job_verdict(&mut p, "j3").await,
+        RunVerdict::NeedsUser(Attention::AuthRequired)
+    );
+    p.u.resume(Selector::All).await.unwrap();
+    assert_eq!(job_verdict(&mut p, "j4").await, RunVerdict::Finished);
+    assert_eq!(p.get(a).await.state, UploadState::Completed);
+
+    // A long backoff: the run ends rather than wait, and says when to come.
+    // (The server's Retry-After sets it: our own delays are jittered.)
+    let mut c = config_for(&h, 2);
+    c.retry.max_delay_ms = 10_000;
+    p.u.set_config(c).await.unwrap();
+    h.faults.fail_backend_with_header(
+        s3bgu_testkit::Route::StartUpload,
+        1,
+        503,
+        "{}",
+        "Retry-After",
+        "45",
+    );
+    let g = p.file("b.bin", 2000);
+    let b = p.add(&g).await.id;
+    match job_verdict(&mut p, "j5").await {
+        RunVerdict::RunAgain { after } => assert!(
+            after >= Duration::from_secs(30) && after <= Duration::from_secs(60),
+            "after {after:?}"
+        ),
+        v => panic!("expected RunAgain, got {v:?}"),
+    }
+    assert_eq!(p.get(b).await.state, UploadState::Pending);
+
+    // Every upload of the run failed: a person must look.
+    p.u.cancel(Selector::Upload(b)).await.unwrap();
+    p.u.set_config(config_for(&h, 2)).await.unwrap();
+    let gone = p.file("c.bin", 3000);
+    let c_id = p.add(&gone).await.id;
+    std::fs::remove_file(&gone).unwrap();
+    assert_eq!(
+        job_verdict(&mut p, "j6").await,
+        RunVerdict::NeedsUser(Attention::Failed)
+    );
+    assert_eq!(p.get(c_id).await.state, UploadState::Failed);
+}
