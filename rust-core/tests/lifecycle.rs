@@ -158,12 +158,7 @@ impl Platform {
     }
 
     async fn get(&self, id: i64) -> UploadInfo {
-        self.u
-            .uploads(Selector::Upload(id))
-            .await
-            .unwrap()
-            .pop()
-            .unwrap()
+        upload_of(&self.u, id).await
     }
 
     async fn wait_for(
@@ -172,18 +167,27 @@ impl Platform {
         what: &str,
         pred: impl Fn(&UploadInfo) -> bool,
     ) -> UploadInfo {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let u = self.get(id).await;
-            if pred(&u) {
-                return u;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {u:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_upload(&self.u, id, what, pred).await
+    }
+
+    /// Runs `run` and stops it with `cause` once upload `id` has `parts`
+    /// parts done; returns what the run and the stop answered.
+    async fn stop_after_parts(
+        &mut self,
+        run: BackgroundRun,
+        id: i64,
+        parts: u32,
+        cause: StopCause,
+    ) -> (RunVerdict, RunVerdict) {
+        self.runs.push(run.kind);
+        let u = &self.u;
+        let stop = async {
+            wait_for_upload(u, id, "parts done", |x| x.parts_done >= parts).await;
+            u.stop_background_run(&run.id, cause).await.unwrap()
+        };
+        let (ran, stopped) = tokio::join!(u.run_background(run.clone()), stop);
+        self.runs.clear();
+        (ran.expect("run_background"), stopped)
     }
 
     /// A run to its verdict, bounded.
@@ -202,6 +206,15 @@ impl Platform {
         .expect("run_background");
         self.runs.retain(|k| *k != kind);
         v
+    }
+}
+
+/// A user-initiated job without a time limit.
+fn job(id: &str) -> BackgroundRun {
+    BackgroundRun {
+        id: id.into(),
+        kind: RunKind::UserInitiatedJob,
+        time_limit: None,
     }
 }
 
@@ -305,29 +318,10 @@ async fn an_android_job_in_a_fresh_process_stopped_by_the_system() {
     h.faults.delay_puts(Duration::from_millis(300));
     p.app(AppState::Background).await;
     p.network().await;
-    p.runs.push(RunKind::UserInitiatedJob);
-    let run = {
-        let u = &p.u;
-        let run = u.run_background(BackgroundRun {
-            id: "job-1".into(),
-            kind: RunKind::UserInitiatedJob,
-            time_limit: None,
-        });
-        let stop = async {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while p.get(id).await.parts_done < 2 {
-                assert!(Instant::now() < deadline, "two parts within 60 s");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            u.stop_background_run("job-1", StopCause::System)
-                .await
-                .unwrap()
-        };
-        tokio::join!(run, stop)
-    };
-    p.runs.clear();
-    let (ran, stopped) = run;
-    assert_eq!(ran.unwrap(), stopped, "both callers get the same verdict");
+    let (ran, stopped) = p
+        .stop_after_parts(job("job-1"), id, 2, StopCause::System)
+        .await;
+    assert_eq!(ran, stopped, "both callers get the same verdict");
     assert_eq!(
         stopped,
         RunVerdict::RunAgain {
@@ -380,28 +374,12 @@ async fn a_persons_stop_survives_an_app_restart_until_resumed() {
     h.faults.delay_puts(Duration::from_millis(200));
     p.app(AppState::Background).await;
     p.network().await;
-    p.runs.push(RunKind::UserInitiatedJob);
-    let (ran, stopped) = {
-        let u = &p.u;
-        let run = u.run_background(BackgroundRun {
-            id: "job".into(),
-            kind: RunKind::UserInitiatedJob,
-            time_limit: None,
-        });
-        let stop = async {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while p.get(ids[0]).await.parts_done < 1 {
-                assert!(Instant::now() < deadline);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            u.stop_background_run("job", StopCause::User).await.unwrap()
-        };
-        tokio::join!(run, stop)
-    };
-    p.runs.clear();
+    let (ran, stopped) = p
+        .stop_after_parts(job("job"), ids[0], 1, StopCause::User)
+        .await;
     let want = RunVerdict::NeedsUser(Attention::UserStopped);
     assert_eq!(stopped, want);
-    assert_eq!(ran.unwrap(), want);
+    assert_eq!(ran, want);
     for &id in &ids {
         let u = p.get(id).await;
         assert_eq!(u.state, UploadState::Paused);

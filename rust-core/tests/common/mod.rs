@@ -70,12 +70,7 @@ impl Env {
     }
 
     pub async fn get(&self, id: i64) -> UploadInfo {
-        self.uploader
-            .uploads(Selector::Upload(id))
-            .await
-            .expect("uploads")
-            .pop()
-            .expect("upload exists")
+        upload_of(&self.uploader, id).await
     }
 
     /// Waits until the upload is no longer active (bounded).
@@ -97,18 +92,38 @@ impl Env {
         what: &str,
         pred: impl Fn(&UploadInfo) -> bool,
     ) -> UploadInfo {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let u = self.get(id).await;
-            if pred(&u) {
-                return u;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {u:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        wait_for_upload(&self.uploader, id, what, pred).await
+    }
+}
+
+/// The upload as the uploader lists it.
+pub async fn upload_of(uploader: &Uploader, id: i64) -> UploadInfo {
+    uploader
+        .uploads(Selector::Upload(id))
+        .await
+        .expect("uploads")
+        .pop()
+        .expect("upload exists")
+}
+
+/// Polls until `pred` holds for the upload (bounded: 60 s).
+pub async fn wait_for_upload(
+    uploader: &Uploader,
+    id: i64,
+    what: &str,
+    pred: impl Fn(&UploadInfo) -> bool,
+) -> UploadInfo {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let u = upload_of(uploader, id).await;
+        if pred(&u) {
+            return u;
         }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {u:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
