@@ -371,6 +371,8 @@ async fn a_persons_stop_survives_an_app_restart_until_resumed() {
     for f in &files {
         ids.push(p.add(f).await.id);
     }
+    // The job starts the app's process on its own.
+    p.relaunch().await;
     h.faults.delay_puts(Duration::from_millis(200));
     p.app(AppState::Background).await;
     p.network().await;
