@@ -1891,21 +1891,6 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func pause(selector: UploadSelector) async throws  -> [UploadRecord]
     
     /**
-     * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again (a
-     * report of one of them that still comes later counts); returns
-     * the session's tasks the engine does not know, to be cancelled. Async.
-     */
-    func reconcilePartTasks(liveTaskIds: [String]) async throws  -> [String]
-    
-    /**
-     * A handed-off task ended. Non-blocking; any thread; any time after
-     * `open` (also before the transport is registered again). Reports of
-     * tasks the engine no longer holds are ignored.
-     */
-    func reportPartTask(taskId: String, result: PartTaskResult) throws 
-    
-    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -1938,20 +1923,6 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * continues them. Non-blocking; any thread.
      */
     func setNetworkState(online: Bool, metered: Bool) throws 
-    
-    /**
-     * `Handoff` on the way into suspension (PUTs of the engine's own stop
-     * and their parts are handed off); `Direct` back in the foreground
-     * (handed-off tasks keep running and are reported). Async.
-     */
-    func setPartMode(mode: PartMode) async throws 
-    
-    /**
-     * Registers the platform's transport (or removes it with `None`), with
-     * the staging budget and URL margin. Call it after every `open`, before
-     * `reconcile_part_tasks`. Non-blocking; any thread.
-     */
-    func setPartTransport(transport: PartTransport?, settings: HandoffSettings) throws 
     
     /**
      * Stops the engine and closes the queue for every holder of this
@@ -2002,6 +1973,35 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
      * unknown upload id). Async.
      */
     func uploads(selector: UploadSelector) async throws  -> [UploadRecord]
+    
+    /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    func reconcilePartTasks(liveTaskIds: [String]) async throws  -> [String]
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    func reportPartTask(taskId: String, result: PartTaskResult) throws 
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    func setPartMode(mode: PartMode) async throws 
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    func setPartTransport(transport: PartTransport?, settings: HandoffSettings) throws 
     
     /**
      * The spec's `cancel`, like `pause_json`. Async.
@@ -2324,43 +2324,6 @@ open func pause(selector: UploadSelector)async throws  -> [UploadRecord]  {
 }
     
     /**
-     * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again (a
-     * report of one of them that still comes later counts); returns
-     * the session's tasks the engine does not know, to be cancelled. Async.
-     */
-open func reconcilePartTasks(liveTaskIds: [String])async throws  -> [String]  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
-                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(liveTaskIds)
-                )
-            },
-            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
-            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
-            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterSequenceString.lift,
-            errorHandler: FfiConverterTypeUploaderError_lift
-        )
-}
-    
-    /**
-     * A handed-off task ended. Non-blocking; any thread; any time after
-     * `open` (also before the transport is registered again). Reports of
-     * tasks the engine no longer holds are ignored.
-     */
-open func reportPartTask(taskId: String, result: PartTaskResult)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
-        uniffiCallStatus in
-    uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(taskId),
-        FfiConverterTypePartTaskResult_lower(result),uniffiCallStatus
-    )
-}
-}
-    
-    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -2447,42 +2410,6 @@ open func setNetworkState(online: Bool, metered: Bool)throws   {try rustCallWith
             self.uniffiCloneHandle(),
         FfiConverterBool.lower(online),
         FfiConverterBool.lower(metered),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * `Handoff` on the way into suspension (PUTs of the engine's own stop
-     * and their parts are handed off); `Direct` back in the foreground
-     * (handed-off tasks keep running and are reported). Async.
-     */
-open func setPartMode(mode: PartMode)async throws   {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
-                        self.uniffiCloneHandle(),FfiConverterTypePartMode_lower(mode)
-                )
-            },
-            pollFunc: ffi_s3bgu_core_rust_future_poll_void,
-            completeFunc: ffi_s3bgu_core_rust_future_complete_void,
-            freeFunc: ffi_s3bgu_core_rust_future_free_void,
-            liftFunc: { $0 },
-            errorHandler: FfiConverterTypeUploaderError_lift
-        )
-}
-    
-    /**
-     * Registers the platform's transport (or removes it with `None`), with
-     * the staging budget and URL margin. Call it after every `open`, before
-     * `reconcile_part_tasks`. Non-blocking; any thread.
-     */
-open func setPartTransport(transport: PartTransport?, settings: HandoffSettings)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
-        uniffiCallStatus in
-    uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
-            self.uniffiCloneHandle(),
-        FfiConverterOptionTypePartTransport.lower(transport),
-        FfiConverterTypeHandoffSettings_lower(settings),uniffiCallStatus
     )
 }
 }
@@ -2642,6 +2569,79 @@ open func uploads(selector: UploadSelector)async throws  -> [UploadRecord]  {
             liftFunc: FfiConverterSequenceTypeUploadRecord.lift,
             errorHandler: FfiConverterTypeUploaderError_lift
         )
+}
+    
+    /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+open func reconcilePartTasks(liveTaskIds: [String])async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(liveTaskIds)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_rust_buffer,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_rust_buffer,
+            freeFunc: ffi_s3bgu_core_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+open func reportPartTask(taskId: String, result: PartTaskResult)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(taskId),
+        FfiConverterTypePartTaskResult_lower(result),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+open func setPartMode(mode: PartMode)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
+                        self.uniffiCloneHandle(),FfiConverterTypePartMode_lower(mode)
+                )
+            },
+            pollFunc: ffi_s3bgu_core_rust_future_poll_void,
+            completeFunc: ffi_s3bgu_core_rust_future_complete_void,
+            freeFunc: ffi_s3bgu_core_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeUploaderError_lift
+        )
+}
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+open func setPartTransport(transport: PartTransport?, settings: HandoffSettings)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypePartTransport.lower(transport),
+        FfiConverterTypeHandoffSettings_lower(settings),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -7437,20 +7437,6 @@ public func hashFile(path: String, opener: FileOpener? = nil)throws  -> String  
 })
 }
 /**
- * Fills a notification template (`{percentage}`, `{uploadedSize}`,
- * `{totalSize}`, `{completedFiles}`, `{totalFiles}`, `{completedTransfers}`,
- * `{totalTransfers}`) from a summary. Pure; any thread.
- */
-public func renderNotification(template: String, summary: TransferSummary) -> String  {
-    return try!  FfiConverterString.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_s3bgu_core_fn_func_render_notification(
-        FfiConverterString.lower(template),
-        FfiConverterTypeTransferSummary_lower(summary),uniffiCallStatus
-    )
-})
-}
-/**
  * Moves a corrupt queue database (error `DatabaseCorrupt`) aside, with
  * its `-wal` and `-shm` files, to `<db>.corrupt-<unix ms>`, and returns that
  * path; the next `open` starts an empty queue. Refused while the queue is
@@ -7475,6 +7461,20 @@ public func certificatesDerFromPem(pems: [String])throws  -> [Data]  {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_func_certificates_der_from_pem(
         FfiConverterSequenceString.lower(pems),uniffiCallStatus
+    )
+})
+}
+/**
+ * Fills a notification template (`{percentage}`, `{uploadedSize}`,
+ * `{totalSize}`, `{completedFiles}`, `{totalFiles}`, `{completedTransfers}`,
+ * `{totalTransfers}`) from a summary. Pure; any thread.
+ */
+public func renderNotification(template: String, summary: TransferSummary) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_render_notification(
+        FfiConverterString.lower(template),
+        FfiConverterTypeTransferSummary_lower(summary),uniffiCallStatus
     )
 })
 }
@@ -7537,112 +7537,100 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_config_for_base_url() != 10974) {
+    if (uniffi_s3bgu_core_checksum_func_config_for_base_url() != 16544) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_hash_file() != 38933) {
+    if (uniffi_s3bgu_core_checksum_func_hash_file() != 3444) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_render_notification() != 61829) {
+    if (uniffi_s3bgu_core_checksum_func_set_aside_database() != 4085) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_set_aside_database() != 65141) {
+    if (uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() != 23278) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() != 9055) {
+    if (uniffi_s3bgu_core_checksum_func_render_notification() != 32213) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_notification_content() != 55301) {
+    if (uniffi_s3bgu_core_checksum_func_notification_content() != 23215) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 17420) {
+    if (uniffi_s3bgu_core_checksum_func_install_platform_trust() != 40534) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_func_remove_platform_trust() != 1685) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_parttransport_submit() != 50234) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_add_file() != 28614) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 18600) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_bytes_remaining() != 14896) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 62156) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_cancel() != 11949) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_subscription_is_active() != 43699) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_config() != 13567) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_add_file() != 5960) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_db_path() != 7955) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_bytes_remaining() != 47996) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_forget() != 58440) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_cancel() != 24257) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_pause() != 54445) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_config() != 58229) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_resume() != 36543) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_db_path() != 32027) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle() != 31897) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_forget() != 24386) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config() != 2397) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_pause() != 2574) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() != 894) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 19776) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() != 41561) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() != 11330) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() != 47419) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_resume() != 7574) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_start() != 16362) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle() != 12499) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_status() != 57371) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config() != 33999) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe() != 2475) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() != 36421) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_summary() != 2108) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() != 36640) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_suspend() != 49913) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() != 5204) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() != 51790) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() != 62964) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 12969) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() != 11629) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 28002) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_start() != 63484) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() != 13551) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_status() != 50488) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() != 17975) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe() != 19769) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_summary() != 53163) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_suspend() != 18737) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() != 46611) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 43417) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() != 12322) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json() != 30970) {
@@ -7663,7 +7651,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json() != 49888) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() != 27181) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() != 44499) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_summary_json() != 40525) {
@@ -7675,28 +7663,40 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() != 49181) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() != 39769) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() != 4743) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() != 4053) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() != 29384) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() != 4304) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() != 60384) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_background() != 22539) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_background() != 57383) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() != 6892) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() != 34428) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() != 21200) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() != 37176) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 8456) {
+    if (uniffi_s3bgu_core_checksum_method_parttransport_submit() != 50036) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 51625) {
+    if (uniffi_s3bgu_core_checksum_method_parttransport_cancel() != 46860) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() != 40494) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_subscription_cancel() != 41761) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_subscription_is_active() != 17394) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 21583) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 28617) {
@@ -7705,7 +7705,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 41158) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 53201) {
+    if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 60514) {
         return InitializationResult.apiChecksumMismatch
     }
 

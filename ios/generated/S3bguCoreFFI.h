@@ -257,16 +257,16 @@ typedef void (*UniffiCallbackInterfacePartTransportMethod1)(uint64_t, RustBuffer
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
-#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
-typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceJsEventObserverMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
-#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_JS_EVENT_OBSERVER_METHOD0
-typedef void (*UniffiCallbackInterfaceJsEventObserverMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_UPLOAD_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -295,15 +295,6 @@ typedef struct UniffiVTableCallbackInterfacePartTransport {
 } UniffiVTableCallbackInterfacePartTransport;
 
 #endif
-#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
-#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
-typedef struct UniffiVTableCallbackInterfaceUploadObserver {
-    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
-    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
-} UniffiVTableCallbackInterfaceUploadObserver;
-
-#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_JS_EVENT_OBSERVER
 typedef struct UniffiVTableCallbackInterfaceJsEventObserver {
@@ -311,6 +302,15 @@ typedef struct UniffiVTableCallbackInterfaceJsEventObserver {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceJsEventObserverMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceJsEventObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_UPLOAD_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceUploadObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceUploadObserverMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceUploadObserver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_FILE_OPENER
@@ -330,51 +330,6 @@ typedef struct UniffiVTableCallbackInterfacePlatformTrust {
     UniffiCallbackInterfacePlatformTrustMethod0 _Nonnull checkServerTrusted;
 } UniffiVTableCallbackInterfacePlatformTrust;
 
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
-uint64_t uniffi_s3bgu_core_fn_clone_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
-void uniffi_s3bgu_core_fn_free_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
-void uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(const UniffiVTableCallbackInterfacePartTransport* _Nonnull vtable
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
-void uniffi_s3bgu_core_fn_method_parttransport_submit(uint64_t ptr, RustBuffer task, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
-void uniffi_s3bgu_core_fn_method_parttransport_cancel(uint64_t ptr, RustBuffer task_id, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
-uint64_t uniffi_s3bgu_core_fn_clone_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_SUBSCRIPTION
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_SUBSCRIPTION
-void uniffi_s3bgu_core_fn_free_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_CANCEL
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_CANCEL
-void uniffi_s3bgu_core_fn_method_subscription_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_IS_ACTIVE
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_IS_ACTIVE
-int8_t uniffi_s3bgu_core_fn_method_subscription_is_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADENGINE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADENGINE
@@ -426,16 +381,6 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_forget(uint64_t ptr, RustBuffe
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_pause(uint64_t ptr, RustBuffer selector
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
-uint64_t uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(uint64_t ptr, RustBuffer live_task_ids
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
-void uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(uint64_t ptr, RustBuffer task_id, RustBuffer result, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RESUME
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_resume(uint64_t ptr, RustBuffer selector
@@ -459,16 +404,6 @@ void uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(uint64_t ptr, Rust
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 void uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(uint64_t ptr, int8_t online, int8_t metered, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
-uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(uint64_t ptr, RustBuffer mode
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
-void uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(uint64_t ptr, RustBuffer transport, RustBuffer settings, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SHUTDOWN
@@ -509,6 +444,26 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_transfer_summaries(uint64_t pt
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads(uint64_t ptr, RustBuffer selector
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(uint64_t ptr, RustBuffer live_task_ids
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_REPORT_PART_TASK
+void uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(uint64_t ptr, RustBuffer task_id, RustBuffer result, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_MODE
+uint64_t uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(uint64_t ptr, RustBuffer mode
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+void uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(uint64_t ptr, RustBuffer transport, RustBuffer settings, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
@@ -591,24 +546,29 @@ void uniffi_s3bgu_core_fn_method_uploadengine_set_app_state(uint64_t ptr, RustBu
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(uint64_t ptr, RustBuffer id, RustBuffer cause
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
-uint64_t uniffi_s3bgu_core_fn_clone_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PARTTRANSPORT
+uint64_t uniffi_s3bgu_core_fn_clone_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_UPLOADOBSERVER
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_UPLOADOBSERVER
-void uniffi_s3bgu_core_fn_free_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_free_parttransport(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_UPLOADOBSERVER
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_UPLOADOBSERVER
-void uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(const UniffiVTableCallbackInterfaceUploadObserver* _Nonnull vtable
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_PARTTRANSPORT
+void uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(const UniffiVTableCallbackInterfacePartTransport* _Nonnull vtable
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
-void uniffi_s3bgu_core_fn_method_uploadobserver_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_SUBMIT
+void uniffi_s3bgu_core_fn_method_parttransport_submit(uint64_t ptr, RustBuffer task, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTRANSPORT_CANCEL
+void uniffi_s3bgu_core_fn_method_parttransport_cancel(uint64_t ptr, RustBuffer task_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_JSEVENTOBSERVER
@@ -629,6 +589,46 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(const UniffiVTabl
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_JSEVENTOBSERVER_ON_EVENT
 void uniffi_s3bgu_core_fn_method_jseventobserver_on_event(uint64_t ptr, RustBuffer name, RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_SUBSCRIPTION
+uint64_t uniffi_s3bgu_core_fn_clone_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_SUBSCRIPTION
+void uniffi_s3bgu_core_fn_free_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_CANCEL
+void uniffi_s3bgu_core_fn_method_subscription_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_IS_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_SUBSCRIPTION_IS_ACTIVE
+int8_t uniffi_s3bgu_core_fn_method_subscription_is_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_UPLOADOBSERVER
+uint64_t uniffi_s3bgu_core_fn_clone_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_UPLOADOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FREE_UPLOADOBSERVER
+void uniffi_s3bgu_core_fn_free_uploadobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_UPLOADOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_INIT_CALLBACK_VTABLE_UPLOADOBSERVER
+void uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(const UniffiVTableCallbackInterfaceUploadObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADOBSERVER_ON_EVENT
+void uniffi_s3bgu_core_fn_method_uploadobserver_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_FILEOPENER
@@ -691,14 +691,14 @@ RustBuffer uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_debug(RustBuffer 
 RustBuffer uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DEBUG
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DEBUG
-RustBuffer uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DISPLAY
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DISPLAY
-RustBuffer uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTASK_UNIFFI_TRAIT_DEBUG
@@ -711,14 +711,14 @@ RustBuffer uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(RustBuffer pt
 RustBuffer uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DEBUG
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DEBUG
-RustBuffer uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DISPLAY
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERCONFIG_UNIFFI_TRAIT_DISPLAY
-RustBuffer uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_NEWFILE_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
@@ -731,11 +731,6 @@ RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, Ru
 RustBuffer uniffi_s3bgu_core_fn_func_hash_file(RustBuffer path, RustBuffer opener, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_RENDER_NOTIFICATION
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_RENDER_NOTIFICATION
-RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, RustBuffer summary, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, RustCallStatus *_Nonnull out_status
@@ -744,6 +739,11 @@ RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, Rust
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CERTIFICATES_DER_FROM_PEM
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CERTIFICATES_DER_FROM_PEM
 RustBuffer uniffi_s3bgu_core_fn_func_certificates_der_from_pem(RustBuffer pems, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_RENDER_NOTIFICATION
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_RENDER_NOTIFICATION
+RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, RustBuffer summary, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_NOTIFICATION_CONTENT
@@ -1034,12 +1034,6 @@ uint16_t uniffi_s3bgu_core_checksum_func_hash_file(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_RENDER_NOTIFICATION
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_RENDER_NOTIFICATION
-uint16_t uniffi_s3bgu_core_checksum_func_render_notification(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_SET_ASIDE_DATABASE
 uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
@@ -1049,6 +1043,12 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 uint16_t uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_RENDER_NOTIFICATION
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_RENDER_NOTIFICATION
+uint16_t uniffi_s3bgu_core_checksum_func_render_notification(void
     
 );
 #endif
@@ -1067,30 +1067,6 @@ uint16_t uniffi_s3bgu_core_checksum_func_install_platform_trust(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_REMOVE_PLATFORM_TRUST
 uint16_t uniffi_s3bgu_core_checksum_func_remove_platform_trust(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
-uint16_t uniffi_s3bgu_core_checksum_method_parttransport_submit(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
-uint16_t uniffi_s3bgu_core_checksum_method_parttransport_cancel(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
-uint16_t uniffi_s3bgu_core_checksum_method_subscription_cancel(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_IS_ACTIVE
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_IS_ACTIVE
-uint16_t uniffi_s3bgu_core_checksum_method_subscription_is_active(void
     
 );
 #endif
@@ -1136,18 +1112,6 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_pause(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
-uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
-uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RESUME
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_resume(void
@@ -1175,18 +1139,6 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_NETWORK_STATE
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
-uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
-uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(void
     
 );
 #endif
@@ -1235,6 +1187,30 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_REPORT_PART_TASK
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_MODE
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_PART_TRANSPORT
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(void
     
 );
 #endif
@@ -1334,15 +1310,39 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
-#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
-uint16_t uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_SUBMIT
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_submit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_PARTTRANSPORT_CANCEL
+uint16_t uniffi_s3bgu_core_checksum_method_parttransport_cancel(void
     
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_JSEVENTOBSERVER_ON_EVENT
 uint16_t uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
+uint16_t uniffi_s3bgu_core_checksum_method_subscription_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_IS_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_SUBSCRIPTION_IS_ACTIVE
+uint16_t uniffi_s3bgu_core_checksum_method_subscription_is_active(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADOBSERVER_ON_EVENT
+uint16_t uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(void
     
 );
 #endif

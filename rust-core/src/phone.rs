@@ -208,7 +208,7 @@ impl crate::Uploader {
                 }
             };
             tokio::select! {
-                changed = changes.changed() => changed.map_err(|_| crate::shutdown_error())?,
+                changed = changes.changed() => changed.map_err(|_| crate::uploader::shutdown_error())?,
                 _ = at_limit => {
                     guard.id = None;
                     return self.stop_background_run(&id, StopCause::Timeout).await;

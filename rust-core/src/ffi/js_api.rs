@@ -3,7 +3,9 @@
 //! [`crate::js`]. A React Native module turns each text into a map
 //! generically and rejects a promise with [`JsError`]'s code and detail.
 
-use super::{shut_down, Sink, Subscription, UploadEngine, UploaderError};
+use super::engine::UploadEngine;
+use super::error::{shut_down, UploaderError};
+use super::observers::{ObserverError, Sink, Subscription};
 use crate::error::UploadError;
 use crate::js;
 use crate::NewUpload;
@@ -53,7 +55,7 @@ type Result<T, E = JsError> = std::result::Result<T, E>;
 /// quickly (emit and go). What it throws costs it that one event only.
 #[uniffi::export(foreign)]
 pub trait JsEventObserver: Send + Sync {
-    fn on_event(&self, name: String, json: String) -> Result<(), super::ObserverError>;
+    fn on_event(&self, name: String, json: String) -> Result<(), ObserverError>;
 }
 
 pub(super) fn deliver_json(observer: &Arc<dyn JsEventObserver>, name: &str, json: &str) {

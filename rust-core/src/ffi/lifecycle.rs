@@ -3,7 +3,9 @@
 //! its tasks) and maps the answers (a run's verdict, the OS's progress) to
 //! its API; the engine decides everything in between.
 
-use super::{summary_record, Result, TransferSummary, UploadEngine};
+use super::error::Result;
+use super::records::summary_record;
+use super::{TransferSummary, UploadEngine};
 use crate::phone;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! engine's client: iOS's background `URLSession` uploads handed-off parts
 //! and must trust what the engine trusts.
 
-use super::UploaderError;
+use super::error::UploaderError;
 use crate::UploadError;
 
 /// The DER certificates in PEM texts (the configuration's

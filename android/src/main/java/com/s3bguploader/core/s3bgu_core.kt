@@ -663,11 +663,11 @@ internal interface UniffiCallbackInterfacePartTransportMethod0 : com.sun.jna.Cal
 internal interface UniffiCallbackInterfacePartTransportMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`taskId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
-internal interface UniffiCallbackInterfaceUploadObserverMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
-}
 internal interface UniffiCallbackInterfaceJsEventObserverMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`name`: RustBuffer.ByValue,`json`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceUploadObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceFileOpenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
@@ -698,25 +698,6 @@ internal open class UniffiVTableCallbackInterfacePartTransport(
 
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
-internal open class UniffiVTableCallbackInterfaceUploadObserver(
-    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
-    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-    @JvmField internal var `onEvent`: UniffiCallbackInterfaceUploadObserverMethod0? = null,
-) : Structure() {
-    class UniffiByValue(
-        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
-        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-        `onEvent`: UniffiCallbackInterfaceUploadObserverMethod0? = null,
-    ): UniffiVTableCallbackInterfaceUploadObserver(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
-
-   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceUploadObserver) {
-        `uniffiFree` = other.`uniffiFree`
-        `uniffiClone` = other.`uniffiClone`
-        `onEvent` = other.`onEvent`
-    }
-
-}
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceJsEventObserver(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
@@ -729,6 +710,25 @@ internal open class UniffiVTableCallbackInterfaceJsEventObserver(
     ): UniffiVTableCallbackInterfaceJsEventObserver(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceJsEventObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceUploadObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceUploadObserverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceUploadObserverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceUploadObserver(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceUploadObserver) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
@@ -802,25 +802,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_hash_file(
     ): Int
-    external fun uniffi_s3bgu_core_checksum_func_render_notification(
-    ): Int
     external fun uniffi_s3bgu_core_checksum_func_set_aside_database(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_func_render_notification(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_notification_content(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_install_platform_trust(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_remove_platform_trust(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_parttransport_submit(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_parttransport_cancel(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_subscription_cancel(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_subscription_is_active(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_add_file(
     ): Int
@@ -836,10 +828,6 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_pause(
     ): Int
-    external fun uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(
-    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_resume(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle(
@@ -849,10 +837,6 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(
-    ): Int
-    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_shutdown(
     ): Int
@@ -869,6 +853,14 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_uploads(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json(
     ): Int
@@ -902,9 +894,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run(
     ): Int
-    external fun uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(
+    external fun uniffi_s3bgu_core_checksum_method_parttransport_submit(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_parttransport_cancel(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_jseventobserver_on_event(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_subscription_cancel(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_subscription_is_active(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadobserver_on_event(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_fileopener_open_file(
     ): Int
@@ -937,24 +937,6 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
-    external fun uniffi_s3bgu_core_fn_clone_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun uniffi_s3bgu_core_fn_free_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(`vtable`: UniffiVTableCallbackInterfacePartTransport,
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_method_parttransport_submit(`ptr`: Long,`task`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_method_parttransport_cancel(`ptr`: Long,`taskId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun uniffi_s3bgu_core_fn_free_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_method_subscription_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_method_subscription_is_active(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
     external fun uniffi_s3bgu_core_fn_clone_uploadengine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_s3bgu_core_fn_free_uploadengine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -975,10 +957,6 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_pause(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(`ptr`: Long,`liveTaskIds`: RustBuffer.ByValue,
-    ): Long
-    external fun uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(`ptr`: Long,`taskId`: RustBuffer.ByValue,`result`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_resume(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_run_until_idle(`ptr`: Long,
@@ -988,10 +966,6 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_file_opener(`ptr`: Long,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_network_state(`ptr`: Long,`online`: Byte,`metered`: Byte,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(`ptr`: Long,`mode`: RustBuffer.ByValue,
-    ): Long
-    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(`ptr`: Long,`transport`: RustBuffer.ByValue,`settings`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_shutdown(`ptr`: Long,
     ): Long
@@ -1009,6 +983,14 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_uploads(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(`ptr`: Long,`liveTaskIds`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(`ptr`: Long,`taskId`: RustBuffer.ByValue,`result`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(`ptr`: Long,`mode`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(`ptr`: Long,`transport`: RustBuffer.ByValue,`settings`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(`ptr`: Long,`uploadId`: RustBuffer.ByValue,`transferId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_config_json(`ptr`: Long,
@@ -1041,13 +1023,15 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(`ptr`: Long,`id`: RustBuffer.ByValue,`cause`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_s3bgu_core_fn_clone_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_clone_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_s3bgu_core_fn_free_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_free_parttransport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(`vtable`: UniffiVTableCallbackInterfaceUploadObserver,
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_parttransport(`vtable`: UniffiVTableCallbackInterfacePartTransport,
     ): Unit
-    external fun uniffi_s3bgu_core_fn_method_uploadobserver_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_parttransport_submit(`ptr`: Long,`task`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_parttransport_cancel(`ptr`: Long,`taskId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_clone_jseventobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1056,6 +1040,22 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_init_callback_vtable_jseventobserver(`vtable`: UniffiVTableCallbackInterfaceJsEventObserver,
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_jseventobserver_on_event(`ptr`: Long,`name`: RustBuffer.ByValue,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_subscription_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_subscription_is_active(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_s3bgu_core_fn_clone_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_free_uploadobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_init_callback_vtable_uploadobserver(`vtable`: UniffiVTableCallbackInterfaceUploadObserver,
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadobserver_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_clone_fileopener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1081,27 +1081,27 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_method_httpheader_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_method_parttask_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_method_uploaderconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_s3bgu_core_fn_func_render_notification(`template`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_set_aside_database(`dbPath`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_certificates_der_from_pem(`pems`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_render_notification(`template`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_notification_content(`titleTemplate`: RustBuffer.ByValue,`textTemplate`: RustBuffer.ByValue,`summary`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1228,112 +1228,100 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_s3bgu_core_checksum_func_config_for_base_url() and 0xFFFF) != 10974) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_config_for_base_url() and 0xFFFF) != 16544) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_hash_file() and 0xFFFF) != 38933) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_hash_file() and 0xFFFF) != 3444) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_render_notification() and 0xFFFF) != 61829) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_set_aside_database() and 0xFFFF) != 4085) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_set_aside_database() and 0xFFFF) != 65141) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() and 0xFFFF) != 23278) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_certificates_der_from_pem() and 0xFFFF) != 9055) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_render_notification() and 0xFFFF) != 32213) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 55301) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_notification_content() and 0xFFFF) != 23215) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 17420) {
+    if ((lib.uniffi_s3bgu_core_checksum_func_install_platform_trust() and 0xFFFF) != 40534) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_func_remove_platform_trust() and 0xFFFF) != 1685) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_submit() and 0xFFFF) != 50234) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_add_file() and 0xFFFF) != 28614) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 18600) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_bytes_remaining() and 0xFFFF) != 14896) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_subscription_cancel() and 0xFFFF) != 62156) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_cancel() and 0xFFFF) != 11949) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_subscription_is_active() and 0xFFFF) != 43699) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_config() and 0xFFFF) != 13567) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_add_file() and 0xFFFF) != 5960) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_db_path() and 0xFFFF) != 7955) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_bytes_remaining() and 0xFFFF) != 47996) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_forget() and 0xFFFF) != 58440) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_cancel() and 0xFFFF) != 24257) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause() and 0xFFFF) != 54445) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_config() and 0xFFFF) != 58229) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_resume() and 0xFFFF) != 36543) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_db_path() and 0xFFFF) != 32027) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle() and 0xFFFF) != 31897) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_forget() and 0xFFFF) != 24386) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_config() and 0xFFFF) != 2397) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_pause() and 0xFFFF) != 2574) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() and 0xFFFF) != 894) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 19776) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() and 0xFFFF) != 41561) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() and 0xFFFF) != 11330) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() and 0xFFFF) != 47419) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_resume() and 0xFFFF) != 7574) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_start() and 0xFFFF) != 16362) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_until_idle() and 0xFFFF) != 12499) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_status() and 0xFFFF) != 57371) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_config() and 0xFFFF) != 33999) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_subscribe() and 0xFFFF) != 2475) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_file_opener() and 0xFFFF) != 36421) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_summary() and 0xFFFF) != 2108) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_network_state() and 0xFFFF) != 36640) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_suspend() and 0xFFFF) != 49913) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() and 0xFFFF) != 5204) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() and 0xFFFF) != 51790) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() and 0xFFFF) != 62964) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 12969) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_shutdown() and 0xFFFF) != 11629) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 28002) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_start() and 0xFFFF) != 63484) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task() and 0xFFFF) != 13551) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_status() and 0xFFFF) != 50488) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_mode() and 0xFFFF) != 17975) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_subscribe() and 0xFFFF) != 19769) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_summary() and 0xFFFF) != 53163) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_suspend() and 0xFFFF) != 18737) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries() and 0xFFFF) != 46611) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 43417) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_part_transport() and 0xFFFF) != 12322) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_cancel_json() and 0xFFFF) != 30970) {
@@ -1354,7 +1342,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_config_json() and 0xFFFF) != 49888) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() and 0xFFFF) != 27181) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_subscribe_json() and 0xFFFF) != 44499) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_summary_json() and 0xFFFF) != 40525) {
@@ -1366,28 +1354,40 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads_json() and 0xFFFF) != 49181) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() and 0xFFFF) != 39769) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_background_progress() and 0xFFFF) != 4743) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() and 0xFFFF) != 4053) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_lifecycle_status() and 0xFFFF) != 29384) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() and 0xFFFF) != 4304) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() and 0xFFFF) != 60384) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_background() and 0xFFFF) != 22539) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_background() and 0xFFFF) != 57383) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() and 0xFFFF) != 6892) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() and 0xFFFF) != 34428) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() and 0xFFFF) != 21200) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() and 0xFFFF) != 37176) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 8456) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_submit() and 0xFFFF) != 50036) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 51625) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_parttransport_cancel() and 0xFFFF) != 46860) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_jseventobserver_on_event() and 0xFFFF) != 40494) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_subscription_cancel() and 0xFFFF) != 41761) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_subscription_is_active() and 0xFFFF) != 17394) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 21583) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 28617) {
@@ -1396,7 +1396,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 41158) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 53201) {
+    if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 60514) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -3815,21 +3815,6 @@ public interface UploadEngineInterface {
     suspend fun `pause`(`selector`: UploadSelector): List<UploadRecord>
     
     /**
-     * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again (a
-     * report of one of them that still comes later counts); returns
-     * the session's tasks the engine does not know, to be cancelled. Async.
-     */
-    suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>): List<kotlin.String>
-    
-    /**
-     * A handed-off task ended. Non-blocking; any thread; any time after
-     * `open` (also before the transport is registered again). Reports of
-     * tasks the engine no longer holds are ignored.
-     */
-    fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
-    
-    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -3862,20 +3847,6 @@ public interface UploadEngineInterface {
      * continues them. Non-blocking; any thread.
      */
     fun `setNetworkState`(`online`: kotlin.Boolean, `metered`: kotlin.Boolean)
-    
-    /**
-     * `Handoff` on the way into suspension (PUTs of the engine's own stop
-     * and their parts are handed off); `Direct` back in the foreground
-     * (handed-off tasks keep running and are reported). Async.
-     */
-    suspend fun `setPartMode`(`mode`: PartMode)
-    
-    /**
-     * Registers the platform's transport (or removes it with `None`), with
-     * the staging budget and URL margin. Call it after every `open`, before
-     * `reconcile_part_tasks`. Non-blocking; any thread.
-     */
-    fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
     
     /**
      * Stops the engine and closes the queue for every holder of this
@@ -3926,6 +3897,35 @@ public interface UploadEngineInterface {
      * unknown upload id). Async.
      */
     suspend fun `uploads`(`selector`: UploadSelector): List<UploadRecord>
+    
+    /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>): List<kotlin.String>
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    suspend fun `setPartMode`(`mode`: PartMode)
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
     
     /**
      * The spec's `cancel`, like `pause_json`. Async.
@@ -4318,54 +4318,6 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
 
     
     /**
-     * After a launch: the ids of every task the platform's session still
-     * has. The engine's other tasks were lost and are sent again (a
-     * report of one of them that still comes later counts); returns
-     * the session's tasks the engine does not know, to be cancelled. Async.
-     */
-    @Throws(UploaderException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>) : List<kotlin.String> {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
-                uniffiHandle,
-                
-        FfiConverterSequenceString.lower(`liveTaskIds`),
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
-        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
-        // lift function
-        { FfiConverterSequenceString.lift(it) },
-        // Error FFI converter
-        UploaderException.ErrorHandler,
-    )
-    }
-
-    
-    /**
-     * A handed-off task ended. Non-blocking; any thread; any time after
-     * `open` (also before the transport is registered again). Reports of
-     * tasks the engine no longer holds are ignored.
-     */
-    @Throws(UploaderException::class)override fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(UploaderException) { _status ->
-    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
-        it,
-        
-        FfiConverterString.lower(`taskId`),
-        FfiConverterTypePartTaskResult.lower(`result`),_status)
-}
-    }
-    
-    
-
-    
-    /**
      * Resumes the selected PAUSED or FAILED uploads with a fresh round of
      * retries. Returns the uploads that changed. Async.
      */
@@ -4478,54 +4430,6 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         
         FfiConverterBoolean.lower(`online`),
         FfiConverterBoolean.lower(`metered`),_status)
-}
-    }
-    
-    
-
-    
-    /**
-     * `Handoff` on the way into suspension (PUTs of the engine's own stop
-     * and their parts are handed off); `Direct` back in the foreground
-     * (handed-off tasks keep running and are reported). Async.
-     */
-    @Throws(UploaderException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `setPartMode`(`mode`: PartMode) {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
-                uniffiHandle,
-                
-        FfiConverterTypePartMode.lower(`mode`),
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_void(future) },
-        // lift function
-        { },
-        
-        // Error FFI converter
-        UploaderException.ErrorHandler,
-    )
-    }
-
-    
-    /**
-     * Registers the platform's transport (or removes it with `None`), with
-     * the staging budget and URL margin. Call it after every `open`, before
-     * `reconcile_part_tasks`. Non-blocking; any thread.
-     */
-    @Throws(UploaderException::class)override fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(UploaderException) { _status ->
-    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
-        it,
-        
-        FfiConverterOptionalTypePartTransport.lower(`transport`),
-        FfiConverterTypeHandoffSettings.lower(`settings`),_status)
 }
     }
     
@@ -4730,6 +4634,102 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         UploaderException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * After a launch: the ids of every task the platform's session still
+     * has. The engine's other tasks were lost and are sent again (a
+     * report of one of them that still comes later counts); returns
+     * the session's tasks the engine does not know, to be cancelled. Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `reconcilePartTasks`(`liveTaskIds`: List<kotlin.String>) : List<kotlin.String> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(
+                uniffiHandle,
+                
+        FfiConverterSequenceString.lower(`liveTaskIds`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceString.lift(it) },
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A handed-off task ended. Non-blocking; any thread; any time after
+     * `open` (also before the transport is registered again). Reports of
+     * tasks the engine no longer holds are ignored.
+     */
+    @Throws(UploaderException::class)override fun `reportPartTask`(`taskId`: kotlin.String, `result`: PartTaskResult)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(
+        it,
+        
+        FfiConverterString.lower(`taskId`),
+        FfiConverterTypePartTaskResult.lower(`result`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * `Handoff` on the way into suspension (PUTs of the engine's own stop
+     * and their parts are handed off); `Direct` back in the foreground
+     * (handed-off tasks keep running and are reported). Async.
+     */
+    @Throws(UploaderException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setPartMode`(`mode`: PartMode) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_mode(
+                uniffiHandle,
+                
+        FfiConverterTypePartMode.lower(`mode`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_s3bgu_core_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_s3bgu_core_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UploaderException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Registers the platform's transport (or removes it with `None`), with
+     * the staging budget and URL margin. Call it after every `open`, before
+     * `reconcile_part_tasks`. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setPartTransport`(`transport`: PartTransport?, `settings`: HandoffSettings)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_part_transport(
+        it,
+        
+        FfiConverterOptionalTypePartTransport.lower(`transport`),
+        FfiConverterTypeHandoffSettings.lower(`settings`),_status)
+}
+    }
+    
+    
 
     
     /**
@@ -8892,23 +8892,6 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
     
 
         /**
-         * Fills a notification template (`{percentage}`, `{uploadedSize}`,
-         * `{totalSize}`, `{completedFiles}`, `{totalFiles}`, `{completedTransfers}`,
-         * `{totalTransfers}`) from a summary. Pure; any thread.
-         */ fun `renderNotification`(`template`: kotlin.String, `summary`: TransferSummary): kotlin.String {
-            return FfiConverterString.lift(
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_s3bgu_core_fn_func_render_notification(
-    
-        
-        FfiConverterString.lower(`template`),
-        FfiConverterTypeTransferSummary.lower(`summary`),_status)
-}
-    )
-    }
-    
-
-        /**
          * Moves a corrupt queue database (error `DatabaseCorrupt`) aside, with
          * its `-wal` and `-shm` files, to `<db>.corrupt-<unix ms>`, and returns that
          * path; the next `open` starts an empty queue. Refused while the queue is
@@ -8939,6 +8922,23 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
     
         
         FfiConverterSequenceString.lower(`pems`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Fills a notification template (`{percentage}`, `{uploadedSize}`,
+         * `{totalSize}`, `{completedFiles}`, `{totalFiles}`, `{completedTransfers}`,
+         * `{totalTransfers}`) from a summary. Pure; any thread.
+         */ fun `renderNotification`(`template`: kotlin.String, `summary`: TransferSummary): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_render_notification(
+    
+        
+        FfiConverterString.lower(`template`),
+        FfiConverterTypeTransferSummary.lower(`summary`),_status)
 }
     )
     }
