@@ -2186,6 +2186,24 @@ public static func `open`(dbPath: String, start: Bool = true)throws  -> UploadEn
 })
 }
     
+    /**
+     * [`UploadEngine::open`] for the side that answers JavaScript: a queue
+     * that cannot be opened fails with `JsError::Rejected` and the
+     * engine's code (`database_corrupt`, `database` when another process
+     * holds it or it is unwritable, `invalid_argument` for an unusable
+     * path), so every platform rejects with the same code. Blocking, as
+     * `open`: call it off the main thread.
+     */
+public static func openJson(dbPath: String, start: Bool = true)throws  -> UploadEngine  {
+    return try  FfiConverterTypeUploadEngine_lift(try rustCallWithError(FfiConverterTypeJsError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_constructor_uploadengine_open_json(
+        FfiConverterString.lower(dbPath),
+        FfiConverterBool.lower(start),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
@@ -6669,9 +6687,11 @@ public func FfiConverterTypeUploadState_lower(_ value: UploadState) -> RustBuffe
 
 
 /**
- * The one error type of the API. The variant is the stable error code (its
- * snake_case form, e.g. `file_not_found`, is what the README lists); the
- * message is for people and has secrets removed.
+ * The one error type of the API. The variant names the stable error code;
+ * [`UploaderError::error_code`] gives its string (`file_not_found`, as the
+ * README and `js/src/types.ts` list them), the one platforms reject JS
+ * promises with. `detail` (also the message) is for people and has
+ * secrets removed.
  */
 public 
 enum UploaderError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -6681,90 +6701,117 @@ enum UploaderError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     /**
      * The configuration is missing or invalid (URLs, headers, limits).
      */
-    case InvalidConfig(message: String)
-    
+    case InvalidConfig(detail: String
+    )
     /**
      * An argument is invalid (empty transfer id, reserved or non-object user params...).
      */
-    case InvalidArgument(message: String)
-    
+    case InvalidArgument(detail: String
+    )
     /**
      * No upload has the given id.
      */
-    case NotFound(message: String)
-    
+    case NotFound(detail: String
+    )
     /**
      * The file does not exist (any more).
      */
-    case FileNotFound(message: String)
-    
+    case FileNotFound(detail: String
+    )
     /**
      * The file changed after it was added.
      */
-    case FileChanged(message: String)
-    
+    case FileChanged(detail: String
+    )
     /**
      * The file exists but cannot be read (permission denied, I/O error).
      */
-    case FileUnreadable(message: String)
-    
+    case FileUnreadable(detail: String
+    )
     /**
      * The backend refused a request (4xx other than 401).
      */
-    case BackendRejected(message: String)
-    
+    case BackendRejected(detail: String
+    )
     /**
      * The backend's answer does not follow the contract.
      */
-    case BackendInvalidResponse(message: String)
-    
+    case BackendInvalidResponse(detail: String
+    )
     /**
      * The backend could not be reached after every retry.
      */
-    case BackendUnavailable(message: String)
-    
+    case BackendUnavailable(detail: String
+    )
     /**
      * The storage refused a part.
      */
-    case StorageRejected(message: String)
-    
+    case StorageRejected(detail: String
+    )
     /**
      * The storage could not be reached after every retry.
      */
-    case StorageUnavailable(message: String)
-    
+    case StorageUnavailable(detail: String
+    )
     /**
      * The backend answered 401: set new headers, then resume.
      */
-    case AuthRequired(message: String)
-    
+    case AuthRequired(detail: String
+    )
     /**
      * The person stopped the uploads: resume them.
      */
-    case UserStopped(message: String)
-    
+    case UserStopped(detail: String
+    )
     /**
      * The queue database failed (full, unwritable), or is in use by another process.
      */
-    case Database(message: String)
-    
+    case Database(detail: String
+    )
     /**
      * The queue database is damaged: `set_aside_database` keeps it for
      * inspection and lets the next open start an empty queue.
      */
-    case DatabaseCorrupt(message: String)
-    
+    case DatabaseCorrupt(detail: String
+    )
     /**
      * The uploader was shut down.
      */
-    case Shutdown(message: String)
-    
+    case Shutdown(detail: String
+    )
     /**
      * A bug in the engine.
      */
-    case Internal(message: String)
-    
+    case Internal(detail: String
+    )
 
+    
+    /**
+     * The stable code string (`invalid_argument`, `database_corrupt`, ...
+     * as `js/src/types.ts` lists them): what a promise is rejected with.
+     * Pure; any thread.
+     */
+public func errorCode() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadererror_error_code(
+            FfiConverterTypeUploaderError_lower(self),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The message for people, without secrets (the same as `detail`).
+     * Pure; any thread.
+     */
+public func errorDetail() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadererror_error_detail(
+            FfiConverterTypeUploaderError_lower(self),uniffiCallStatus
+    )
+})
+}
     
 
     
@@ -6794,75 +6841,58 @@ public struct FfiConverterTypeUploaderError: FfiConverterRustBuffer {
 
         
         case 1: return .InvalidConfig(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 2: return .InvalidArgument(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 3: return .NotFound(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 4: return .FileNotFound(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 5: return .FileChanged(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 6: return .FileUnreadable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 7: return .BackendRejected(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 8: return .BackendInvalidResponse(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 9: return .BackendUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 10: return .StorageRejected(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 11: return .StorageUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 12: return .AuthRequired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 13: return .UserStopped(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 14: return .Database(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 15: return .DatabaseCorrupt(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 16: return .Shutdown(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
         case 17: return .Internal(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            detail: try FfiConverterString.read(from: &buf)
+            )
 
-        default: throw UniffiInternalError.unexpectedEnumCase
+         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
@@ -6872,42 +6902,91 @@ public struct FfiConverterTypeUploaderError: FfiConverterRustBuffer {
         
 
         
-        case .InvalidConfig(_ /* message is ignored*/):
-            writeInt(&buf, Int32(1))
-        case .InvalidArgument(_ /* message is ignored*/):
-            writeInt(&buf, Int32(2))
-        case .NotFound(_ /* message is ignored*/):
-            writeInt(&buf, Int32(3))
-        case .FileNotFound(_ /* message is ignored*/):
-            writeInt(&buf, Int32(4))
-        case .FileChanged(_ /* message is ignored*/):
-            writeInt(&buf, Int32(5))
-        case .FileUnreadable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(6))
-        case .BackendRejected(_ /* message is ignored*/):
-            writeInt(&buf, Int32(7))
-        case .BackendInvalidResponse(_ /* message is ignored*/):
-            writeInt(&buf, Int32(8))
-        case .BackendUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(9))
-        case .StorageRejected(_ /* message is ignored*/):
-            writeInt(&buf, Int32(10))
-        case .StorageUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(11))
-        case .AuthRequired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(12))
-        case .UserStopped(_ /* message is ignored*/):
-            writeInt(&buf, Int32(13))
-        case .Database(_ /* message is ignored*/):
-            writeInt(&buf, Int32(14))
-        case .DatabaseCorrupt(_ /* message is ignored*/):
-            writeInt(&buf, Int32(15))
-        case .Shutdown(_ /* message is ignored*/):
-            writeInt(&buf, Int32(16))
-        case .Internal(_ /* message is ignored*/):
-            writeInt(&buf, Int32(17))
-
         
+        case let .InvalidConfig(detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .InvalidArgument(detail):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NotFound(detail):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .FileNotFound(detail):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .FileChanged(detail):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .FileUnreadable(detail):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .BackendRejected(detail):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .BackendInvalidResponse(detail):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .BackendUnavailable(detail):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .StorageRejected(detail):
+            writeInt(&buf, Int32(10))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .StorageUnavailable(detail):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .AuthRequired(detail):
+            writeInt(&buf, Int32(12))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .UserStopped(detail):
+            writeInt(&buf, Int32(13))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Database(detail):
+            writeInt(&buf, Int32(14))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .DatabaseCorrupt(detail):
+            writeInt(&buf, Int32(15))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Shutdown(detail):
+            writeInt(&buf, Int32(16))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(17))
+            FfiConverterString.write(detail, into: &buf)
+            
         }
     }
 }
@@ -7706,6 +7785,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open() != 60514) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_constructor_uploadengine_open_json() != 20816) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -346,6 +346,11 @@ void uniffi_s3bgu_core_fn_free_uploadengine(uint64_t handle, RustCallStatus *_No
 uint64_t uniffi_s3bgu_core_fn_constructor_uploadengine_open(RustBuffer db_path, int8_t start, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CONSTRUCTOR_UPLOADENGINE_OPEN_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CONSTRUCTOR_UPLOADENGINE_OPEN_JSON
+uint64_t uniffi_s3bgu_core_fn_constructor_uploadengine_open_json(RustBuffer db_path, int8_t start, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_ADD_FILE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_ADD_FILE
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_add_file(uint64_t ptr, RustBuffer file
@@ -669,6 +674,16 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_platformtrust(const UniffiVTableC
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PLATFORMTRUST_CHECK_SERVER_TRUSTED
 void uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(uint64_t ptr, RustBuffer chain_der, RustBuffer auth_type, RustBuffer host, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERERROR_ERROR_CODE
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERERROR_ERROR_CODE
+RustBuffer uniffi_s3bgu_core_fn_method_uploadererror_error_code(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERERROR_ERROR_DETAIL
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADERERROR_ERROR_DETAIL
+RustBuffer uniffi_s3bgu_core_fn_method_uploadererror_error_detail(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_PARTTASKRESULT_UNIFFI_TRAIT_DEBUG
@@ -1361,6 +1376,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted(vo
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_CONSTRUCTOR_UPLOADENGINE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_CONSTRUCTOR_UPLOADENGINE_OPEN
 uint16_t uniffi_s3bgu_core_checksum_constructor_uploadengine_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_CONSTRUCTOR_UPLOADENGINE_OPEN_JSON
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_CONSTRUCTOR_UPLOADENGINE_OPEN_JSON
+uint16_t uniffi_s3bgu_core_checksum_constructor_uploadengine_open_json(void
     
 );
 #endif

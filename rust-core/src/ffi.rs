@@ -12,9 +12,10 @@
 //!   time and in order. It must return quickly and must not wait for the
 //!   uploader (launch a coroutine or dispatch to a queue instead).
 //!
-//! Every failure is an [`UploaderError`]: its variant is the stable error
-//! code and its message never contains presigned query strings, header
-//! values or user params.
+//! Every failure is an [`UploaderError`] (or, for the JSON calls and
+//! `open_json`, a [`JsError`]): it carries the stable error code string
+//! (`UploaderError::error_code`) and a message that never contains presigned
+//! query strings, header values or user params.
 //!
 //! Where each part lives: `error` (the error and its codes), `config`,
 //! `records` (uploads, summaries, events, status), `observers`

@@ -23,7 +23,7 @@ fn an_entry_that_is_not_a_certificate_is_invalid_config_naming_it() {
         "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
     ] {
         match certificates_der_from_pem(vec![a.pem(), bad.to_string()]) {
-            Err(UploaderError::InvalidConfig(m)) => {
+            Err(UploaderError::InvalidConfig { detail: m }) => {
                 assert!(m.contains("extraRootCertificatesPem[1]"), "{m}");
                 assert!(!m.contains(bad), "the message quotes the entry: {m}");
             }

@@ -183,6 +183,45 @@ class JsonAndTlsTest {
     }
 
     @Test
+    fun failuresOutsideTheJsonCallsCarryTheEngineCodes() {
+        val dir = Files.createTempDirectory("s3bgu-codes").toFile()
+        try {
+            val corrupt = File(dir, "corrupt.db")
+            corrupt.writeText("this is a text file, not a queue\n".repeat(300))
+            // The JS-facing open rejects as the JSON calls do.
+            val rejected = try {
+                UploadEngine.openJson(corrupt.path, false)
+                throw IllegalStateException("a corrupt queue opened")
+            } catch (e: JsException.Rejected) {
+                e
+            }
+            assertEquals("database_corrupt", rejected.code)
+            // The platform's own open: the same code, from the engine.
+            val thrown = try {
+                UploadEngine.open(corrupt.path, false)
+                throw IllegalStateException("a corrupt queue opened")
+            } catch (e: UploaderException) {
+                e
+            }
+            assertEquals("database_corrupt", thrown.errorCode())
+            assertTrue(thrown.errorDetail(), thrown.errorDetail().contains("set it aside"))
+
+            val engine = UploadEngine.openJson(File(dir, "queue.db").path, false)
+            runBlocking { engine.shutdown() }
+            val shut = try {
+                engine.setFileOpener(null)
+                throw IllegalStateException("a shut-down engine took an opener")
+            } catch (e: UploaderException) {
+                e
+            }
+            assertEquals("shutdown", shut.errorCode())
+            engine.close()
+        } finally {
+            dir.deleteRecursively()
+        }
+    }
+
+    @Test
     fun aTrustThatAcceptsAnythingIsRefused() {
         val acceptAll = object : PlatformTrust {
             override fun checkServerTrusted(chainDer: List<ByteArray>, authType: String, host: String) {}

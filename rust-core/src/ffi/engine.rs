@@ -103,12 +103,12 @@ impl UploadEngine {
 
     fn queue_path(db_path: &str) -> Result<PathBuf> {
         if db_path.trim().is_empty() {
-            return Err(UploaderError::InvalidArgument(
-                "the database path must not be empty".into(),
-            ));
+            return Err(UploaderError::InvalidArgument {
+                detail: "the database path must not be empty".into(),
+            });
         }
-        std::path::absolute(Path::new(db_path)).map_err(|e| {
-            UploaderError::InvalidArgument(format!("{db_path} is not a usable path: {e}"))
+        std::path::absolute(Path::new(db_path)).map_err(|e| UploaderError::InvalidArgument {
+            detail: format!("{db_path} is not a usable path: {e}"),
         })
     }
 }
@@ -182,9 +182,9 @@ impl UploadEngine {
             Ok(serde_json::Value::Object(map)) => map,
             // The text may hold secrets: describe it, never quote it.
             _ => {
-                return Err(UploaderError::InvalidArgument(
-                    "userParamsJson must be a JSON object".into(),
-                ))
+                return Err(UploaderError::InvalidArgument {
+                    detail: "userParamsJson must be a JSON object".into(),
+                })
             }
         };
         // The engine tells paths from URIs (FileSource::parse).

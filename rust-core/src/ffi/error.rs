@@ -3,88 +3,111 @@
 use crate::error::ErrorCode as CoreCode;
 use crate::UploadError;
 
-/// The one error type of the API. The variant is the stable error code (its
-/// snake_case form, e.g. `file_not_found`, is what the README lists); the
-/// message is for people and has secrets removed.
+/// The one error type of the API. The variant names the stable error code;
+/// [`UploaderError::error_code`] gives its string (`file_not_found`, as the
+/// README and `js/src/types.ts` list them), the one platforms reject JS
+/// promises with. `detail` (also the message) is for people and has
+/// secrets removed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 pub enum UploaderError {
     /// The configuration is missing or invalid (URLs, headers, limits).
-    #[error("{0}")]
-    InvalidConfig(String),
+    #[error("{detail}")]
+    InvalidConfig { detail: String },
     /// An argument is invalid (empty transfer id, reserved or non-object user params...).
-    #[error("{0}")]
-    InvalidArgument(String),
+    #[error("{detail}")]
+    InvalidArgument { detail: String },
     /// No upload has the given id.
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{detail}")]
+    NotFound { detail: String },
     /// The file does not exist (any more).
-    #[error("{0}")]
-    FileNotFound(String),
+    #[error("{detail}")]
+    FileNotFound { detail: String },
     /// The file changed after it was added.
-    #[error("{0}")]
-    FileChanged(String),
+    #[error("{detail}")]
+    FileChanged { detail: String },
     /// The file exists but cannot be read (permission denied, I/O error).
-    #[error("{0}")]
-    FileUnreadable(String),
+    #[error("{detail}")]
+    FileUnreadable { detail: String },
     /// The backend refused a request (4xx other than 401).
-    #[error("{0}")]
-    BackendRejected(String),
+    #[error("{detail}")]
+    BackendRejected { detail: String },
     /// The backend's answer does not follow the contract.
-    #[error("{0}")]
-    BackendInvalidResponse(String),
+    #[error("{detail}")]
+    BackendInvalidResponse { detail: String },
     /// The backend could not be reached after every retry.
-    #[error("{0}")]
-    BackendUnavailable(String),
+    #[error("{detail}")]
+    BackendUnavailable { detail: String },
     /// The storage refused a part.
-    #[error("{0}")]
-    StorageRejected(String),
+    #[error("{detail}")]
+    StorageRejected { detail: String },
     /// The storage could not be reached after every retry.
-    #[error("{0}")]
-    StorageUnavailable(String),
+    #[error("{detail}")]
+    StorageUnavailable { detail: String },
     /// The backend answered 401: set new headers, then resume.
-    #[error("{0}")]
-    AuthRequired(String),
+    #[error("{detail}")]
+    AuthRequired { detail: String },
     /// The person stopped the uploads: resume them.
-    #[error("{0}")]
-    UserStopped(String),
+    #[error("{detail}")]
+    UserStopped { detail: String },
     /// The queue database failed (full, unwritable), or is in use by another process.
-    #[error("{0}")]
-    Database(String),
+    #[error("{detail}")]
+    Database { detail: String },
     /// The queue database is damaged: `set_aside_database` keeps it for
     /// inspection and lets the next open start an empty queue.
-    #[error("{0}")]
-    DatabaseCorrupt(String),
+    #[error("{detail}")]
+    DatabaseCorrupt { detail: String },
     /// The uploader was shut down.
-    #[error("{0}")]
-    Shutdown(String),
+    #[error("{detail}")]
+    Shutdown { detail: String },
     /// A bug in the engine.
-    #[error("{0}")]
-    Internal(String),
+    #[error("{detail}")]
+    Internal { detail: String },
 }
 
 impl UploaderError {
-    /// The stable code, as stored and as listed in the README.
-    pub fn code(&self) -> ErrorCode {
+    /// The stable code, as stored and as listed in the README. Spelled out
+    /// per variant: the code must never follow from a variant's name.
+    pub fn core_code(&self) -> CoreCode {
         match self {
-            UploaderError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-            UploaderError::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            UploaderError::NotFound(_) => ErrorCode::NotFound,
-            UploaderError::FileNotFound(_) => ErrorCode::FileNotFound,
-            UploaderError::FileChanged(_) => ErrorCode::FileChanged,
-            UploaderError::FileUnreadable(_) => ErrorCode::FileUnreadable,
-            UploaderError::BackendRejected(_) => ErrorCode::BackendRejected,
-            UploaderError::BackendInvalidResponse(_) => ErrorCode::BackendInvalidResponse,
-            UploaderError::BackendUnavailable(_) => ErrorCode::BackendUnavailable,
-            UploaderError::StorageRejected(_) => ErrorCode::StorageRejected,
-            UploaderError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
-            UploaderError::AuthRequired(_) => ErrorCode::AuthRequired,
-            UploaderError::UserStopped(_) => ErrorCode::UserStopped,
-            UploaderError::Database(_) => ErrorCode::Database,
-            UploaderError::DatabaseCorrupt(_) => ErrorCode::DatabaseCorrupt,
-            UploaderError::Shutdown(_) => ErrorCode::Shutdown,
-            UploaderError::Internal(_) => ErrorCode::Internal,
+            UploaderError::InvalidConfig { .. } => CoreCode::InvalidConfig,
+            UploaderError::InvalidArgument { .. } => CoreCode::InvalidArgument,
+            UploaderError::NotFound { .. } => CoreCode::NotFound,
+            UploaderError::FileNotFound { .. } => CoreCode::FileNotFound,
+            UploaderError::FileChanged { .. } => CoreCode::FileChanged,
+            UploaderError::FileUnreadable { .. } => CoreCode::FileUnreadable,
+            UploaderError::BackendRejected { .. } => CoreCode::BackendRejected,
+            UploaderError::BackendInvalidResponse { .. } => CoreCode::BackendInvalidResponse,
+            UploaderError::BackendUnavailable { .. } => CoreCode::BackendUnavailable,
+            UploaderError::StorageRejected { .. } => CoreCode::StorageRejected,
+            UploaderError::StorageUnavailable { .. } => CoreCode::StorageUnavailable,
+            UploaderError::AuthRequired { .. } => CoreCode::AuthRequired,
+            UploaderError::UserStopped { .. } => CoreCode::UserStopped,
+            UploaderError::Database { .. } => CoreCode::Database,
+            UploaderError::DatabaseCorrupt { .. } => CoreCode::DatabaseCorrupt,
+            UploaderError::Shutdown { .. } => CoreCode::Shutdown,
+            UploaderError::Internal { .. } => CoreCode::Internal,
         }
+    }
+
+    /// The stable code as the uniffi enum.
+    pub fn code(&self) -> ErrorCode {
+        self.core_code().into()
+    }
+}
+
+#[uniffi::export]
+impl UploaderError {
+    /// The stable code string (`invalid_argument`, `database_corrupt`, ...
+    /// as `js/src/types.ts` lists them): what a promise is rejected with.
+    /// Pure; any thread.
+    pub fn error_code(&self) -> String {
+        self.core_code().as_str().to_owned()
+    }
+
+    /// The message for people, without secrets (the same as `detail`).
+    /// Pure; any thread.
+    pub fn error_detail(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -92,23 +115,23 @@ impl From<UploadError> for UploaderError {
     fn from(e: UploadError) -> Self {
         let m = e.message;
         match e.code {
-            CoreCode::InvalidConfig => UploaderError::InvalidConfig(m),
-            CoreCode::InvalidArgument => UploaderError::InvalidArgument(m),
-            CoreCode::NotFound => UploaderError::NotFound(m),
-            CoreCode::FileNotFound => UploaderError::FileNotFound(m),
-            CoreCode::FileChanged => UploaderError::FileChanged(m),
-            CoreCode::FileUnreadable => UploaderError::FileUnreadable(m),
-            CoreCode::BackendRejected => UploaderError::BackendRejected(m),
-            CoreCode::BackendInvalidResponse => UploaderError::BackendInvalidResponse(m),
-            CoreCode::BackendUnavailable => UploaderError::BackendUnavailable(m),
-            CoreCode::StorageRejected => UploaderError::StorageRejected(m),
-            CoreCode::StorageUnavailable => UploaderError::StorageUnavailable(m),
-            CoreCode::AuthRequired => UploaderError::AuthRequired(m),
-            CoreCode::UserStopped => UploaderError::UserStopped(m),
-            CoreCode::Database => UploaderError::Database(m),
-            CoreCode::DatabaseCorrupt => UploaderError::DatabaseCorrupt(m),
-            CoreCode::Shutdown => UploaderError::Shutdown(m),
-            CoreCode::Internal => UploaderError::Internal(m),
+            CoreCode::InvalidConfig => UploaderError::InvalidConfig { detail: m },
+            CoreCode::InvalidArgument => UploaderError::InvalidArgument { detail: m },
+            CoreCode::NotFound => UploaderError::NotFound { detail: m },
+            CoreCode::FileNotFound => UploaderError::FileNotFound { detail: m },
+            CoreCode::FileChanged => UploaderError::FileChanged { detail: m },
+            CoreCode::FileUnreadable => UploaderError::FileUnreadable { detail: m },
+            CoreCode::BackendRejected => UploaderError::BackendRejected { detail: m },
+            CoreCode::BackendInvalidResponse => UploaderError::BackendInvalidResponse { detail: m },
+            CoreCode::BackendUnavailable => UploaderError::BackendUnavailable { detail: m },
+            CoreCode::StorageRejected => UploaderError::StorageRejected { detail: m },
+            CoreCode::StorageUnavailable => UploaderError::StorageUnavailable { detail: m },
+            CoreCode::AuthRequired => UploaderError::AuthRequired { detail: m },
+            CoreCode::UserStopped => UploaderError::UserStopped { detail: m },
+            CoreCode::Database => UploaderError::Database { detail: m },
+            CoreCode::DatabaseCorrupt => UploaderError::DatabaseCorrupt { detail: m },
+            CoreCode::Shutdown => UploaderError::Shutdown { detail: m },
+            CoreCode::Internal => UploaderError::Internal { detail: m },
         }
     }
 }
@@ -116,7 +139,9 @@ impl From<UploadError> for UploaderError {
 pub(super) type Result<T, E = UploaderError> = std::result::Result<T, E>;
 
 pub(super) fn shut_down() -> UploaderError {
-    UploaderError::Shutdown("the uploader has been shut down".into())
+    UploaderError::Shutdown {
+        detail: "the uploader has been shut down".into(),
+    }
 }
 
 /// Stable error codes, as found in [`UploadFailure`]. Kotlin's

@@ -33,16 +33,9 @@ impl From<UploadError> for JsError {
 
 impl From<UploaderError> for JsError {
     fn from(e: UploaderError) -> Self {
-        // The variants are named after the stable codes (a test in ffi.rs
-        // holds them to it), so the name gives the code back.
-        let name = format!("{:?}", e.code()).to_lowercase();
-        let code = crate::error::ALL_CODES
-            .iter()
-            .find(|c| c.as_str().replace('_', "") == name)
-            .map_or("internal", |c| c.as_str());
         JsError::Rejected {
-            code: code.to_owned(),
-            detail: e.to_string(),
+            code: e.error_code(),
+            detail: e.error_detail(),
         }
     }
 }
@@ -78,6 +71,17 @@ impl UploadEngine {
 
 #[uniffi::export]
 impl UploadEngine {
+    /// [`UploadEngine::open`] for the side that answers JavaScript: a queue
+    /// that cannot be opened fails with `JsError::Rejected` and the
+    /// engine's code (`database_corrupt`, `database` when another process
+    /// holds it or it is unwritable, `invalid_argument` for an unusable
+    /// path), so every platform rejects with the same code. Blocking, as
+    /// `open`: call it off the main thread.
+    #[uniffi::constructor(default(start = true))]
+    pub fn open_json(db_path: String, start: bool) -> Result<Arc<UploadEngine>> {
+        Ok(UploadEngine::open(db_path, start)?)
+    }
+
     /// The spec's `setConfig`: parses `config_json` (the shape documented in
     /// `NativeS3BgUploader.ts`), validates and stores it. Async.
     pub async fn set_config_json(&self, config_json: String) -> Result<()> {

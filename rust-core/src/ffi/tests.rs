@@ -1,29 +1,78 @@
 use super::records::summary_record;
 use super::*;
-use crate::error::ErrorCode as CoreCode;
+use crate::ffi::JsError;
 use crate::{background, model, Config, UploadError};
 use std::sync::Arc;
 
 #[test]
-fn every_code_keeps_its_variant_and_message() {
-    for code in [
-        CoreCode::InvalidConfig,
-        CoreCode::NotFound,
-        CoreCode::AuthRequired,
-        CoreCode::UserStopped,
-        CoreCode::DatabaseCorrupt,
-        CoreCode::Shutdown,
-        CoreCode::Internal,
-    ] {
+fn every_variant_carries_its_stable_code_and_message() {
+    let mut variants = std::collections::HashSet::new();
+    for code in crate::error::ALL_CODES {
         let e = UploaderError::from(UploadError::new(code, "why"));
+        variants.insert(std::mem::discriminant(&e));
+        assert_eq!(e.error_code(), code.as_str());
+        assert_eq!(e.core_code(), code);
         assert_eq!(e.code(), ErrorCode::from(code));
+        assert_eq!(e.error_detail(), "why");
         assert_eq!(e.to_string(), "why");
+        // iOS still derives codes from case names until it calls `error_code`.
         let name = format!("{:?}", e.code());
         assert_eq!(
             name.to_lowercase(),
             code.as_str().replace('_', ""),
             "variant names follow the stable codes"
         );
+        let JsError::Rejected { code: js, detail } = JsError::from(e);
+        assert_eq!((js.as_str(), detail.as_str()), (code.as_str(), "why"));
+    }
+    // One variant per code: none is reached by two codes.
+    assert_eq!(variants.len(), crate::error::ALL_CODES.len());
+}
+
+/// A file that is not an SQLite database where the queue should be.
+fn not_a_database(dir: &std::path::Path) -> String {
+    let db = dir.join("q.db");
+    std::fs::write(&db, b"this is a text file, not a queue\n".repeat(300)).unwrap();
+    db.to_string_lossy().into_owned()
+}
+
+#[test]
+fn open_json_rejects_a_corrupt_queue_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = not_a_database(dir.path());
+    match UploadEngine::open_json(db.clone(), false) {
+        Err(JsError::Rejected { code, detail }) => {
+            assert_eq!(code, "database_corrupt", "{detail}");
+            assert!(detail.contains("set it aside"), "{detail}");
+        }
+        Ok(_) => panic!("a corrupt queue opened"),
+    }
+    // The platform's own open carries the same code.
+    let e = UploadEngine::open(db, false).err().expect("open refuses");
+    assert_eq!(e.error_code(), "database_corrupt");
+    match UploadEngine::open_json(" ".into(), false) {
+        Err(JsError::Rejected { code, .. }) => assert_eq!(code, "invalid_argument"),
+        Ok(_) => panic!("an empty path opened"),
+    }
+}
+
+#[test]
+fn open_json_rejects_a_queue_held_by_another_process_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // Another process's engine, as far as the lock file can tell.
+    let _held = crate::Uploader::open({
+        let mut o = crate::UploaderOptions::new(&db);
+        o.start = false;
+        o
+    })
+    .unwrap();
+    match UploadEngine::open_json(db.to_string_lossy().into_owned(), false) {
+        Err(JsError::Rejected { code, detail }) => {
+            assert_eq!(code, "database", "{detail}");
+            assert!(detail.contains("in use"), "{detail}");
+        }
+        Ok(_) => panic!("a queue in use opened twice"),
     }
 }
 

@@ -912,6 +912,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_constructor_uploadengine_open(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_constructor_uploadengine_open_json(
+    ): Int
     external fun ffi_s3bgu_core_uniffi_contract_version(
     ): Int
 
@@ -942,6 +944,8 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_free_uploadengine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_constructor_uploadengine_open(`dbPath`: RustBuffer.ByValue,`start`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_s3bgu_core_fn_constructor_uploadengine_open_json(`dbPath`: RustBuffer.ByValue,`start`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_add_file(`ptr`: Long,`file`: RustBuffer.ByValue,
     ): Long
@@ -1073,6 +1077,10 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_platformtrust_check_server_trusted(`ptr`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadererror_error_code(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_method_uploadererror_error_detail(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_method_parttaskresult_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1397,6 +1405,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open() and 0xFFFF) != 60514) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_constructor_uploadengine_open_json() and 0xFFFF) != 20816) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -5172,6 +5183,28 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
     
 
         
+    /**
+     * [`UploadEngine::open`] for the side that answers JavaScript: a queue
+     * that cannot be opened fails with `JsError::Rejected` and the
+     * engine's code (`database_corrupt`, `database` when another process
+     * holds it or it is unwritable, `invalid_argument` for an unusable
+     * path), so every platform rejects with the same code. Blocking, as
+     * `open`: call it off the main thread.
+     */
+    @Throws(JsException::class) fun `openJson`(`dbPath`: kotlin.String, `start`: kotlin.Boolean = true): UploadEngine {
+            return FfiConverterTypeUploadEngine.lift(
+    uniffiRustCallWithError(JsException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_constructor_uploadengine_open_json(
+    
+        
+        FfiConverterString.lower(`dbPath`),
+        FfiConverterBoolean.lower(`start`),_status)
+}
+    )
+    }
+    
+
+        
     }
     
 }
@@ -8099,102 +8132,240 @@ public object FfiConverterTypeUploadState: FfiConverterRustBuffer<UploadState> {
 
 
 /**
- * The one error type of the API. The variant is the stable error code (its
- * snake_case form, e.g. `file_not_found`, is what the README lists); the
- * message is for people and has secrets removed.
+ * The one error type of the API. The variant names the stable error code;
+ * [`UploaderError::error_code`] gives its string (`file_not_found`, as the
+ * README and `js/src/types.ts` list them), the one platforms reject JS
+ * promises with. `detail` (also the message) is for people and has
+ * secrets removed.
  */
-sealed class UploaderException(message: String): kotlin.Exception(message) {
-        
+sealed class UploaderException: kotlin.Exception() {
+    
     /**
      * The configuration is missing or invalid (URLs, headers, limits).
      */
-        class InvalidConfig(message: String) : UploaderException(message)
+    class InvalidConfig(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * An argument is invalid (empty transfer id, reserved or non-object user params...).
      */
-        class InvalidArgument(message: String) : UploaderException(message)
+    class InvalidArgument(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * No upload has the given id.
      */
-        class NotFound(message: String) : UploaderException(message)
+    class NotFound(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The file does not exist (any more).
      */
-        class FileNotFound(message: String) : UploaderException(message)
+    class FileNotFound(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The file changed after it was added.
      */
-        class FileChanged(message: String) : UploaderException(message)
+    class FileChanged(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The file exists but cannot be read (permission denied, I/O error).
      */
-        class FileUnreadable(message: String) : UploaderException(message)
+    class FileUnreadable(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The backend refused a request (4xx other than 401).
      */
-        class BackendRejected(message: String) : UploaderException(message)
+    class BackendRejected(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The backend's answer does not follow the contract.
      */
-        class BackendInvalidResponse(message: String) : UploaderException(message)
+    class BackendInvalidResponse(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The backend could not be reached after every retry.
      */
-        class BackendUnavailable(message: String) : UploaderException(message)
+    class BackendUnavailable(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The storage refused a part.
      */
-        class StorageRejected(message: String) : UploaderException(message)
+    class StorageRejected(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The storage could not be reached after every retry.
      */
-        class StorageUnavailable(message: String) : UploaderException(message)
+    class StorageUnavailable(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The backend answered 401: set new headers, then resume.
      */
-        class AuthRequired(message: String) : UploaderException(message)
+    class AuthRequired(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The person stopped the uploads: resume them.
      */
-        class UserStopped(message: String) : UploaderException(message)
+    class UserStopped(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The queue database failed (full, unwritable), or is in use by another process.
      */
-        class Database(message: String) : UploaderException(message)
+    class Database(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The queue database is damaged: `set_aside_database` keeps it for
      * inspection and lets the next open start an empty queue.
      */
-        class DatabaseCorrupt(message: String) : UploaderException(message)
+    class DatabaseCorrupt(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * The uploader was shut down.
      */
-        class Shutdown(message: String) : UploaderException(message)
+    class Shutdown(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     /**
      * A bug in the engine.
      */
-        class Internal(message: String) : UploaderException(message)
+    class Internal(
         
+        val `detail`: kotlin.String
+        ) : UploaderException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+
+    
+        /**
+         * The stable code string (`invalid_argument`, `database_corrupt`, ...
+         * as `js/src/types.ts` lists them): what a promise is rejected with.
+         * Pure; any thread.
+         */ fun `errorCode`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadererror_error_code(FfiConverterTypeUploaderError.lower(this),
+        _status)
+}
+    )
+    }
+    
+
+    
+        /**
+         * The message for people, without secrets (the same as `detail`).
+         * Pure; any thread.
+         */ fun `errorDetail`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadererror_error_detail(FfiConverterTypeUploaderError.lower(this),
+        _status)
+}
+    )
+    }
+    
+
+    
+
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<UploaderException> {
         override fun lift(error_buf: RustBuffer.ByValue): UploaderException = FfiConverterTypeUploaderError.lift(error_buf)
     }
+
+    
 }
 
 /**
@@ -8203,101 +8374,238 @@ sealed class UploaderException(message: String): kotlin.Exception(message) {
 public object FfiConverterTypeUploaderError : FfiConverterRustBuffer<UploaderException> {
     override fun read(buf: ByteBuffer): UploaderException {
         
-            return when(buf.getInt()) {
-            1 -> UploaderException.InvalidConfig(FfiConverterString.read(buf))
-            2 -> UploaderException.InvalidArgument(FfiConverterString.read(buf))
-            3 -> UploaderException.NotFound(FfiConverterString.read(buf))
-            4 -> UploaderException.FileNotFound(FfiConverterString.read(buf))
-            5 -> UploaderException.FileChanged(FfiConverterString.read(buf))
-            6 -> UploaderException.FileUnreadable(FfiConverterString.read(buf))
-            7 -> UploaderException.BackendRejected(FfiConverterString.read(buf))
-            8 -> UploaderException.BackendInvalidResponse(FfiConverterString.read(buf))
-            9 -> UploaderException.BackendUnavailable(FfiConverterString.read(buf))
-            10 -> UploaderException.StorageRejected(FfiConverterString.read(buf))
-            11 -> UploaderException.StorageUnavailable(FfiConverterString.read(buf))
-            12 -> UploaderException.AuthRequired(FfiConverterString.read(buf))
-            13 -> UploaderException.UserStopped(FfiConverterString.read(buf))
-            14 -> UploaderException.Database(FfiConverterString.read(buf))
-            15 -> UploaderException.DatabaseCorrupt(FfiConverterString.read(buf))
-            16 -> UploaderException.Shutdown(FfiConverterString.read(buf))
-            17 -> UploaderException.Internal(FfiConverterString.read(buf))
+
+        return when(buf.getInt()) {
+            1 -> UploaderException.InvalidConfig(
+                FfiConverterString.read(buf),
+                )
+            2 -> UploaderException.InvalidArgument(
+                FfiConverterString.read(buf),
+                )
+            3 -> UploaderException.NotFound(
+                FfiConverterString.read(buf),
+                )
+            4 -> UploaderException.FileNotFound(
+                FfiConverterString.read(buf),
+                )
+            5 -> UploaderException.FileChanged(
+                FfiConverterString.read(buf),
+                )
+            6 -> UploaderException.FileUnreadable(
+                FfiConverterString.read(buf),
+                )
+            7 -> UploaderException.BackendRejected(
+                FfiConverterString.read(buf),
+                )
+            8 -> UploaderException.BackendInvalidResponse(
+                FfiConverterString.read(buf),
+                )
+            9 -> UploaderException.BackendUnavailable(
+                FfiConverterString.read(buf),
+                )
+            10 -> UploaderException.StorageRejected(
+                FfiConverterString.read(buf),
+                )
+            11 -> UploaderException.StorageUnavailable(
+                FfiConverterString.read(buf),
+                )
+            12 -> UploaderException.AuthRequired(
+                FfiConverterString.read(buf),
+                )
+            13 -> UploaderException.UserStopped(
+                FfiConverterString.read(buf),
+                )
+            14 -> UploaderException.Database(
+                FfiConverterString.read(buf),
+                )
+            15 -> UploaderException.DatabaseCorrupt(
+                FfiConverterString.read(buf),
+                )
+            16 -> UploaderException.Shutdown(
+                FfiConverterString.read(buf),
+                )
+            17 -> UploaderException.Internal(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
-        
     }
 
     override fun allocationSize(value: UploaderException): ULong {
-        return 4UL
+        return when(value) {
+            is UploaderException.InvalidConfig -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.InvalidArgument -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.NotFound -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.FileNotFound -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.FileChanged -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.FileUnreadable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.BackendRejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.BackendInvalidResponse -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.BackendUnavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.StorageRejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.StorageUnavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.AuthRequired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.UserStopped -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.Database -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.DatabaseCorrupt -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.Shutdown -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is UploaderException.Internal -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
     }
 
     override fun write(value: UploaderException, buf: ByteBuffer) {
         when(value) {
             is UploaderException.InvalidConfig -> {
                 buf.putInt(1)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.InvalidArgument -> {
                 buf.putInt(2)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.NotFound -> {
                 buf.putInt(3)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.FileNotFound -> {
                 buf.putInt(4)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.FileChanged -> {
                 buf.putInt(5)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.FileUnreadable -> {
                 buf.putInt(6)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.BackendRejected -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.BackendInvalidResponse -> {
                 buf.putInt(8)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.BackendUnavailable -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.StorageRejected -> {
                 buf.putInt(10)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.StorageUnavailable -> {
                 buf.putInt(11)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.AuthRequired -> {
                 buf.putInt(12)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.UserStopped -> {
                 buf.putInt(13)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.Database -> {
                 buf.putInt(14)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.DatabaseCorrupt -> {
                 buf.putInt(15)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.Shutdown -> {
                 buf.putInt(16)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is UploaderException.Internal -> {
                 buf.putInt(17)
+                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
