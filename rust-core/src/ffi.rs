@@ -25,8 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+mod files;
 mod js_api;
 mod platform;
+pub use files::{bookmark_data, bookmark_file_name, bookmark_uri};
 pub use js_api::{JsError, JsEventObserver};
 pub use platform::certificates_der_from_pem;
 

@@ -12,6 +12,7 @@
 
 mod backend;
 pub mod background;
+mod bookmark;
 mod buffer;
 mod config;
 mod engine;
@@ -26,6 +27,7 @@ pub mod platform_notice;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
+mod roots;
 mod source;
 mod staging;
 mod store;
@@ -34,6 +36,7 @@ mod transfer;
 mod xxh3;
 
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
+pub use bookmark::{bookmark_data, bookmark_file_name, bookmark_uri};
 pub use config::{
     Config, RetryPolicy, DEFAULT_FINISHED_RETENTION_MS, DEFAULT_MAX_PARTS_IN_FLIGHT,
     MAX_ATTEMPTS_RANGE, MAX_PARTS_IN_FLIGHT, MAX_RETRY_DELAY_MS, MAX_URL_REFRESHES,
@@ -47,7 +50,8 @@ pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
-pub use source::{FileOpenError, FileOpener, FileSource};
+pub use roots::{FileRoot, MAX_FILE_ROOTS, MAX_ROOT_NAME};
+pub use source::{FileOpenError, FileOpener, FileSource, OpenedFile};
 pub use staging::DEFAULT_STAGING_BUDGET;
 
 uniffi::setup_scaffolding!();
@@ -73,7 +77,10 @@ pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
 /// `opener` turns `uri` into a descriptor, read with positioned reads.
 /// Blocking: it reads the whole file.
 pub fn hash_uri(uri: &str, opener: &dyn FileOpener) -> Result<String, UploadError> {
-    let file = source::open_uri(opener, uri).map_err(UploadError::from)?;
+    // A replacement URI has nowhere to be stored here.
+    let file = source::open_uri(opener, uri)
+        .map_err(UploadError::from)?
+        .file;
     hash::hash_descriptor(&file, &source::uri_for_message(uri))
         .map(|(h, _)| h)
         .map_err(UploadError::from)
@@ -290,6 +297,7 @@ impl Uploader {
         engine.set_running(options.start);
         engine.hold_lock(lock.share());
         let (commands, rx) = mpsc::unbounded_channel();
+        engine.hold_commands(commands.downgrade());
         let engine_task = runtime.spawn(async move {
             use futures_util::FutureExt;
             // A bug must not take the host app down: the engine stops and
@@ -427,6 +435,7 @@ impl Uploader {
         Ok(HashedFile {
             location: path.to_string_lossy().into_owned(),
             is_uri: false,
+            in_root: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,
@@ -458,17 +467,21 @@ impl Uploader {
         let hash_uri = uri.clone();
         // Read whole through the opener: held to the same two at a time.
         let _hashing = HASHING.acquire().await.map_err(|_| shutdown_error())?;
-        let (file_hash, stamp) = runtime
+        let (file_hash, stamp, replacement) = runtime
             .spawn_blocking(move || {
-                let file = source::open_uri(opener.as_ref(), &hash_uri)?;
-                hash::hash_descriptor(&file, &source::uri_for_message(&hash_uri))
+                let opened = source::open_uri(opener.as_ref(), &hash_uri)?;
+                let (hash, stamp) =
+                    hash::hash_descriptor(&opened.file, &source::uri_for_message(&hash_uri))?;
+                Ok::<_, error::Error>((hash, stamp, opened.replacement))
             })
             .await
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
         Ok(HashedFile {
-            location: uri,
+            // The opener's replacement, if it gave one, is what is kept.
+            location: replacement.unwrap_or(uri),
             is_uri: true,
+            in_root: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,
