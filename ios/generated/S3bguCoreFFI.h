@@ -273,7 +273,7 @@ typedef void (*UniffiCallbackInterfaceJsEventObserverMethod0)(uint64_t, RustBuff
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
-typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, int32_t* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -511,6 +511,11 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_transfer_summaries(uint64_t pt
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads(uint64_t ptr, RustBuffer selector
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+void uniffi_s3bgu_core_fn_method_uploadengine_set_file_roots(uint64_t ptr, RustBuffer roots, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_CANCEL_JSON
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_cancel_json(uint64_t ptr, RustBuffer upload_id, RustBuffer transfer_id
@@ -618,7 +623,7 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(const UniffiVTableCall
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
-int32_t uniffi_s3bgu_core_fn_method_fileopener_open_file(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_s3bgu_core_fn_method_fileopener_open_file(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
@@ -709,6 +714,21 @@ RustBuffer uniffi_s3bgu_core_fn_func_render_notification(RustBuffer template, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_SET_ASIDE_DATABASE
 RustBuffer uniffi_s3bgu_core_fn_func_set_aside_database(RustBuffer db_path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_DATA
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_DATA
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_data(RustBuffer uri, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_FILE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_FILE_NAME
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_file_name(RustBuffer uri, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_URI
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_URI
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_uri(RustBuffer file_name, RustBuffer bookmark, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CERTIFICATES_DER_FROM_PEM
@@ -1016,6 +1036,24 @@ uint16_t uniffi_s3bgu_core_checksum_func_set_aside_database(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_DATA
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_DATA
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_data(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_FILE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_FILE_NAME
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_file_name(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_URI
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_URI
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_uri(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_CERTIFICATES_DER_FROM_PEM
 uint16_t uniffi_s3bgu_core_checksum_func_certificates_der_from_pem(void
@@ -1205,6 +1243,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_file_roots(void
     
 );
 #endif
