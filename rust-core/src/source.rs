@@ -461,6 +461,18 @@ mod tests {
         assert!(e.message.contains("copy the file"), "{}", e.message);
     }
 
+    #[test]
+    fn an_opened_file_shows_no_bookmark_data() {
+        let opened = OpenedFile {
+            fd: 7,
+            replacement_uri: Some("bookmark://local/a.mov?c2VjcmV0LWJvb2ttYXJr".into()),
+        };
+        for text in [format!("{opened:?}"), format!("{opened:#?}")] {
+            assert!(!text.contains("c2VjcmV0"), "{text}");
+            assert!(text.contains("bookmark://local/a.mov"), "{text}");
+        }
+    }
+
     /// Hands over a fixed descriptor number.
     struct FixedFd(i32);
 
