@@ -114,7 +114,7 @@ enum BookmarkURI {
 
 /// Opens `bookmark://` URIs for the engine, each time it reads the file.
 final class BookmarkOpener: FileOpener, @unchecked Sendable {
-  func openFile(uri: String) throws -> Int32 {
+  func openFile(uri: String) throws -> OpenedFile {
     guard let data = BookmarkURI.data(of: uri) else {
       throw FileOpenError.Failed(reason: "not a bookmark:// URI with bookmark data in its query")
     }
@@ -142,7 +142,7 @@ final class BookmarkOpener: FileOpener, @unchecked Sendable {
     // The descriptor keeps its access after the scope ends; the engine owns it.
     let fd = Darwin.open(url.path, O_RDONLY | O_CLOEXEC)
     if fd >= 0 {
-      return fd
+      return OpenedFile(fd: fd, replacementUri: nil)
     }
     let code = errno
     switch code {

@@ -696,10 +696,15 @@ public protocol FileOpener: AnyObject, Sendable {
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
+     *
+     * The answer may name a replacement for `uri` (a refreshed bookmark):
+     * the engine then stores it for the upload and uses it for every later
+     * open, also after a restart. `uri` must still be usable until then.
+     *
      * Not named `open`: uniffi writes a Swift keyword into the C header's
      * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    func openFile(uri: String) throws  -> Int32
+    func openFile(uri: String) throws  -> OpenedFile
     
 }
 /**
@@ -778,11 +783,16 @@ open class FileOpenerImpl: FileOpener, @unchecked Sendable {
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
+     *
+     * The answer may name a replacement for `uri` (a refreshed bookmark):
+     * the engine then stores it for the upload and uses it for every later
+     * open, also after a restart. `uri` must still be usable until then.
+     *
      * Not named `open`: uniffi writes a Swift keyword into the C header's
      * vtable struct escaped with backticks, which no C compiler accepts.
      */
-open func openFile(uri: String)throws  -> Int32  {
-    return try  FfiConverterInt32.lift(try rustCallWithError(FfiConverterTypeFileOpenError_lift) {
+open func openFile(uri: String)throws  -> OpenedFile  {
+    return try  FfiConverterTypeOpenedFile_lift(try rustCallWithError(FfiConverterTypeFileOpenError_lift) {
         uniffiCallStatus in
     uniffi_s3bgu_core_fn_method_fileopener_open_file(
             self.uniffiCloneHandle(),
@@ -822,11 +832,11 @@ fileprivate struct UniffiCallbackInterfaceFileOpener {
         openFile: { (
             uniffiHandle: UInt64,
             uri: RustBuffer,
-            uniffiOutReturn: UnsafeMutablePointer<Int32>,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
             let makeCall = {
-                () throws -> Int32 in
+                () throws -> OpenedFile in
                 guard let uniffiObj = try? FfiConverterTypeFileOpener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
@@ -836,7 +846,7 @@ fileprivate struct UniffiCallbackInterfaceFileOpener {
             }
 
             
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterInt32.lower($0) }
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterTypeOpenedFile_lower($0) }
             uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
@@ -1975,6 +1985,19 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func uploads(selector: UploadSelector) async throws  -> [UploadRecord]
     
     /**
+     * Registers the app's directories under stable names (replacing any
+     * registered before); call it at every launch, right after `open`
+     * (iOS: `documents`, `library`, `caches`, `tmp`; Android: `files`,
+     * `cache`, `externalFiles`). A file added under one is stored relative
+     * to it and found at the root's current path at each use, so an app
+     * update that moves the container loses nothing. Uploads under a root
+     * not registered wait. `InvalidArgument` for a bad name (an ASCII
+     * letter, then letters, digits, `_`, `-`; at most 32) or a path that
+     * is not absolute, changing nothing. Non-blocking; any thread.
+     */
+    func setFileRoots(roots: [FileRoot]) throws 
+    
+    /**
      * After a launch: the ids of every task the platform's session still
      * has. The engine's other tasks were lost and are sent again (a
      * report of one of them that still comes later counts); returns
@@ -2587,6 +2610,26 @@ open func uploads(selector: UploadSelector)async throws  -> [UploadRecord]  {
             liftFunc: FfiConverterSequenceTypeUploadRecord.lift,
             errorHandler: FfiConverterTypeUploaderError_lift
         )
+}
+    
+    /**
+     * Registers the app's directories under stable names (replacing any
+     * registered before); call it at every launch, right after `open`
+     * (iOS: `documents`, `library`, `caches`, `tmp`; Android: `files`,
+     * `cache`, `externalFiles`). A file added under one is stored relative
+     * to it and found at the root's current path at each use, so an app
+     * update that moves the container loses nothing. Uploads under a root
+     * not registered wait. `InvalidArgument` for a bad name (an ASCII
+     * letter, then letters, digits, `_`, `-`; at most 32) or a path that
+     * is not absolute, changing nothing. Non-blocking; any thread.
+     */
+open func setFileRoots(roots: [FileRoot])throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_file_roots(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeFileRoot.lower(roots),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -3449,6 +3492,67 @@ public func FfiConverterTypeEngineStatus_lower(_ value: EngineStatus) -> RustBuf
 
 
 /**
+ * A directory the platform owns, under a name that stays the same when its
+ * path changes (iOS: `documents`, `library`, `caches`, `tmp`; Android:
+ * `files`, `cache`, `externalFiles`). `name`: an ASCII letter, then letters,
+ * digits, `_` or `-`, at most [`MAX_ROOT_NAME`] in all. `path`: absolute;
+ * it need not exist.
+ */
+public struct FileRoot: Equatable, Hashable {
+    public var name: String
+    public var path: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FileRoot: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFileRoot: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FileRoot {
+        return
+            try FileRoot(
+                name: FfiConverterString.read(from: &buf), 
+                path: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FileRoot, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.path, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileRoot_lift(_ buf: RustBuffer) throws -> FileRoot {
+    return try FfiConverterTypeFileRoot.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileRoot_lower(_ value: FileRoot) -> RustBuffer {
+    return FfiConverterTypeFileRoot.lower(value)
+}
+
+
+/**
  * Hand-off tuning.
  */
 public struct HandoffSettings: Equatable, Hashable {
@@ -3934,6 +4038,67 @@ public func FfiConverterTypeNotificationContent_lift(_ buf: RustBuffer) throws -
 #endif
 public func FfiConverterTypeNotificationContent_lower(_ value: NotificationContent) -> RustBuffer {
     return FfiConverterTypeNotificationContent.lower(value)
+}
+
+
+/**
+ * A [`FileOpener`]'s answer: the descriptor it hands over, and optionally
+ * a URI to use instead of the one it was asked for from now on (a stale
+ * bookmark refreshed). A replacement that is not a URI the engine would
+ * take from the app is ignored. `Debug` shows the replacement as in
+ * messages (no query: a bookmark is in it).
+ */
+public struct OpenedFile: Equatable, Hashable {
+    public var fd: Int32
+    public var replacementUri: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(fd: Int32, replacementUri: String?) {
+        self.fd = fd
+        self.replacementUri = replacementUri
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OpenedFile: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOpenedFile: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OpenedFile {
+        return
+            try OpenedFile(
+                fd: FfiConverterInt32.read(from: &buf), 
+                replacementUri: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OpenedFile, into buf: inout [UInt8]) {
+        FfiConverterInt32.write(value.fd, into: &buf)
+        FfiConverterOptionString.write(value.replacementUri, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOpenedFile_lift(_ buf: RustBuffer) throws -> OpenedFile {
+    return try FfiConverterTypeOpenedFile.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOpenedFile_lower(_ value: OpenedFile) -> RustBuffer {
+    return FfiConverterTypeOpenedFile.lower(value)
 }
 
 
@@ -7174,6 +7339,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeFileOpener: FfiConverterRustBuffer {
     typealias SwiftType = FileOpener?
 
@@ -7344,6 +7533,31 @@ fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeFileRoot: FfiConverterRustBuffer {
+    typealias SwiftType = [FileRoot]
+
+    public static func write(_ value: [FileRoot], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFileRoot.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FileRoot] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FileRoot]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFileRoot.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer {
     typealias SwiftType = [HttpHeader]
 
@@ -7502,6 +7716,42 @@ public func configForBaseUrl(baseUrl: String) -> UploaderConfig  {
 })
 }
 /**
+ * The bookmark data in a `bookmark://` URI (base64url or standard base64),
+ * or `None` when it is not one.
+ */
+public func bookmarkData(uri: String) -> Data?  {
+    return try!  FfiConverterOptionData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_bookmark_data(
+        FfiConverterString.lower(uri),uniffiCallStatus
+    )
+})
+}
+/**
+ * The display name of a `bookmark://` URI (whole, `:` and all), or `None`.
+ */
+public func bookmarkFileName(uri: String) -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_bookmark_file_name(
+        FfiConverterString.lower(uri),uniffiCallStatus
+    )
+})
+}
+/**
+ * The `bookmark://` URI for the bookmark data of a file named `file_name`:
+ * what to add for a file the app may read only through its bookmark.
+ */
+public func bookmarkUri(fileName: String, bookmark: Data) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_func_bookmark_uri(
+        FfiConverterString.lower(fileName),
+        FfiConverterData.lower(bookmark),uniffiCallStatus
+    )
+})
+}
+/**
  * The contract's `fileHash` of a file: XXH3-128 of its content as 32
  * lowercase hex digits. `path` is a path, a `file://` URI, or a URI that
  * `opener` opens (as in [`NewFile::path`]). Blocking: reads the whole file.
@@ -7619,6 +7869,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_func_config_for_base_url() != 16544) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_func_bookmark_data() != 14162) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_bookmark_file_name() != 4052) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_func_bookmark_uri() != 25044) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_func_hash_file() != 3444) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7700,6 +7959,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_uploads() != 12969) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_file_roots() != 35852) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() != 28002) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7778,7 +8040,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() != 21583) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 28617) {
+    if (uniffi_s3bgu_core_checksum_method_fileopener_open_file() != 26493) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() != 41158) {

@@ -273,7 +273,7 @@ typedef void (*UniffiCallbackInterfaceUploadObserverMethod0)(uint64_t, RustBuffe
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_FILE_OPENER_METHOD0
-typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, int32_t* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceFileOpenerMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -449,6 +449,11 @@ uint64_t uniffi_s3bgu_core_fn_method_uploadengine_transfer_summaries(uint64_t pt
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_UPLOADS
 uint64_t uniffi_s3bgu_core_fn_method_uploadengine_uploads(uint64_t ptr, RustBuffer selector
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+void uniffi_s3bgu_core_fn_method_uploadengine_set_file_roots(uint64_t ptr, RustBuffer roots, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_UPLOADENGINE_RECONCILE_PART_TASKS
@@ -653,7 +658,7 @@ void uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(const UniffiVTableCall
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_METHOD_FILEOPENER_OPEN_FILE
-int32_t uniffi_s3bgu_core_fn_method_fileopener_open_file(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_s3bgu_core_fn_method_fileopener_open_file(uint64_t ptr, RustBuffer uri, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_CLONE_PLATFORMTRUST
@@ -739,6 +744,21 @@ RustBuffer uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(RustBuffer p
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_CONFIG_FOR_BASE_URL
 RustBuffer uniffi_s3bgu_core_fn_func_config_for_base_url(RustBuffer base_url, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_DATA
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_DATA
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_data(RustBuffer uri, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_FILE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_FILE_NAME
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_file_name(RustBuffer uri, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_URI
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_BOOKMARK_URI
+RustBuffer uniffi_s3bgu_core_fn_func_bookmark_uri(RustBuffer file_name, RustBuffer bookmark, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_FN_FUNC_HASH_FILE
@@ -1043,6 +1063,24 @@ uint16_t uniffi_s3bgu_core_checksum_func_config_for_base_url(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_DATA
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_DATA
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_data(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_FILE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_FILE_NAME
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_file_name(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_URI
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_BOOKMARK_URI
+uint16_t uniffi_s3bgu_core_checksum_func_bookmark_uri(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_HASH_FILE
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_FUNC_HASH_FILE
 uint16_t uniffi_s3bgu_core_checksum_func_hash_file(void
@@ -1202,6 +1240,12 @@ uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 #define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_UPLOADS
 uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_uploads(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+#define UNIFFI_FFIDEF_UNIFFI_S3BGU_CORE_CHECKSUM_METHOD_UPLOADENGINE_SET_FILE_ROOTS
+uint16_t uniffi_s3bgu_core_checksum_method_uploadengine_set_file_roots(void
     
 );
 #endif

@@ -41,6 +41,7 @@ macro_rules! display_as_debug {
 mod config;
 mod engine;
 mod error;
+mod files;
 mod functions;
 mod handoff;
 mod js_api;
@@ -54,6 +55,7 @@ mod tests;
 pub use config::{config_for_base_url, HttpHeader, NetworkPolicy, RetrySettings, UploaderConfig};
 pub use engine::UploadEngine;
 pub use error::{ErrorCode, UploadFailure, UploaderError};
+pub use files::{bookmark_data, bookmark_file_name, bookmark_uri};
 pub use functions::{hash_file, set_aside_database};
 pub use handoff::{
     HandoffSettings, PartMode, PartTask, PartTaskResult, PartTransport, SubmitError,

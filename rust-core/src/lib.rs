@@ -12,6 +12,7 @@
 
 mod backend;
 pub mod background;
+mod bookmark;
 mod buffer;
 mod config;
 mod engine;
@@ -27,6 +28,7 @@ pub mod platform_notice;
 #[cfg(test)]
 mod proptests;
 pub mod redact;
+mod roots;
 mod source;
 mod staging;
 mod store;
@@ -36,6 +38,7 @@ mod uploader;
 mod xxh3;
 
 pub use background::{EngineStatus, IdleReason, NetworkPolicy, NetworkState};
+pub use bookmark::{bookmark_data, bookmark_file_name, bookmark_uri};
 pub use config::{
     Config, RetryPolicy, DEFAULT_FINISHED_RETENTION_MS, DEFAULT_MAX_PARTS_IN_FLIGHT,
     MAX_ATTEMPTS_RANGE, MAX_PARTS_IN_FLIGHT, MAX_RETRY_DELAY_MS, MAX_URL_REFRESHES,
@@ -50,7 +53,8 @@ pub use model::{
     NewUpload, Progress, Selector, Summary, UploadEvent, UploadId, UploadInfo, UploadListener,
     UploadState,
 };
-pub use source::{FileOpenError, FileOpener, FileSource};
+pub use roots::{FileRoot, MAX_FILE_ROOTS, MAX_ROOT_NAME};
+pub use source::{FileOpenError, FileOpener, FileSource, OpenedFile};
 pub use staging::DEFAULT_STAGING_BUDGET;
 
 uniffi::setup_scaffolding!();
@@ -75,7 +79,10 @@ pub fn hash_file(path: &std::path::Path) -> Result<String, UploadError> {
 /// `opener` turns `uri` into a descriptor, read with positioned reads.
 /// Blocking: it reads the whole file.
 pub fn hash_uri(uri: &str, opener: &dyn FileOpener) -> Result<String, UploadError> {
-    let file = source::open_uri(opener, uri).map_err(UploadError::from)?;
+    // A replacement URI has nowhere to be stored here.
+    let file = source::open_uri(opener, uri)
+        .map_err(UploadError::from)?
+        .file;
     hash::hash_descriptor(&file, &source::uri_for_message(uri))
         .map(|(h, _)| h)
         .map_err(UploadError::from)

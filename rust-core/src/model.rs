@@ -83,7 +83,10 @@ pub struct UploadInfo {
     pub id: UploadId,
     pub transfer_id: String,
     /// Path of the file on this device, or the URI it was added with
-    /// (opened through the registered file opener).
+    /// (opened through the registered file opener; the opener's replacement
+    /// once it gave one). A file under a registered file root shows at the
+    /// root's current path; while that root is not registered, as stored:
+    /// `<root name>/<path under it>` (relative, unlike any path added).
     pub path: String,
     pub file_name: String,
     /// XXH3-128 of the content, 32 lowercase hex digits.

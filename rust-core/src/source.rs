@@ -36,9 +36,47 @@ pub trait FileOpener: Send + Sync {
     /// The descriptor must allow positioned reads (a regular file): a pipe
     /// fails the upload with `file_unreadable`.
     ///
+    ///
+    /// The answer may name a replacement for `uri` (a refreshed bookmark):
+    /// the engine then stores it for the upload and uses it for every later
+    /// open, also after a restart. `uri` must still be usable until then.
+    ///
     /// Not named `open`: uniffi writes a Swift keyword into the C header's
     /// vtable struct escaped with backticks, which no C compiler accepts.
-    fn open_file(&self, uri: String) -> std::result::Result<i32, FileOpenError>;
+    fn open_file(&self, uri: String) -> std::result::Result<OpenedFile, FileOpenError>;
+}
+
+/// A [`FileOpener`]'s answer: the descriptor it hands over, and optionally
+/// a URI to use instead of the one it was asked for from now on (a stale
+/// bookmark refreshed). A replacement that is not a URI the engine would
+/// take from the app is ignored. `Debug` shows the replacement as in
+/// messages (no query: a bookmark is in it).
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OpenedFile {
+    pub fd: i32,
+    pub replacement_uri: Option<String>,
+}
+
+impl std::fmt::Debug for OpenedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedFile")
+            .field("fd", &self.fd)
+            .field(
+                "replacement_uri",
+                &self.replacement_uri.as_deref().map(uri_for_message),
+            )
+            .finish()
+    }
+}
+
+impl From<i32> for OpenedFile {
+    /// A descriptor with no replacement.
+    fn from(fd: i32) -> Self {
+        OpenedFile {
+            fd,
+            replacement_uri: None,
+        }
+    }
 }
 
 /// Why a [`FileOpener`] could not open a URI. Any other exception thrown by
@@ -149,8 +187,12 @@ pub(crate) fn uri_for_message(uri: &str) -> String {
 }
 
 /// The file name a URI suggests: its last path segment, percent-decoded,
-/// after any `/` or `:` it decodes to (document ids look like `primary:DCIM/a.mp4`).
+/// after any `/` or `:` it decodes to (document ids look like `primary:DCIM/a.mp4`);
+/// a `bookmark://` URI's name is taken whole.
 pub(crate) fn uri_file_name(uri: &str) -> Option<String> {
+    if let Some(name) = crate::bookmark::bookmark_file_name(uri) {
+        return Some(name);
+    }
     let cut = uri.find(['?', '#']).unwrap_or(uri.len());
     let (_, rest) = uri[..cut].split_once("://")?;
     let (_, path) = rest.split_once('/')?;
@@ -187,9 +229,16 @@ pub(crate) fn no_opener(uri: &str) -> crate::error::Error {
     )
 }
 
+/// A URI opened by the platform's opener.
+pub(crate) struct OpenedUri {
+    pub file: File,
+    /// The URI to use from now on instead, when the opener gave a usable one.
+    pub replacement: Option<String>,
+}
+
 /// Asks `opener` for `uri` and checks that the descriptor can be read at
 /// any offset. Blocking: the opener may block.
-pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
+pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<OpenedUri> {
     let label = uri_for_message(uri);
     // The opener is app code: whatever it does must not unwind into the engine.
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -204,8 +253,11 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
             format!(" ({reason})")
         }
     };
-    let fd = match answer {
-        Ok(Ok(fd)) => fd,
+    let (fd, replacement) = match answer {
+        Ok(Ok(OpenedFile {
+            fd,
+            replacement_uri,
+        })) => (fd, replacement_uri),
         Ok(Err(FileOpenError::Gone { reason })) => {
             return Err(err(
                 ErrorCode::FileNotFound,
@@ -270,7 +322,24 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<File> {
         ));
     }
     descriptor_stamp(&file, &label)?;
-    Ok(file)
+    let replacement = replacement.filter(|new| usable_replacement(uri, new));
+    Ok(OpenedUri { file, replacement })
+}
+
+/// Whether the opener's replacement for `uri` can be stored: a URI for the
+/// opener again (not a path, not `file://`), and a different one.
+fn usable_replacement(uri: &str, new: &str) -> bool {
+    if new == uri {
+        return false;
+    }
+    let usable = matches!(FileSource::parse(new), Ok(FileSource::Uri(_)));
+    if !usable {
+        tracing::warn!(
+            uri = %uri_for_message(uri),
+            "the file opener named a replacement that is not a URI it opens; ignored"
+        );
+    }
+    usable
 }
 
 /// Size and modification time of an open descriptor (fstat); refuses
@@ -392,12 +461,24 @@ mod tests {
         assert!(e.message.contains("copy the file"), "{}", e.message);
     }
 
+    #[test]
+    fn an_opened_file_shows_no_bookmark_data() {
+        let opened = OpenedFile {
+            fd: 7,
+            replacement_uri: Some("bookmark://local/a.mov?c2VjcmV0LWJvb2ttYXJr".into()),
+        };
+        for text in [format!("{opened:?}"), format!("{opened:#?}")] {
+            assert!(!text.contains("c2VjcmV0"), "{text}");
+            assert!(text.contains("bookmark://local/a.mov"), "{text}");
+        }
+    }
+
     /// Hands over a fixed descriptor number.
     struct FixedFd(i32);
 
     impl FileOpener for FixedFd {
-        fn open_file(&self, _uri: String) -> std::result::Result<i32, FileOpenError> {
-            Ok(self.0)
+        fn open_file(&self, _uri: String) -> std::result::Result<OpenedFile, FileOpenError> {
+            Ok(self.0.into())
         }
     }
 

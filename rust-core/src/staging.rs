@@ -364,7 +364,7 @@ mod tests {
     fn a_source_that_never_opens_stalls_and_leaves_nothing() {
         struct Stuck(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
         impl crate::FileOpener for Stuck {
-            fn open_file(&self, _uri: String) -> Result<i32, crate::FileOpenError> {
+            fn open_file(&self, _uri: String) -> Result<crate::OpenedFile, crate::FileOpenError> {
                 let _ = self.0.lock().unwrap().recv();
                 Err(crate::FileOpenError::Gone {
                     reason: "released".into(),
@@ -382,6 +382,7 @@ mod tests {
                 mtime_ns: 0,
             },
             calls: calls.clone(),
+            replaced: None,
         });
         let rt = crate::tests::two_threads();
         let r = rt.block_on(stage_part(StageJob {

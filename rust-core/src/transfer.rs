@@ -53,8 +53,13 @@ pub(crate) enum PartFile {
         /// The engine's opener calls (`MAX_OPENER_CALLS`): one is held
         /// from before the call until the opener returns.
         calls: Arc<Semaphore>,
+        /// Told the opener's replacement for `uri`, to store it.
+        replaced: Option<ReplacedUri>,
     },
 }
+
+/// Receives a URI the opener gave to use instead of the one it opened.
+pub(crate) type ReplacedUri = Arc<dyn Fn(String) + Send + Sync>;
 
 impl PartFile {
     /// Opens the file for this attempt; for a URI, also checks it is still
@@ -62,10 +67,20 @@ impl PartFile {
     pub(crate) fn open(&self) -> crate::error::Result<File> {
         match self {
             PartFile::Path(path) => File::open(path).map_err(|e| file_error(path, &e)),
-            PartFile::Uri { uri, opener, .. } => {
-                let file = crate::source::open_uri(opener.as_ref(), uri)?;
-                self.check(&file)?;
-                Ok(file)
+            PartFile::Uri {
+                uri,
+                opener,
+                replaced,
+                ..
+            } => {
+                let opened = crate::source::open_uri(opener.as_ref(), uri)?;
+                // Stored even if this file then fails its check: the new
+                // URI names the same file, and is the one to keep.
+                if let (Some(new), Some(tell)) = (opened.replacement, replaced) {
+                    tell(new);
+                }
+                self.check(&opened.file)?;
+                Ok(opened.file)
             }
         }
     }

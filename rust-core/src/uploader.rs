@@ -170,6 +170,7 @@ impl Uploader {
         engine.set_running(options.start);
         engine.hold_lock(lock.share());
         let (commands, rx) = mpsc::unbounded_channel();
+        engine.hold_commands(commands.downgrade());
         let engine_task = runtime.spawn(async move {
             use futures_util::FutureExt;
             // A bug must not take the host app down: the engine stops and
@@ -307,6 +308,7 @@ impl Uploader {
         Ok(HashedFile {
             location: path.to_string_lossy().into_owned(),
             is_uri: false,
+            in_root: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,
@@ -338,17 +340,21 @@ impl Uploader {
         let hash_uri = uri.clone();
         // Read whole through the opener: held to the same two at a time.
         let _hashing = HASHING.acquire().await.map_err(|_| shutdown_error())?;
-        let (file_hash, stamp) = runtime
+        let (file_hash, stamp, replacement) = runtime
             .spawn_blocking(move || {
-                let file = source::open_uri(opener.as_ref(), &hash_uri)?;
-                hash::hash_descriptor(&file, &source::uri_for_message(&hash_uri))
+                let opened = source::open_uri(opener.as_ref(), &hash_uri)?;
+                let (hash, stamp) =
+                    hash::hash_descriptor(&opened.file, &source::uri_for_message(&hash_uri))?;
+                Ok::<_, crate::error::Error>((hash, stamp, opened.replacement))
             })
             .await
             .map_err(|e| UploadError::new(ErrorCode::Internal, format!("hashing stopped: {e}")))?
             .map_err(UploadError::from)?;
         Ok(HashedFile {
-            location: uri,
+            // The opener's replacement, if it gave one, is what is kept.
+            location: replacement.unwrap_or(uri),
             is_uri: true,
+            in_root: false,
             transfer_id: new.transfer_id,
             file_name,
             file_hash,

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use s3bgu_core::{
-    ErrorCode, FileOpenError, FileOpener, NewUpload, Selector, UploadInfo, UploadState, Uploader,
-    UploaderOptions,
+    ErrorCode, FileOpenError, FileOpener, NewUpload, OpenedFile, Selector, UploadInfo, UploadState,
+    Uploader, UploaderOptions,
 };
 use s3bgu_testkit::Route;
 use std::collections::HashMap;
@@ -70,7 +70,13 @@ impl TestOpener {
 }
 
 impl FileOpener for TestOpener {
-    fn open_file(&self, uri: String) -> Result<i32, FileOpenError> {
+    fn open_file(&self, uri: String) -> Result<OpenedFile, FileOpenError> {
+        self.open_fd(uri).map(OpenedFile::from)
+    }
+}
+
+impl TestOpener {
+    fn open_fd(&self, uri: String) -> Result<i32, FileOpenError> {
         let name = uri
             .strip_prefix(PREFIX)
             .ok_or_else(|| FileOpenError::Failed {

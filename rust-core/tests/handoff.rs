@@ -645,11 +645,11 @@ async fn a_late_report_of_a_lost_task_settles_a_part_handed_off_again() {
 struct DirOpener(PathBuf);
 
 impl s3bgu_core::FileOpener for DirOpener {
-    fn open_file(&self, uri: String) -> Result<i32, s3bgu_core::FileOpenError> {
+    fn open_file(&self, uri: String) -> Result<s3bgu_core::OpenedFile, s3bgu_core::FileOpenError> {
         use std::os::fd::IntoRawFd;
         let name = uri.strip_prefix("content://test/").unwrap_or(&uri);
         std::fs::File::open(self.0.join(name))
-            .map(IntoRawFd::into_raw_fd)
+            .map(|f| f.into_raw_fd().into())
             .map_err(|e| s3bgu_core::FileOpenError::Gone {
                 reason: e.to_string(),
             })

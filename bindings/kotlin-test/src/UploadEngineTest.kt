@@ -3,6 +3,8 @@ package com.s3bguploader.core.test
 import com.s3bguploader.core.ErrorCode
 import com.s3bguploader.core.FileOpenException
 import com.s3bguploader.core.FileOpener
+import com.s3bguploader.core.FileRoot
+import com.s3bguploader.core.OpenedFile
 import com.s3bguploader.core.HandoffSettings
 import com.s3bguploader.core.PartMode
 import com.s3bguploader.core.PartTask
@@ -21,6 +23,9 @@ import com.s3bguploader.core.UploaderConfig
 import com.s3bguploader.core.UploaderEvent
 import com.s3bguploader.core.UploaderException
 import com.s3bguploader.core.AggregateState
+import com.s3bguploader.core.bookmarkData
+import com.s3bguploader.core.bookmarkFileName
+import com.s3bguploader.core.bookmarkUri
 import com.s3bguploader.core.configForBaseUrl
 import com.s3bguploader.core.hashFile
 import com.s3bguploader.core.renderNotification
@@ -112,7 +117,9 @@ class DirectoryOpener(private val dir: File) : FileOpener {
     val faults: MutableMap<String, Fault> = java.util.concurrent.ConcurrentHashMap()
     val calls: MutableMap<String, Int> = java.util.concurrent.ConcurrentHashMap()
 
-    override fun openFile(uri: String): Int {
+    override fun openFile(uri: String): OpenedFile = OpenedFile(openFd(uri), null)
+
+    private fun openFd(uri: String): Int {
         val name = uri.removePrefix(PREFIX)
         calls.merge(name, 1, Int::plus)
         return when (faults[name]) {
@@ -486,6 +493,50 @@ class UploadEngineTest {
             assertEquals(8u, engine.summary(null).completedFiles)
             assertEquals(3u, engine.summary(null).completedTransfers)
             sub.close()
+        }
+    }
+
+    @Test
+    fun bookmarkUrisAreMadeAndReadInRust() {
+        val data = byteArrayOf(0, 1, 2, -1, -17)
+        val uri = bookmarkUri("clip:take 1.mov", data)
+        assertTrue(uri, uri.startsWith("bookmark://local/"))
+        assertArrayEquals(data, bookmarkData(uri))
+        assertEquals("clip:take 1.mov", bookmarkFileName(uri))
+        // As Platform.swift has written them: base64url, the `:` as is.
+        assertArrayEquals(data, bookmarkData("bookmark://local/clip:take%201.mov?AAEC_-8"))
+        assertEquals(null, bookmarkData("content://media/1?AAEC"))
+        assertEquals(null, bookmarkFileName("content://media/1"))
+    }
+
+    @Test
+    fun filesUnderARegisteredRootFollowItWhenItMoves() = runBlocking<Unit> {
+        val before = File(dir, "container-a/files").also { it.mkdirs() }
+        val f = File(before, "a.bin").also { it.writeBytes(Random(5).nextBytes(5 * MIB + 3)) }
+        val bytes = f.readBytes()
+        open("roots.db", start = false).use { engine ->
+            engine.setConfig(config())
+            assertThrows<UploaderException.InvalidArgument> {
+                engine.setFileRoots(listOf(FileRoot("no spaces", before.path)))
+            }
+            assertThrows<UploaderException.InvalidArgument> {
+                engine.setFileRoots(listOf(FileRoot("files", "relative/dir")))
+            }
+            engine.setFileRoots(listOf(FileRoot("files", before.path)))
+            val u = engine.addFile(NewFile(f.path, "t", null, "{}"))
+            assertEquals(f.path, u.path)
+            // Without its root the upload shows as stored, and waits.
+            engine.setFileRoots(emptyList())
+            assertEquals("files/a.bin", engine.one(u.id).path)
+            // The app was updated: the container moved.
+            val after = File(dir, "container-b/files")
+            check(File(dir, "container-a").renameTo(after.parentFile))
+            engine.setFileRoots(listOf(FileRoot("files", after.path)))
+            assertEquals(File(after, "a.bin").path, engine.one(u.id).path)
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            val done = engine.one(u.id)
+            assertEquals(done.error?.message, UploadState.COMPLETED, done.state)
+            assertArrayEquals(bytes, ReferenceBackend.objectBytes(checkNotNull(done.key)))
         }
     }
 

@@ -113,6 +113,8 @@ impl Engine {
             }
             // The next pass of the loop starts the parts that waited.
             Command::OpenerChanged => self.changes.send_modify(|n| *n += 1),
+            Command::SetFileRoots(roots) => self.set_file_roots(roots),
+            Command::UriReplaced { upload, from, to } => self.replace_uri(upload, &from, &to),
             // The loop handles it before dispatching here; answer anyway.
             Command::Shutdown(done) => {
                 let _ = done.send(());
@@ -183,6 +185,7 @@ impl Engine {
     }
 
     pub(super) fn add(&mut self, f: HashedFile) -> Result<UploadInfo> {
+        let f = self.place_in_root(f);
         if self.config.is_none() {
             return Err(err(
                 ErrorCode::InvalidConfig,
@@ -213,6 +216,7 @@ impl Engine {
                 mtime_ns: f.stamp.mtime_ns,
                 user_params: &f.user_params,
                 is_uri: f.is_uri,
+                in_root: f.in_root,
             },
         )?;
         tx.commit()?;

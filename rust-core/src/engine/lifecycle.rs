@@ -29,6 +29,7 @@ impl Engine {
             mtime_ns: f.stamp.mtime_ns,
             user_params: &f.user_params,
             is_uri: f.is_uri,
+            in_root: f.in_root,
         };
         let tx = self.store.transaction()?;
         lifecycle_write::refresh_file(&tx, id, &new, not_started)?;
@@ -354,6 +355,7 @@ mod tests {
                 mtime_ns: 0,
                 user_params: &serde_json::Map::new(),
                 is_uri: false,
+                in_root: false,
             },
         )
         .unwrap();

@@ -95,9 +95,11 @@ const EVENTS_PER_PASS: usize = 64;
 
 /// A file checked and hashed by the caller's side, ready to be queued.
 pub(crate) struct HashedFile {
-    /// An absolute path, or a URI for the file opener (`is_uri`).
+    /// An absolute path, or a URI for the file opener (`is_uri`), or a
+    /// path under a file root as `<root>/<path under it>` (`in_root`).
     pub location: String,
     pub is_uri: bool,
+    pub in_root: bool,
     pub transfer_id: String,
     pub file_name: String,
     pub file_hash: String,
@@ -131,6 +133,15 @@ pub(crate) enum Command {
     /// A file opener was registered or removed: uploads of URIs that
     /// waited for one can go on.
     OpenerChanged,
+    /// The platform registered its file roots: uploads under a root that
+    /// waited for it can go on.
+    SetFileRoots(crate::roots::FileRoots),
+    /// The opener answered for `from` with a replacement URI to keep.
+    UriReplaced {
+        upload: UploadId,
+        from: String,
+        to: String,
+    },
     /// Part hand-off to the platform's transport.
     Handoff(handoff::HandoffCommand),
     /// The phone lifecycle: app state, runs, OS progress.
@@ -234,6 +245,9 @@ pub(crate) struct Engine {
     opener: OpenerSlot,
     /// Calls into the opener in flight at once, at most (`MAX_OPENER_CALLS`).
     opener_calls: Arc<tokio::sync::Semaphore>,
+    /// The engine's own command queue, for what its tasks learn on the way
+    /// (a replaced URI); weak, so the engine still ends with its handles.
+    own_commands: Option<mpsc::WeakUnboundedSender<Command>>,
     handoff: handoff::Handoff,
     /// The app's state, runs and mode, as the platform reports them.
     phone: phone::Phone,
@@ -312,6 +326,7 @@ impl Engine {
             queue_lock: None,
             opener,
             opener_calls: Arc::new(tokio::sync::Semaphore::new(crate::MAX_OPENER_CALLS)),
+            own_commands: None,
             handoff: handoff::Handoff::new(),
             phone: phone::Phone::new(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,

@@ -488,6 +488,7 @@ mod tests {
                 mtime_ns: 0,
                 user_params: &serde_json::Map::new(),
                 is_uri: false,
+                in_root: false,
             },
         )
         .unwrap();

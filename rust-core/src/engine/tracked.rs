@@ -142,7 +142,7 @@ impl Tracked {
         UploadInfo {
             id: r.id,
             transfer_id: r.transfer_id.clone(),
-            path: r.path.clone(),
+            path: r.shown_path().to_owned(),
             file_name: r.file_name.clone(),
             file_hash: r.file_hash.clone(),
             size: r.size,

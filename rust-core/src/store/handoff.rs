@@ -136,6 +136,7 @@ mod tests {
                 mtime_ns: 1,
                 user_params: &p,
                 is_uri: false,
+                in_root: false,
             },
         )
         .unwrap();

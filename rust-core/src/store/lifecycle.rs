@@ -41,7 +41,7 @@ impl Store {
              WHERE NOT {FINISHED} AND state != 'PENDING' ORDER BY id"
         ))?;
         let mut rows = stmt
-            .query_map([], read_upload)?
+            .query_map([], self.row_reader())?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let head = self.pending_after(None, Some(pending))?;
         let more = (head.len() == pending)
@@ -64,7 +64,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map(
             params![after.unwrap_or(i64::MIN), limit.map_or(-1, |l| l as i64)],
-            read_upload,
+            self.row_reader(),
         )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -109,6 +109,7 @@ impl Store {
         ))?;
         // The two counts come right after the upload's own columns.
         let first = UPLOAD_COLUMNS.split(',').count();
+        let read_upload = self.row_reader();
         let rows = stmt.query_map(params![id, transfer], |r| {
             Ok((
                 read_upload(r)?,
@@ -162,7 +163,7 @@ pub(crate) mod write {
                 new.size as i64,
                 new.mtime_ns,
                 now_ms(),
-                if new.is_uri { "uri" } else { "path" }
+                new.source()
             ],
         )?;
         if with_name_and_params {
@@ -241,6 +242,7 @@ mod tests {
                     mtime_ns: 0,
                     user_params: &p,
                     is_uri: false,
+                    in_root: false,
                 },
             )
             .unwrap();

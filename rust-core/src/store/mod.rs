@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::error::{err, ErrorCode, Result, UploadError};
 use crate::model::{UploadId, UploadState};
+use crate::roots::FileRoots;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +72,20 @@ pub(crate) struct UploadRow {
     pub updated_at: i64,
     /// `path` holds a URI for the platform's file opener, not a path.
     pub is_uri: bool,
+    /// `path` is `<root name>/<path under that root>` (see `roots.rs`).
+    pub in_root: bool,
+    /// For a path under a root: where it is now, as the roots registered
+    /// when the row was read (or last changed) say; `None` while its root
+    /// is not registered. Not stored.
+    pub resolved: Option<String>,
+}
+
+impl UploadRow {
+    /// The path or URI to show: a path under a root resolved, or, while
+    /// its root is not registered, as stored (relative, `<root>/...`).
+    pub(crate) fn shown_path(&self) -> &str {
+        self.resolved.as_deref().unwrap_or(&self.path)
+    }
 }
 
 impl std::fmt::Debug for UploadRow {
@@ -98,6 +113,8 @@ impl std::fmt::Debug for UploadRow {
             created_at,
             updated_at,
             is_uri,
+            in_root,
+            resolved,
         } = self;
         let path = if *is_uri {
             crate::redact::url_for_debug(path)
@@ -125,6 +142,8 @@ impl std::fmt::Debug for UploadRow {
             .field("created_at", created_at)
             .field("updated_at", updated_at)
             .field("is_uri", is_uri)
+            .field("in_root", in_root)
+            .field("resolved", resolved)
             .finish()
     }
 }
@@ -156,10 +175,26 @@ pub(crate) struct NewRow<'a> {
     pub user_params: &'a serde_json::Map<String, serde_json::Value>,
     /// `path` is a URI for the platform's file opener.
     pub is_uri: bool,
+    /// `path` is `<root name>/<path under that root>`.
+    pub in_root: bool,
+}
+
+impl NewRow<'_> {
+    /// The `source` column: how `path` is read.
+    fn source(&self) -> &'static str {
+        match (self.is_uri, self.in_root) {
+            (true, _) => "uri",
+            (false, true) => "root",
+            (false, false) => "path",
+        }
+    }
 }
 
 pub(crate) struct Store {
     conn: Connection,
+    /// The file roots the platform registered, which rows under a root
+    /// are resolved against as they are read (shared with `reader`s).
+    roots: Arc<std::sync::RwLock<FileRoots>>,
     /// Write transactions committed since open (each one WAL append; the
     /// fsyncs are grouped, see `durable.rs`): the engine's write cost.
     commits: Arc<AtomicU64>,
@@ -170,7 +205,14 @@ const UPLOAD_COLUMNS: &str = "id, transfer_id, path, file_name, file_hash, size,
      user_params, state, object_key, upload_id, part_size, parts_total, attempts, \
      next_attempt_at, error_code, error_message, abort_state, created_at, updated_at, source";
 
-fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+fn read_upload(row: &rusqlite::Row<'_>, roots: &FileRoots) -> rusqlite::Result<UploadRow> {
+    let source: String = row.get(20)?;
+    let path: String = row.get(2)?;
+    let in_root = source == "root";
+    let resolved = in_root
+        .then(|| roots.resolve(&path))
+        .flatten()
+        .map(|p| p.to_string_lossy().into_owned());
     let params_json: String = row.get(7)?;
     let state: String = row.get(8)?;
     let code: Option<String> = row.get(15)?;
@@ -186,7 +228,7 @@ fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
     Ok(UploadRow {
         id: row.get(0)?,
         transfer_id: row.get(1)?,
-        path: row.get(2)?,
+        path,
         file_name: row.get(3)?,
         file_hash: row.get(4)?,
         size: row.get::<_, i64>(5)? as u64,
@@ -213,7 +255,9 @@ fn read_upload(row: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
         },
         created_at: row.get(18)?,
         updated_at: row.get(19)?,
-        is_uri: row.get::<_, String>(20)? == "uri",
+        is_uri: source == "uri",
+        in_root,
+        resolved,
     })
 }
 
@@ -291,8 +335,9 @@ impl Store {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let mut store = Store {
             conn,
-            commits: Arc::default(),
+            roots: Arc::default(),
             durability: Default::default(),
+            commits: Arc::default(),
         };
         store.check_integrity()?;
         let conn = store.conn;
@@ -307,6 +352,7 @@ impl Store {
         }
         Ok(Store {
             conn,
+            roots: Arc::default(),
             commits: Arc::default(),
             durability: Default::default(),
         })
@@ -317,6 +363,7 @@ impl Store {
     /// in-memory database.
     pub(crate) fn reader(&self) -> Option<Result<Store>> {
         let path = self.conn.path().filter(|p| !p.is_empty())?.to_owned();
+        let roots = self.roots.clone();
         Some((|| {
             let conn = Connection::open_with_flags(
                 path,
@@ -326,6 +373,7 @@ impl Store {
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             Ok(Store {
                 conn,
+                roots,
                 commits: Arc::default(),
                 durability: Default::default(),
             })
@@ -354,6 +402,7 @@ impl Store {
         }))?;
         let mut store = Store {
             conn,
+            roots: Arc::default(),
             commits,
             durability: Default::default(),
         };
@@ -384,6 +433,30 @@ impl Store {
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Rows read from now on resolve paths under a root against `roots`.
+    pub(crate) fn set_roots(&self, roots: FileRoots) {
+        *self.roots.write().unwrap_or_else(|e| e.into_inner()) = roots;
+    }
+
+    /// The file roots registered now.
+    pub(crate) fn roots(&self) -> FileRoots {
+        self.roots.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Where a stored `<root>/<path under it>` is now (see `FileRoots::resolve`).
+    pub(crate) fn resolve_in_root(&self, stored: &str) -> Option<std::path::PathBuf> {
+        self.roots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve(stored)
+    }
+
+    /// Reads upload rows with the roots registered now.
+    pub(crate) fn row_reader(&self) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+        let roots = self.roots();
+        move |r| read_upload(r, &roots)
     }
 
     /// Write transactions committed since the database was opened.
@@ -421,7 +494,7 @@ impl Store {
             .query_row(
                 &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"),
                 params![id],
-                read_upload,
+                self.row_reader(),
             )
             .optional()?)
     }
@@ -431,7 +504,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads ORDER BY id"))?;
-        let rows = stmt.query_map([], read_upload)?;
+        let rows = stmt.query_map([], self.row_reader())?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -499,10 +572,27 @@ pub(crate) mod write {
                 new.mtime_ns,
                 serde_json::to_string(new.user_params)?,
                 now,
-                if new.is_uri { "uri" } else { "path" }
+                new.source()
             ],
         )?;
         Ok(tx.last_insert_rowid())
+    }
+
+    /// Points an upload added as a URI at the URI its opener gave instead
+    /// of `from`, if that is still the one stored (a later replacement is
+    /// never undone by an earlier one). True if it changed.
+    pub(crate) fn replace_uri(
+        tx: &Transaction<'_>,
+        id: UploadId,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let n = run(
+            tx,
+            "UPDATE uploads SET path = ?3 WHERE id = ?1 AND source = 'uri' AND path = ?2",
+            params![id, from, to],
+        )?;
+        Ok(n == 1)
     }
 
     pub(crate) fn set_state(
@@ -636,6 +726,7 @@ mod tests {
             mtime_ns: 7,
             user_params: params,
             is_uri: false,
+            in_root: false,
         }
     }
 

@@ -3,7 +3,7 @@
 //! until the test lets them go (a provider that never answers, an iCloud
 //! file with no local data), and can make each call take a while.
 
-use s3bgu_core::{FileOpenError, FileOpener};
+use s3bgu_core::{FileOpenError, FileOpener, OpenedFile};
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,7 +110,7 @@ impl GatedOpener {
 }
 
 impl FileOpener for GatedOpener {
-    fn open_file(&self, uri: String) -> Result<i32, FileOpenError> {
+    fn open_file(&self, uri: String) -> Result<OpenedFile, FileOpenError> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let _counted = InFlight(self);
         self.peak.fetch_max(now, Ordering::SeqCst);
@@ -134,7 +134,7 @@ impl FileOpener for GatedOpener {
                 reason: "unknown provider".into(),
             })?;
         match std::fs::File::open(self.dir.join(name)) {
-            Ok(f) => Ok(f.into_raw_fd()),
+            Ok(f) => Ok(f.into_raw_fd().into()),
             Err(e) => Err(FileOpenError::Gone {
                 reason: e.to_string(),
             }),

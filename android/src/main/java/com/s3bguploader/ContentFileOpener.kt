@@ -6,6 +6,7 @@ import android.net.Uri
 import android.os.ParcelFileDescriptor
 import com.s3bguploader.core.FileOpenException
 import com.s3bguploader.core.FileOpener
+import com.s3bguploader.core.OpenedFile
 import java.io.FileNotFoundException
 
 /**
@@ -14,7 +15,7 @@ import java.io.FileNotFoundException
  * descriptor is detached and from then on owned (and closed) by the engine.
  */
 class ContentFileOpener(private val resolver: ContentResolver) : FileOpener {
-    override fun openFile(uri: String): Int {
+    override fun openFile(uri: String): OpenedFile {
         val parsed = Uri.parse(uri)
         val pfd: ParcelFileDescriptor = try {
             resolver.openFileDescriptor(parsed, "r")
@@ -28,8 +29,9 @@ class ContentFileOpener(private val resolver: ContentResolver) : FileOpener {
             throw FileOpenException.Failed("the provider failed (${e.javaClass.simpleName})")
         } ?: throw FileOpenException.Gone("the provider returned nothing")
         // The engine checks that the descriptor allows positioned reads (a
-        // pipe fails the upload with file_unreadable).
-        return pfd.detachFd()
+        // pipe fails the upload with file_unreadable). A content URI is
+        // never replaced.
+        return OpenedFile(pfd.detachFd(), null)
     }
 
     companion object {

@@ -670,7 +670,7 @@ internal interface UniffiCallbackInterfaceUploadObserverMethod0 : com.sun.jna.Ca
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceFileOpenerMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfacePlatformTrustMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`chainDer`: RustBuffer.ByValue,`authType`: RustBuffer.ByValue,`host`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
@@ -800,6 +800,12 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_s3bgu_core_checksum_func_config_for_base_url(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_func_bookmark_data(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_func_bookmark_file_name(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_func_bookmark_uri(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_func_hash_file(
     ): Int
     external fun uniffi_s3bgu_core_checksum_func_set_aside_database(
@@ -853,6 +859,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_transfer_summaries(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_uploads(
+    ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_file_roots(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks(
     ): Int
@@ -987,6 +995,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_uploads(`ptr`: Long,`selector`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_file_roots(`ptr`: Long,`roots`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_reconcile_part_tasks(`ptr`: Long,`liveTaskIds`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_report_part_task(`ptr`: Long,`taskId`: RustBuffer.ByValue,`result`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1068,7 +1078,7 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_init_callback_vtable_fileopener(`vtable`: UniffiVTableCallbackInterfaceFileOpener,
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_fileopener_open_file(`ptr`: Long,`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
+    ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_clone_platformtrust(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_s3bgu_core_fn_free_platformtrust(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1102,6 +1112,12 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_method_newfile_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_config_for_base_url(`baseUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_bookmark_data(`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_bookmark_file_name(`uri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_s3bgu_core_fn_func_bookmark_uri(`fileName`: RustBuffer.ByValue,`bookmark`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_s3bgu_core_fn_func_hash_file(`path`: RustBuffer.ByValue,`opener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1239,6 +1255,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_func_config_for_base_url() and 0xFFFF) != 16544) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_func_bookmark_data() and 0xFFFF) != 14162) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_func_bookmark_file_name() and 0xFFFF) != 4052) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_func_bookmark_uri() and 0xFFFF) != 25044) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_func_hash_file() and 0xFFFF) != 3444) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1320,6 +1345,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_uploads() and 0xFFFF) != 12969) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_file_roots() and 0xFFFF) != 35852) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_reconcile_part_tasks() and 0xFFFF) != 28002) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1398,7 +1426,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadobserver_on_event() and 0xFFFF) != 21583) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 28617) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_fileopener_open_file() and 0xFFFF) != 26493) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_platformtrust_check_server_trusted() and 0xFFFF) != 41158) {
@@ -2027,10 +2055,15 @@ public interface FileOpener {
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
+     *
+     * The answer may name a replacement for `uri` (a refreshed bookmark):
+     * the engine then stores it for the upload and uses it for every later
+     * open, also after a restart. `uri` must still be usable until then.
+     *
      * Not named `open`: uniffi writes a Swift keyword into the C header's
      * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    fun `openFile`(`uri`: kotlin.String): kotlin.Int
+    fun `openFile`(`uri`: kotlin.String): OpenedFile
     
     companion object
 }
@@ -2160,11 +2193,16 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
      * The descriptor must allow positioned reads (a regular file): a pipe
      * fails the upload with `file_unreadable`.
      *
+     *
+     * The answer may name a replacement for `uri` (a refreshed bookmark):
+     * the engine then stores it for the upload and uses it for every later
+     * open, also after a restart. `uri` must still be usable until then.
+     *
      * Not named `open`: uniffi writes a Swift keyword into the C header's
      * vtable struct escaped with backticks, which no C compiler accepts.
      */
-    @Throws(FileOpenException::class)override fun `openFile`(`uri`: kotlin.String): kotlin.Int {
-            return FfiConverterInt.lift(
+    @Throws(FileOpenException::class)override fun `openFile`(`uri`: kotlin.String): OpenedFile {
+            return FfiConverterTypeOpenedFile.lift(
     callWithHandle {
     uniffiRustCallWithError(FileOpenException) { _status ->
     UniffiLib.uniffi_s3bgu_core_fn_method_fileopener_open_file(
@@ -2196,14 +2234,14 @@ open class FileOpenerImpl: Disposable, AutoCloseable, FileOpener
 // Put the implementation in an object so we don't pollute the top-level namespace
 internal object uniffiCallbackInterfaceFileOpener {
     internal object `openFile`: UniffiCallbackInterfaceFileOpenerMethod0 {
-        override fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,) {
+        override fun callback(`uniffiHandle`: Long,`uri`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeFileOpener.handleMap.get(uniffiHandle)
             val makeCall = { ->
                 uniffiObj.`openFile`(
                     FfiConverterString.lift(`uri`),
                 )
             }
-            val writeReturn = { value: kotlin.Int -> uniffiOutReturn.setValue(FfiConverterInt.lower(value)) }
+            val writeReturn = { value: OpenedFile -> uniffiOutReturn.setValue(FfiConverterTypeOpenedFile.lower(value)) }
             uniffiTraitInterfaceCallWithError(
                 uniffiCallStatus,
                 makeCall,
@@ -3910,6 +3948,19 @@ public interface UploadEngineInterface {
     suspend fun `uploads`(`selector`: UploadSelector): List<UploadRecord>
     
     /**
+     * Registers the app's directories under stable names (replacing any
+     * registered before); call it at every launch, right after `open`
+     * (iOS: `documents`, `library`, `caches`, `tmp`; Android: `files`,
+     * `cache`, `externalFiles`). A file added under one is stored relative
+     * to it and found at the root's current path at each use, so an app
+     * update that moves the container loses nothing. Uploads under a root
+     * not registered wait. `InvalidArgument` for a bad name (an ASCII
+     * letter, then letters, digits, `_`, `-`; at most 32) or a path that
+     * is not absolute, changing nothing. Non-blocking; any thread.
+     */
+    fun `setFileRoots`(`roots`: List<FileRoot>)
+    
+    /**
      * After a launch: the ids of every task the platform's session still
      * has. The engine's other tasks were lost and are sent again (a
      * report of one of them that still comes later counts); returns
@@ -4645,6 +4696,31 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
         UploaderException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Registers the app's directories under stable names (replacing any
+     * registered before); call it at every launch, right after `open`
+     * (iOS: `documents`, `library`, `caches`, `tmp`; Android: `files`,
+     * `cache`, `externalFiles`). A file added under one is stored relative
+     * to it and found at the root's current path at each use, so an app
+     * update that moves the container loses nothing. Uploads under a root
+     * not registered wait. `InvalidArgument` for a bad name (an ASCII
+     * letter, then letters, digits, `_`, `-`; at most 32) or a path that
+     * is not absolute, changing nothing. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setFileRoots`(`roots`: List<FileRoot>)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_file_roots(
+        it,
+        
+        FfiConverterSequenceTypeFileRoot.lower(`roots`),_status)
+}
+    }
+    
+    
 
     
     /**
@@ -5735,6 +5811,51 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
 
 
 /**
+ * A directory the platform owns, under a name that stays the same when its
+ * path changes (iOS: `documents`, `library`, `caches`, `tmp`; Android:
+ * `files`, `cache`, `externalFiles`). `name`: an ASCII letter, then letters,
+ * digits, `_` or `-`, at most [`MAX_ROOT_NAME`] in all. `path`: absolute;
+ * it need not exist.
+ */
+data class FileRoot (
+    var `name`: kotlin.String
+    , 
+    var `path`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFileRoot: FfiConverterRustBuffer<FileRoot> {
+    override fun read(buf: ByteBuffer): FileRoot {
+        return FileRoot(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FileRoot) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`path`)
+    )
+
+    override fun write(value: FileRoot, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`path`, buf)
+    }
+}
+
+
+
+/**
  * Hand-off tuning.
  */
 data class HandoffSettings (
@@ -6069,6 +6190,51 @@ public object FfiConverterTypeNotificationContent: FfiConverterRustBuffer<Notifi
             FfiConverterUByte.write(value.`percentage`, buf)
             FfiConverterBoolean.write(value.`indeterminate`, buf)
             FfiConverterBoolean.write(value.`workRemains`, buf)
+    }
+}
+
+
+
+/**
+ * A [`FileOpener`]'s answer: the descriptor it hands over, and optionally
+ * a URI to use instead of the one it was asked for from now on (a stale
+ * bookmark refreshed). A replacement that is not a URI the engine would
+ * take from the app is ignored. `Debug` shows the replacement as in
+ * messages (no query: a bookmark is in it).
+ */
+data class OpenedFile (
+    var `fd`: kotlin.Int
+    , 
+    var `replacementUri`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOpenedFile: FfiConverterRustBuffer<OpenedFile> {
+    override fun read(buf: ByteBuffer): OpenedFile {
+        return OpenedFile(
+            FfiConverterInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OpenedFile) = (
+            FfiConverterInt.allocationSize(value.`fd`) +
+            FfiConverterOptionalString.allocationSize(value.`replacementUri`)
+    )
+
+    override fun write(value: OpenedFile, buf: ByteBuffer) {
+            FfiConverterInt.write(value.`fd`, buf)
+            FfiConverterOptionalString.write(value.`replacementUri`, buf)
     }
 }
 
@@ -8836,6 +9002,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeFileOpener: FfiConverterRustBuffer<FileOpener?> {
     override fun read(buf: ByteBuffer): FileOpener? {
         if (buf.get().toInt() == 0) {
@@ -9052,6 +9250,34 @@ public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeFileRoot: FfiConverterRustBuffer<List<FileRoot>> {
+    override fun read(buf: ByteBuffer): List<FileRoot> {
+        val len = buf.getInt()
+        return List<FileRoot>(len) {
+            FfiConverterTypeFileRoot.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FileRoot>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFileRoot.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FileRoot>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFileRoot.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer<List<HttpHeader>> {
     override fun read(buf: ByteBuffer): List<HttpHeader> {
         val len = buf.getInt()
@@ -9176,6 +9402,51 @@ public object FfiConverterSequenceTypeUploadRecord: FfiConverterRustBuffer<List<
     
         
         FfiConverterString.lower(`baseUrl`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The bookmark data in a `bookmark://` URI (base64url or standard base64),
+         * or `None` when it is not one.
+         */ fun `bookmarkData`(`uri`: kotlin.String): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_bookmark_data(
+    
+        
+        FfiConverterString.lower(`uri`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The display name of a `bookmark://` URI (whole, `:` and all), or `None`.
+         */ fun `bookmarkFileName`(`uri`: kotlin.String): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_bookmark_file_name(
+    
+        
+        FfiConverterString.lower(`uri`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The `bookmark://` URI for the bookmark data of a file named `file_name`:
+         * what to add for a file the app may read only through its bookmark.
+         */ fun `bookmarkUri`(`fileName`: kotlin.String, `bookmark`: kotlin.ByteArray): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_func_bookmark_uri(
+    
+        
+        FfiConverterString.lower(`fileName`),
+        FfiConverterByteArray.lower(`bookmark`),_status)
 }
     )
     }
