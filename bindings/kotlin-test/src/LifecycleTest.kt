@@ -449,12 +449,21 @@ class LifecycleTest {
             engine.setAppState(AppState.FOREGROUND, 1u)
             engine.setNetworkState(true, false)
             assertEquals("direct", engine.mode())
+            // A task made on screen is with the transport while its PUT waits 500 ms.
             var prehanded = 0u
-            withTimeout(30_000) { // a task made on screen is held while its PUT waits 500 ms
-                while (prehanded == 0u) {
-                    prehanded = engine.lifecycleStatus().prehanded
-                    if (prehanded == 0u) delay(10)
+            try {
+                withTimeout(30_000) {
+                    while (prehanded == 0u) {
+                        prehanded = engine.lifecycleStatus().prehanded
+                        if (prehanded == 0u) delay(10)
+                    }
                 }
+            } catch (e: kotlinx.coroutines.TimeoutCancellationException) {
+                val s = engine.status()
+                throw AssertionError(
+                    "no part was pre-handed off on screen: transport got ${transport.submitted.size} tasks, " +
+                        "${engine.completed()} of ${files.size} uploads completed, staged ${s.stagedBytes} bytes",
+                )
             }
             assertTrue(prehanded in 1u..2u)
             val madeOnScreen = transport.submitted.toList()
