@@ -28,7 +28,9 @@ fun main() {
             if (description !in failed) println("ok   ${description.methodName} ($ms ms)")
         }
     })
-    val result = core.run(BindingsUpToDateTest::class.java, UploadEngineTest::class.java, JsonAndTlsTest::class.java)
+    val result = core.run(
+        BindingsUpToDateTest::class.java, UploadEngineTest::class.java, JsonAndTlsTest::class.java, LifecycleTest::class.java,
+    )
     val failedCount = result.failureCount
     val passed = result.runCount - failedCount
     println("$passed passed, $failedCount failed")

@@ -6,11 +6,16 @@
 //! Options after the path: `--store DIR` keeps the objects in DIR (the
 //! benchmark puts it in memory), `--part-size BYTES` sets the backend's part
 //! size.
+//!
+//! Commands on stdin, one a line, each answered by one line: `delay-puts MS`
+//! (every part PUT waits MS before the store handles it; 0: off) answers
+//! `ok`; `part-puts` answers the count of part PUTs the store received.
 
 use s3bgu_testkit::tls::{HarnessTls, TestCa};
 use s3bgu_testkit::{Harness, HarnessOptions};
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const USAGE: &str = "usage: https-harness CA_PEM_PATH [--store DIR] [--part-size BYTES]";
 
@@ -39,7 +44,20 @@ fn main() {
     println!("store {}", harness.store_dir.display());
     println!("store-url {}", harness.store_url);
     let _ = std::io::stdout().flush();
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        let answer = match (words.next(), words.next().map(str::parse::<u64>)) {
+            (Some("delay-puts"), Some(Ok(ms))) => {
+                harness.faults.delay_puts(Duration::from_millis(ms));
+                "ok".to_string()
+            }
+            (Some("part-puts"), None) => harness.stats.total_part_puts().to_string(),
+            _ => format!("error: unknown command {line:?}"),
+        };
+        println!("{answer}");
+        let _ = std::io::stdout().flush();
+    }
     drop(harness);
     drop(runtime);
 }
