@@ -192,6 +192,19 @@ impl crate::Uploader {
             id: Some(id.clone()),
         };
         let mut changes = self.changes.clone();
+        // The timer is the engine runtime's: uniffi (and any caller) may poll
+        // this future from a thread with no tokio runtime.
+        let mut limit_timer = match ends {
+            Some(at) => {
+                let rt = self
+                    .runtime
+                    .as_ref()
+                    .ok_or_else(crate::uploader::shutdown_error)?;
+                let _entered = rt.enter();
+                Some(Box::pin(tokio::time::sleep_until(at)))
+            }
+            None => None,
+        };
         loop {
             changes.borrow_and_update();
             if let Some(v) = self
@@ -202,8 +215,8 @@ impl crate::Uploader {
                 return Ok(v);
             }
             let at_limit = async {
-                match ends {
-                    Some(at) => tokio::time::sleep_until(at).await,
+                match limit_timer.as_mut() {
+                    Some(timer) => timer.as_mut().await,
                     None => std::future::pending().await,
                 }
             };

@@ -45,7 +45,7 @@ impl UploaderOptions {
 /// Handle to a running engine. Dropping it stops the engine; nothing that was
 /// committed is lost, and parts in flight are sent again next time.
 pub struct Uploader {
-    runtime: Option<tokio::runtime::Runtime>,
+    pub(crate) runtime: Option<tokio::runtime::Runtime>,
     /// Held while the engine runs: one engine per queue database.
     _lock: QueueLock,
     pub(crate) commands: mpsc::UnboundedSender<Command>,

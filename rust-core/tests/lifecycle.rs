@@ -245,6 +245,20 @@ fn assert_each_part_stored_once(h: &Harness, u: &UploadInfo) {
     }
 }
 
+/// The scenario's figures, for the record: part PUTs the store accepted,
+/// tasks handed off, tasks taken back.
+async fn figures(h: &Harness, p: &Platform, scenario: &str) {
+    let stored: u32 = stored_parts(h).values().sum();
+    let s = p.u.status().await.unwrap();
+    let l = p.u.lifecycle_status().await.unwrap();
+    eprintln!(
+        "figures {scenario}: parts stored {stored}, part PUTs {}, tasks handed off {} (this process), taken back {}",
+        h.stats.total_part_puts(),
+        s.tasks_handed_off_total,
+        l.reclaimed_total
+    );
+}
+
 fn store_requests(h: &Harness) -> usize {
     h.stats.store_requests().len()
 }
@@ -268,6 +282,7 @@ async fn opening_alone_never_sends_until_the_network_is_reported() {
         .await;
     assert_object(&h, &done, &f);
     assert_each_part_stored_once(&h, &done);
+    figures(&h, &p, "never before the network").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,6 +318,7 @@ async fn transitions_delivered_late_or_twice_change_nothing() {
         .await;
     assert_object(&h, &done, &f);
     assert_each_part_stored_once(&h, &done);
+    figures(&h, &p, "late and repeated transitions").await;
 }
 
 /// Android: a job in a fresh process (launched by the scheduler, no UI)
@@ -357,6 +373,7 @@ async fn an_android_job_in_a_fresh_process_stopped_by_the_system() {
             "part {n} was confirmed before the stop"
         );
     }
+    figures(&h, &p, "Android job stopped by the system").await;
 }
 
 /// The person stops the job from the Task Manager: every upload pauses
@@ -408,6 +425,7 @@ async fn a_persons_stop_survives_an_app_restart_until_resumed() {
             .await;
         assert_object(&h, &done, f);
     }
+    figures(&h, &p, "the person stops, the app restarts").await;
 }
 
 /// A regular job with a time limit ends a little before it, at a
@@ -505,6 +523,7 @@ async fn a_job_that_runs_out_of_time_asks_to_run_again_and_its_progress_adds_up(
     let done = p.get(id).await;
     assert_eq!(done.state, UploadState::Completed);
     assert_object(&h, &done, &f);
+    figures(&h, &p, "job out of time, progress").await;
 }
 
 /// Waits (bounded) until the engine holds `n` handed-off tasks and, with
@@ -555,10 +574,6 @@ async fn parts_handed_off_on_screen_stay_and_unstarted_ones_come_back() {
     p.app(AppState::Foreground).await;
     p.network().await;
     wait_handed_off(&p.u, 2, false).await;
-    eprintln!(
-        "on screen: 2 handed off with {} parts done",
-        p.get(id).await.parts_done
-    );
     let on_screen = ids(&t.submitted.lock().unwrap());
     assert_eq!(on_screen.len(), 2);
     assert_eq!(p.u.lifecycle_status().await.unwrap().prehanded, 2);
@@ -566,7 +581,6 @@ async fn parts_handed_off_on_screen_stay_and_unstarted_ones_come_back() {
     p.app(AppState::Background).await;
     let parts_done = p.get(id).await.parts_done;
     let left = 9 - parts_done;
-    eprintln!("background: {parts_done} parts done, {left} left");
     wait_handed_off(&p.u, left, true).await;
     let all = t.submitted.lock().unwrap().clone();
     let in_background: Vec<String> = ids(&all)
@@ -603,12 +617,7 @@ async fn parts_handed_off_on_screen_stay_and_unstarted_ones_come_back() {
         .await;
     assert_object(&h, &done, &f);
     assert_each_part_stored_once(&h, &done);
-    eprintln!(
-        "figures: tasks handed off {}, on screen 2, taken back {}, parts {}",
-        p.u.status().await.unwrap().tasks_handed_off_total,
-        s.reclaimed_total,
-        done.parts_total
-    );
+    figures(&h, &p, "pre-hand-off and reclaim").await;
 }
 
 /// iOS: the app was killed with parts in its background session; the
@@ -670,6 +679,7 @@ async fn a_cold_launch_by_a_session_wake_takes_reports_before_and_after_reconcil
         t2.submitted.lock().unwrap().is_empty(),
         "nothing handed off again"
     );
+    figures(&h, &p, "cold session wake").await;
 }
 
 /// iOS 26: a continued-processing task keeps the engine sending itself in
@@ -753,6 +763,7 @@ async fn a_continued_task_expires_into_a_background_window() {
         !t.submitted.lock().unwrap().is_empty(),
         "the session carried parts"
     );
+    figures(&h, &p, "continued task into a background window").await;
 }
 
 /// A run in the background on this platform, to its verdict.
@@ -837,4 +848,62 @@ async fn each_verdict_names_what_the_platform_must_do() {
         RunVerdict::NeedsUser(Attention::Failed)
     );
     assert_eq!(p.get(c_id).await.state, UploadState::Failed);
+    figures(&h, &p, "each verdict").await;
+}
+
+/// Drives a future on this thread with no tokio runtime, as uniffi's
+/// bindings do from the platform's threads.
+fn block_on_plain<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// A run with a time limit, polled outside any tokio runtime (Kotlin and
+/// Swift call it so), ends at its limit with a verdict, not a panic.
+#[test]
+fn a_timed_run_ends_at_its_limit_on_any_executor() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(harness());
+    let mut p = rt.block_on(Platform::new(&h, 1));
+    let f = p.file("a.bin", 4 * PART);
+    rt.block_on(p.add(&f));
+    h.faults.delay_puts(Duration::from_millis(800));
+    rt.block_on(async {
+        p.app(AppState::Background).await;
+        p.network().await;
+    });
+    let started = Instant::now();
+    let v = block_on_plain(p.u.run_background(BackgroundRun {
+        id: "job".into(),
+        kind: RunKind::Job,
+        time_limit: Some(Duration::from_secs(2)),
+    }))
+    .expect("run_background");
+    assert_eq!(
+        v,
+        RunVerdict::RunAgain {
+            after: Duration::ZERO
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    h.faults.delay_puts(Duration::ZERO);
+    let v = block_on_plain(p.u.run_background(job("job-2"))).expect("run_background");
+    assert_eq!(v, RunVerdict::Finished);
 }
