@@ -907,3 +907,33 @@ fn a_timed_run_ends_at_its_limit_on_any_executor() {
     let v = block_on_plain(p.u.run_background(job("job-2"))).expect("run_background");
     assert_eq!(v, RunVerdict::Finished);
 }
+
+/// A run whose caller goes away (a cancelled coroutine, a task dropped)
+/// ends: the engine does not keep sending for a run nobody waits on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_caller_goes_away_ends() {
+    let h = harness().await;
+    let mut p = Platform::new(&h, 1).await;
+    let f = p.file("a.bin", 3 * PART);
+    p.add(&f).await;
+    h.faults.delay_puts(Duration::from_millis(500));
+    p.app(AppState::Background).await;
+    p.network().await;
+    let gone =
+        tokio::time::timeout(Duration::from_millis(300), p.u.run_background(job("job"))).await;
+    assert!(
+        gone.is_err(),
+        "the run was still going when its caller left"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = p.u.lifecycle_status().await.unwrap();
+        if s.runs.is_empty() {
+            assert_eq!(s.mode, "stopped");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run stayed: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    figures(&h, &p, "caller gone").await;
+}
