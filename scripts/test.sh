@@ -61,6 +61,10 @@ echo "kotlin step took $((SECONDS - kotlin_started)) s"
 # (Kotlin + codegen Java spec), then Robolectric with the real engine.
 step "Android module on the JVM (android/test/run.sh: compile + Robolectric)"
 ./android/test/run.sh
+# The same sources as the oldest app we claim compiles them: Kotlin 1.9.25
+# (React Native 0.76, Expo 52) against react-android 0.76.5.
+step "Android module with the floor's Kotlin (android/test/compile-floor.sh)"
+./android/test/compile-floor.sh
 
 # The benchmark harness at tiny sizes, so it cannot rot; the figures of a
 # smoke run mean nothing (debug build, one rep). Full run: scripts/bench.sh.
