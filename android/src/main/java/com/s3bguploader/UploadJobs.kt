@@ -46,6 +46,10 @@ object UploadJobs {
             if (Build.VERSION.SDK_INT >= 34) {
                 Log.i(S3BgUploaderRuntime.TAG, "long-running jobs are not allowed: using the app's foreground service")
             }
+            // The persisted regular job backs the service up: it takes over
+            // when the service is stopped (its time limit, a swipe on some
+            // devices, the process killed) and after a reboot.
+            if (pending == null) scheduler.schedule(jobInfo(context, false, unmetered, bytes))
             val intent = Intent(context, UploadForegroundService::class.java)
             if (Build.VERSION.SDK_INT >= 26) context.startForegroundService(intent) else context.startService(intent)
             return Kind.FOREGROUND_SERVICE

@@ -214,8 +214,15 @@ class JobServiceTest {
         shadowOf(app).grantPermissions("android.permission.FOREGROUND_SERVICE", "android.permission.FOREGROUND_SERVICE_DATA_SYNC")
         assertEquals(UploadJobs.Kind.FOREGROUND_SERVICE, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
         assertEquals(com.s3bguploader.UploadForegroundService::class.java.name, shadowOf(app).nextStartedService.component!!.className)
+        // A persisted regular job backs the service up (it takes over when the service stops).
+        val backup = scheduler.getPendingJob(UploadJobs.JOB_ID)
+        assertTrue("a backup job with the service", backup != null)
+        assertFalse(backup!!.isUserInitiated)
+        assertTrue(backup.isPersisted)
         // Not visible (a background resume): a regular job, never the service.
+        scheduler.cancel(UploadJobs.JOB_ID)
         assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = false) })
+        assertEquals(null, shadowOf(app).nextStartedService)
     }
 
     @Test
