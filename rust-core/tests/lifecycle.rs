@@ -442,6 +442,7 @@ async fn a_job_that_runs_out_of_time_asks_to_run_again_and_its_progress_adds_up(
     p.app(AppState::Background).await;
     p.network().await;
     p.runs.push(RunKind::Job);
+    let passes = p.u.status().await.unwrap().scheduler_passes;
     let started = Instant::now();
     let verdict = tokio::time::timeout(
         Duration::from_secs(20),
@@ -456,6 +457,11 @@ async fn a_job_that_runs_out_of_time_asks_to_run_again_and_its_progress_adds_up(
     .unwrap();
     p.runs.clear();
     let ran_for = started.elapsed();
+    // Waiting for slow PUTs is not work: the run's checks must not spin
+    // the engine's loop (a few passes per part and progress tick).
+    let turned = p.u.status().await.unwrap().scheduler_passes - passes;
+    eprintln!("scheduler passes during a {ran_for:?} run: {turned}");
+    assert!(turned < 400, "{turned} scheduler passes in {ran_for:?}");
     assert_eq!(
         verdict,
         RunVerdict::RunAgain {

@@ -430,7 +430,9 @@ impl Engine {
     /// In hand-off mode "idle" depends on the engine's own tasks too: wake
     /// `run_until_idle` whenever one ends.
     pub(super) fn note_task_end(&self) {
-        if self.handoff.on {
+        // A background run decides on the engine's own work too (a retry
+        // parked for long ends it): wake it as well.
+        if self.handoff.on || self.phone_run_under_way() {
             self.changes.send_modify(|n| *n += 1);
         }
     }

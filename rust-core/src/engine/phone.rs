@@ -116,6 +116,12 @@ fn mode_name(m: Option<Mode>) -> &'static str {
 
 impl Engine {
     pub(super) fn handle_phone(&mut self, cmd: PhoneCommand) {
+        // Only what changes the lifecycle wakes the waiters: a run checks
+        // itself on every wake, so a query that woke them would spin it.
+        let changes = matches!(
+            cmd,
+            PhoneCommand::AppState(..) | PhoneCommand::BeginRun(..) | PhoneCommand::StopRun(..)
+        );
         match cmd {
             PhoneCommand::AppState(state, seq) => self.on_app_state(state, seq),
             PhoneCommand::BeginRun(run, reply) => {
@@ -174,7 +180,9 @@ impl Engine {
                 let _ = reply.send(Ok(s));
             }
         }
-        self.changes.send_modify(|n| *n += 1);
+        if changes {
+            self.changes.send_modify(|n| *n += 1);
+        }
     }
 
     fn on_app_state(&mut self, state: AppState, seq: u64) {
@@ -201,6 +209,11 @@ impl Engine {
     /// part-mode calls no longer apply.
     pub(super) fn lifecycle_managed(&self) -> bool {
         self.phone.managed
+    }
+
+    /// A background run is under way (it checks itself on every wake).
+    pub(super) fn phone_run_under_way(&self) -> bool {
+        !self.phone.runs.is_empty()
     }
 
     /// The network was reported: sending may begin.
