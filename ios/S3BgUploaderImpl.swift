@@ -377,25 +377,13 @@ func parseJson(_ json: String) throws -> Any {
   try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
 }
 
-/// A failure outside the JSON calls (opening the queue): uniffi's case name
-/// is the engine's error code in UpperCamelCase; the rejection code is its
-/// snake_case form, as everywhere else.
+/// A failure outside the JSON calls (opening the queue): the engine gives
+/// its stable code and its message, as the JSON calls' `JsError` does.
 func rejection(of error: Error) -> (String, String) {
-  guard let failure = error as? UploaderError,
-    let child = Mirror(reflecting: failure).children.first,
-    let name = child.label
-  else {
+  guard let failure = error as? UploaderError else {
     return ("internal", "\(error)")
   }
-  var code = ""
-  for ch in name {
-    if ch.isUppercase, !code.isEmpty {
-      code.append("_")
-    }
-    code.append(contentsOf: ch.lowercased())
-  }
-  let message = Mirror(reflecting: child.value).children.first?.value as? String
-  return (code, message ?? (child.value as? String) ?? "\(failure)")
+  return (failure.errorCode(), failure.errorDetail())
 }
 
 /// The engine's events, handed to the module's emitters.

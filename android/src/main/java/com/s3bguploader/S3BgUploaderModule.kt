@@ -7,6 +7,7 @@ import com.facebook.react.bridge.ReadableMap
 import com.facebook.react.module.annotations.ReactModule
 import com.s3bguploader.core.JsEventObserver
 import com.s3bguploader.core.JsException
+import com.s3bguploader.core.UploaderException
 import com.s3bguploader.core.Subscription
 import com.s3bguploader.core.UploadEngine
 import kotlinx.coroutines.CoroutineScope
@@ -71,6 +72,9 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
                 promise.resolve(block())
             } catch (e: JsException.Rejected) {
                 promise.reject(e.code, e.detail)
+            } catch (e: UploaderException) {
+                // Outside the JSON calls: the engine's code all the same.
+                promise.reject(e.errorCode(), e.errorDetail())
             } catch (e: Throwable) {
                 promise.reject("internal", "the native module failed: ${e.javaClass.simpleName}")
             }
