@@ -2,6 +2,7 @@
 //! lock that keeps a queue to one engine.
 
 use crate::engine::handoff::HandoffCommand;
+use crate::engine::phone::PhoneCommand;
 use crate::engine::{Command, Engine, HashedFile};
 use crate::{hash, source, staging, store, tls};
 use crate::{
@@ -217,6 +218,7 @@ impl Uploader {
     /// upload, unless that one was cancelled. A FAILED one is pointed at the
     /// new path and stamp and resumed (its confirmed parts are kept).
     pub async fn add_file(&self, new: NewUpload) -> Result<UploadInfo, UploadError> {
+        let _adding = self.adding();
         let file = self.prepare(new).await?;
         self.call(|r| Command::Add(file, r)).await
     }
@@ -228,6 +230,7 @@ impl Uploader {
     /// that cannot be added gets its error; the others are queued.
     pub async fn add_files(&self, files: Vec<NewUpload>) -> Vec<Result<UploadInfo, UploadError>> {
         use futures_util::StreamExt;
+        let _adding = self.adding();
         let mut ready = futures_util::stream::iter(files)
             .map(|new| self.prepare(new))
             .buffered(MAX_FILES_HASHING);
@@ -249,6 +252,15 @@ impl Uploader {
             });
         }
         added
+    }
+
+    /// Tells the engine that files are being added until the guard drops
+    /// (after the adds were queued): a background run waits for them.
+    fn adding(&self) -> AddingGuard<'_> {
+        let _ = self
+            .commands
+            .send(Command::Phone(PhoneCommand::Adding(true)));
+        AddingGuard { uploader: self }
     }
 
     /// Checks a new upload and hashes its file: what the engine queues.
@@ -613,6 +625,20 @@ impl TaskReporter {
         let _ = self
             .commands
             .send(Command::Handoff(HandoffCommand::Report(task_id, outcome)));
+    }
+}
+
+/// Ends an add for the engine's runs (see [`Uploader::adding`]).
+struct AddingGuard<'a> {
+    uploader: &'a Uploader,
+}
+
+impl Drop for AddingGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .uploader
+            .commands
+            .send(Command::Phone(PhoneCommand::Adding(false)));
     }
 }
 

@@ -943,3 +943,76 @@ async fn a_run_whose_caller_goes_away_ends() {
     }
     figures(&h, &p, "caller gone").await;
 }
+
+/// Android schedules its user-initiated job at the person's action, before
+/// the file is hashed (the app must be visible when it schedules). The run
+/// that starts meanwhile waits for the add instead of finishing with an
+/// empty queue, then sends the file; a run stopped during the hashing asks
+/// to run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_begun_while_a_file_hashes_waits_for_its_upload() {
+    use common::opener::{gated_uri, GatedOpener};
+    let h = harness().await;
+    let mut p = Platform::new(&h, 2).await;
+    p.app(AppState::Foreground).await;
+    p.network().await;
+    let opener = GatedOpener::new(p.dir.path());
+    p.u.set_file_opener(Some(opener.clone() as Arc<dyn s3bgu_core::FileOpener>));
+    let path = p.file("video.bin", 6 << 20);
+    opener.hold();
+    let u = &p.u;
+    let add = async {
+        u.add_file(s3bgu_core::NewUpload {
+            path: PathBuf::from(gated_uri("video.bin")),
+            transfer_id: "t".into(),
+            file_name: None,
+            user_params: Default::default(),
+        })
+        .await
+        .expect("add_file")
+    };
+    // The person leaves the app while the file hashes; the job starts.
+    let flow = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while opener.in_flight() == 0 {
+            assert!(Instant::now() < deadline, "the opener was never called");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        u.set_app_state(AppState::Background, 100);
+        // Stopped while the file still hashes: its upload will need a run.
+        let stopped = u.run_background(job("early"));
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            u.stop_background_run("early", StopCause::System)
+                .await
+                .unwrap()
+        };
+        let (early, stop) = tokio::join!(stopped, stop);
+        assert_eq!(early.unwrap(), stop);
+        assert_eq!(
+            stop,
+            RunVerdict::RunAgain {
+                after: Duration::ZERO
+            }
+        );
+        let mut run = Box::pin(u.run_background(job("uidt")));
+        // Without the add counted, the run would end at once: nothing queued.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut run)
+                .await
+                .is_err(),
+            "the run ended while the file was hashing"
+        );
+        opener.release();
+        tokio::time::timeout(Duration::from_secs(90), run)
+            .await
+            .expect("the run returns")
+            .expect("run_background")
+    };
+    let (info, verdict) = tokio::join!(add, flow);
+    assert_eq!(verdict, RunVerdict::Finished);
+    let done = p.get(info.id).await;
+    assert_eq!(done.state, UploadState::Completed);
+    assert_object(&h, &done, &path);
+    assert_each_part_stored_once(&h, &done);
+}

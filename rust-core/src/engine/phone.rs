@@ -28,6 +28,10 @@ pub(crate) enum PhoneCommand {
     Progress(String, Reply<OsProgress>),
     /// Bytes a handed-off task has sent so far, as the transport reports them.
     TaskProgress(String, u64),
+    /// A file is being hashed for the queue (true) or that add ended
+    /// (false, after its upload was queued): a run waits for it, so that a
+    /// job scheduled at the person's action, before hashing, has its work.
+    Adding(bool),
     Status(Reply<LifecycleStatus>),
 }
 
@@ -85,6 +89,8 @@ pub(super) struct Phone {
     pub(super) failed: u64,
     reclaimed_total: u64,
     stale: u64,
+    /// Adds being hashed now.
+    adding: u64,
 }
 
 impl Phone {
@@ -120,7 +126,10 @@ impl Engine {
         // itself on every wake, so a query that woke them would spin it.
         let changes = matches!(
             cmd,
-            PhoneCommand::AppState(..) | PhoneCommand::BeginRun(..) | PhoneCommand::StopRun(..)
+            PhoneCommand::AppState(..)
+                | PhoneCommand::BeginRun(..)
+                | PhoneCommand::StopRun(..)
+                | PhoneCommand::Adding(false)
         );
         match cmd {
             PhoneCommand::AppState(state, seq) => self.on_app_state(state, seq),
@@ -155,6 +164,13 @@ impl Engine {
             PhoneCommand::Progress(id, reply) => {
                 let r = self.os_progress(&id);
                 let _ = reply.send(r.map_err(Into::into));
+            }
+            PhoneCommand::Adding(started) => {
+                if started {
+                    self.phone.adding += 1;
+                } else {
+                    self.phone.adding = self.phone.adding.saturating_sub(1);
+                }
             }
             PhoneCommand::TaskProgress(task_id, sent) => {
                 if let Some(t) = self.handoff.tasks.get_mut(&task_id) {
@@ -330,7 +346,8 @@ impl Engine {
             return None;
         }
         let status = self.status();
-        let idle = status.idle_reason().is_some();
+        // A file still hashing becomes work in a moment.
+        let idle = status.idle_reason().is_some() && self.phone.adding == 0;
         let waits_long = status.active > 0
             && status.network_allowed
             && self.tickets.is_empty()
@@ -374,6 +391,12 @@ impl Engine {
             return RunVerdict::NeedsUser(Attention::UserStopped);
         }
         let s = self.status();
+        if s.active == 0 && self.phone.adding > 0 {
+            // Stopped while a file was hashing: its upload needs a run.
+            return RunVerdict::RunAgain {
+                after: Duration::ZERO,
+            };
+        }
         if s.active == 0 {
             let user_stopped = self.uploads.values().any(|t| {
                 t.row.state == UploadState::Paused

@@ -220,7 +220,9 @@ impl UploadEngine {
     }
 
     /// Runs the queue for a background runtime the OS granted and returns
-    /// what to do: map the verdict to the OS's API and nothing else. Async;
+    /// what to do: map the verdict to the OS's API and nothing else. A run
+    /// begun while a file is being added (hashed) waits for that upload, so
+    /// a job may be scheduled at the person's action, before hashing. Async;
     /// returns within milliseconds of `stop_background_run`.
     pub async fn run_background(&self, run: BackgroundRun) -> Result<RunVerdict> {
         let run = phone::BackgroundRun {
