@@ -2107,7 +2107,9 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     
     /**
      * Runs the queue for a background runtime the OS granted and returns
-     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * what to do: map the verdict to the OS's API and nothing else. A run
+     * begun while a file is being added (hashed) waits for that upload, so
+     * a job may be scheduled at the person's action, before hashing. Async;
      * returns within milliseconds of `stop_background_run`.
      */
     func runBackground(run: BackgroundRun) async throws  -> RunVerdict
@@ -2956,7 +2958,9 @@ open func reportPartTaskProgress(taskId: String, bytesSent: UInt64)throws   {try
     
     /**
      * Runs the queue for a background runtime the OS granted and returns
-     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * what to do: map the verdict to the OS's API and nothing else. A run
+     * begun while a file is being added (hashed) waits for that upload, so
+     * a job may be scheduled at the person's action, before hashing. Async;
      * returns within milliseconds of `stop_background_run`.
      */
 open func runBackground(run: BackgroundRun)async throws  -> RunVerdict  {
@@ -8013,7 +8017,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() != 60384) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_background() != 57383) {
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_run_background() != 23165) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() != 34428) {

@@ -1399,7 +1399,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_report_part_task_progress() and 0xFFFF) != 60384) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_background() and 0xFFFF) != 57383) {
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_run_background() and 0xFFFF) != 23165) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() and 0xFFFF) != 34428) {
@@ -4070,7 +4070,9 @@ public interface UploadEngineInterface {
     
     /**
      * Runs the queue for a background runtime the OS granted and returns
-     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * what to do: map the verdict to the OS's API and nothing else. A run
+     * begun while a file is being added (hashed) waits for that upload, so
+     * a job may be scheduled at the person's action, before hashing. Async;
      * returns within milliseconds of `stop_background_run`.
      */
     suspend fun `runBackground`(`run`: BackgroundRun): RunVerdict
@@ -5153,7 +5155,9 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
     
     /**
      * Runs the queue for a background runtime the OS granted and returns
-     * what to do: map the verdict to the OS's API and nothing else. Async;
+     * what to do: map the verdict to the OS's API and nothing else. A run
+     * begun while a file is being added (hashed) waits for that upload, so
+     * a job may be scheduled at the person's action, before hashing. Async;
      * returns within milliseconds of `stop_background_run`.
      */
     @Throws(UploaderException::class)
