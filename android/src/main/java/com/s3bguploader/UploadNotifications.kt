@@ -29,6 +29,14 @@ object UploadNotifications {
         return notificationContent(config?.notificationTitle, config?.notificationText, engine.summary(null))
     }
 
+    /** Before the engine answers (temporary: helper B replaces). */
+    fun placeholder(context: Context): Notification = build(context, NotificationContent("Uploading", "", 0u, true, true))
+
+    fun build(context: Context, p: com.s3bguploader.core.OsProgress): Notification {
+        val pct = if (p.totalBytes == 0uL) 0u else ((p.doneBytes.toDouble() / p.totalBytes.toDouble()) * 100).toUInt().coerceAtMost(100u)
+        return build(context, NotificationContent(p.title, p.text, pct.toUByte(), p.indeterminate || p.totalBytes == 0uL, p.workRemains))
+    }
+
     fun ensureChannel(context: Context) {
         if (Build.VERSION.SDK_INT < 26) return
         val nm = context.getSystemService(NotificationManager::class.java) ?: return
