@@ -126,4 +126,9 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
     override fun getSummary(transferId: String?, promise: Promise) = settle(promise) {
         JsonBridge.toMap(engine.summaryJson(transferId))
     }
+
+    // lead: replace with the set-aside of a queue that could not be opened (the spec's contract).
+    override fun setAsideQueue(promise: Promise) {
+        promise.reject("internal", "setAsideQueue is not implemented on Android yet")
+    }
 }
