@@ -156,4 +156,9 @@ static S3BgUploaderReject rejecter(RCTPromiseRejectBlock reject)
   [_impl getSummary:transferId resolve:resolve reject:rejecter(reject)];
 }
 
+- (void)setAsideQueue:(RCTPromiseResolveBlock)resolve reject:(RCTPromiseRejectBlock)reject
+{
+  [_impl setAsideQueue:resolve reject:rejecter(reject)];
+}
+
 @end

@@ -27,6 +27,8 @@ public final class S3BgUploaderImpl: NSObject {
 
   private struct EventSink {
     var owner: ObjectIdentifier
+    // Kept to subscribe again when a fresh queue replaces one set aside.
+    var emit: (String, NSDictionary) -> Void
     var subscription: Subscription?
   }
 
@@ -74,8 +76,7 @@ public final class S3BgUploaderImpl: NSObject {
   /// app's state calls for.
   private func openAndWire() async throws -> UploadEngine {
     PlatformTrustInstaller.installOnce()
-    let path = try Self.queueDirectory().appendingPathComponent("queue.db").path
-    let engine = try UploadEngine.open(dbPath: path, start: false)
+    let engine = try UploadEngine.open(dbPath: Self.queuePath(), start: false)
     try engine.setFileOpener(opener: BookmarkOpener())
     // The mode comes before the session exists: its events (and a drain
     // after them) may follow at once when iOS launched the app for them.
@@ -112,6 +113,11 @@ public final class S3BgUploaderImpl: NSObject {
       windows.run(name: "s3bgu.launch", engine: engine, mode: .handoff) {}
     }
     return engine
+  }
+
+  /// The queue database, in `queueDirectory()`.
+  static func queuePath() throws -> String {
+    try queueDirectory().appendingPathComponent("queue.db").path
   }
 
   /// Application Support/s3bgu: kept across updates, not in backups (the
@@ -223,27 +229,36 @@ public final class S3BgUploaderImpl: NSObject {
     let id = ObjectIdentifier(owner)
     let previous = sink.with { state -> Subscription? in
       let old = state?.subscription
-      state = EventSink(owner: id, subscription: nil)
+      state = EventSink(owner: id, emit: emit, subscription: nil)
       return old
     }
     previous?.cancel()
     Task.detached {
       do {
         let engine = try await self.engine()
-        let subscription = try engine.subscribeJson(observer: JsEvents(emit: emit))
-        let kept = self.sink.with { state -> Bool in
-          guard state?.owner == id else {
-            return false
-          }
-          state?.subscription = subscription
-          return true
-        }
-        if !kept {
-          subscription.cancel()
-        }
+        try self.subscribeEvents(engine)
       } catch {
         NSLog("s3bgu: events unavailable: %@", "\(error)")
       }
+    }
+  }
+
+  /// Subscribes the current sink to `engine`, unless it already has a
+  /// subscription or another module replaced it meanwhile.
+  private func subscribeEvents(_ engine: UploadEngine) throws {
+    guard let current = sink.with({ $0 }) else {
+      return
+    }
+    let subscription = try engine.subscribeJson(observer: JsEvents(emit: current.emit))
+    let kept = sink.with { state -> Bool in
+      guard state?.owner == current.owner, state?.subscription == nil else {
+        return false
+      }
+      state?.subscription = subscription
+      return true
+    }
+    if !kept {
+      subscription.cancel()
     }
   }
 
@@ -349,6 +364,41 @@ public final class S3BgUploaderImpl: NSObject {
     call(resolve, reject) { engine in
       try parseJson(try await engine.summaryJson(transferId: transferId))
     }
+  }
+
+  @objc public func setAsideQueue(
+    _ resolve: @escaping (Any?) -> Void, reject: @escaping (String, String) -> Void
+  ) {
+    Task.detached {
+      do {
+        resolve(try await self.setAsideAndReopen())
+      } catch {
+        let (code, message) = rejection(of: error)
+        reject(code, message)
+      }
+    }
+  }
+
+  /// The spec's `setAsideQueue`: only while the queue cannot be opened (any
+  /// other call then rejects with the open's code, e.g. `database_corrupt`).
+  /// The engine moves the file aside and keeps it; the fresh queue opens as
+  /// at launch, and the events follow it. Resolves with the kept file's path.
+  private func setAsideAndReopen() async throws -> String {
+    do {
+      _ = try await engine()
+    } catch {
+      let aside = try setAsideDatabase(dbPath: Self.queuePath())
+      let engine = try await self.engine()
+      do {
+        try subscribeEvents(engine)
+      } catch {
+        // The queue is already replaced: report that, not the events.
+        NSLog("s3bgu: events unavailable: %@", "\(error)")
+      }
+      return aside
+    }
+    throw UploaderError.InvalidArgument(
+      detail: "the queue opened normally: there is nothing to set aside")
   }
 
   /// Runs one promise call off the calling thread: the engine's JSON

@@ -90,7 +90,7 @@ codegen_check() {
   grep -q '^package com.s3bguploader;' "$java_spec" || fail "the Java spec is not in package com.s3bguploader"
   local member f
   for member in emitOnProgress emitOnStateChange 'void setConfig' 'void uploadFile' 'void pause' \
-    'void resume' 'void cancel' 'void getUploads' 'void getSummary'; do
+    'void resume' 'void cancel' 'void getUploads' 'void getSummary' 'void setAsideQueue'; do
     grep -q "$member" "$java_spec" || fail "the Java spec of codegen $version has no $member"
   done
   for f in S3BgUploaderSpec/S3BgUploaderSpec.h S3BgUploaderSpec/S3BgUploaderSpec-generated.mm \

@@ -10,12 +10,13 @@ import {
   isUploadError,
   pause,
   resume,
+  setAsideQueue,
   setConfig,
   uploadFile,
   type UploadTarget,
 } from '../src';
 import { Platform } from 'react-native';
-import { fake, nativeRejection } from './helpers/fakeNative';
+import { FAKE_QUEUE_PATH, fake, nativeRejection } from './helpers/fakeNative';
 
 jest.mock('../src/NativeS3BgUploader', () => require('./helpers/fakeNative').mockModule);
 
@@ -328,6 +329,57 @@ describe('queries', () => {
     await cancel({ transferId: 'b' });
     expect((await getSummary('b')).state).toBe('IDLE');
     expect((await rejection(getSummary(''))).code).toBe('invalid_argument');
+  });
+});
+
+describe('setAsideQueue', () => {
+  const corrupt = () =>
+    nativeRejection('database_corrupt', 'the queue database is corrupt or not a database');
+
+  beforeEach(async () => {
+    await setConfig(config);
+    await uploadFile('/tmp/1', { transferId: 'a' });
+    await uploadFile('/tmp/2', { transferId: 'a' });
+  });
+
+  it('after database_corrupt, resolves with where the file was kept; the new queue is empty', async () => {
+    fake.failOpen(corrupt());
+    expect((await rejection(getUploads())).code).toBe('database_corrupt');
+    expect((await rejection(uploadFile('/tmp/3'))).code).toBe('database_corrupt');
+
+    const kept = await setAsideQueue();
+    expect(native.setAsideQueue).toHaveBeenCalledTimes(1);
+    expect(native.setAsideQueue).toHaveBeenCalledWith();
+    expect(kept).toBe(await native.setAsideQueue.mock.results[0]!.value);
+    expect(kept.startsWith(`${FAKE_QUEUE_PATH}.corrupt-`)).toBe(true);
+
+    // Nothing of the old queue is left, the configuration included.
+    expect(await getUploads()).toEqual([]);
+    expect(fake.configJson).toBeNull();
+    await setConfig(config);
+    const again = await uploadFile('/tmp/1', { transferId: 'a' });
+    expect(again.state).toBe('PENDING');
+    expect((await getUploads()).map(u => u.path)).toEqual(['/tmp/1']);
+  });
+
+  it('while the queue is healthy, rejects with invalid_argument and keeps every upload', async () => {
+    const e = await rejection(setAsideQueue());
+    expect(e.code).toBe('invalid_argument');
+    expect(isUploadError(e, 'invalid_argument')).toBe(true);
+    expect((await getUploads()).map(u => u.id)).toEqual([1, 2]);
+    expect(fake.configJson).not.toBeNull();
+  });
+
+  it("passes a failed move on with the engine's code; the queue stays closed until one succeeds", async () => {
+    fake.failOpen(corrupt());
+    fake.failNextCall(nativeRejection('database', 'cannot move queue.db aside: read-only'));
+    const e = await rejection(setAsideQueue());
+    expect(e.code).toBe('database');
+    expect(e.message).toBe('cannot move queue.db aside: read-only');
+    expect((await rejection(getSummary())).code).toBe('database_corrupt');
+
+    await setAsideQueue();
+    expect((await getSummary()).uploads).toBe(0);
   });
 });
 

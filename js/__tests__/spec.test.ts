@@ -16,7 +16,10 @@ type Schema = {
       spec: {
         methods: Array<{
           name: string;
-          typeAnnotation: { returnTypeAnnotation: { type: string } };
+          typeAnnotation: {
+            params: unknown[];
+            returnTypeAnnotation: { type: string; elementType?: { type: string } };
+          };
         }>;
         eventEmitters: Array<{
           name: string;
@@ -53,6 +56,7 @@ describe.each(codegens)('TurboModule spec read by codegen %s', (_version, combin
         'getUploads',
         'pause',
         'resume',
+        'setAsideQueue',
         'setConfig',
         'uploadFile',
       ].sort(),
@@ -63,6 +67,16 @@ describe.each(codegens)('TurboModule spec read by codegen %s', (_version, combin
         'PromiseTypeAnnotation',
       ]);
     }
+  });
+
+  it('has setAsideQueue taking nothing and promising the kept path as a string', () => {
+    const method = schema.modules.NativeS3BgUploader!.spec.methods.find(
+      m => m.name === 'setAsideQueue',
+    );
+    expect(method?.typeAnnotation.params).toEqual([]);
+    expect(method?.typeAnnotation.returnTypeAnnotation.elementType?.type).toBe(
+      'StringTypeAnnotation',
+    );
   });
 
   it('has typed event emitters for progress and state changes', () => {

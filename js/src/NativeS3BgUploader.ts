@@ -144,6 +144,16 @@ export interface Spec extends TurboModule {
   /** Aggregate of one transfer, or of every upload when null. */
   getSummary(transferId: string | null): Promise<NativeSummary>;
 
+  /**
+   * Only while the queue could not be opened (every other call then rejects
+   * with that failure's code, e.g. `database_corrupt`): moves the queue file
+   * aside with the engine's `setAsideDatabase` (kept as
+   * `queue.db.corrupt-<unix ms>`), opens a fresh empty queue and resolves
+   * with the path of the kept file. While the queue is open and healthy it
+   * rejects with `invalid_argument` and changes nothing.
+   */
+  setAsideQueue(): Promise<string>;
+
   /** Progress of one upload (bytes and parts). */
   readonly onProgress: EventEmitter<NativeProgress>;
 

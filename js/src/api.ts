@@ -163,6 +163,28 @@ export async function getSummary(transferId?: string): Promise<Summary> {
   return toSummary(summary);
 }
 
+/**
+ * Starts over with an empty queue when the queue file is damaged. Call it
+ * after a call rejected with `database_corrupt`: while the queue cannot be
+ * opened, every call rejects with that code until the file is set aside.
+ *
+ * The file is moved aside, not deleted (kept next to the queue as
+ * `queue.db.corrupt-<unix ms>` for inspection), and a fresh, empty queue is
+ * opened. What the old queue held is lost to the uploader: unfinished
+ * uploads must be added again with `uploadFile` (objects already uploaded
+ * are not affected), and the configuration was stored with the queue, so
+ * call `setConfig` again before adding files. Mounted hooks show the empty
+ * queue after their `refresh()`.
+ *
+ * @returns the path where the damaged file was kept.
+ * @throws UploadError `invalid_argument` when the queue opened normally
+ *   (nothing is set aside), or the engine's code when the file cannot be
+ *   moved (`database`).
+ */
+export async function setAsideQueue(): Promise<string> {
+  return call(() => NativeS3BgUploader.setAsideQueue());
+}
+
 /** Whether an upload matches a (checked) filter. */
 export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFilter>): boolean {
   return (

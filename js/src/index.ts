@@ -25,6 +25,7 @@ export {
   onStateChange,
   pause,
   resume,
+  setAsideQueue,
   setConfig,
   uploadFile,
 } from './api';

@@ -54,6 +54,9 @@ export function nativeRejection(code: string, message: string): Error {
 
 const FINAL = ['COMPLETED', 'CANCELLED'];
 
+/** Where the fake keeps its queue file (the kept copy gets a suffix). */
+export const FAKE_QUEUE_PATH = '/data/user/0/app/files/s3bgu/queue.db';
+
 function fakeHash(path: string): string {
   let h = 0;
   for (const c of path) {
@@ -69,6 +72,8 @@ class FakeEngine {
   private clock = 1_000;
   /** The next native call rejects with this instead of running. */
   private failure: unknown = null;
+  /** While set, the queue could not be opened: every call but setAsideQueue rejects with it. */
+  private openFailure: unknown = null;
 
   readonly progressEvents = new FakeEmitter<NativeProgress>();
   readonly stateEvents = new FakeEmitter<NativeUpload>();
@@ -113,6 +118,7 @@ class FakeEngine {
       this.run(() => this.select(uploadId, transferId).map(u => ({ ...u }))),
     ),
     getSummary: jest.fn((transferId: string | null) => this.run(() => this.summary(transferId))),
+    setAsideQueue: jest.fn(() => this.run(() => this.setAside(), false)),
     onProgress: this.progressEvents.property,
     onStateChange: this.stateEvents.property,
     getConstants: () => ({}),
@@ -124,6 +130,7 @@ class FakeEngine {
     this.nextId = 1;
     this.clock = 1_000;
     this.failure = null;
+    this.openFailure = null;
     this.progressEvents.reset();
     this.stateEvents.reset();
     for (const fn of Object.values(this.module)) {
@@ -136,6 +143,11 @@ class FakeEngine {
   /** Makes the next native call reject with `error`. */
   failNextCall(error: unknown): void {
     this.failure = error;
+  }
+
+  /** From now on the queue cannot be opened, as after a failed open at launch. */
+  failOpen(error: unknown): void {
+    this.openFailure = error;
   }
 
   /** Adds an upload directly, as if another screen (or a previous run) had added it. */
@@ -195,11 +207,14 @@ class FakeEngine {
     return this.clock;
   }
 
-  private run<T>(work: () => T): Promise<T> {
+  private run<T>(work: () => T, needsOpenQueue = true): Promise<T> {
     const failure = this.failure;
     this.failure = null;
     if (failure !== null) {
       return Promise.reject(failure);
+    }
+    if (needsOpenQueue && this.openFailure !== null) {
+      return Promise.reject(this.openFailure);
     }
     try {
       return Promise.resolve(work());
@@ -274,6 +289,18 @@ class FakeEngine {
       changed.push({ ...u });
     }
     return changed;
+  }
+
+  /** Like the native modules: only a queue that could not be opened is set aside; a fresh one is empty. */
+  private setAside(): string {
+    if (this.openFailure === null) {
+      throw nativeRejection('invalid_argument', 'the queue opened normally: nothing to set aside');
+    }
+    this.openFailure = null;
+    this.uploads = [];
+    this.configJson = null;
+    this.nextId = 1;
+    return `${FAKE_QUEUE_PATH}.corrupt-${this.tick()}`;
   }
 
   /** Like the engine: finished ones only; one named unfinished upload is an error. */

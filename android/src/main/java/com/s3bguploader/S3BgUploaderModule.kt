@@ -219,7 +219,7 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
      * After `database_corrupt`: sets the damaged queue aside (kept for
      * inspection) and opens an empty one; resolves with the kept file's path.
      */
-    fun setAsideQueue(promise: Promise) = serial(promise) {
+    override fun setAsideQueue(promise: Promise) = serial(promise) {
         val kept = S3BgUploaderRuntime.setAsideQueue(reactApplicationContext, NOT_DAMAGED_CODE)
         attach(S3BgUploaderRuntime.engine(reactApplicationContext))
         kept
