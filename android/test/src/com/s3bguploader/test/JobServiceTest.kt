@@ -6,21 +6,26 @@ import android.app.NotificationManager
 import android.app.job.JobInfo
 import android.app.job.JobParameters
 import android.app.job.JobScheduler
+import android.content.ComponentName
 import android.content.Intent
 import android.content.pm.ActivityInfo
+import android.content.pm.PackageManager
 import android.content.pm.ResolveInfo
+import android.content.pm.ServiceInfo
 import android.os.PersistableBundle
-import com.s3bguploader.S3BgUploaderRuntime
+import com.s3bguploader.BootReceiver
+import com.s3bguploader.UploadForegroundService
 import com.s3bguploader.UploadJobService
 import com.s3bguploader.UploadJobs
 import com.s3bguploader.UploadNotifications
-import com.s3bguploader.core.IdleReason
+import com.s3bguploader.core.UploadEngine
 import kotlinx.coroutines.runBlocking
 import org.junit.After
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
 import org.junit.Before
 import org.junit.Test
@@ -37,9 +42,9 @@ class RecordingJobService : UploadJobService() {
     val shown: MutableList<Pair<Notification, Boolean>> = Collections.synchronizedList(ArrayList())
     val bytes: MutableList<Pair<Long, Long>> = Collections.synchronizedList(ArrayList())
 
-    override fun reportBytes(params: JobParameters, uploaded: Long, remaining: Long) {
-        bytes.add(uploaded to remaining)
-        super.reportBytes(params, uploaded, remaining)
+    override fun reportBytes(params: JobParameters, transferred: Long, estimated: Long) {
+        bytes.add(transferred to estimated)
+        super.reportBytes(params, transferred, estimated)
     }
 
     override fun showNotification(params: JobParameters, notification: Notification, userInitiated: Boolean) {
@@ -51,10 +56,14 @@ class RecordingJobService : UploadJobService() {
 fun jobParameters(userInitiated: Boolean, jobId: Int = UploadJobs.JOB_ID): JobParameters =
     JobParameters(null, null, jobId, PersistableBundle(), null, null, 0, false, false, userInitiated, null, null, null)
 
+fun Notification.title(): String = extras.getCharSequence(Notification.EXTRA_TITLE).toString()
+fun Notification.text(): String = extras.getCharSequence(Notification.EXTRA_TEXT)?.toString() ?: ""
+
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
+@Config(sdk = [35], shadows = [TestJobScheduler::class])
 class JobServiceTest {
     private lateinit var app: Application
+    private val scheduler get() = app.getSystemService(JobScheduler::class.java)!!
 
     @Before
     fun setUp() {
@@ -65,19 +74,25 @@ class JobServiceTest {
     @After
     fun tearDown() = TestSetup.after()
 
-    private fun Notification.title(): String = extras.getCharSequence(Notification.EXTRA_TITLE).toString()
-    private fun Notification.text(): String = extras.getCharSequence(Notification.EXTRA_TEXT).toString()
+    private fun queue(configJson: String, vararg sizes: Int, transfer: String = "job"): Pair<UploadEngine, List<java.io.File>> {
+        val engine = engineOf(app)
+        runBlocking { engine.setConfigJson(configJson) }
+        val files = sizes.mapIndexed { i, size -> randomFile(app.cacheDir, "$transfer-$i.bin", size) }
+        files.forEach { f -> runBlocking { engine.uploadFileJson(f.path, transfer, null, "{}") } }
+        return engine to files
+    }
+
+    private fun pending(): JobInfo? = scheduler.getPendingJob(UploadJobs.JOB_ID)
+
+    private fun uploadsJson(engine: UploadEngine, transfer: String) = runBlocking { engine.uploadsJson(null, transfer) }
+
+    private fun started(service: RecordingJobService, params: JobParameters) {
+        assertTrue(service.onStartJob(params))
+    }
 
     @Test
-    fun userInitiatedJobPostsItsNotificationUpdatesItAndFinishesWhenDrained(): Unit = GatedBackend().use { gated ->
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking {
-            engine.setConfigJson(gated.configJson(""","notification":{"title":"Sending {totalFiles} files","text":"{percentage}% of {totalSize}"}"""))
-        }
-        engine.setNetworkState(true, false)
-        val files = listOf(randomFile(app.cacheDir, "a.bin", 6 * MIB), randomFile(app.cacheDir, "b.bin", 5 * MIB + 7))
-        files.forEach { f -> runBlocking { engine.uploadFileJson(f.path, "job", null, "{}") } }
-
+    fun userInitiatedJobShowsItsNotificationAtOnceThenTheEnginesProgressAndFinishesWhenDrained(): Unit = GatedBackend().use { gated ->
+        val (engine, files) = queue(gated.configJson(""","notification":{"title":"Sending {totalFiles} files","text":"{percentage}% of {totalSize}"}"""), 6 * MIB, 5 * MIB + 7)
         // The app's launcher activity, which a tap on the notification opens.
         val launcher = ResolveInfo().apply {
             activityInfo = ActivityInfo().apply { packageName = app.packageName; name = "com.example.MainActivity" }
@@ -87,160 +102,258 @@ class JobServiceTest {
         )
         val controller = Robolectric.buildService(RecordingJobService::class.java).create()
         val service = controller.get()
-        val params = jobParameters(userInitiated = true)
-        assertTrue(service.onStartJob(params))
-        // The first notification is shown before onStartJob returns.
+        started(service, jobParameters(userInitiated = true))
+        // Shown before onStartJob returned, without waiting for the engine.
         val first = service.shown.first()
         assertTrue("handed to the job", first.second)
-        assertEquals("Sending 2 files", first.first.title())
-        assertEquals("0% of 11.5 MB", first.first.text())
         assertEquals(UploadNotifications.CHANNEL_ID, first.first.channelId)
         assertTrue(first.first.flags and Notification.FLAG_ONGOING_EVENT != 0)
-        assertNotNull("a tap opens the app", first.first.contentIntent)
-        val nm = app.getSystemService(NotificationManager::class.java)!!
-        assertEquals(NotificationManager.IMPORTANCE_LOW, nm.getNotificationChannel(UploadNotifications.CHANNEL_ID).importance)
 
-        // The backend holds the uploads: the job keeps running and updates
-        // its notification (at most once a second; no timing is asserted).
-        eventually("a notification update") { service.shown.size.takeIf { it >= 2 } }
+        // The backend holds the uploads: the job runs and shows the
+        // engine's texts (no timing is asserted).
+        val progress = eventually("the engine's notification") { service.shown.firstOrNull { it.first.title() == "Sending 2 files" } }
+        assertEquals("0% of 11.5 MB", progress.first.text())
+        assertNotNull("a tap opens the app", progress.first.contentIntent)
         assertFalse(shadowOf(service).isJobFinished)
         gated.open()
         eventually("the job to finish") { shadowOf(service).isJobFinished.takeIf { it } }
         assertFalse("a drained queue needs no reschedule", shadowOf(service).isRescheduleNeeded)
-        val summary = runBlocking { engine.summaryJson("job") }
-        assertTrue(summary, summary.contains("\"completed\":2"))
-        val all = runBlocking { engine.uploadsJson(null, "job") }
+        idleMain()
+        assertNull("and no fresh job", pending())
+        val all = uploadsJson(engine, "job")
         val keys = Regex("\"key\":\"([^\"]+)\"").findAll(all).map { it.groupValues[1] }.toList()
         assertEquals(all, 2, keys.size)
         files.zip(keys).forEach { (f, k) -> assertArrayEquals(f.readBytes(), Backend.objectBytes(k)) }
-        assertTrue(service.shown.all { it.first.title() == "Sending 2 files" && it.second })
-        // Transferred and remaining bytes went to the system with each update;
-        // while the backend held the uploads nothing was sent yet.
+        // The system heard what this job sent and what it would send in all:
+        // never going back, never above the estimate, all of it at the end.
         val total = files.sumOf { it.length() }
-        assertTrue(service.bytes.isNotEmpty())
-        assertEquals(0L to total, service.bytes.first())
-        assertTrue(service.bytes.all { (up, left) -> up in 0..total && left in 0..total })
+        val reports = synchronized(service.bytes) { service.bytes.toList() }
+        assertTrue(reports.isNotEmpty())
+        assertTrue(reports.toString(), reports.zipWithNext().all { (a, b) -> b.first >= a.first })
+        assertTrue(reports.toString(), reports.all { (sent, estimate) -> sent <= estimate && estimate <= total })
+        assertEquals(total to total, reports.last())
         controller.destroy()
     }
 
     @Test
-    fun onStopJobSuspendsTheEngineAndAsksForRescheduling(): Unit = GatedBackend().use { gated ->
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking { engine.setConfigJson(gated.configJson()) }
-        engine.setNetworkState(true, false)
-        val f = randomFile(app.cacheDir, "stop.bin", 5 * MIB + 1)
-        runBlocking { engine.uploadFileJson(f.path, "stop", null, "{}") }
-
+    fun theSystemsStopEndsTheRunAtACheckpointAndAFreshJobContinues(): Unit = GatedBackend().use { gated ->
+        val (engine, files) = queue(gated.configJson(), 5 * MIB + 1, transfer = "stop")
         val controller = Robolectric.buildService(RecordingJobService::class.java).create()
         val service = controller.get()
-        // A regular job (API 24-33 and the fallback): the notification is posted plainly.
+        // A regular job (API 24-33, and the fallback): a plain notification.
         val params = jobParameters(userInitiated = false)
-        assertTrue(service.onStartJob(params))
+        started(service, params)
         assertFalse(service.shown.first().second)
         val nm = shadowOf(app.getSystemService(NotificationManager::class.java)!!)
         assertNotNull(nm.getNotification(UploadNotifications.NOTIFICATION_ID))
-        // The upload is in flight (its backend call is held at the gate).
         eventually("a backend call in flight") { gated.waiting.takeIf { it >= 1 } }
 
-        assertTrue("the system's stop asks for a reschedule", service.onStopJob(params))
-        val status = runBlocking { engine.status() }
-        assertFalse("the engine is suspended", status.running)
-        assertEquals(1u, status.active)
+        // The system's stop: answered at once, the engine stops sending
+        // (the app is off screen, no run is left) and a fresh job, not the
+        // system's backoff, continues.
+        assertFalse(service.onStopJob(params))
+        assertNull("the regular job's notification goes with it", nm.getNotification(UploadNotifications.NOTIFICATION_ID))
+        eventually("the engine to stop") {
+            runBlocking { engine.lifecycleStatus() }.takeIf { it.runs.isEmpty() && it.mode == "stopped" }
+        }
+        val fresh = eventually("the fresh job") { idleMain(); pending() }
+        assertFalse(fresh.isUserInitiated)
+        assertTrue(fresh.isPersisted)
+        assertEquals(0L, fresh.minLatencyMillis)
         assertFalse("onStopJob answered; the job does not finish itself", shadowOf(service).isJobFinished)
+        controller.destroy()
 
-        // The user's stop from the Task Manager: suspended, no reschedule.
-        val second = jobParameters(userInitiated = true)
-        assertTrue(service.onStartJob(second))
-        second.setStopReason(JobParameters.STOP_REASON_USER, JobParameters.INTERNAL_STOP_REASON_UNKNOWN, "test")
-        assertFalse(service.onStopJob(second))
-        assertFalse(runBlocking { engine.status() }.running)
-
-        // Nothing was lost: a later run sends the file.
+        // The fresh job sends the file; nothing was lost.
         gated.open()
-        assertEquals(IdleReason.IDLE, runBlocking { engine.runUntilIdle() })
-        assertTrue(runBlocking { engine.summaryJson("stop") }.contains("\"completed\":1"))
+        val next = Robolectric.buildService(RecordingJobService::class.java).create()
+        started(next.get(), jobParameters(userInitiated = false))
+        eventually("the fresh job to finish") { shadowOf(next.get()).isJobFinished.takeIf { it } }
+        val done = uploadsJson(engine, "stop")
+        assertTrue(done, done.contains("\"state\":\"COMPLETED\""))
+        val key = Regex("\"key\":\"([^\"]+)\"").find(done)!!.groupValues[1]
+        assertArrayEquals(files[0].readBytes(), Backend.objectBytes(key))
+        next.destroy()
+    }
+
+    @Test
+    fun aUserInitiatedJobStoppedByTheSystemIsRescheduledAsOne(): Unit = GatedBackend().use { gated ->
+        queue(gated.configJson(), 5 * MIB + 3, transfer = "uidt")
+        val controller = Robolectric.buildService(RecordingJobService::class.java).create()
+        val service = controller.get()
+        val params = jobParameters(userInitiated = true)
+        started(service, params)
+        eventually("a backend call in flight") { gated.waiting.takeIf { it >= 1 } }
+        params.setStopReason(JobParameters.STOP_REASON_CONSTRAINT_CONNECTIVITY, JobParameters.INTERNAL_STOP_REASON_CONSTRAINTS_NOT_SATISFIED, "test")
+        // Rescheduled by the system keeps it user-initiated (it could not be
+        // scheduled as one again from the background).
+        assertTrue(service.onStopJob(params))
+        idleMain()
+        assertNull("no regular job replaces it", pending())
         controller.destroy()
     }
 
     @Test
-    fun aJobWaitingForTheNetworkFinishesWithAReschedule() {
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking { engine.setConfigJson(Backend.configJson(""","network":"unmetered"""")) }
-        engine.setNetworkState(true, true)
-        runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "w.bin", 1000).path, "w", null, "{}") }
+    fun thePersonsStopPausesEveryUploadUntilResumed(): Unit = GatedBackend().use { gated ->
+        val (engine, _) = queue(gated.configJson(), 5 * MIB + 5, 1000, transfer = "user")
         val controller = Robolectric.buildService(RecordingJobService::class.java).create()
         val service = controller.get()
-        assertTrue(service.onStartJob(jobParameters(userInitiated = false)))
-        eventually("the job to finish") { shadowOf(service).isJobFinished.takeIf { it } }
-        assertTrue(shadowOf(service).isRescheduleNeeded)
+        val params = jobParameters(userInitiated = true)
+        started(service, params)
+        eventually("a backend call in flight") { gated.waiting.takeIf { it >= 1 } }
+        // From the Task Manager (Android 13+).
+        params.setStopReason(JobParameters.STOP_REASON_USER, JobParameters.INTERNAL_STOP_REASON_UNKNOWN, "test")
+        assertFalse(service.onStopJob(params))
+        val paused = eventually("every upload paused by the person") {
+            uploadsJson(engine, "user").takeIf { Regex("\"code\":\"user_stopped\"").findAll(it).count() == 2 }
+        }
+        assertTrue(paused, Regex("\"state\":\"PAUSED\"").findAll(paused).count() == 2)
+        idleMain()
+        assertNull("no job until the person resumes", pending())
         controller.destroy()
+
+        // A resume (the person, in the app) schedules again.
+        Screen.show()
+        assertEquals(2, Regex("\"id\"").findAll(runBlocking { engine.resumeJson(null, "user") }).count())
+        assertEquals(UploadJobs.Kind.USER_INITIATED, runBlocking { UploadJobs.forUserAction(app, engine, true) })
+        gated.open()
+    }
+
+    @Test
+    fun aTimeoutStopSchedulesAFreshJobWithALinearBackoff(): Unit = GatedBackend().use { gated ->
+        queue(gated.configJson(), 5 * MIB + 9, transfer = "timeout")
+        val controller = Robolectric.buildService(RecordingJobService::class.java).create()
+        val service = controller.get()
+        val params = jobParameters(userInitiated = false)
+        started(service, params)
+        eventually("a backend call in flight") { gated.waiting.takeIf { it >= 1 } }
+        params.setStopReason(JobParameters.STOP_REASON_TIMEOUT, JobParameters.INTERNAL_STOP_REASON_TIMEOUT, "test")
+        // "Reschedule" would count as a failure: the system's backoff doubles.
+        assertFalse(service.onStopJob(params))
+        val fresh = eventually("the fresh job") { idleMain(); pending() }
+        assertFalse(fresh.isUserInitiated)
+        assertTrue(fresh.isPersisted)
+        assertEquals(JobInfo.BACKOFF_POLICY_LINEAR, fresh.backoffPolicy)
+        assertEquals(UploadJobs.BACKOFF_MS, fresh.initialBackoffMillis)
+        controller.destroy()
+    }
+
+    @Test
+    fun aRunThatMustWaitEndsAndAFreshJobIsDelayedAsTheEngineSays(): Unit = GatedBackend().use { gated ->
+        gated.open()
+        // The backend asks for 45 s: longer than a job should idle.
+        gated.retryAfterOnce = "45"
+        val (engine, _) = queue(gated.configJson().replace("\"maxDelayMs\":50", "\"maxDelayMs\":60000"), 2000, transfer = "later")
+        val controller = Robolectric.buildService(RecordingJobService::class.java).create()
+        val service = controller.get()
+        started(service, jobParameters(userInitiated = false))
+        eventually("the job to finish") { shadowOf(service).isJobFinished.takeIf { it } }
+        assertFalse("no reschedule through the system's backoff", shadowOf(service).isRescheduleNeeded)
+        val fresh = eventually("the fresh job") { idleMain(); pending() }
+        assertTrue("delayed as the server asked: ${fresh.minLatencyMillis}", fresh.minLatencyMillis in 30_000L..60_000L)
+        assertTrue(fresh.isPersisted)
+        assertTrue(uploadsJson(engine, "later").contains("\"state\":\"PENDING\""))
+        controller.destroy()
+    }
+
+    @Test
+    fun aJobWaitingForTheNetworkEndsAndAFreshJobKeepsTheConstraint() {
+        val (engine, _) = queue(Backend.configJson(""","network":"unmetered""""), 1000, transfer = "w")
+        engine.setNetworkState(true, true)
+        val controller = Robolectric.buildService(RecordingJobService::class.java).create()
+        val service = controller.get()
+        started(service, jobParameters(userInitiated = false))
+        eventually("the job to finish") { shadowOf(service).isJobFinished.takeIf { it } }
+        assertFalse(shadowOf(service).isRescheduleNeeded)
+        val fresh = eventually("the fresh job") { idleMain(); pending() }
+        assertEquals(JobInfo.NETWORK_TYPE_UNMETERED, @Suppress("DEPRECATION") fresh.networkType)
+        assertEquals(UploadJobs.NETWORK_RECHECK_MS, fresh.minLatencyMillis)
+        controller.destroy()
+
+        // A user-initiated job keeps its standing: the system reschedules it.
+        val uidt = Robolectric.buildService(RecordingJobService::class.java).create()
+        started(uidt.get(), jobParameters(userInitiated = true))
+        eventually("the job to finish") { shadowOf(uidt.get()).isJobFinished.takeIf { it } }
+        assertTrue(shadowOf(uidt.get()).isRescheduleNeeded)
+        uidt.destroy()
     }
 
     @Test
     fun regularJobKeepsTheNetworkConstraintAndIsPersisted() {
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking { engine.setConfigJson(Backend.configJson(""","network":"unmetered"""")) }
+        val (engine, files) = queue(Backend.configJson(""","network":"unmetered""""), 2 * MIB, transfer = "r")
         engine.setNetworkState(false, false)
-        val f = randomFile(app.cacheDir, "r.bin", 2 * MIB)
-        runBlocking { engine.uploadFileJson(f.path, "r", null, "{}") }
         // Not a user action (start-up, boot): a regular job.
-        val kind = runBlocking { UploadJobs.schedule(app, engine, userAction = false, visible = false) }
-        assertEquals(UploadJobs.Kind.REGULAR, kind)
-        val job = app.getSystemService(JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID)!!
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.ensureScheduled(app, engine) })
+        val job = pending()!!
         assertFalse(job.isUserInitiated)
         assertTrue(job.isPersisted)
         assertEquals(JobInfo.NETWORK_TYPE_UNMETERED, @Suppress("DEPRECATION") job.networkType)
-        assertEquals(f.length(), job.estimatedNetworkUploadBytes)
+        assertEquals(files[0].length(), job.estimatedNetworkUploadBytes)
+        assertEquals(JobInfo.BACKOFF_POLICY_LINEAR, job.backoffPolicy)
         // A second request does not replace (and so stop) the scheduled job.
-        assertEquals(UploadJobs.Kind.ALREADY_SCHEDULED, runBlocking { UploadJobs.schedule(app, engine, userAction = false, visible = false) })
+        assertEquals(UploadJobs.Kind.ALREADY_SCHEDULED, runBlocking { UploadJobs.ensureScheduled(app, engine) })
+        // The boot receiver is on while work is queued.
+        val boot = ComponentName(app, BootReceiver::class.java)
+        assertEquals(PackageManager.COMPONENT_ENABLED_STATE_ENABLED, app.packageManager.getComponentEnabledSetting(boot))
+    }
+
+    @Test
+    fun aRefusedUserInitiatedJobFallsBackToTheRegularJob() {
+        val (engine, _) = queue(Backend.configJson(), 100, transfer = "x")
+        engine.setNetworkState(false, false)
+        // The system refuses it (the app left the screen before it asked, say).
+        TestJobScheduler.refuseUserInitiated = true
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.forUserAction(app, engine, true) })
+        val job = pending()!!
+        assertFalse(job.isUserInitiated)
+        assertTrue(job.isPersisted)
+        // Even the regular job refused: nothing throws, and the next action tries again.
+        scheduler.cancelAll()
+        shadowOf(scheduler).failOnJob(UploadJobs.JOB_ID)
+        assertEquals(UploadJobs.Kind.NOTHING_TO_DO, runBlocking { UploadJobs.forUserAction(app, engine, true) })
     }
 
     @Test
     fun revokedLongRunningJobsFallBackToARegularJobOrTheAppsForegroundService() {
-        UploadJobs.canRunUserInitiatedJobs = { false }
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking { engine.setConfigJson(Backend.configJson()) }
+        TestJobScheduler.allowUserInitiated = false
+        val (engine, _) = queue(Backend.configJson(), 4000, transfer = "f")
         engine.setNetworkState(false, false)
-        runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "f.bin", 4000).path, "f", null, "{}") }
-        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
-        val scheduler = app.getSystemService(JobScheduler::class.java)!!
-        assertFalse(scheduler.getPendingJob(UploadJobs.JOB_ID)!!.isUserInitiated)
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.forUserAction(app, engine, true) })
+        assertFalse(pending()!!.isUserInitiated)
 
         // The app opted in to the dataSync service: a user action starts it.
         scheduler.cancel(UploadJobs.JOB_ID)
-        shadowOf(app.packageManager).addOrUpdateService(
-            android.content.pm.ServiceInfo().apply { packageName = app.packageName; name = com.s3bguploader.UploadForegroundService::class.java.name },
-        )
+        val declared = ServiceInfo().apply {
+            packageName = app.packageName
+            name = UploadForegroundService::class.java.name
+            foregroundServiceType = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC
+        }
+        shadowOf(app.packageManager).addOrUpdateService(declared)
         shadowOf(app).grantPermissions("android.permission.FOREGROUND_SERVICE", "android.permission.FOREGROUND_SERVICE_DATA_SYNC")
-        assertEquals(UploadJobs.Kind.FOREGROUND_SERVICE, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
-        assertEquals(com.s3bguploader.UploadForegroundService::class.java.name, shadowOf(app).nextStartedService.component!!.className)
+        assertEquals(UploadJobs.Kind.FOREGROUND_SERVICE, runBlocking { UploadJobs.forUserAction(app, engine, true) })
+        assertEquals(UploadForegroundService::class.java.name, shadowOf(app).nextStartedService.component!!.className)
         // A persisted regular job backs the service up (it takes over when the service stops).
-        val backup = scheduler.getPendingJob(UploadJobs.JOB_ID)
-        assertTrue("a backup job with the service", backup != null)
+        val backup = pending()
+        assertNotNull("a backup job with the service", backup)
         assertFalse(backup!!.isUserInitiated)
         assertTrue(backup.isPersisted)
         // Not visible (a background resume): a regular job, never the service.
         scheduler.cancel(UploadJobs.JOB_ID)
-        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = false) })
-        assertEquals(null, shadowOf(app).nextStartedService)
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.forUserAction(app, engine, false) })
+        assertNull(shadowOf(app).nextStartedService)
+        // A declaration without the dataSync type is not used.
+        scheduler.cancel(UploadJobs.JOB_ID)
+        shadowOf(app.packageManager).addOrUpdateService(declared.apply { foregroundServiceType = 0 })
+        assertFalse(UploadJobs.foregroundServiceDeclared(app))
+        assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.forUserAction(app, engine, true) })
     }
 
     @Test
     fun nothingIsScheduledWhenNoWorkRemains() {
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         runBlocking { engine.setConfigJson(Backend.configJson()) }
-        assertEquals(UploadJobs.Kind.NOTHING_TO_DO, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
-        assertEquals(null, app.getSystemService(JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID))
-    }
-
-    @Test
-    fun aRefusedJobIsReportedNotSwallowed() {
-        val engine = S3BgUploaderRuntime.engine(app)
-        runBlocking { engine.setConfigJson(Backend.configJson()) }
-        engine.setNetworkState(false, false)
-        runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "x.bin", 100).path, "x", null, "{}") }
-        val scheduler = app.getSystemService(JobScheduler::class.java)!!
-        shadowOf(scheduler).failOnJob(UploadJobs.JOB_ID)
-        assertEquals(UploadJobs.Kind.NOTHING_TO_DO, runBlocking { UploadJobs.schedule(app, engine, userAction = true, visible = true) })
+        assertEquals(UploadJobs.Kind.NOTHING_TO_DO, runBlocking { UploadJobs.ensureScheduled(app, engine) })
+        assertNull(pending())
+        val boot = ComponentName(app, BootReceiver::class.java)
+        assertEquals("the boot receiver stays off", PackageManager.COMPONENT_ENABLED_STATE_DEFAULT, app.packageManager.getComponentEnabledSetting(boot))
     }
 }

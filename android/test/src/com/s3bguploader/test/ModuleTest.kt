@@ -43,7 +43,7 @@ val NATIVE_PROGRESS_KEYS = setOf("id", "transferId", "uploadedBytes", "totalByte
 fun ReadableMap.keys(): Set<String> = toHashMap().keys
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
+@Config(sdk = [35], shadows = [TestJobScheduler::class])
 class ModuleTest {
     private lateinit var app: Application
     private lateinit var module: S3BgUploaderModule
@@ -55,7 +55,8 @@ class ModuleTest {
         app = RuntimeEnvironment.getApplication()
         module = S3BgUploaderModule(TestReactContext(app))
         module.eventSink = { name, map -> events.add(name to map) }
-        module.appVisible = { true }
+        // On screen: the engine sends in the foreground.
+        Screen.show()
         module.initialize()
     }
 
@@ -144,7 +145,7 @@ class ModuleTest {
         // Invalidated (reload, teardown): no more events from this module.
         module.invalidate()
         val before = events.size
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         val g = randomFile(app.cacheDir, "after.bin", 1000)
         runBlocking { engine.uploadFileJson(g.path, "ev", null, "{}") }
         eventually("the second upload") {
@@ -160,7 +161,7 @@ class ModuleTest {
         assertNull(call { module.setConfig(Backend.configJson(""","network":"unmetered""""), it) }.resolved())
         // On a metered network an unmetered-only upload waits, so the job is
         // scheduled with work left whatever the machine's speed.
-        S3BgUploaderRuntime.engine(app).setNetworkState(true, true)
+        engineOf(app).setNetworkState(true, true)
         val f = randomFile(app.cacheDir, "job.bin", 7 * MIB + 5)
         call { module.uploadFile(f.path, "job", null, "{}", it) }.resolved()
         val scheduler = app.getSystemService(JobScheduler::class.java)!!

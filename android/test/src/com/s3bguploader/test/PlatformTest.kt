@@ -77,7 +77,7 @@ class TestFilesProvider : ContentProvider() {
 }
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class])
+@Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class, TestJobScheduler::class])
 class PlatformTest {
     private lateinit var app: Application
 
@@ -91,7 +91,7 @@ class PlatformTest {
     fun tearDown() = TestSetup.after()
 
     private fun settled(id: Double): String = eventually("upload $id to settle") {
-        runBlocking { S3BgUploaderRuntime.engine(app).uploadsJson(id, null) }
+        runBlocking { engineOf(app).uploadsJson(id, null) }
             .takeIf { Regex("\"state\":\"(COMPLETED|FAILED|CANCELLED)\"").containsMatchIn(it) }
     }
 
@@ -102,7 +102,7 @@ class PlatformTest {
         TestFilesProvider.root = File(app.filesDir, "provider").also { it.mkdirs() }
         Robolectric.setupContentProvider(TestFilesProvider::class.java, TestFilesProvider.AUTHORITY)
         val f = randomFile(TestFilesProvider.root, "video.mp4", 11 * MIB + 3)
-        val module = S3BgUploaderModule(TestReactContext(app)).also { it.eventSink = { _, _ -> }; it.appVisible = { true } }
+        val module = S3BgUploaderModule(TestReactContext(app)).also { it.eventSink = { _, _ -> } }.also { Screen.show() }
         module.initialize()
         try {
             assertNull(TestPromise().also { module.setConfig(Backend.configJson(), it) }.resolved())
@@ -140,7 +140,8 @@ class PlatformTest {
 
     @Test
     fun theNetworkCallbackHoldsAndReleasesUnmeteredOnlyUploads() {
-        val engine = S3BgUploaderRuntime.engine(app)
+        Screen.show()
+        val engine = engineOf(app)
         val cm = app.getSystemService(ConnectivityManager::class.java)!!
         val callbacks = shadowOf(cm).networkCallbacks
         assertEquals("one default-network callback", 1, callbacks.size)
@@ -177,7 +178,7 @@ class PlatformTest {
 
     @Test
     fun theForegroundServiceRunsInForegroundAndItsTimeoutStopsCleanly(): Unit = GatedBackend().use { gated ->
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         runBlocking { engine.setConfigJson(gated.configJson()) }
         engine.setNetworkState(true, false)
         runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "fgs.bin", 5 * MIB + 2).path, "fgs", null, "{}") }
@@ -190,16 +191,18 @@ class PlatformTest {
         assertEquals(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC, service.foregroundServiceType)
         eventually("a backend call in flight") { gated.waiting.takeIf { it >= 1 } }
 
-        // Android 15's time limit for dataSync.
+        // Android 15's time limit for dataSync: answered at once.
         service.onTimeout(1, ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
         assertTrue("stopped itself", shadow.isStoppedBySelf)
         assertTrue("left the foreground", shadow.isForegroundStopped)
-        val status = runBlocking { engine.status() }
-        assertFalse("the engine is suspended", status.running)
-        assertEquals(1u, status.active)
-        val job = app.getSystemService(android.app.job.JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID)
-        assertNotNull("a regular job takes over", job)
-        assertFalse(job!!.isUserInitiated)
+        // Off screen with no run left, the engine stops sending; a regular job takes over.
+        eventually("the engine to stop") {
+            runBlocking { engine.lifecycleStatus() }.takeIf { it.runs.isEmpty() && it.mode == "stopped" }
+        }
+        assertEquals(1u, runBlocking { engine.status() }.active)
+        val job = eventually("a regular job") { app.getSystemService(android.app.job.JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID) }
+        assertFalse(job.isUserInitiated)
+        assertTrue(job.isPersisted)
         controller.destroy()
     }
 
@@ -209,6 +212,7 @@ class PlatformTest {
         val info = ServiceInfo().apply {
             packageName = app.packageName
             name = UploadForegroundService::class.java.name
+            foregroundServiceType = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC
         }
         shadowOf(app.packageManager).addOrUpdateService(info)
         assertFalse("declared without its permissions", UploadJobs.foregroundServiceDeclared(app))
@@ -218,7 +222,7 @@ class PlatformTest {
 
     @Test
     fun afterABootTheReceiverSchedulesTheJobWithoutJavaScript(): Unit = GatedBackend().use { gated ->
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         // Held at the backend: work is left whatever the network says.
         runBlocking { engine.setConfigJson(gated.configJson()) }
         runBlocking { engine.uploadFileJson(randomFile(app.cacheDir, "boot.bin", 3000).path, "boot", null, "{}") }

@@ -8,13 +8,13 @@ import com.facebook.react.bridge.ReadableMap
 import com.facebook.react.bridge.WritableMap
 import com.s3bguploader.JsonBridge
 import com.s3bguploader.S3BgUploaderRuntime
-import com.s3bguploader.UploadJobs
 import android.net.ConnectivityManager
 import android.net.NetworkCapabilities
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
 import org.robolectric.shadows.ShadowNetworkCapabilities
 import java.io.File
+import kotlinx.coroutines.runBlocking
 import java.nio.file.Files
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
@@ -127,8 +127,20 @@ object TestSetup {
         JsonBridge.newMap = { JavaOnlyMap() }
         JsonBridge.newArray = { JavaOnlyArray() }
         S3BgUploaderRuntime.resetForTests()
-        // Robolectric has no job service to ask: the user allows long-running jobs.
-        UploadJobs.canRunUserInitiatedJobs = { true }
+        TestJobScheduler.reset()
+        Screen.reset()
+        // The process starts off screen: tests bring an activity up when
+        // they need the app visible (the runtime's first guess reads this).
+        val am = RuntimeEnvironment.getApplication().getSystemService(android.app.ActivityManager::class.java)!!
+        shadowOf(am).setProcesses(
+            listOf(
+                android.app.ActivityManager.RunningAppProcessInfo().apply {
+                    pid = android.os.Process.myPid()
+                    processName = RuntimeEnvironment.getApplication().packageName
+                    importance = 400 // IMPORTANCE_CACHED (IMPORTANCE_BACKGROUND before API 26)
+                },
+            ),
+        )
         // The default network is Wi-Fi with internet access (the engine reads it on open).
         val app = RuntimeEnvironment.getApplication()
         val cm = app.getSystemService(ConnectivityManager::class.java)!!
@@ -153,6 +165,9 @@ class GatedBackend : AutoCloseable {
     private val gate = CountDownLatch(1)
     @Volatile var waiting = 0
         private set
+
+    /** When set, the next startUpload is answered 503 with this Retry-After (then cleared). */
+    @Volatile var retryAfterOnce: String? = null
     private val server = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
     val url: String
 
@@ -162,6 +177,13 @@ class GatedBackend : AutoCloseable {
             try {
                 waiting++
                 gate.await(120, TimeUnit.SECONDS)
+                val retry = retryAfterOnce
+                if (retry != null && ex.requestURI.path.endsWith("/startUpload")) {
+                    retryAfterOnce = null
+                    ex.responseHeaders.add("Retry-After", retry)
+                    ex.sendResponseHeaders(503, -1)
+                    return@createContext
+                }
                 val conn = java.net.URL(Backend.url + ex.requestURI.toString()).openConnection() as java.net.HttpURLConnection
                 conn.requestMethod = ex.requestMethod
                 ex.requestHeaders.forEach { (k, v) -> if (k != null && !k.equals("Host", true) && !k.equals("Content-Length", true)) v.forEach { conn.addRequestProperty(k, it) } }
@@ -192,3 +214,60 @@ class GatedBackend : AutoCloseable {
         server.stop(0)
     }
 }
+
+/**
+ * The job scheduler as the OS answers it (Robolectric's keeps jobs but has
+ * no service behind `canRunUserInitiatedJobs`): whether the person allows
+ * long-running jobs, and a refusal of user-initiated jobs as the system
+ * gives one when the app is not visible. Our code runs unchanged on it.
+ */
+@org.robolectric.annotation.Implements(className = "android.app.JobSchedulerImpl", isInAndroidSdk = false)
+class TestJobScheduler : org.robolectric.shadows.ShadowJobScheduler.ShadowJobSchedulerImpl() {
+    companion object {
+        @Volatile var allowUserInitiated = true
+        @Volatile var refuseUserInitiated = false
+
+        fun reset() {
+            allowUserInitiated = true
+            refuseUserInitiated = false
+        }
+    }
+
+    @org.robolectric.annotation.Implementation(minSdk = 34)
+    protected fun canRunUserInitiatedJobs(): Boolean = allowUserInitiated
+
+    @org.robolectric.annotation.Implementation
+    override fun schedule(job: android.app.job.JobInfo): Int {
+        if (refuseUserInitiated && android.os.Build.VERSION.SDK_INT >= 34 && job.isUserInitiated) {
+            return android.app.job.JobScheduler.RESULT_FAILURE
+        }
+        return super.schedule(job)
+    }
+}
+
+/** The app's screen, through real activity callbacks (what the runtime watches). */
+object Screen {
+    private var shown: org.robolectric.android.controller.ActivityController<android.app.Activity>? = null
+
+    /** An activity comes to the front (the app is visible). */
+    fun show() {
+        if (shown == null) shown = org.robolectric.Robolectric.buildActivity(android.app.Activity::class.java).setup()
+    }
+
+    /** The app leaves the screen (its activity stops). */
+    fun leave() {
+        if (shown == null) show()
+        shown!!.pause().stop()
+        shown = null
+    }
+
+    fun reset() {
+        shown = null
+    }
+}
+
+/** The process's engine (opened in the background by the runtime), waited for. */
+fun engineOf(app: android.content.Context): com.s3bguploader.core.UploadEngine = runBlocking { S3BgUploaderRuntime.engine(app) }
+
+/** Runs what was posted to the main thread (Robolectric's paused looper). */
+fun idleMain() = shadowOf(android.os.Looper.getMainLooper()).idle()

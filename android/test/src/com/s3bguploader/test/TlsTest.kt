@@ -52,6 +52,8 @@ class TlsTest {
     @Before
     fun setUp() {
         TestSetup.before()
+        // On screen: the engine sends in the foreground.
+        Screen.show()
         app = RuntimeEnvironment.getApplication()
     }
 
@@ -60,7 +62,7 @@ class TlsTest {
 
     private fun settle(json: String): String {
         val id = Regex("\"id\":(\\d+)").find(json)!!.groupValues[1].toDouble()
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         return eventually("the upload to settle") {
             runBlocking { engine.uploadsJson(id, null) }.takeIf { Regex("\"state\":\"(COMPLETED|FAILED)\"").containsMatchIn(it) }
         }
@@ -70,7 +72,7 @@ class TlsTest {
     fun uploadsTrustWhatThePlatformTrustManagerTrusts(): Unit = HttpsHarness().use { h ->
         // The runtime installs the platform's trust manager when it opens the
         // engine; here that store does not know the harness's private CA.
-        val engine = S3BgUploaderRuntime.engine(app)
+        val engine = engineOf(app)
         val config = """{"startUploadUrl":"${h.url}/startUpload","uploadUrlsUrl":"${h.url}/getUploadUrls",""" +
             """"completeUrl":"${h.url}/complete","retry":{"maxAttempts":1,"baseDelayMs":10,"maxDelayMs":20}}"""
         runBlocking { engine.setConfigJson(config) }
@@ -92,7 +94,7 @@ class TlsTest {
         System.setProperty("javax.net.ssl.trustStoreType", "PKCS12")
         try {
             S3BgUploaderRuntime.resetForTests()
-            val reopened = S3BgUploaderRuntime.engine(app)
+            val reopened = engineOf(app)
             reopened.setNetworkState(true, false)
             checkTrusted(reopened, h)
         } finally {
