@@ -24,7 +24,9 @@ import org.junit.Assert.assertTrue
 import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
+import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
+import org.robolectric.Shadows.shadowOf
 import org.robolectric.annotation.Config
 import java.io.File
 import java.util.Collections
@@ -171,5 +173,119 @@ class ModuleTest {
         assertEquals(f.length(), job.estimatedNetworkUploadBytes)
         assertEquals(UploadJobService::class.java.name, job.service.className)
         assertFalse("a user-initiated job is not persisted", job.isPersisted)
+    }
+
+    @Test
+    fun callsNotAwaitedKeepTheirOrder(): Unit = GatedBackend().use { gated ->
+        // Fired one after the other without waiting, as JavaScript may (the
+        // backend holds the upload, so only the order decides).
+        val f = randomFile(app.cacheDir, "order.bin", 3000)
+        val config = call { module.setConfig(gated.configJson(), it) }
+        val added = call { module.uploadFile(f.path, "order", null, "{}", it) }
+        val paused = call { module.pause(null, "order", it) }
+        assertNull(config.resolved())
+        val id = (added.resolved() as ReadableMap).num("id")
+        // The pause came after the add: it found the upload.
+        val changed = (paused.resolved() as ReadableArray).maps()
+        assertEquals(listOf(id), changed.map { it.num("id") })
+        assertEquals("PAUSED", uploadsOf(id).str("state"))
+    }
+
+    @Test
+    fun theAppsVisibilityIsTheEnginesAppStateAndNothingIsSentOffScreenWithoutAJob(): Unit = GatedBackend().use { gated ->
+        val engine = engineOf(app)
+        assertEquals(com.s3bguploader.core.AppState.FOREGROUND, runBlocking { engine.lifecycleStatus() }.state)
+        assertEquals("direct", runBlocking { engine.lifecycleStatus() }.mode)
+        Screen.leave()
+        val off = runBlocking { engine.lifecycleStatus() }
+        assertEquals(com.s3bguploader.core.AppState.BACKGROUND, off.state)
+        assertEquals("stopped", off.mode)
+        // Off screen: the person's action schedules a regular job, and the
+        // engine sends nothing until it runs.
+        gated.open()
+        assertNull(call { module.setConfig(gated.configJson(), it) }.resolved())
+        val f = randomFile(app.cacheDir, "off.bin", 5 * MIB + 11)
+        val id = (call { module.uploadFile(f.path, "off", null, "{}", it) }.resolved() as ReadableMap).num("id")
+        val job = app.getSystemService(JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID)!!
+        assertFalse(job.isUserInitiated)
+        assertEquals("stopped", runBlocking { engine.lifecycleStatus() }.mode)
+        assertEquals(0, gated.waiting)
+        assertEquals("PENDING", uploadsOf(id).str("state"))
+        // Back on screen: it is sent.
+        Screen.show()
+        assertEquals("COMPLETED", settled(id).str("state"))
+        assertTrue(gated.waiting >= 1)
+    }
+
+    @Test
+    fun aDamagedQueueRejectsEveryCallWithItsCodeUntilSetAside() {
+        module.invalidate()
+        TestSetup.after()
+        // A queue file that is not a database, found at launch.
+        val db = S3BgUploaderRuntime.databaseFile(app)
+        db.parentFile!!.mkdirs()
+        db.writeBytes(ByteArray(64 * 1024) { 0x5a })
+        module = S3BgUploaderModule(TestReactContext(app)).also { it.eventSink = { name, map -> events.add(name to map) } }
+        Screen.reset()
+        Screen.show()
+        // Nothing throws into React Native, the job or the boot receiver.
+        module.initialize()
+        val rejected = call { module.getSummary(null, it) }.rejection()
+        assertEquals("database_corrupt", rejected.first)
+        assertEquals("database_corrupt", call { module.setConfig(Backend.configJson(), it) }.rejection().first)
+        val job = Robolectric.buildService(RecordingJobService::class.java).create()
+        assertTrue(job.get().onStartJob(jobParameters(userInitiated = false)))
+        eventually("the job to finish") { shadowOf(job.get()).isJobFinished.takeIf { it } }
+        assertFalse("a damaged queue needs the app, not a retry", shadowOf(job.get()).isRescheduleNeeded)
+        job.destroy()
+        com.s3bguploader.BootReceiver().onReceive(app, android.content.Intent(android.content.Intent.ACTION_BOOT_COMPLETED))
+
+        // The app sets it aside: kept for inspection, an empty queue opens.
+        val kept = call { module.setAsideQueue(it) }.resolved() as String
+        assertTrue(kept, kept.contains("queue.db.corrupt-"))
+        assertTrue(java.io.File(kept).readBytes().all { it == 0x5a.toByte() })
+        assertEquals("invalid_argument", call { module.setAsideQueue(it) }.rejection().first)
+        assertNull(call { module.setConfig(Backend.configJson(), it) }.resolved())
+        val f = randomFile(app.cacheDir, "fresh.bin", 4000)
+        val id = (call { module.uploadFile(f.path, "fresh", null, "{}", it) }.resolved() as ReadableMap).num("id")
+        assertEquals("COMPLETED", settled(id).str("state"))
+        // Events flow from the new queue.
+        eventually("an event from the new queue") { synchronized(events) { events.any { it.second.str("transferId") == "fresh" } }.takeIf { it } }
+    }
+
+    @Test
+    fun noEntryPointWaitsForTheEngineToOpen() {
+        module.invalidate()
+        TestSetup.after()
+        // The open is held (a slow device with a big queue): every entry
+        // point must return while it is.
+        val release = java.util.concurrent.CountDownLatch(1)
+        // Set only once the hold is over: an entry point that waited for
+        // the engine would return after it.
+        val opened = java.util.concurrent.atomic.AtomicBoolean(false)
+        S3BgUploaderRuntime.beforeOpenForTests = {
+            release.await(60, java.util.concurrent.TimeUnit.SECONDS)
+            opened.set(true)
+        }
+        val returned = mutableListOf<String>()
+        module = S3BgUploaderModule(TestReactContext(app))
+        module.initialize()
+        val summary = call { module.getSummary(null, it) }
+        if (!opened.get()) returned.add("module")
+        val jobs = Robolectric.buildService(RecordingJobService::class.java).create()
+        val params = jobParameters(userInitiated = true)
+        assertTrue(jobs.get().onStartJob(params))
+        assertFalse(jobs.get().onStopJob(jobParameters(userInitiated = false)))
+        if (!opened.get()) returned.add("job")
+        val fgs = Robolectric.buildService(com.s3bguploader.UploadForegroundService::class.java).create().startCommand(0, 1)
+        if (!opened.get()) returned.add("service")
+        com.s3bguploader.BootReceiver().onReceive(app, android.content.Intent(android.content.Intent.ACTION_BOOT_COMPLETED))
+        if (!opened.get()) returned.add("receiver")
+        assertEquals(listOf("module", "job", "service", "receiver"), returned)
+        assertFalse("nothing settled before the engine opened", summary.settledTimes > 0)
+        release.countDown()
+        assertEquals(NATIVE_SUMMARY_KEYS, (summary.resolved() as ReadableMap).keys())
+        jobs.destroy()
+        fgs.destroy()
     }
 }
