@@ -149,7 +149,10 @@ class PlatformTest {
         runBlocking { engine.setConfigJson(Backend.configJson(""","network":"unmetered"""")) }
 
         // Mobile data: metered.
-        callback.onCapabilitiesChanged(network, capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET))
+        callback.onCapabilitiesChanged(
+            network,
+            capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET, NetworkCapabilities.NET_CAPABILITY_VALIDATED),
+        )
         var status = runBlocking { engine.status() }
         assertTrue(status.online)
         assertTrue(status.metered)
@@ -164,12 +167,31 @@ class PlatformTest {
         status = runBlocking { engine.status() }
         assertFalse(status.online)
 
-        // Wi-Fi: unmetered, the upload goes.
+        // Wi-Fi, but Android blocks the app's network (a cached process on
+        // Android 15, Doze): offline, the upload waits and keeps its retries.
+        val wifi = ShadowNetwork.newInstance(101)
+        callback.onAvailable(wifi)
         callback.onCapabilitiesChanged(
-            network,
-            capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET, NetworkCapabilities.NET_CAPABILITY_NOT_METERED),
+            wifi,
+            capabilities(
+                NetworkCapabilities.NET_CAPABILITY_INTERNET,
+                NetworkCapabilities.NET_CAPABILITY_VALIDATED,
+                NetworkCapabilities.NET_CAPABILITY_NOT_METERED,
+            ),
         )
+        callback.onBlockedStatusChanged(wifi, true)
         status = runBlocking { engine.status() }
+        assertFalse("blocked is offline", status.online)
+        assertFalse(status.networkAllowed)
+        assertEquals(IdleReason.WAITING_FOR_NETWORK, runBlocking { engine.runUntilIdle() })
+        val held = runBlocking { engine.uploadsJson(id, null) }
+        assertTrue(held, held.contains("\"uploadedBytes\":0"))
+        assertFalse(held, held.contains("\"state\":\"FAILED\""))
+
+        // Unblocked: unmetered and online, the upload goes.
+        callback.onBlockedStatusChanged(wifi, false)
+        status = runBlocking { engine.status() }
+        assertTrue(status.online)
         assertTrue(status.networkAllowed)
         assertFalse(status.metered)
         assertTrue(settled(id).contains("\"state\":\"COMPLETED\""))

@@ -129,12 +129,13 @@ object TestSetup {
         S3BgUploaderRuntime.resetForTests()
         // Robolectric has no job service to ask: the user allows long-running jobs.
         UploadJobs.canRunUserInitiatedJobs = { true }
-        // The default network is Wi-Fi with internet access (the engine reads it on open).
+        // The default network is Wi-Fi with validated internet access (the engine reads it on open).
         val app = RuntimeEnvironment.getApplication()
         val cm = app.getSystemService(ConnectivityManager::class.java)!!
         val wifi = ShadowNetworkCapabilities.newInstance()
         shadowOf(wifi).addTransportType(NetworkCapabilities.TRANSPORT_WIFI)
         shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET)
+        shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED)
         shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED)
         shadowOf(cm).setNetworkCapabilities(cm.activeNetwork, wifi)
     }
