@@ -182,4 +182,137 @@ class PlatformPartsTest {
         }
         assertEquals(listOf(true to false, true to true), engine.states.toList())
     }
+
+    // --- Notifications ---
+
+    private fun progress(done: ULong, total: ULong, indeterminate: Boolean = false, workRemains: Boolean = true) =
+        OsProgress(
+            "Uploading 1 of 2 files", "1 MB of 4 MB", done, total, indeterminate, workRemains,
+            TransferSummary(null, AggregateState.EMPTY, 2u, 1u, 0u, 0u, 1u, 0u, 0u, 0u, total, done, 0u, 0u),
+        )
+
+    private fun Notification.progress() = extras.getInt(Notification.EXTRA_PROGRESS)
+    private fun Notification.indeterminate() = extras.getBoolean(Notification.EXTRA_PROGRESS_INDETERMINATE)
+    private fun Notification.ongoing() = flags and Notification.FLAG_ONGOING_EVENT != 0
+
+    @Test
+    fun buildShowsTheEnginesProgressAsAClampedPercentage() {
+        val n = UploadNotifications.build(app, progress((1 * MIB).toULong(), (4 * MIB).toULong()))
+        assertEquals(UploadNotifications.CHANNEL_ID, n.channelId)
+        assertEquals("Uploading 1 of 2 files", n.extras.getCharSequence(Notification.EXTRA_TITLE).toString())
+        assertEquals("1 MB of 4 MB", n.extras.getCharSequence(Notification.EXTRA_TEXT).toString())
+        assertEquals(100, n.extras.getInt(Notification.EXTRA_PROGRESS_MAX))
+        assertEquals(25, n.progress())
+        assertFalse(n.indeterminate())
+        assertTrue(n.ongoing())
+        assertTrue("alerts once", n.flags and Notification.FLAG_ONLY_ALERT_ONCE != 0)
+
+        assertEquals("rounded down", 99, UploadNotifications.build(app, progress(999u, 1000u)).progress())
+        assertEquals("clamped", 100, UploadNotifications.build(app, progress(5000u, 4000u)).progress())
+        val unknown = UploadNotifications.build(app, progress(0u, 0u))
+        assertTrue("no total: indeterminate", unknown.indeterminate())
+        assertTrue(UploadNotifications.build(app, progress(10u, 100u, indeterminate = true)).indeterminate())
+        assertFalse("no work left: dismissable", UploadNotifications.build(app, progress(100u, 100u, workRemains = false)).ongoing())
+    }
+
+    @Test
+    fun thePlaceholderNeedsNoEngineAndTheChannelIsCreatedOncePerProcess() {
+        val nm = app.getSystemService(NotificationManager::class.java)!!
+        assertNull(nm.getNotificationChannel(UploadNotifications.CHANNEL_ID))
+        val p = UploadNotifications.placeholder(app)
+        assertEquals(UploadNotifications.CHANNEL_ID, p.channelId)
+        assertEquals("Uploading", p.extras.getCharSequence(Notification.EXTRA_TITLE).toString())
+        assertTrue(p.indeterminate())
+        assertTrue(p.ongoing())
+        // No meta-data: the system upload icon.
+        assertEquals(android.R.drawable.stat_sys_upload, p.smallIcon.resId)
+
+        val channel = nm.getNotificationChannel(UploadNotifications.CHANNEL_ID)
+        assertNotNull(channel)
+        // The app defines no s3bgu_notification_channel_* strings: the defaults.
+        assertEquals("Uploads", channel.name.toString())
+        assertEquals("Progress of background uploads", channel.description)
+        assertEquals(NotificationManager.IMPORTANCE_LOW, channel.importance)
+
+        // Updates make no channel call: a channel removed behind the
+        // module's back stays removed through them.
+        nm.deleteNotificationChannel(UploadNotifications.CHANNEL_ID)
+        repeat(3) { UploadNotifications.build(app, progress(it.toULong(), 10u)) }
+        assertNull(nm.getNotificationChannel(UploadNotifications.CHANNEL_ID))
+    }
+
+    @Test
+    fun theChannelNameDescriptionAndPlaceholderTitleComeFromTheAppsStrings() {
+        val strings = mapOf(
+            "s3bgu_notification_channel_name" to "Envois",
+            "s3bgu_notification_channel_description" to "Progression des envois",
+            "s3bgu_notification_placeholder_title" to "Envoi en cours",
+        )
+        val ids = strings.keys.withIndex().associate { (i, name) -> name to 0x7f140000 + i }
+        val base = app.resources
+        @Suppress("DEPRECATION")
+        val res = object : Resources(base.assets, base.displayMetrics, base.configuration) {
+            override fun getIdentifier(name: String, defType: String?, defPackage: String?): Int =
+                if (defType == "string" && defPackage == app.packageName) ids[name] ?: 0 else 0
+
+            override fun getString(id: Int): String =
+                ids.entries.firstOrNull { it.value == id }?.let { strings.getValue(it.key) } ?: super.getString(id)
+        }
+        // The app as the module sees it: its own resources.
+        val localized = object : ContextWrapper(app) {
+            override fun getResources(): Resources = res
+            override fun getApplicationContext(): Context = this
+        }
+        val p = UploadNotifications.placeholder(localized)
+        assertEquals("Envoi en cours", p.extras.getCharSequence(Notification.EXTRA_TITLE).toString())
+        val channel = app.getSystemService(NotificationManager::class.java)!!.getNotificationChannel(UploadNotifications.CHANNEL_ID)
+        assertEquals("Envois", channel.name.toString())
+        assertEquals("Progression des envois", channel.description)
+    }
+
+    private fun declareIcon(resource: Int) {
+        val info = shadowOf(app.packageManager).getInternalMutablePackageInfo(app.packageName).applicationInfo!!
+        info.metaData = Bundle().apply { putInt(UploadNotifications.ICON_META_DATA, resource) }
+    }
+
+    @Test
+    fun theSmallIconIsTheOneTheAppDeclaresInItsManifest() {
+        declareIcon(android.R.drawable.ic_menu_upload)
+        assertEquals(android.R.drawable.ic_menu_upload, UploadNotifications.placeholder(app).smallIcon.resId)
+        assertEquals(android.R.drawable.ic_menu_upload, UploadNotifications.build(app, progress(1u, 2u)).smallIcon.resId)
+    }
+
+    @Test
+    fun aDeclaredIconThatIsNotADrawableFallsBackToTheSystemIcon() {
+        // A string, not a drawable: posting it would throw on the device.
+        declareIcon(android.R.string.ok)
+        assertEquals(android.R.drawable.stat_sys_upload, UploadNotifications.placeholder(app).smallIcon.resId)
+    }
+
+    @Test
+    fun theTapIntentHasItsOwnRequestCodeAndNeverOverwritesTheAppsPendingIntent() {
+        val launcher = ComponentName(app.packageName, "com.example.MainActivity")
+        val pm = shadowOf(app.packageManager)
+        pm.addActivityIfNotPresent(launcher)
+        pm.addIntentFilterForActivity(launcher, IntentFilter(Intent.ACTION_MAIN).apply { addCategory(Intent.CATEGORY_LAUNCHER) })
+        val launch = app.packageManager.getLaunchIntentForPackage(app.packageName)
+        assertNotNull("a launcher activity", launch)
+        // The app's own PendingIntent for its launcher intent, with an extra.
+        val own = PendingIntent.getActivity(
+            app, 0, Intent(launch).putExtra("screen", "inbox"),
+            PendingIntent.FLAG_UPDATE_CURRENT or PendingIntent.FLAG_IMMUTABLE,
+        )
+
+        val tap = UploadNotifications.placeholder(app).contentIntent
+        assertNotNull(tap)
+        val shadow = shadowOf(tap)
+        assertTrue(shadow.isActivityIntent)
+        assertEquals(launcher, shadow.savedIntent.component)
+        assertEquals(UploadNotifications.CONTENT_REQUEST_CODE, shadow.requestCode)
+        assertNotEquals(0, shadow.requestCode)
+        assertEquals("no FLAG_UPDATE_CURRENT", 0, shadow.flags and PendingIntent.FLAG_UPDATE_CURRENT)
+        assertTrue("immutable", shadow.flags and PendingIntent.FLAG_IMMUTABLE != 0)
+        assertNotEquals(own, tap)
+        assertEquals("the app's extra is intact", "inbox", shadowOf(own).savedIntent.getStringExtra("screen"))
+    }
 }
