@@ -60,6 +60,40 @@ class RecordingEngine : UploadEngine(NoHandle) {
     }
 }
 
+/**
+ * What ContentResolver hands out for a provider's file on Android: a wrapper
+ * that holds the provider (its process stays bound) until it is closed.
+ */
+class ProviderHeldDescriptor(inner: ParcelFileDescriptor) : ParcelFileDescriptor(inner) {
+    @Volatile var closed = false
+
+    override fun close() {
+        closed = true
+        super.close()
+    }
+}
+
+/** [TestFilesProvider]'s files, each handed out in a [ProviderHeldDescriptor], kept for the test. */
+class HoldingFilesProvider : ContentProvider() {
+    private val files = TestFilesProvider()
+    override fun onCreate() = true
+
+    override fun openFile(uri: Uri, mode: String): ParcelFileDescriptor =
+        ProviderHeldDescriptor(files.openFile(uri, mode)).also { handedOut += it }
+
+    override fun query(uri: Uri, p: Array<out String>?, s: String?, a: Array<out String>?, o: String?): Cursor? = null
+    override fun getType(uri: Uri): String = "application/octet-stream"
+    override fun insert(uri: Uri, values: ContentValues?): Uri? = null
+    override fun delete(uri: Uri, s: String?, a: Array<out String>?) = 0
+    override fun update(uri: Uri, v: ContentValues?, s: String?, a: Array<out String>?) = 0
+
+    companion object {
+        const val AUTHORITY = "com.s3bguploader.test.held"
+        val handedOut: MutableList<ProviderHeldDescriptor> = Collections.synchronizedList(mutableListOf())
+        fun uri(name: String) = "content://$AUTHORITY/document/$name"
+    }
+}
+
 @RunWith(RobolectricTestRunner::class)
 @Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class])
 class PlatformPartsTest {
@@ -314,5 +348,41 @@ class PlatformPartsTest {
         assertTrue("immutable", shadow.flags and PendingIntent.FLAG_IMMUTABLE != 0)
         assertNotEquals(own, tap)
         assertEquals("the app's extra is intact", "inbox", shadowOf(own).savedIntent.getStringExtra("screen"))
+    }
+
+    // --- content:// files ---
+
+    @Test
+    fun theProvidersDescriptorIsClosedAtOnceAndADuplicateHandedToTheEngine() {
+        TestFilesProvider.root = File(app.filesDir, "provider").also { it.mkdirs() }
+        Robolectric.setupContentProvider(HoldingFilesProvider::class.java, HoldingFilesProvider.AUTHORITY)
+        HoldingFilesProvider.handedOut.clear()
+        val f = randomFile(TestFilesProvider.root, "photo.jpg", 70_001)
+
+        val opened = ContentFileOpener(app.contentResolver).openFile(HoldingFilesProvider.uri("photo.jpg"))
+        try {
+            val held = HoldingFilesProvider.handedOut.single()
+            assertTrue("the provider's descriptor is closed when openFile returns", held.closed)
+            assertNull(opened.replacementUri)
+            // The engine's descriptor still reads the file.
+            assertArrayEquals(f.readBytes(), File("/proc/self/fd/${opened.fd}").readBytes())
+        } finally {
+            LibC.INSTANCE.close(opened.fd)
+        }
+    }
+
+    @Test
+    fun releasingAPersistableGrantGivesItBackOnce() {
+        val resolver = app.contentResolver
+        val uri = TestFilesProvider.uri("video.mp4")
+        assertFalse("none held", ContentFileOpener.releasePersistablePermission(resolver, uri))
+        assertTrue(ContentFileOpener.takePersistablePermission(resolver, uri))
+        val other = TestFilesProvider.uri("other.mp4")
+        assertTrue(ContentFileOpener.takePersistablePermission(resolver, other))
+        assertTrue(resolver.persistedUriPermissions.any { it.uri == Uri.parse(uri) && it.isReadPermission })
+
+        assertTrue(ContentFileOpener.releasePersistablePermission(resolver, uri))
+        assertEquals(listOf(Uri.parse(other)), resolver.persistedUriPermissions.map { it.uri })
+        assertFalse("already given back", ContentFileOpener.releasePersistablePermission(resolver, uri))
     }
 }

@@ -13,6 +13,7 @@ import android.net.Uri
 import android.os.ParcelFileDescriptor
 import com.facebook.react.bridge.ReadableMap
 import com.s3bguploader.BootReceiver
+import com.s3bguploader.ContentFileOpener
 import com.s3bguploader.S3BgUploaderModule
 import com.s3bguploader.S3BgUploaderRuntime
 import com.s3bguploader.UploadForegroundService
@@ -127,6 +128,10 @@ class PlatformTest {
             assertEquals("file_unreadable", pipe.first)
             val gone = TestPromise().also { module.uploadFile(TestFilesProvider.uri("missing.bin"), "picked", null, "{}", it) }.rejection()
             assertEquals("file_not_found", gone.first)
+
+            // Once no upload of the URI is left, its grant can be given back.
+            assertTrue(ContentFileOpener.releasePersistablePermission(app.contentResolver, TestFilesProvider.uri("video.mp4")))
+            assertTrue(app.contentResolver.persistedUriPermissions.none { it.uri == Uri.parse(TestFilesProvider.uri("video.mp4")) })
         } finally {
             module.invalidate()
         }
