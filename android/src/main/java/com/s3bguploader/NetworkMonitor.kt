@@ -60,6 +60,7 @@ class NetworkMonitor private constructor(
                     Looper.myLooper()?.let { Handler(it).post { blockedStatusMissed(network) } }
                 }
                 // API 26-28: onCapabilitiesChanged follows and reports.
+                else -> Unit
             }
         }
     }
