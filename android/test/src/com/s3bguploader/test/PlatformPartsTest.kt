@@ -340,7 +340,7 @@ class PlatformPartsTest {
         val tap = UploadNotifications.placeholder(app).contentIntent
         assertNotNull(tap)
         val shadow = shadowOf(tap)
-        assertTrue(shadow.isActivityIntent)
+        assertTrue(shadow.isActivity)
         assertEquals(launcher, shadow.savedIntent.component)
         assertEquals(UploadNotifications.CONTENT_REQUEST_CODE, shadow.requestCode)
         assertNotEquals(0, shadow.requestCode)
