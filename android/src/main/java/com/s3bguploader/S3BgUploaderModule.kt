@@ -245,9 +245,7 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
             .mapNotNull { if (it.hasKey("path") && !it.isNull("path")) it.getString("path") else null }
             .toSet()
         val resolver = reactApplicationContext.contentResolver
-        for (uri in uris - stillNeeded) {
-            runCatching { resolver.releasePersistableUriPermission(android.net.Uri.parse(uri), android.content.Intent.FLAG_GRANT_READ_URI_PERMISSION) }
-        }
+        for (uri in uris - stillNeeded) ContentFileOpener.releasePersistablePermission(resolver, uri)
     }
 
     private companion object {

@@ -325,8 +325,7 @@ class JobServiceTest {
         val declared = ServiceInfo().apply {
             packageName = app.packageName
             name = UploadForegroundService::class.java.name
-            foregroundServiceType = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC
-        }
+        }.withForegroundType(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
         shadowOf(app.packageManager).addOrUpdateService(declared)
         shadowOf(app).grantPermissions("android.permission.FOREGROUND_SERVICE", "android.permission.FOREGROUND_SERVICE_DATA_SYNC")
         assertEquals(UploadJobs.Kind.FOREGROUND_SERVICE, runBlocking { UploadJobs.forUserAction(app, engine, true) })
@@ -342,7 +341,7 @@ class JobServiceTest {
         assertNull(shadowOf(app).nextStartedService)
         // A declaration without the dataSync type is not used.
         scheduler.cancel(UploadJobs.JOB_ID)
-        shadowOf(app.packageManager).addOrUpdateService(declared.apply { foregroundServiceType = 0 })
+        shadowOf(app.packageManager).addOrUpdateService(declared.withForegroundType(0))
         assertFalse(UploadJobs.foregroundServiceDeclared(app))
         assertEquals(UploadJobs.Kind.REGULAR, runBlocking { UploadJobs.forUserAction(app, engine, true) })
     }

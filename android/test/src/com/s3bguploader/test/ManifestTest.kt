@@ -57,7 +57,11 @@ class ManifestTest {
         for (needle in listOf(
             "apply plugin: \"com.android.library\"",
             "apply plugin: \"com.facebook.react\"",
-            "namespace \"com.s3bguploader\"",
+            "namespace = \"com.s3bguploader\"",
+            // No second AGP inside an app; kotlin-android only where AGP 9 lets it.
+            "if (project == rootProject) {",
+            "apply plugin: \"kotlin-android\"",
+            "com.android.built-in-kotlin",
             "compileSdkVersion\", 36)",
             "minSdkVersion\", 24)",
             "JavaVersion.VERSION_17",
@@ -71,5 +75,7 @@ class ManifestTest {
         val rules = File(root, "android/consumer-rules.pro").readText()
         assertTrue(rules.contains("-keep class com.sun.jna.** { *; }"))
         assertTrue(rules.contains("-keep class com.s3bguploader.core.** { *; }"))
+        // JNA reads @Structure.FieldOrder by reflection.
+        assertTrue(rules.contains("-keepattributes RuntimeVisibleAnnotations"))
     }
 }

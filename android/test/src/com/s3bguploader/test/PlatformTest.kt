@@ -13,6 +13,7 @@ import android.net.Uri
 import android.os.ParcelFileDescriptor
 import com.facebook.react.bridge.ReadableMap
 import com.s3bguploader.BootReceiver
+import com.s3bguploader.ContentFileOpener
 import com.s3bguploader.S3BgUploaderModule
 import com.s3bguploader.S3BgUploaderRuntime
 import com.s3bguploader.UploadForegroundService
@@ -127,6 +128,10 @@ class PlatformTest {
             assertEquals("file_unreadable", pipe.first)
             val gone = TestPromise().also { module.uploadFile(TestFilesProvider.uri("missing.bin"), "picked", null, "{}", it) }.rejection()
             assertEquals("file_not_found", gone.first)
+
+            // Once no upload of the URI is left, its grant can be given back.
+            assertTrue(ContentFileOpener.releasePersistablePermission(app.contentResolver, TestFilesProvider.uri("video.mp4")))
+            assertTrue(app.contentResolver.persistedUriPermissions.none { it.uri == Uri.parse(TestFilesProvider.uri("video.mp4")) })
         } finally {
             module.invalidate()
         }
@@ -150,7 +155,10 @@ class PlatformTest {
         runBlocking { engine.setConfigJson(Backend.configJson(""","network":"unmetered"""")) }
 
         // Mobile data: metered.
-        callback.onCapabilitiesChanged(network, capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET))
+        callback.onCapabilitiesChanged(
+            network,
+            capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET, NetworkCapabilities.NET_CAPABILITY_VALIDATED),
+        )
         var status = runBlocking { engine.status() }
         assertTrue(status.online)
         assertTrue(status.metered)
@@ -165,12 +173,31 @@ class PlatformTest {
         status = runBlocking { engine.status() }
         assertFalse(status.online)
 
-        // Wi-Fi: unmetered, the upload goes.
+        // Wi-Fi, but Android blocks the app's network (a cached process on
+        // Android 15, Doze): offline, the upload waits and keeps its retries.
+        val wifi = ShadowNetwork.newInstance(101)
+        callback.onAvailable(wifi)
         callback.onCapabilitiesChanged(
-            network,
-            capabilities(NetworkCapabilities.NET_CAPABILITY_INTERNET, NetworkCapabilities.NET_CAPABILITY_NOT_METERED),
+            wifi,
+            capabilities(
+                NetworkCapabilities.NET_CAPABILITY_INTERNET,
+                NetworkCapabilities.NET_CAPABILITY_VALIDATED,
+                NetworkCapabilities.NET_CAPABILITY_NOT_METERED,
+            ),
         )
+        callback.onBlockedStatusChanged(wifi, true)
         status = runBlocking { engine.status() }
+        assertFalse("blocked is offline", status.online)
+        assertFalse(status.networkAllowed)
+        assertEquals(IdleReason.WAITING_FOR_NETWORK, runBlocking { engine.runUntilIdle() })
+        val held = runBlocking { engine.uploadsJson(id, null) }
+        assertTrue(held, held.contains("\"uploadedBytes\":0"))
+        assertFalse(held, held.contains("\"state\":\"FAILED\""))
+
+        // Unblocked: unmetered and online, the upload goes.
+        callback.onBlockedStatusChanged(wifi, false)
+        status = runBlocking { engine.status() }
+        assertTrue(status.online)
         assertTrue(status.networkAllowed)
         assertFalse(status.metered)
         assertTrue(settled(id).contains("\"state\":\"COMPLETED\""))
@@ -212,8 +239,7 @@ class PlatformTest {
         val info = ServiceInfo().apply {
             packageName = app.packageName
             name = UploadForegroundService::class.java.name
-            foregroundServiceType = ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC
-        }
+        }.withForegroundType(ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
         shadowOf(app.packageManager).addOrUpdateService(info)
         assertFalse("declared without its permissions", UploadJobs.foregroundServiceDeclared(app))
         shadowOf(app).grantPermissions("android.permission.FOREGROUND_SERVICE", "android.permission.FOREGROUND_SERVICE_DATA_SYNC")

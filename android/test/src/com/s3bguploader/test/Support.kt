@@ -141,12 +141,13 @@ object TestSetup {
                 },
             ),
         )
-        // The default network is Wi-Fi with internet access (the engine reads it on open).
+        // The default network is Wi-Fi with validated internet access (the engine reads it on open).
         val app = RuntimeEnvironment.getApplication()
         val cm = app.getSystemService(ConnectivityManager::class.java)!!
         val wifi = ShadowNetworkCapabilities.newInstance()
         shadowOf(wifi).addTransportType(NetworkCapabilities.TRANSPORT_WIFI)
         shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET)
+        shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED)
         shadowOf(wifi).addCapability(NetworkCapabilities.NET_CAPABILITY_NOT_METERED)
         shadowOf(cm).setNetworkCapabilities(cm.activeNetwork, wifi)
     }
@@ -271,3 +272,7 @@ fun engineOf(app: android.content.Context): com.s3bguploader.core.UploadEngine =
 
 /** Runs what was posted to the main thread (Robolectric's paused looper). */
 fun idleMain() = shadowOf(android.os.Looper.getMainLooper()).idle()
+
+/** A service declaration's foreground types (a public field Kotlin sees only through its read-only getter). */
+fun android.content.pm.ServiceInfo.withForegroundType(type: Int): android.content.pm.ServiceInfo =
+    apply { javaClass.getField("foregroundServiceType").setInt(this, type) }
