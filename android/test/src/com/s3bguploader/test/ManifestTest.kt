@@ -47,6 +47,8 @@ class ManifestTest {
         assertEquals("false", job.android("exported"))
         val boot = elements("receiver").single { it.android("name") == "com.s3bguploader.BootReceiver" }
         assertEquals("false", boot.android("exported"))
+        // Off until work is queued (the library switches it on and off).
+        assertEquals("false", boot.android("enabled"))
         val actions = boot.getElementsByTagName("action").let { l -> (0 until l.length).map { (l.item(it) as Element).android("name") } }
         assertTrue(actions.contains("android.intent.action.BOOT_COMPLETED"))
     }
