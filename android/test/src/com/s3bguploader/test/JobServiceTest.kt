@@ -52,7 +52,6 @@ fun jobParameters(userInitiated: Boolean, jobId: Int = UploadJobs.JOB_ID): JobPa
     JobParameters(null, null, jobId, PersistableBundle(), null, null, 0, false, false, userInitiated, null, null, null)
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
 class JobServiceTest {
     private lateinit var app: Application
 

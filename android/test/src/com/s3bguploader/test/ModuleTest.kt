@@ -43,7 +43,6 @@ val NATIVE_PROGRESS_KEYS = setOf("id", "transferId", "uploadedBytes", "totalByte
 fun ReadableMap.keys(): Set<String> = toHashMap().keys
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
 class ModuleTest {
     private lateinit var app: Application
     private lateinit var module: S3BgUploaderModule

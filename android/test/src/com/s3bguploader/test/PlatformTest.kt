@@ -77,7 +77,7 @@ class TestFilesProvider : ContentProvider() {
 }
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class])
+@Config(shadows = [DetachableParcelFileDescriptor::class])
 class PlatformTest {
     private lateinit var app: Application
 
