@@ -164,10 +164,11 @@ class ModuleTest {
         call { module.uploadFile(f.path, "job", null, "{}", it) }.resolved()
         val scheduler = app.getSystemService(JobScheduler::class.java)!!
         val job: JobInfo = eventually("the job") { scheduler.getPendingJob(UploadJobs.JOB_ID) }
-        assertTrue("not user-initiated", job.isUserInitiated)
+        // User-initiated from API 34; a regular, persisted job below.
+        assertEquals("user-initiated", hasUserInitiatedJobs, job.userInitiated)
         assertEquals(JobInfo.NETWORK_TYPE_UNMETERED, @Suppress("DEPRECATION") job.networkType)
-        assertEquals(f.length(), job.estimatedNetworkUploadBytes)
+        assertUploadEstimate(f.length(), job)
         assertEquals(UploadJobService::class.java.name, job.service.className)
-        assertFalse("a user-initiated job is not persisted", job.isPersisted)
+        assertEquals("a user-initiated job is not persisted", !hasUserInitiatedJobs, job.isPersisted)
     }
 }
