@@ -45,7 +45,7 @@ val NATIVE_PROGRESS_KEYS = setOf("id", "transferId", "uploadedBytes", "totalByte
 fun ReadableMap.keys(): Set<String> = toHashMap().keys
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35], shadows = [TestJobScheduler::class])
+@Config(shadows = [TestJobScheduler::class])
 class ModuleTest {
     private lateinit var app: Application
     private lateinit var module: S3BgUploaderModule
@@ -168,11 +168,12 @@ class ModuleTest {
         call { module.uploadFile(f.path, "job", null, "{}", it) }.resolved()
         val scheduler = app.getSystemService(JobScheduler::class.java)!!
         val job: JobInfo = eventually("the job") { scheduler.getPendingJob(UploadJobs.JOB_ID) }
-        assertTrue("not user-initiated", job.isUserInitiated)
+        // User-initiated from API 34; a regular, persisted job below.
+        assertEquals("user-initiated", hasUserInitiatedJobs, job.userInitiated)
         assertEquals(JobInfo.NETWORK_TYPE_UNMETERED, @Suppress("DEPRECATION") job.networkType)
-        assertEquals(f.length(), job.estimatedNetworkUploadBytes)
+        assertUploadEstimate(f.length(), job)
         assertEquals(UploadJobService::class.java.name, job.service.className)
-        assertFalse("a user-initiated job is not persisted", job.isPersisted)
+        assertEquals("a user-initiated job is not persisted", !hasUserInitiatedJobs, job.isPersisted)
     }
 
     @Test
@@ -207,7 +208,7 @@ class ModuleTest {
         val f = randomFile(app.cacheDir, "off.bin", 5 * MIB + 11)
         val id = (call { module.uploadFile(f.path, "off", null, "{}", it) }.resolved() as ReadableMap).num("id")
         val job = app.getSystemService(JobScheduler::class.java)!!.getPendingJob(UploadJobs.JOB_ID)!!
-        assertFalse(job.isUserInitiated)
+        assertFalse(job.userInitiated)
         assertEquals("stopped", runBlocking { engine.lifecycleStatus() }.mode)
         assertEquals(0, gated.waiting)
         assertEquals("PENDING", uploadsOf(id).str("state"))

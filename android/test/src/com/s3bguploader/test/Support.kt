@@ -275,4 +275,4 @@ fun idleMain() = shadowOf(android.os.Looper.getMainLooper()).idle()
 
 /** A service declaration's foreground types (a public field Kotlin sees only through its read-only getter). */
 fun android.content.pm.ServiceInfo.withForegroundType(type: Int): android.content.pm.ServiceInfo =
-    apply { javaClass.getField("foregroundServiceType").setInt(this, type) }
+    apply { if (android.os.Build.VERSION.SDK_INT >= 29) javaClass.getField("foregroundServiceType").setInt(this, type) }

@@ -45,7 +45,6 @@ class HttpsHarness : AutoCloseable {
 }
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35])
 class TlsTest {
     private lateinit var app: Application
 
