@@ -379,14 +379,16 @@ public final class S3BgUploaderImpl: NSObject {
     }
   }
 
-  /// The spec's `setAsideQueue`: only while the queue cannot be opened (any
-  /// other call then rejects with the open's code, e.g. `database_corrupt`).
+  /// The spec's `setAsideQueue`: only while the queue cannot be opened as
+  /// damaged (`database_corrupt`, which every other call then rejects with);
+  /// another open failure is rethrown, and a healthy queue is refused.
   /// The engine moves the file aside and keeps it; the fresh queue opens as
   /// at launch, and the events follow it. Resolves with the kept file's path.
   private func setAsideAndReopen() async throws -> String {
     do {
       _ = try await engine()
-    } catch {
+    } catch let failure as UploaderError where failure.errorCode() == "database_corrupt" {
+      // Only a damaged queue: a full disk or a queue in use is not set aside.
       let aside = try setAsideDatabase(dbPath: Self.queuePath())
       let engine = try await self.engine()
       do {

@@ -124,7 +124,8 @@ if [ ! -f "$cg/combine/combine-js-to-schema-cli.js" ]; then
   (cd "$codegen_home" && npm install --silent --no-audit --no-fund --prefix . "@react-native/codegen@$CODEGEN" >/dev/null)
 fi
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# S3BGU_ANDROID_KEEP=1 keeps the build and the reports (printed at the end) for a look.
+if [ -n "${S3BGU_ANDROID_KEEP:-}" ]; then trap 'echo "kept: $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work/codegen" "$work/gen"
 node "$cg/combine/combine-js-to-schema-cli.js" "$work/codegen/schema.json" \
   "$root/js/src/NativeS3BgUploader.ts" -p android -l S3BgUploaderSpec
