@@ -250,9 +250,14 @@ class TestJobScheduler : org.robolectric.shadows.ShadowJobScheduler.ShadowJobSch
 object Screen {
     private var shown: org.robolectric.android.controller.ActivityController<android.app.Activity>? = null
 
-    /** An activity comes to the front (the app is visible). */
+    /**
+     * An activity comes to the front (the app is visible). The runtime
+     * watches from before it starts (a runtime reset since forgets it).
+     */
     fun show() {
-        if (shown == null) shown = org.robolectric.Robolectric.buildActivity(android.app.Activity::class.java).setup()
+        S3BgUploaderRuntime.start(RuntimeEnvironment.getApplication())
+        shown?.pause()?.stop()
+        shown = org.robolectric.Robolectric.buildActivity(android.app.Activity::class.java).setup()
     }
 
     /** The app leaves the screen (its activity stops). */
@@ -275,4 +280,4 @@ fun idleMain() = shadowOf(android.os.Looper.getMainLooper()).idle()
 
 /** A service declaration's foreground types (a public field Kotlin sees only through its read-only getter). */
 fun android.content.pm.ServiceInfo.withForegroundType(type: Int): android.content.pm.ServiceInfo =
-    apply { if (android.os.Build.VERSION.SDK_INT >= 29) javaClass.getField("foregroundServiceType").setInt(this, type) }
+    apply { if (android.os.Build.VERSION.SDK_INT >= 29) org.robolectric.util.ReflectionHelpers.setField(this, "mForegroundServiceType", type) }

@@ -93,6 +93,7 @@ class TlsTest {
         System.setProperty("javax.net.ssl.trustStoreType", "PKCS12")
         try {
             S3BgUploaderRuntime.resetForTests()
+            Screen.show()
             val reopened = engineOf(app)
             reopened.setNetworkState(true, false)
             checkTrusted(reopened, h)
