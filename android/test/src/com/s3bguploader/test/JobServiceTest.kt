@@ -228,7 +228,6 @@ class JobServiceTest {
         controller.destroy()
 
         // A resume (the person, in the app) schedules again.
-        Screen.show()
         assertEquals(2, Regex("\"id\"").findAll(runBlocking { engine.resumeJson(null, "user") }).count())
         val kind = if (hasUserInitiatedJobs) UploadJobs.Kind.USER_INITIATED else UploadJobs.Kind.REGULAR
         assertEquals(kind, runBlocking { UploadJobs.forUserAction(app, engine, true) })

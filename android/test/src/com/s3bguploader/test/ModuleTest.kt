@@ -289,4 +289,17 @@ class ModuleTest {
         jobs.destroy()
         fgs.destroy()
     }
+
+    @Test
+    fun aNewNetworkPolicyReschedulesThePendingJobWithItsConstraint(): Unit = GatedBackend().use { gated ->
+        assertNull(call { module.setConfig(gated.configJson(), it) }.resolved())
+        Screen.leave()
+        val f = randomFile(app.cacheDir, "policy.bin", 3000)
+        call { module.uploadFile(f.path, "policy", null, "{}", it) }.resolved()
+        val scheduler = app.getSystemService(JobScheduler::class.java)!!
+        assertEquals(JobInfo.NETWORK_TYPE_ANY, @Suppress("DEPRECATION") scheduler.getPendingJob(UploadJobs.JOB_ID)!!.networkType)
+        assertNull(call { module.setConfig(gated.configJson(""","network":"unmetered""""), it) }.resolved())
+        assertEquals(JobInfo.NETWORK_TYPE_UNMETERED, @Suppress("DEPRECATION") scheduler.getPendingJob(UploadJobs.JOB_ID)!!.networkType)
+        gated.open()
+    }
 }

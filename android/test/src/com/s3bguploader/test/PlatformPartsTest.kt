@@ -95,7 +95,7 @@ class HoldingFilesProvider : ContentProvider() {
 }
 
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [35], shadows = [DetachableParcelFileDescriptor::class])
+@Config(shadows = [DetachableParcelFileDescriptor::class])
 class PlatformPartsTest {
     private lateinit var app: Application
     private lateinit var cm: ConnectivityManager
@@ -141,6 +141,8 @@ class PlatformPartsTest {
     }
 
     @Test
+    // Blocked status reports exist from API 29.
+    @Config(minSdk = 29)
     fun onlineMeansValidatedAndNotBlockedAndOnlyChangesAreReported() {
         val engine = RecordingEngine()
         val cb = startMonitor(engine)
@@ -189,6 +191,8 @@ class PlatformPartsTest {
     }
 
     @Test
+    // Blocked status reports exist from API 29.
+    @Config(minSdk = 29)
     fun withoutABlockedStatusAfterOnAvailableTheStateIsReportedOnceTheDispatchIsOver() {
         val engine = RecordingEngine()
         val cb = startMonitor(engine)
@@ -232,7 +236,7 @@ class PlatformPartsTest {
     @Test
     fun buildShowsTheEnginesProgressAsAClampedPercentage() {
         val n = UploadNotifications.build(app, progress((1 * MIB).toULong(), (4 * MIB).toULong()))
-        assertEquals(UploadNotifications.CHANNEL_ID, n.channelId)
+        if (hasNotificationChannels) assertEquals(UploadNotifications.CHANNEL_ID, n.channelId)
         assertEquals("Uploading 1 of 2 files", n.extras.getCharSequence(Notification.EXTRA_TITLE).toString())
         assertEquals("1 MB of 4 MB", n.extras.getCharSequence(Notification.EXTRA_TEXT).toString())
         assertEquals(100, n.extras.getInt(Notification.EXTRA_PROGRESS_MAX))
@@ -250,6 +254,8 @@ class PlatformPartsTest {
     }
 
     @Test
+    // Notification channels exist from API 26.
+    @Config(minSdk = 26)
     fun thePlaceholderNeedsNoEngineAndTheChannelIsCreatedOncePerProcess() {
         val nm = app.getSystemService(NotificationManager::class.java)!!
         assertNull(nm.getNotificationChannel(UploadNotifications.CHANNEL_ID))
@@ -276,6 +282,8 @@ class PlatformPartsTest {
     }
 
     @Test
+    // Notification channels exist from API 26.
+    @Config(minSdk = 26)
     fun theChannelNameDescriptionAndPlaceholderTitleComeFromTheAppsStrings() {
         val strings = mapOf(
             "s3bgu_notification_channel_name" to "Envois",

@@ -256,14 +256,16 @@ object Screen {
      */
     fun show() {
         S3BgUploaderRuntime.start(RuntimeEnvironment.getApplication())
-        shown?.pause()?.stop()
-        shown = org.robolectric.Robolectric.buildActivity(android.app.Activity::class.java).setup()
+        shown?.stop()
+        // Created and started: what the runtime watches (making it visible needs
+        // window services some Robolectric levels lack).
+        shown = org.robolectric.Robolectric.buildActivity(android.app.Activity::class.java).create().start()
     }
 
     /** The app leaves the screen (its activity stops). */
     fun leave() {
         if (shown == null) show()
-        shown!!.pause().stop()
+        shown!!.stop()
         shown = null
     }
 
