@@ -17,8 +17,10 @@ internal class AppVisibility(
     initiallyVisible: Boolean,
     private val onChange: (Boolean) -> Unit,
 ) : Application.ActivityLifecycleCallbacks {
-    // Main thread only.
-    private var started = if (initiallyVisible) 1 else 0
+    // Main thread only. An activity started before the callbacks were
+    // registered is not counted: its stop clamps at zero and reports
+    // leaving, so the engine is never left in the foreground by a miscount.
+    private var started = 0
 
     @Volatile var visible: Boolean = initiallyVisible
         private set

@@ -156,9 +156,11 @@ class NetworkMonitor private constructor(
                 }
                 cm.registerDefaultNetworkCallback(monitor)
             } catch (e: SecurityException) {
-                // No ACCESS_NETWORK_STATE (removed by the app's manifest): the
-                // engine keeps assuming an unmetered network.
+                // No ACCESS_NETWORK_STATE (removed by the app's manifest):
+                // nothing can be known, so the engine is told once that it
+                // may send (it never sends before a network report).
                 Log.w(S3BgUploaderRuntime.TAG, "network state unavailable: ${e.message}")
+                runCatching { engine.setNetworkState(true, false) }
                 return null
             }
             return monitor

@@ -16,7 +16,6 @@ import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.async
-import kotlinx.coroutines.cancel
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
@@ -99,8 +98,8 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
             subscription?.close()
             subscription = null
         }
+        // Calls already made still run and settle; the queue then ends.
         calls.close()
-        scope.cancel()
         super.invalidate()
     }
 

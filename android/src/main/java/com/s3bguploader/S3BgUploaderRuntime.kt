@@ -165,10 +165,16 @@ object S3BgUploaderRuntime {
             }
             engine.setAppState(current, n.toULong())
             synchronized(lock) { network = NetworkMonitor.start(app, engine) }
-        } catch (e: UploaderException) {
-            synchronized(lock) { opened = null }
-            engine.close()
-            throw OpenFailure(e.errorCode(), e.errorDetail())
+        } catch (e: Throwable) {
+            // The queue opened but could not be wired (or the network
+            // callback was refused): closed, and tried again by a later call.
+            synchronized(lock) {
+                opened = null
+                network?.stop()
+                network = null
+            }
+            runCatching { engine.close() }
+            throw if (e is UploaderException) OpenFailure(e.errorCode(), e.errorDetail()) else OpenFailure("internal", "the upload engine could not be set up (${e.javaClass.simpleName})")
         }
         Log.i(TAG, "engine opened")
         return engine

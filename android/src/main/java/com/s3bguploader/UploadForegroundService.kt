@@ -59,6 +59,7 @@ open class UploadForegroundService : Service() {
         }
         if (run?.isActive == true) return START_NOT_STICKY
         stopped = false
+        running = true
         val id = "fgs-${next.incrementAndGet()}"
         runId = id
         run = scope.launch { drive(id) }
@@ -84,6 +85,7 @@ open class UploadForegroundService : Service() {
             RunVerdict.RunAgain(UploadJobService.ENGINE_ERROR_RETRY_MS.toULong())
         }
         progress.cancel()
+        running = false
         if (stopped) return
         val app = applicationContext
         S3BgUploaderRuntime.background.launch { runCatching { UploadJobs.afterVerdict(app, engine, verdict) } }
@@ -102,14 +104,14 @@ open class UploadForegroundService : Service() {
         }
     }
 
-    /** Android 15+: the dataSync time budget is used up. Returns at once. */
+    /** Android 15+ (apps targeting 35): the dataSync time budget is used up. Returns at once. */
     override fun onTimeout(startId: Int, fgsType: Int) {
         Log.i(S3BgUploaderRuntime.TAG, "foreground service time is up: the job continues")
         stopRun(StopCause.TIMEOUT)
         finish()
     }
 
-    /** Android 14's form of the same call. */
+    /** Android 14 calls this form only for the shortService type; kept for any time limit it may bring. */
     @Deprecated("Android 15 calls onTimeout(startId, fgsType)")
     override fun onTimeout(startId: Int) {
         stopRun(StopCause.TIMEOUT)
@@ -117,6 +119,7 @@ open class UploadForegroundService : Service() {
     }
 
     private fun stopRun(cause: StopCause) {
+        running = false
         if (stopped) return
         stopped = true
         val id = runId ?: return
@@ -145,5 +148,8 @@ open class UploadForegroundService : Service() {
 
     companion object {
         private val next = AtomicLong()
+
+        /** The service's run is under way (a job started meanwhile stands by). */
+        @Volatile internal var running = false
     }
 }

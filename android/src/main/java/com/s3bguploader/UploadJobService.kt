@@ -55,11 +55,33 @@ open class UploadJobService : JobService() {
     }
 
     private suspend fun drive(run: JobRun) {
+        try {
+            driveOnce(run)
+        } catch (e: CancellationException) {
+            throw e
+        } catch (e: Exception) {
+            // Nothing escapes into the process: the job ends, a later one retries.
+            Log.e(S3BgUploaderRuntime.TAG, "the job failed: ${e.javaClass.simpleName}")
+            val app = applicationContext
+            end(run, RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())) {
+                UploadJobs.afterVerdict(app, S3BgUploaderRuntime.engine(app), RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong()))
+            }
+        }
+    }
+
+    private suspend fun driveOnce(run: JobRun) {
         val engine = try {
             S3BgUploaderRuntime.engine(this)
         } catch (e: S3BgUploaderRuntime.OpenFailure) {
             Log.e(S3BgUploaderRuntime.TAG, "job without an engine: ${e.code}")
-            end(run, null) { UploadJobs.afterOpenFailure(this, e) }
+            val app = applicationContext
+            end(run, null) { UploadJobs.afterOpenFailure(app, e) }
+            return
+        }
+        if (UploadForegroundService.running) {
+            // The service sends already: this job only stands by for it.
+            val app = applicationContext
+            end(run, RunVerdict.Finished) { UploadJobs.backupForService(app, engine) }
             return
         }
         val progress = scope.launch { reportProgress(engine, run) }
@@ -70,12 +92,14 @@ open class UploadJobService : JobService() {
             verdict.afterMs.toLong() in 1..IN_JOB_WAIT_MS
         ) {
             delay(verdict.afterMs.toLong())
+            if (run.stopped) break
             verdict = runOnce(engine, run)
         }
         progress.cancel()
         // The last figures, so that a notification that stays shows them.
         runCatching { showProgress(engine, run) }
-        end(run, verdict) { UploadJobs.afterVerdict(this, engine, verdict) }
+        val app = applicationContext
+        end(run, verdict) { UploadJobs.afterVerdict(app, engine, verdict) }
     }
 
     private suspend fun runOnce(engine: UploadEngine, run: JobRun): RunVerdict = try {
@@ -88,6 +112,10 @@ open class UploadJobService : JobService() {
         throw e
     } catch (e: UploaderException) {
         Log.w(S3BgUploaderRuntime.TAG, "the run failed: ${e.errorCode()}")
+        RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())
+    } catch (e: Exception) {
+        // uniffi's InternalException (an engine panic), anything unforeseen.
+        Log.e(S3BgUploaderRuntime.TAG, "the run failed: ${e.javaClass.simpleName}")
         RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())
     }
 
@@ -108,9 +136,13 @@ open class UploadJobService : JobService() {
             (verdict is RunVerdict.WaitForNetwork || (verdict as RunVerdict.RunAgain).afterMs == 0uL)
         jobFinished(run.params, keepStanding)
         if (keepStanding) return
-        // In the process's scope: the service may be destroyed meanwhile.
-        S3BgUploaderRuntime.background.launch {
-            runCatching { next() }.onFailure { Log.w(S3BgUploaderRuntime.TAG, "no job scheduled after the run: ${it.javaClass.simpleName}") }
+        // jobFinished reaches the system from the main thread: scheduling
+        // before it would replace (stop) this job. After it, and in the
+        // process's scope, as the service may be destroyed meanwhile.
+        main.post {
+            S3BgUploaderRuntime.background.launch {
+                runCatching { next() }.onFailure { Log.w(S3BgUploaderRuntime.TAG, "no job scheduled after the run: ${it.javaClass.simpleName}") }
+            }
         }
     }
 

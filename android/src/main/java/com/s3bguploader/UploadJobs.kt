@@ -39,6 +39,12 @@ object UploadJobs {
      */
     const val NETWORK_RECHECK_MS = 15_000L
 
+    /**
+     * The delay of the regular job scheduled beside the foreground service:
+     * it takes over when the service stops, and does not run beside it.
+     */
+    const val SERVICE_BACKUP_DELAY_MS = 10 * 60_000L
+
     /** A fresh job after the engine could not be opened (a full disk, say). */
     const val OPEN_RETRY_MS = 15 * 60_000L
 
@@ -65,7 +71,7 @@ object UploadJobs {
         } else if (visible && foregroundServiceDeclared(context)) {
             // The regular job backs the service up: it takes over when the
             // service stops (its time limit, the process killed, a reboot).
-            ensureRegular(context, scheduler, unmetered, bytes)
+            if (scheduler.getPendingJob(JOB_ID) == null) submitRegular(context, scheduler, unmetered, bytes, SERVICE_BACKUP_DELAY_MS)
             if (startForegroundService(context)) return Kind.FOREGROUND_SERVICE
         } else if (visible && Build.VERSION.SDK_INT >= 34) {
             Log.i(S3BgUploaderRuntime.TAG, "long-running jobs are not allowed: scheduling a regular job")
@@ -101,10 +107,19 @@ object UploadJobs {
                 return Kind.NOTHING_TO_DO
             }
         }
-        val pending = scheduler.getPendingJob(JOB_ID)
-        // A person's action scheduled a user-initiated job meanwhile: keep it.
-        if (pending != null && Build.VERSION.SDK_INT >= 34 && pending.isUserInitiated) return Kind.ALREADY_SCHEDULED
+        // Called once the run's job is no longer the system's (finished or
+        // its stop acknowledged): a job pending now was scheduled by someone
+        // else meanwhile (a person's action, a policy change, the service's
+        // backup) and is kept; replacing it could stop it mid-run.
+        if (scheduler.getPendingJob(JOB_ID) != null) return Kind.ALREADY_SCHEDULED
         return submitRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), delay)
+    }
+
+    /** While the foreground service runs: a backup job, not another run beside it. */
+    suspend fun backupForService(context: Context, engine: UploadEngine): Kind {
+        val scheduler = context.getSystemService(JobScheduler::class.java) ?: return Kind.NOTHING_TO_DO
+        if (scheduler.getPendingJob(JOB_ID) != null) return Kind.ALREADY_SCHEDULED
+        return submitRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), SERVICE_BACKUP_DELAY_MS)
     }
 
     /** After the engine could not be opened for a run: try again later, unless only a person can help. */
@@ -166,7 +181,13 @@ object UploadJobs {
             // the wait grows by a step, not doubling towards hours.
             .setBackoffCriteria(BACKOFF_MS, JobInfo.BACKOFF_POLICY_LINEAR)
         if (Build.VERSION.SDK_INT >= 28) {
-            builder.setEstimatedNetworkBytes(JobInfo.NETWORK_BYTES_UNKNOWN.toLong(), estimatedBytes.coerceAtLeast(0))
+            // A regular job sends one slice of the queue: an estimate of the
+            // whole queue would make the scheduler judge a slow network
+            // unable to carry it within the job's time and hold the job
+            // (API 28+ connectivity checks). A user-initiated job may take
+            // as long as it needs: it carries the whole estimate.
+            val upload = if (userInitiated) estimatedBytes.coerceAtLeast(0) else JobInfo.NETWORK_BYTES_UNKNOWN.toLong()
+            builder.setEstimatedNetworkBytes(JobInfo.NETWORK_BYTES_UNKNOWN.toLong(), upload)
         }
         if (userInitiated && Build.VERSION.SDK_INT >= 34) {
             builder.setUserInitiated(true)

@@ -52,10 +52,8 @@ class RecordingEmitterCallback {
 
 /** Events leave through the spec's generated emitters (`emitOnProgress`, `emitOnStateChange`), not a test seam. */
 @RunWith(RobolectricTestRunner::class)
-@Config(
-    shadows = [NoNativeHybridData::class, RecordingEmitterCallback::class, TestJobScheduler::class],
-    instrumentedPackages = ["com.facebook.jni", "com.facebook.react.bridge"],
-)
+// The bridge and fbjni are instrumented for every class (robolectric.properties).
+@Config(shadows = [NoNativeHybridData::class, RecordingEmitterCallback::class, TestJobScheduler::class])
 class EmitterTest {
     private lateinit var app: Application
     private lateinit var module: S3BgUploaderModule
