@@ -212,9 +212,16 @@ object S3BgUploaderRuntime {
         return kept
     }
 
-    /** Closes the engine (tests: each gets a fresh application and queue). */
+    /**
+     * Closes the engine (tests: each gets a fresh application and queue).
+     * The engine is shut down before it is forgotten, so that a call still
+     * on its way gets the old engine rather than opening a new one early;
+     * [beforeOpenForTests] is kept (tests clear it themselves).
+     */
     internal fun resetForTests() {
-        val engine = synchronized(lock) {
+        val engine = synchronized(lock) { opened }
+        engine?.let { e -> runBlocking { runCatching { e.shutdown() } } }
+        synchronized(lock) {
             network?.stop()
             network = null
             visibility?.let { application?.unregisterActivityLifecycleCallbacks(it) }
@@ -222,16 +229,10 @@ object S3BgUploaderRuntime {
             application = null
             seq = 0
             state = null
-            val e = opened
             opened = null
             opening = null
             lastFailure = null
-            e
         }
-        engine?.let { e ->
-            runBlocking { runCatching { e.shutdown() } }
-            e.close()
-        }
-        beforeOpenForTests = null
+        engine?.close()
     }
 }

@@ -256,8 +256,6 @@ class ModuleTest {
 
     @Test
     fun noEntryPointWaitsForTheEngineToOpen() {
-        module.invalidate()
-        TestSetup.after()
         // The open is held (a slow device with a big queue): every entry
         // point must return while it is.
         val release = java.util.concurrent.CountDownLatch(1)
@@ -268,6 +266,8 @@ class ModuleTest {
             release.await(60, java.util.concurrent.TimeUnit.SECONDS)
             opened.set(true)
         }
+        module.invalidate()
+        TestSetup.after()
         val returned = mutableListOf<String>()
         module = S3BgUploaderModule(TestReactContext(app))
         module.initialize()

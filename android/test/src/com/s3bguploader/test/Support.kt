@@ -126,6 +126,7 @@ object TestSetup {
     fun before() {
         JsonBridge.newMap = { JavaOnlyMap() }
         JsonBridge.newArray = { JavaOnlyArray() }
+        S3BgUploaderRuntime.beforeOpenForTests = null
         S3BgUploaderRuntime.resetForTests()
         TestJobScheduler.reset()
         Screen.reset()
