@@ -220,12 +220,18 @@ class ModuleTest {
 
     @Test
     fun aDamagedQueueRejectsEveryCallWithItsCodeUntilSetAside() {
+        // A queue file that is not a database, found at the next launch
+        // (written as that open begins: nothing can open a healthy one first).
+        val damaged = java.util.concurrent.atomic.AtomicBoolean(false)
+        S3BgUploaderRuntime.beforeOpenForTests = {
+            if (damaged.compareAndSet(false, true)) {
+                val db = S3BgUploaderRuntime.databaseFile(app)
+                db.parentFile!!.mkdirs()
+                db.writeBytes(ByteArray(64 * 1024) { 0x5a })
+            }
+        }
         module.invalidate()
         TestSetup.after()
-        // A queue file that is not a database, found at launch.
-        val db = S3BgUploaderRuntime.databaseFile(app)
-        db.parentFile!!.mkdirs()
-        db.writeBytes(ByteArray(64 * 1024) { 0x5a })
         module = S3BgUploaderModule(TestReactContext(app)).also { it.eventSink = { name, map -> events.add(name to map) } }
         Screen.reset()
         Screen.show()
