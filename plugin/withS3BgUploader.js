@@ -26,9 +26,15 @@ const FGS_PERMISSIONS = [
   'android.permission.FOREGROUND_SERVICE_DATA_SYNC',
 ];
 
+// The notification's small icon: the application meta-data the module reads
+// (README, "The notification, as the app sets it").
+const ICON_META_DATA = 'com.s3bguploader.notification_icon';
+// A drawable (or mipmap) the app's resources already hold.
+const ICON_RESOURCE = /^@(drawable|mipmap)\/[a-z][a-z0-9_]*$/;
+
 const OPTION_SHAPE = {
   ios: { backgroundModes: true, appDelegate: true },
-  android: { foregroundServiceFallback: false },
+  android: { foregroundServiceFallback: false, notificationIcon: null },
 };
 
 class S3BgUploaderPluginError extends Error {
@@ -73,7 +79,19 @@ function validateOptions(raw) {
             .join(', ')})`,
         );
       }
-      if (typeof given[key] !== 'boolean') {
+      if (defaults[key] === null) {
+        // A resource name; null or absent leaves the default.
+        if (
+          given[key] !== null &&
+          !(typeof given[key] === 'string' && ICON_RESOURCE.test(given[key]))
+        ) {
+          throw new S3BgUploaderPluginError(
+            `option "${platform}.${key}" must be a resource like "@drawable/ic_stat_upload", got ${describe(
+              given[key],
+            )}`,
+          );
+        }
+      } else if (typeof given[key] !== 'boolean') {
         throw new S3BgUploaderPluginError(
           `option "${platform}.${key}" must be true or false, got ${describe(given[key])}`,
         );
@@ -175,8 +193,21 @@ function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** AndroidManifest.xml: the foreground-service fallback, only when the app opts in. */
+/** AndroidManifest.xml: the notification icon and the foreground-service fallback, each only when asked for. */
 function applyAndroidManifest(manifest, options, mainApplicationOf) {
+  const icon = options.android.notificationIcon;
+  if (icon) {
+    const application = mainApplicationOf(manifest);
+    const metaData = application['meta-data'] || [];
+    let entry = metaData.find(m => m.$ && m.$['android:name'] === ICON_META_DATA);
+    if (!entry) {
+      entry = { $: { 'android:name': ICON_META_DATA } };
+      metaData.push(entry);
+    }
+    entry.$['android:resource'] = icon;
+    delete entry.$['android:value'];
+    application['meta-data'] = metaData;
+  }
   if (!options.android.foregroundServiceFallback) return manifest;
   const root = manifest.manifest;
   root.$ = root.$ || {};
@@ -273,4 +304,5 @@ module.exports.constants = {
   IOS_HOOK_CALL,
   FGS_SERVICE,
   FGS_PERMISSIONS,
+  ICON_META_DATA,
 };

@@ -147,7 +147,10 @@ test('Android: the fallback adds both permissions and the dataSync service', asy
 });
 
 test('applying the plugin twice gives the same files', async t => {
-  for (const options of [{}, { android: { foregroundServiceFallback: true } }]) {
+  for (const options of [
+    {},
+    { android: { foregroundServiceFallback: true, notificationIcon: '@drawable/ic_stat_upload' } },
+  ]) {
     const dir = newProject();
     await prebuild(dir, options);
     const first = snapshot(dir);
@@ -209,12 +212,22 @@ test('bad options fail with a message naming the option', () => {
     [
       'an unknown nested key',
       { android: { foregroundService: true } },
-      /unknown option "android\.foregroundService" \(known: android\.foregroundServiceFallback\)/,
+      /unknown option "android\.foregroundService" \(known: android\.foregroundServiceFallback, android\.notificationIcon\)/,
     ],
     [
       'a string for a boolean',
       { android: { foregroundServiceFallback: 'true' } },
       /"android\.foregroundServiceFallback" must be true or false, got the string "true"/,
+    ],
+    [
+      'an icon that is not a resource',
+      { android: { notificationIcon: 'ic_stat_upload.png' } },
+      /"android\.notificationIcon" must be a resource like "@drawable\/ic_stat_upload", got the string "ic_stat_upload.png"/,
+    ],
+    [
+      'an icon that is not a string',
+      { android: { notificationIcon: 7 } },
+      /"android\.notificationIcon" must be a resource/,
     ],
     ['a non-object platform', { ios: true }, /option "ios" must be an object, got boolean true/],
     ['an array', [], /options must be an object.*got an array/],
@@ -224,8 +237,35 @@ test('bad options fail with a message naming the option', () => {
   }
   assert.deepEqual(plugin.validateOptions(undefined), {
     ios: { backgroundModes: true, appDelegate: true },
-    android: { foregroundServiceFallback: false },
+    android: { foregroundServiceFallback: false, notificationIcon: null },
   });
+});
+
+test('Android: notificationIcon names the small icon in the meta-data the module reads', async t => {
+  const dir = newProject();
+  await prebuild(dir, { android: { notificationIcon: '@drawable/ic_stat_upload' } });
+  const manifest = await manifestOf(dir);
+  const app = AndroidConfig.Manifest.getMainApplicationOrThrow(manifest);
+  const entries = (app['meta-data'] || []).filter(
+    m => m.$['android:name'] === constants.ICON_META_DATA,
+  );
+  assert.equal(entries.length, 1);
+  assert.deepEqual(entries[0].$, {
+    'android:name': 'com.s3bguploader.notification_icon',
+    'android:resource': '@drawable/ic_stat_upload',
+  });
+  // Nothing else: no service, no permission.
+  assert.deepEqual(servicesOf(manifest), []);
+  assert.ok(!read(dir, MANIFEST).includes('FOREGROUND_SERVICE'));
+  // Another icon later replaces it, without a second entry.
+  await prebuild(dir, { android: { notificationIcon: '@mipmap/ic_upload' } });
+  const again = AndroidConfig.Manifest.getMainApplicationOrThrow(await manifestOf(dir));
+  const icons = again['meta-data'].filter(m => m.$['android:name'] === constants.ICON_META_DATA);
+  assert.deepEqual(
+    icons.map(m => m.$['android:resource']),
+    ['@mipmap/ic_upload'],
+  );
+  t.diagnostic(`meta-data entries: ${again['meta-data'].length}`);
 });
 
 test('an Objective-C app delegate gets a clear error instead of a broken edit', () => {
