@@ -87,11 +87,19 @@ open class UploadJobService : JobService() {
         val progress = scope.launch { reportProgress(engine, run) }
         var verdict = runOnce(engine, run)
         // A user-initiated job keeps its standing while a short wait passes
-        // (a Retry-After, a backoff): it waits inside the job.
-        while (run.userInitiated && !run.stopped && verdict is RunVerdict.RunAgain &&
-            verdict.afterMs.toLong() in 1..IN_JOB_WAIT_MS
-        ) {
-            delay(verdict.afterMs.toLong())
+        // (a Retry-After, a backoff) or the network comes back: it waits
+        // inside the job. Without a network the system stops it (its
+        // constraint), which reschedules it without counting a failure, as
+        // jobFinished(true) would.
+        var waited = 0L
+        while (run.userInitiated && !run.stopped && waited < IN_JOB_WAIT_MS) {
+            val pause = when (verdict) {
+                is RunVerdict.RunAgain -> verdict.afterMs.toLong().takeIf { it in 1..IN_JOB_WAIT_MS - waited }
+                is RunVerdict.WaitForNetwork -> NETWORK_POLL_MS
+                else -> null
+            } ?: break
+            delay(pause)
+            waited += pause
             if (run.stopped) break
             verdict = runOnce(engine, run)
         }
@@ -246,6 +254,9 @@ open class UploadJobService : JobService() {
 
         /** The longest wait a user-initiated job spends inside itself. */
         const val IN_JOB_WAIT_MS = 120_000L
+
+        /** How often a user-initiated job waiting for its network asks the engine again. */
+        const val NETWORK_POLL_MS = 5_000L
 
         /** A fresh job after the engine answered a run with an error. */
         const val ENGINE_ERROR_RETRY_MS = 60_000L
