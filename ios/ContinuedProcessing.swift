@@ -17,6 +17,10 @@ protocol ContinuedProcessingProtocol: AnyObject {
   func beginIfNeeded(engine: UploadEngine, onExpire: @escaping () -> Void)
 }
 
+// BGContinuedProcessingTask exists only in the iOS 26 SDK (Xcode 26, Swift
+// 6.2): `@available` does not hide a type the SDK lacks, so older Xcode
+// builds leave the class out and the module runs without it.
+#if compiler(>=6.2)
 @available(iOS 26.0, *)
 final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendable {
   /// Info.plist `BGTaskSchedulerPermittedIdentifiers` holds
@@ -167,3 +171,4 @@ final class ContinuedProcessing: ContinuedProcessingProtocol, @unchecked Sendabl
     return (content.title, content.text)
   }
 }
+#endif

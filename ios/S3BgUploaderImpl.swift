@@ -34,9 +34,11 @@ public final class S3BgUploaderImpl: NSObject {
 
   override private init() {
     super.init()
-    if #available(iOS 26.0, *) {
-      continued = ContinuedProcessing()
-    }
+    #if compiler(>=6.2)
+      if #available(iOS 26.0, *) {
+        continued = ContinuedProcessing()
+      }
+    #endif
     let center = NotificationCenter.default
     center.addObserver(
       self, selector: #selector(didEnterBackground),
