@@ -82,7 +82,7 @@ open class UploadForegroundService : Service() {
             throw e
         } catch (e: Exception) {
             Log.w(S3BgUploaderRuntime.TAG, "the run failed: ${e.javaClass.simpleName}")
-            RunVerdict.RunAgain(UploadJobService.ENGINE_ERROR_RETRY_MS.toULong())
+            UploadJobService.engineErrorVerdict()
         }
         progress.cancel()
         running = false

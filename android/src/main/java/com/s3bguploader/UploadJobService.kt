@@ -17,7 +17,6 @@ import com.s3bguploader.core.UploaderException
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.delay
@@ -38,7 +37,6 @@ open class UploadJobService : JobService() {
     private val main = Handler(Looper.getMainLooper())
 
     private class JobRun(val params: JobParameters, val id: String, val userInitiated: Boolean) {
-        @Volatile var job: Job? = null
         /** onStopJob answered the system: the run must not finish the job itself. */
         @Volatile var stopped = false
     }
@@ -50,7 +48,7 @@ open class UploadJobService : JobService() {
         showNotification(params, UploadNotifications.placeholder(this), userInitiated)
         val run = JobRun(params, "job-${params.jobId}-${next.incrementAndGet()}", userInitiated)
         runs[params.jobId] = run
-        run.job = scope.launch { drive(run) }
+        scope.launch { drive(run) }
         return true
     }
 
@@ -63,9 +61,8 @@ open class UploadJobService : JobService() {
             // Nothing escapes into the process: the job ends, a later one retries.
             Log.e(S3BgUploaderRuntime.TAG, "the job failed: ${e.javaClass.simpleName}")
             val app = applicationContext
-            end(run, RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())) {
-                UploadJobs.afterVerdict(app, S3BgUploaderRuntime.engine(app), RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong()))
-            }
+            val verdict = engineErrorVerdict()
+            end(run, verdict) { UploadJobs.afterVerdict(app, S3BgUploaderRuntime.engine(app), verdict) }
         }
     }
 
@@ -118,13 +115,11 @@ open class UploadJobService : JobService() {
         engine.runBackground(BackgroundRun(run.id, kind, limit))
     } catch (e: CancellationException) {
         throw e
-    } catch (e: UploaderException) {
-        Log.w(S3BgUploaderRuntime.TAG, "the run failed: ${e.errorCode()}")
-        RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())
     } catch (e: Exception) {
-        // uniffi's InternalException (an engine panic), anything unforeseen.
-        Log.e(S3BgUploaderRuntime.TAG, "the run failed: ${e.javaClass.simpleName}")
-        RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())
+        // The engine's error, uniffi's InternalException (an engine panic),
+        // anything unforeseen: a later job tries again.
+        Log.w(S3BgUploaderRuntime.TAG, "the run failed: ${(e as? UploaderException)?.errorCode() ?: e.javaClass.simpleName}")
+        engineErrorVerdict()
     }
 
     /**
@@ -262,5 +257,8 @@ open class UploadJobService : JobService() {
         const val ENGINE_ERROR_RETRY_MS = 60_000L
 
         private val next = AtomicLong()
+
+        /** What a run the engine could not answer asks for. */
+        internal fun engineErrorVerdict(): RunVerdict = RunVerdict.RunAgain(ENGINE_ERROR_RETRY_MS.toULong())
     }
 }

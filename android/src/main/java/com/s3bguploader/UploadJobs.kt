@@ -71,7 +71,7 @@ object UploadJobs {
         } else if (visible && foregroundServiceDeclared(context)) {
             // The regular job backs the service up: it takes over when the
             // service stops (its time limit, the process killed, a reboot).
-            if (scheduler.getPendingJob(JOB_ID) == null) submitRegular(context, scheduler, unmetered, bytes, SERVICE_BACKUP_DELAY_MS)
+            ensureRegular(context, scheduler, unmetered, bytes, SERVICE_BACKUP_DELAY_MS)
             if (startForegroundService(context)) return Kind.FOREGROUND_SERVICE
         } else if (visible && Build.VERSION.SDK_INT >= 34) {
             Log.i(S3BgUploaderRuntime.TAG, "long-running jobs are not allowed: scheduling a regular job")
@@ -111,15 +111,13 @@ object UploadJobs {
         // its stop acknowledged): a job pending now was scheduled by someone
         // else meanwhile (a person's action, a policy change, the service's
         // backup) and is kept; replacing it could stop it mid-run.
-        if (scheduler.getPendingJob(JOB_ID) != null) return Kind.ALREADY_SCHEDULED
-        return submitRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), delay)
+        return ensureRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), delay)
     }
 
     /** While the foreground service runs: a backup job, not another run beside it. */
     suspend fun backupForService(context: Context, engine: UploadEngine): Kind {
         val scheduler = context.getSystemService(JobScheduler::class.java) ?: return Kind.NOTHING_TO_DO
-        if (scheduler.getPendingJob(JOB_ID) != null) return Kind.ALREADY_SCHEDULED
-        return submitRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), SERVICE_BACKUP_DELAY_MS)
+        return ensureRegular(context, scheduler, unmeteredOnly(engine), engine.bytesRemaining().toLong(), SERVICE_BACKUP_DELAY_MS)
     }
 
     /** After the engine could not be opened for a run: try again later, unless only a person can help. */
@@ -151,10 +149,10 @@ object UploadJobs {
     private suspend fun unmeteredOnly(engine: UploadEngine): Boolean =
         engine.config()?.networkPolicy == NetworkPolicy.UNMETERED_ONLY
 
-    private fun ensureRegular(context: Context, scheduler: JobScheduler, unmetered: Boolean, bytes: Long): Kind {
-        // Scheduling under the same id would stop a running job.
+    /** The regular job, unless a job is pending (scheduling under the same id would stop a running one). */
+    private fun ensureRegular(context: Context, scheduler: JobScheduler, unmetered: Boolean, bytes: Long, delayMs: Long = 0): Kind {
         if (scheduler.getPendingJob(JOB_ID) != null) return Kind.ALREADY_SCHEDULED
-        return submitRegular(context, scheduler, unmetered, bytes, 0)
+        return submitRegular(context, scheduler, unmetered, bytes, delayMs)
     }
 
     private fun submitRegular(context: Context, scheduler: JobScheduler, unmetered: Boolean, bytes: Long, delayMs: Long): Kind {
