@@ -26,17 +26,8 @@ coroutines="$(sed -n 's/.*kotlinx-coroutines-android:\([0-9][0-9.]*\)".*/\1/p' "
 [ -n "$coroutines" ] || { echo "no kotlinx-coroutines-android version in android/build.gradle"; echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p "$m2" "$cache_root/kotlin" "$cache_root/android"
-artifact() { # group:artifact:version[:type[:classifier]] -> path in $m2
-  local g a v t c
-  IFS=: read -r g a v t c <<<"$1"
-  t="${t:-jar}"
-  local f="$m2/${g//.//}/$a/$v/$a-$v${c:+-$c}.$t"
-  if [ ! -f "$f" ]; then
-    echo "fetching $1" >&2
-    mvn -q -B -Dmaven.repo.local="$m2" dependency:get -Dtransitive=false -Dartifact="$1" >&2
-  fi
-  echo "$f"
-}
+# shellcheck source-path=SCRIPTDIR source=maven-artifact.sh
+. "$here/maven-artifact.sh"
 
 kotlin_home="$cache_root/kotlin/kotlin-compiler-$KOTLIN"
 if [ ! -x "$kotlin_home/bin/kotlinc" ]; then

@@ -71,19 +71,8 @@ offline=()
 # Offline once a run has completed with this cache (plugins included).
 [ -f "$ready" ] && [ -d "$m2/org/jetbrains/kotlin/kotlin-maven-plugin" ] && offline=(-o)
 
-# Artifacts fetched as files (not resolved transitively: react-android's own
-# dependency tree is not all on Maven Central).
-artifact() { # group:artifact:version[:type[:classifier]] -> path in $m2
-  local g a v t c
-  IFS=: read -r g a v t c <<<"$1"
-  t="${t:-jar}"
-  local f="$m2/${g//.//}/$a/$v/$a-$v${c:+-$c}.$t"
-  if [ ! -f "$f" ]; then
-    echo "fetching $1" >&2
-    mvn -q -B -Dmaven.repo.local="$m2" dependency:get -Dtransitive=false -Dartifact="$1" >&2
-  fi
-  echo "$f"
-}
+# shellcheck source-path=SCRIPTDIR source=maven-artifact.sh
+. "$here/maven-artifact.sh"
 
 # An AAR's classes.jar, installed as a plain jar s3bgu.ci:<name>:<version>.
 install_aar_classes() { # coordinates name version
