@@ -392,12 +392,14 @@ public final class S3BgUploaderImpl: NSObject {
     } catch let failure as UploaderError where failure.errorCode() == "database_corrupt" {
       // Only a damaged queue: a full disk or a queue in use is not set aside.
       let aside = try setAsideDatabase(dbPath: Self.queuePath())
-      let engine = try await self.engine()
+      // The file is moved: its path is the answer even if the fresh queue
+      // does not open now (another caller's failed open may still hold the
+      // slot); the next call opens it.
       do {
+        let engine = try await self.engine()
         try subscribeEvents(engine)
       } catch {
-        // The queue is already replaced: report that, not the events.
-        NSLog("s3bgu: events unavailable: %@", "\(error)")
+        NSLog("s3bgu: the fresh queue is not open yet: %@", "\(error)")
       }
       return aside
     }
