@@ -399,7 +399,7 @@ public final class S3BgUploaderImpl: NSObject {
         let engine = try await self.engine()
         try subscribeEvents(engine)
       } catch {
-        NSLog("s3bgu: the fresh queue is not open yet: %@", "\(error)")
+        NSLog("s3bgu: the fresh queue or its events are not ready yet: %@", "\(error)")
       }
       return aside
     }

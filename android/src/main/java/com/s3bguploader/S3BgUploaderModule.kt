@@ -220,7 +220,7 @@ class S3BgUploaderModule(context: ReactApplicationContext) : NativeS3BgUploaderS
      */
     override fun setAsideQueue(promise: Promise) = serial(promise) {
         val kept = S3BgUploaderRuntime.setAsideQueue(reactApplicationContext, NOT_DAMAGED_CODE)
-        attach(S3BgUploaderRuntime.engine(reactApplicationContext))
+        runCatching { attach(S3BgUploaderRuntime.engine(reactApplicationContext)) }
         kept
     }
 

@@ -208,7 +208,13 @@ object S3BgUploaderRuntime {
             if (opening !== current) null else setAsideDatabase(databaseFile(context).path).also { opening = null }
         } ?: throw OpenFailure(notDamagedCode, "the upload queue was set aside already")
         Log.w(TAG, "the damaged upload queue was set aside")
-        engine(context)
+        // The file is moved: its path is the answer even if the fresh queue
+        // does not open now (the next call tries again).
+        try {
+            engine(context)
+        } catch (e: OpenFailure) {
+            Log.w(TAG, "the fresh queue is not open yet: ${e.code}")
+        }
         return kept
     }
 
