@@ -227,6 +227,9 @@ class ModuleTest {
             if (damaged.compareAndSet(false, true)) {
                 val db = S3BgUploaderRuntime.databaseFile(app)
                 db.parentFile!!.mkdirs()
+                // Without the previous engine's journal, whose pages SQLite
+                // would otherwise read over the damaged file.
+                listOf("-wal", "-shm").forEach { File(db.path + it).delete() }
                 db.writeBytes(ByteArray(64 * 1024) { 0x5a })
             }
         }
