@@ -5,7 +5,8 @@
 # against the real engine (desktop libs3bgu_core.so through JNA) and
 # `s3bgu serve` / `https-harness` on loopback. No Gradle, SDK or emulator.
 # Every test runs at each API level of resources/robolectric.properties
-# (24, 28, 31, 33, 35); S3BGU_ROBO_SDKS=35 (or "33 35") runs a subset.
+# (24, 28, 31, 33, 35); S3BGU_ROBO_SDKS=35 (or "33 35") runs a subset, and
+# S3BGU_ROBO_TEST (Surefire's -Dtest, e.g. ModuleTest#aDamaged*) some tests.
 #
 # Downloads once into ~/.cache/s3bgu-ci/android (codegen, extracted AAR
 # classes, one Robolectric instrumented android-all per level) and
@@ -165,7 +166,7 @@ for s in $sdks; do
   level_started=$SECONDS
   set +e
   mvn "${mvn_args[@]}" -Ds3bgu.robolectric.sdks="$s" -Ds3bgu.reports.dir="$build/surefire-reports/api-$s" \
-    surefire:test >"$work/mvn-$s.log" 2>&1
+    ${S3BGU_ROBO_TEST:+"-Dtest=$S3BGU_ROBO_TEST"} surefire:test >"$work/mvn-$s.log" 2>&1
   level_rc=$?
   set -e
   grep -E 'Tests run:|FAIL|BUILD' "$work/mvn-$s.log" | tail -n 30 || true
@@ -202,7 +203,11 @@ for s in $sdks; do
       c = head; sub(/.* classname="/, "", c); sub(/".*/, "", c); sub(/.*\./, "", c)
       body = $0; e = index(body, "</testcase>"); if (e) body = substr(body, 1, e)
       if (head !~ /\/>$/ && body ~ /<(failure|error|skipped)[ >\/]/) {
-        failed++; names = names "\n  failed at API " level ": " c "." n
+        # The reason: the message and type of the failure, on one line.
+        why = body; sub(/.*<(failure|error|skipped)/, "", why); sub(/>.*/, "", why)
+        m = why; if (!sub(/.* message="/, "", m)) m = ""; sub(/".*/, "", m)
+        t = why; if (!sub(/.* type="/, "", t)) t = ""; sub(/".*/, "", t)
+        failed++; names = names "\n  failed at API " level ": " c "." n "\n    " t ": " substr(m, 1, 300)
       } else passed++
     }
     END { printf "API %s: %d passed, %d failed%s\n", level, passed, failed, names }'

@@ -222,10 +222,13 @@ object S3BgUploaderRuntime {
      * Closes the engine (tests: each gets a fresh application and queue).
      * The engine is shut down before it is forgotten, so that a call still
      * on its way gets the old engine rather than opening a new one early;
-     * [beforeOpenForTests] is kept (tests clear it themselves).
+     * [beforeOpenForTests] is kept (tests clear it themselves). An open
+     * still under way is waited for first: left running, it would hold the
+     * queue file and register itself after the reset.
      */
     internal fun resetForTests() {
-        val engine = synchronized(lock) { opened }
+        val pending = synchronized(lock) { opening }
+        val engine = runBlocking { runCatching { pending?.await() }.getOrNull() } ?: synchronized(lock) { opened }
         engine?.let { e -> runBlocking { runCatching { e.shutdown() } } }
         synchronized(lock) {
             network?.stop()
