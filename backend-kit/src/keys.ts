@@ -23,9 +23,7 @@ const MAX_NAME_BYTES = 200;
 const MAX_KEPT_EXTENSION = 16;
 
 // Unicode category Cc, as Rust's char::is_control.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// eslint-disable-next-line no-control-regex
 const CONTROL_OR_SLASH = /[\u0000-\u001f\u007f-\u009f/\\]/g;
 
 export function hasControlChars(s: string): boolean {
