@@ -71,11 +71,17 @@ step "Android module with the floor's Kotlin (android/test/compile-floor.sh)"
 step "benchmark smoke (scripts/bench.sh --smoke)"
 ./scripts/bench.sh --smoke
 
-# TypeScript API, jest, TurboModule codegen, library build, example app bundles.
-# S3BGU_SKIP_JS=1 skips it (for a Rust-only loop; CI never sets it).
+# TypeScript API, jest, TurboModule codegen, library build, example app
+# bundles, then the Node backend kit. S3BGU_SKIP_JS=1 skips both (for a
+# Rust-only loop; CI never sets it).
 if [ "${S3BGU_SKIP_JS:-}" != 1 ]; then
   step "JavaScript (scripts/test-js.sh)"
   ./scripts/test-js.sh
+  # Its own package: against the s3s-fs store, then s3bgu check and upload through it.
+  step "Node backend kit (backend-kit/test/run.sh)"
+  kit_started=$SECONDS
+  ./backend-kit/test/run.sh
+  echo "backend kit step took $((SECONDS - kit_started)) s"
 fi
 
 echo
