@@ -22,19 +22,40 @@ Pod::Spec.new do |s|
   # Installed from node_modules by React Native's autolinking (a :path pod).
   s.source       = { :path => "." }
 
-  # The ObjC++ TurboModule adapter, the Swift module behind it, and the
-  # uniffi Swift bindings. The bindings' C header and module map come from
-  # the xcframework (module S3bguCoreFFI), not from ios/generated.
-  s.source_files = "ios/*.{h,mm,swift}", "ios/generated/S3bguCore.swift"
-  s.public_header_files = "ios/S3BgUploader.h"
+  # The ObjC++ TurboModule adapter, the Swift module behind it, the app
+  # delegate's hook (plain Objective-C), and the uniffi Swift bindings.
+  s.source_files = "ios/*.{h,m,mm,swift}", "ios/generated/S3bguCore.swift"
+  # The hook's header alone is public: one class, one import line, for
+  # Swift, Objective-C and Objective-C++ app delegates. Under this
+  # directory name both as a static library and with use_frameworks!:
+  # #import <react_native_s3_bg_uploader/S3BgUploaderBackgroundEvents.h>.
+  s.public_header_files = "ios/S3BgUploaderBackgroundEvents.h"
+  s.header_dir = "react_native_s3_bg_uploader"
   s.vendored_frameworks = "ios/S3bguCore.xcframework"
   s.swift_version = "5.9"
   s.frameworks = "BackgroundTasks", "Network", "Security", "UIKit"
+  # What the engine does with file timestamps and the monotonic clock.
+  s.resource_bundles = { "react_native_s3_bg_uploader_privacy" => ["ios/PrivacyInfo.xcprivacy"] }
+
+  # The bindings' C module (S3bguCoreFFI) is named by its module map,
+  # explicitly, for the pod and for the app that imports the pod's Swift
+  # module: nothing depends on when the xcframework's headers are copied.
+  # Absolute paths, made at `pod install`, where the package is.
+  ffi = File.join(__dir__, "ios", "generated")
+  s.preserve_paths = "ios/generated/S3bguCoreFFI.h", "ios/generated/S3bguCoreFFI.modulemap"
+  module_map_flag = "-Xcc -fmodule-map-file=\"#{ffi}/S3bguCoreFFI.modulemap\""
 
   # DEFINES_MODULE lets an app's Swift AppDelegate `import react_native_s3_bg_uploader`
   # for the background-session hook.
   s.pod_target_xcconfig = {
     "DEFINES_MODULE" => "YES",
+    "HEADER_SEARCH_PATHS" => "$(inherited) \"#{ffi}\"",
+    "SWIFT_INCLUDE_PATHS" => "$(inherited) \"#{ffi}\"",
+    "OTHER_SWIFT_FLAGS" => "$(inherited) #{module_map_flag}",
+  }
+  s.user_target_xcconfig = {
+    "SWIFT_INCLUDE_PATHS" => "$(inherited) \"#{ffi}\"",
+    "OTHER_SWIFT_FLAGS" => "$(inherited) #{module_map_flag}",
   }
 
   # React Native's helper: React-Core, codegen (ReactCodegen), the new

@@ -1,7 +1,7 @@
-// The platform pieces the engine asks for: the device's TLS trust, files
-// kept as security-scoped bookmarks, the network state, and the
-// background-task windows around leaving the foreground. Each is the
-// smallest adapter of an Apple API to an engine seam.
+// The platform pieces the engine asks for: the device's TLS trust, the
+// app's directories as stable roots, files kept as security-scoped
+// bookmarks, and the network state. Each is the smallest adapter of an
+// Apple API to an engine seam.
 //
 // Never compiled here (no Swift toolchain): see the README's iOS section.
 
@@ -53,69 +53,90 @@ final class SecTrustVerifier: PlatformTrust, @unchecked Sendable {
   }
 }
 
-// MARK: files: security-scoped bookmarks (rust-core/src/source.rs)
+// MARK: files: stable roots and security-scoped bookmarks (rust-core/src/roots.rs, source.rs)
 
-/// `bookmark://local/<file name>?<bookmark data, base64url>`: the file name
-/// in the path (the engine takes the upload's default name from it), the
-/// bookmark in the query (the engine leaves queries out of its messages).
-/// Standard base64 is accepted as well, for bookmarks made elsewhere.
-enum BookmarkURI {
-  /// A bookmark URI for a path outside the app's container (where a
-  /// document picker's files live), or nil to use the path as it is.
-  static func forPath(_ path: String) -> String? {
-    guard path.hasPrefix("/") else {
-      return nil  // already a URI (bookmark://...): the engine takes it as is
-    }
-    let url = URL(fileURLWithPath: path).resolvingSymlinksInPath()
-    for root in [NSHomeDirectory(), Bundle.main.bundlePath] {
-      let inside = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
-      if url.path == inside || url.path.hasPrefix(inside + "/") {
-        return nil
+/// The app's directories under the names the engine stores paths by: iOS
+/// moves the app's container with every update, so a file under one of
+/// these is kept as `<root>/<path under it>` and found again after it.
+enum AppRoots {
+  static func current() -> [FileRoot] {
+    let fm = FileManager.default
+    var roots: [FileRoot] = []
+    let named: [(String, FileManager.SearchPathDirectory)] = [
+      ("documents", .documentDirectory), ("library", .libraryDirectory),
+      ("caches", .cachesDirectory),
+    ]
+    for (name, directory) in named {
+      if let url = fm.urls(for: directory, in: .userDomainMask).first {
+        roots.append(FileRoot(name: name, path: url.path))
       }
     }
+    roots.append(FileRoot(name: "tmp", path: NSTemporaryDirectory()))
+    return roots
+  }
+}
+
+/// What the engine is given for a file the app passes to `uploadFile`.
+enum FileSource {
+  /// A path or `file://` URL inside the app's container is given as a path
+  /// (the engine keeps it relative to its root); a `bookmark://` URI (made
+  /// from a picker's bookmark) is checked and given as it is; a file
+  /// outside the container is kept as a security-scoped bookmark made now,
+  /// or refused: a raw path there would not open after a relaunch.
+  static func forUpload(_ given: String) throws -> String {
+    if given.lowercased().hasPrefix("bookmark://") {
+      guard bookmarkData(uri: given) != nil else {
+        throw UploaderError.InvalidArgument(
+          detail: "a bookmark:// URI needs the bookmark data (base64) in its query")
+      }
+      return given
+    }
+    let url: URL
+    if given.hasPrefix("/") {
+      url = URL(fileURLWithPath: given)
+    } else if let parsed = URL(string: given), parsed.isFileURL {
+      url = parsed
+    } else {
+      // Another scheme: the engine says what it makes of it.
+      return given
+    }
+    let resolved = url.resolvingSymlinksInPath()
+    for root in [NSHomeDirectory(), Bundle.main.bundlePath] {
+      let inside = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+      if resolved.path == inside || resolved.path.hasPrefix(inside + "/") {
+        return resolved.path
+      }
+    }
+    return try bookmark(for: url)
+  }
+
+  /// A `bookmark://` URI for a file outside the container, made while the
+  /// URL's security scope (a picker's URL carries it) is open.
+  private static func bookmark(for url: URL) throws -> String {
     let scoped = url.startAccessingSecurityScopedResource()
     defer {
       if scoped {
         url.stopAccessingSecurityScopedResource()
       }
     }
-    guard
-      let data = try? url.bookmarkData(
-        options: [], includingResourceValuesForKeys: nil, relativeTo: nil)
-    else {
-      return nil  // the engine opens the path itself and reports what fails
+    do {
+      let data = try url.bookmarkData(options: [], includingResourceValuesForKeys: nil, relativeTo: nil)
+      return bookmarkUri(fileName: url.lastPathComponent, bookmark: data)
+    } catch {
+      throw UploaderError.FileUnreadable(
+        detail: "\(url.lastPathComponent) is outside the app's container and no bookmark could be "
+          + "kept for it: pass the picker's own bookmark (bookmark://), or copy the file into the "
+          + "app's container first")
     }
-    var nameChars = CharacterSet.urlPathAllowed
-    nameChars.remove(charactersIn: "/?#")
-    let name = url.lastPathComponent.addingPercentEncoding(withAllowedCharacters: nameChars) ?? "file"
-    let encoded = data.base64EncodedString()
-      .replacingOccurrences(of: "+", with: "-")
-      .replacingOccurrences(of: "/", with: "_")
-      .replacingOccurrences(of: "=", with: "")
-    return "bookmark://local/\(name)?\(encoded)"
-  }
-
-  /// The bookmark data of a bookmark URI, or nil.
-  static func data(of uri: String) -> Data? {
-    guard uri.lowercased().hasPrefix("bookmark://"), let query = uri.firstIndex(of: "?") else {
-      return nil
-    }
-    var text = String(uri[uri.index(after: query)...])
-    if let fragment = text.firstIndex(of: "#") {
-      text = String(text[..<fragment])
-    }
-    text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-    while text.count % 4 != 0 {
-      text.append("=")
-    }
-    return Data(base64Encoded: text)
   }
 }
 
-/// Opens `bookmark://` URIs for the engine, each time it reads the file.
+/// Opens `bookmark://` URIs for the engine, each time it reads the file. A
+/// stale bookmark that still resolves is replaced by a fresh one, which the
+/// engine stores in its place.
 final class BookmarkOpener: FileOpener, @unchecked Sendable {
   func openFile(uri: String) throws -> OpenedFile {
-    guard let data = BookmarkURI.data(of: uri) else {
+    guard let data = bookmarkData(uri: uri) else {
       throw FileOpenError.Failed(reason: "not a bookmark:// URI with bookmark data in its query")
     }
     var stale = false
@@ -131,25 +152,32 @@ final class BookmarkOpener: FileOpener, @unchecked Sendable {
     } catch {
       throw FileOpenError.PermissionRevoked(reason: "the bookmark no longer resolves")
     }
-    // A stale bookmark still resolved: reading works now; adding the file
-    // again stores a fresh one.
     let scoped = url.startAccessingSecurityScopedResource()
     defer {
       if scoped {
         url.stopAccessingSecurityScopedResource()
       }
     }
+    var replacement: String?
+    if stale,
+      let fresh = try? url.bookmarkData(options: [], includingResourceValuesForKeys: nil, relativeTo: nil)
+    {
+      replacement = bookmarkUri(
+        fileName: bookmarkFileName(uri: uri) ?? url.lastPathComponent, bookmark: fresh)
+    }
     // The descriptor keeps its access after the scope ends; the engine owns it.
     let fd = Darwin.open(url.path, O_RDONLY | O_CLOEXEC)
     if fd >= 0 {
-      return OpenedFile(fd: fd, replacementUri: nil)
+      return OpenedFile(fd: fd, replacementUri: replacement)
     }
     let code = errno
     switch code {
     case ENOENT, ENOTDIR:
       throw FileOpenError.Gone(reason: "the bookmarked file no longer exists")
     case EACCES, EPERM:
-      throw FileOpenError.PermissionRevoked(reason: "the app may no longer read the bookmarked file")
+      // Also a file protected while the device is locked: the engine knows
+      // whether protected data is available and waits if it is not.
+      throw FileOpenError.PermissionRevoked(reason: "the app may not read the bookmarked file now")
     default:
       throw FileOpenError.Failed(reason: String(cString: strerror(code)))
     }
@@ -160,79 +188,38 @@ final class BookmarkOpener: FileOpener, @unchecked Sendable {
 
 /// Online, and whether the path is expensive (cellular, a hotspot) or
 /// constrained (Low Data Mode); either counts as metered for the engine's
-/// `unmetered` policy.
-final class NetworkMonitor {
+/// `unmetered` policy. One monitor per process; the engine it reports to
+/// may change (a queue set aside and opened afresh).
+final class NetworkMonitor: @unchecked Sendable {
   private let monitor = NWPathMonitor()
+  // Everything below on `queue`, where the monitor calls back too.
   private let queue = DispatchQueue(label: "s3bgu.network")
   private var started = false
+  private var last: NWPath?
+  private var target: ((_ online: Bool, _ metered: Bool) -> Void)?
 
-  func start(_ report: @escaping (_ online: Bool, _ metered: Bool) -> Void) {
-    queue.sync {
-      if started {
-        return
+  /// Reports the path to `report` from now on: the last one seen at once,
+  /// then every change.
+  func reportTo(_ report: @escaping (_ online: Bool, _ metered: Bool) -> Void) {
+    queue.async {
+      self.target = report
+      if let path = self.last {
+        Self.send(path, to: report)
       }
-      started = true
-      monitor.pathUpdateHandler = { path in
-        report(path.status == .satisfied, path.isExpensive || path.isConstrained)
-      }
-      monitor.start(queue: queue)
-    }
-  }
-}
-
-// MARK: background-task windows
-
-/// `beginBackgroundTask` around work that must finish before iOS suspends
-/// the app (hand-off on the way out, a session wake-up). The engine runs
-/// until idle in the window; when the window's time is up the engine is
-/// suspended (what it confirmed is already committed) and the window ends.
-final class BackgroundWindows {
-  private struct Window {
-    var id: UIBackgroundTaskIdentifier
-    var done: () -> Void
-  }
-  // Main-thread only.
-  private var open: [Int: Window] = [:]
-  private var next = 0
-
-  func run(
-    name: String, engine: UploadEngine, mode: PartMode?, done: @escaping () -> Void
-  ) {
-    DispatchQueue.main.async {
-      let key = self.next
-      self.next += 1
-      let id = UIApplication.shared.beginBackgroundTask(withName: name) {
-        // Expiration, on main: end now or iOS ends the app.
-        Task.detached { try? await engine.suspend() }
-        self.finish(key)
-      }
-      self.open[key] = Window(id: id, done: done)
-      Task.detached {
-        if let mode {
-          try? await engine.setPartMode(mode: mode)
+      if !self.started {
+        self.started = true
+        self.monitor.pathUpdateHandler = { [weak self] path in
+          self?.last = path
+          if let target = self?.target {
+            Self.send(path, to: target)
+          }
         }
-        _ = try? await engine.runUntilIdle()
-        DispatchQueue.main.async { self.finish(key) }
+        self.monitor.start(queue: self.queue)
       }
     }
   }
 
-  /// Back in the foreground: the engine goes on directly, the windows end.
-  func endAll() {
-    DispatchQueue.main.async {
-      for key in Array(self.open.keys) {
-        self.finish(key)
-      }
-    }
-  }
-
-  private func finish(_ key: Int) {
-    guard let window = open.removeValue(forKey: key) else {
-      return
-    }
-    window.done()
-    if window.id != .invalid {
-      UIApplication.shared.endBackgroundTask(window.id)
-    }
+  private static func send(_ path: NWPath, to report: (_ online: Bool, _ metered: Bool) -> Void) {
+    report(path.status == .satisfied, path.isExpensive || path.isConstrained)
   }
 }

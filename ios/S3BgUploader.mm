@@ -70,13 +70,6 @@ RCT_EXPORT_MODULE(S3BgUploader)
   [_impl removeEventSinkWithOwner:self];
 }
 
-+ (BOOL)handleEventsForBackgroundURLSession:(NSString *)identifier
-                          completionHandler:(void (^)(void))completionHandler
-{
-  return [S3BgUploaderImpl handleEventsForBackgroundURLSession:identifier
-                                             completionHandler:completionHandler];
-}
-
 typedef void (^S3BgUploaderReject)(NSString *code, NSString *message);
 
 // The Swift side rejects with the engine's stable code and its message.

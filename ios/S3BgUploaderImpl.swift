@@ -1,9 +1,10 @@
 // The one object that owns the engine on iOS. The TurboModule adapter
-// (S3BgUploader.mm) forwards every JavaScript call here; the app delegate's
-// background-session hook and the app's lifecycle notifications come here
-// too. Every upload decision is the engine's: this class opens it, wires the
-// platform pieces to it (file opener, TLS trust, part transport, network
-// state) and tells it when the app enters or leaves the foreground.
+// (S3BgUploader.mm) forwards every JavaScript call here, one at a time in
+// their order; the app delegate's hook (S3BgUploaderBackgroundEvents) comes
+// here too. Every upload decision is the engine's: this class opens it,
+// wires the platform pieces to it (file opener and roots, TLS trust, part
+// transport, network state) and hands it the app's lifecycle
+// (Lifecycle.swift) and, on iOS 26, the continued-processing task.
 //
 // Never compiled here (no Swift toolchain on the development machines): see
 // the README's iOS section for what was and was not checked.
@@ -11,49 +12,76 @@
 import Foundation
 import UIKit
 
+// The bindings (generated/S3bguCore.swift) import this C module only
+// `#if canImport`: without it, hundreds of unrelated errors would follow.
+#if !canImport(S3bguCoreFFI)
+  #error("react-native-s3-bg-uploader: the C module S3bguCoreFFI is not found. The podspec names it with -fmodule-map-file (ios/generated/S3bguCoreFFI.modulemap): run `pod install` again, and check that OTHER_SWIFT_FLAGS keep $(inherited).")
+#endif
+
 @objc(S3BgUploaderImpl)
 public final class S3BgUploaderImpl: NSObject {
   @objc public static let shared = S3BgUploaderImpl()
 
   private let session = BackgroundSession()
   private let network = NetworkMonitor()
-  private let windows = BackgroundWindows()
+  private let windows: BackgroundWindows
+  private let lifecycle: AppLifecycle
+  private let wakes: SessionWakes
+  private let calls = SerialCalls()
   private let opening = Locked<Task<UploadEngine, Error>?>(nil)
   private let opened = Locked<UploadEngine?>(nil)
+  /// An open engine whose queue a later call found damaged.
+  private let damaged = Locked<UploadEngine?>(nil)
   private let sink = Locked<EventSink?>(nil)
-  // A ContinuedProcessing on iOS 26 and later (typed AnyObject so that the
-  // stored property needs no availability annotation).
-  private var continued: AnyObject?
+  // A ContinuedProcessing on iOS 26 and later (typed through its protocol
+  // so that the stored property needs no availability annotation).
+  private var continued: ContinuedProcessingProtocol?
 
   private struct EventSink {
     var owner: ObjectIdentifier
     // Kept to subscribe again when a fresh queue replaces one set aside.
     var emit: (String, NSDictionary) -> Void
     var subscription: Subscription?
+    var engine: ObjectIdentifier?
   }
 
   override private init() {
+    let windows = BackgroundWindows()
+    let lifecycle = AppLifecycle(windows: windows)
+    self.windows = windows
+    self.lifecycle = lifecycle
+    self.wakes = SessionWakes(windows: windows) { [weak lifecycle] in lifecycle?.reportAgain() }
     super.init()
     #if compiler(>=6.2)
       if #available(iOS 26.0, *) {
-        continued = ContinuedProcessing()
+        continued = ContinuedProcessing(lifecycle: lifecycle)
       }
     #endif
-    let center = NotificationCenter.default
-    center.addObserver(
-      self, selector: #selector(didEnterBackground),
-      name: UIApplication.didEnterBackgroundNotification, object: nil)
-    center.addObserver(
-      self, selector: #selector(willEnterForeground),
-      name: UIApplication.willEnterForegroundNotification, object: nil)
   }
 
   // MARK: the engine
 
   /// The engine, opened and wired once per process (blocking work off the
-  /// main thread). A failed open is tried again on the next call.
+  /// main thread). A failed open is tried again by the next call, except a
+  /// damaged queue, which stays failed until `setAsideQueue`.
   func engine() async throws -> UploadEngine {
-    let task = opening.with { slot -> Task<UploadEngine, Error> in
+    let task = openingTask()
+    do {
+      return try await task.value
+    } catch {
+      if !Self.isDamaged(error) {
+        opening.with { slot in
+          if slot == task {
+            slot = nil
+          }
+        }
+      }
+      throw error
+    }
+  }
+
+  private func openingTask() -> Task<UploadEngine, Error> {
+    opening.with { slot -> Task<UploadEngine, Error> in
       if let task = slot {
         return task
       }
@@ -61,59 +89,58 @@ public final class S3BgUploaderImpl: NSObject {
       slot = task
       return task
     }
-    do {
-      return try await task.value
-    } catch {
-      opening.with { slot in
-        if slot == task {
-          slot = nil
-        }
-      }
-      throw error
-    }
   }
 
-  /// The engine protocol's launch duties, in order: open without sending,
-  /// opener and transport, reconcile the session's tasks, then the mode the
-  /// app's state calls for.
+  private static func isDamaged(_ error: Error) -> Bool {
+    if let failure = error as? UploaderError {
+      return failure.errorCode() == "database_corrupt"
+    }
+    if case JsError.Rejected(let code, _) = error {
+      return code == "database_corrupt"
+    }
+    return false
+  }
+
+  /// The engine protocol's launch duties, in order: open without sending;
+  /// opener, roots and transport; the network; reconcile the session's
+  /// tasks; then the app's state (from here on every transition), and the
+  /// session's wake-ups may drain.
   private func openAndWire() async throws -> UploadEngine {
     PlatformTrustInstaller.installOnce()
     let engine = try UploadEngine.open(dbPath: Self.queuePath(), start: false)
-    try engine.setFileOpener(opener: BookmarkOpener())
-    // The mode comes before the session exists: its events (and a drain
-    // after them) may follow at once when iOS launched the app for them.
-    let inForeground = await MainActor.run {
-      UIApplication.shared.applicationState != .background
-    }
-    try await engine.setPartMode(mode: inForeground ? .direct : .handoff)
-    session.onReport = { taskId, result in
-      // Reports are queued to the engine in order; it ignores ids it no longer holds.
-      try? engine.reportPartTask(taskId: taskId, result: result)
-    }
-    session.onEventsFinished = { [weak self] in
-      self?.drainAfterWakeUp(engine)
-    }
-    try engine.setPartTransport(transport: session, settings: HandoffSettings())
-    await refreshSessionSettings(engine)
-    let live = await session.liveTaskIds()
-    let unknown = try await engine.reconcilePartTasks(liveTaskIds: live)
-    session.cancel(taskIds: unknown)
-    network.start { online, metered in
-      try? engine.setNetworkState(online: online, metered: metered)
+    do {
+      try engine.setFileOpener(opener: BookmarkOpener())
+      try engine.setFileRoots(roots: AppRoots.current())
+      let config = try? await engine.config()
+      let roots = (try? certificatesDerFromPem(pems: config?.extraRootCertificatesPem ?? [])) ?? []
+      session.wire(
+        BackgroundSession.Callbacks(
+          report: { taskId, result in
+            // Queued to the engine in order; it ignores ids it no longer holds.
+            try? engine.reportPartTask(taskId: taskId, result: result)
+          },
+          progress: { taskId, sent in
+            try? engine.reportPartTaskProgress(taskId: taskId, bytesSent: sent)
+          },
+          eventsFinished: { [weak self] in self?.wakes.eventsFinished() }),
+        extraRootsDer: roots)
+      try engine.setPartTransport(transport: session, settings: HandoffSettings())
+      network.reportTo { online, metered in
+        try? engine.setNetworkState(online: online, metered: metered)
+      }
+      let live = await session.liveTaskIds()
+      let unknown = try await engine.reconcilePartTasks(liveTaskIds: live)
+      session.cancel(taskIds: unknown)
+    } catch {
+      // Opened but not wired: closed (its lock with it) and unhooked, so
+      // that the next call opens it cleanly.
+      session.wire(nil, extraRootsDer: [])
+      await engine.shutdown()
+      throw error
     }
     opened.with { $0 = engine }
-    if inForeground {
-      try await engine.start()
-      // Left the foreground while this opened: that notification found no engine.
-      let left = await MainActor.run { UIApplication.shared.applicationState == .background }
-      if left {
-        didEnterBackground()
-      }
-    } else {
-      // Launched in the background (a session wake-up): hand parts over
-      // within the time iOS gives, then let the app be suspended.
-      windows.run(name: "s3bgu.launch", engine: engine, mode: .handoff) {}
-    }
+    await MainActor.run { self.lifecycle.attach(engine) }
+    wakes.engineReady(engine)
     return engine
   }
 
@@ -140,55 +167,10 @@ public final class S3BgUploaderImpl: NSObject {
     return dir
   }
 
-  /// Handed-off parts trust the configured roots too (the network policy
-  /// comes with each task).
-  private func refreshSessionSettings(_ engine: UploadEngine) async {
-    let config = try? await engine.config()
-    let pems = config?.extraRootCertificatesPem ?? []
-    session.extraRoots = (try? certificatesDerFromPem(pems: pems)) ?? []
-  }
+  // MARK: the session's wake-ups
 
-  // MARK: the app's lifecycle
-
-  @objc private func didEnterBackground() {
-    if let continued = continuedProcessing(), continued.isActive {
-      // A continued-processing task keeps the process running: the engine
-      // goes on sending directly until that task expires.
-      return
-    }
-    enterHandoff()
-  }
-
-  @objc private func willEnterForeground() {
-    windows.endAll()
-    guard let engine = opened.with({ $0 }) else {
-      return
-    }
-    Task.detached {
-      try? await engine.setPartMode(mode: .direct)
-      try? await engine.start()
-    }
-  }
-
-  /// On the way into suspension: stop the engine's own PUTs, stage and hand
-  /// the parts to the background session, within a background-task window.
-  func enterHandoff() {
-    guard let engine = opened.with({ $0 }) else {
-      return
-    }
-    windows.run(name: "s3bgu.handoff", engine: engine, mode: .handoff) {}
-  }
-
-  private func drainAfterWakeUp(_ engine: UploadEngine) {
-    // The session's reports are already queued to the engine; running it
-    // until idle commits them, sends `complete` where a last part landed and
-    // hands the next parts over. Only then may iOS suspend the app again.
-    windows.run(name: "s3bgu.wakeup", engine: engine, mode: nil) { [session] in
-      session.callSystemCompletions()
-    }
-  }
-
-  /// For `application(_:handleEventsForBackgroundURLSession:completionHandler:)`.
+  /// For `application(_:handleEventsForBackgroundURLSession:completionHandler:)`
+  /// (through `S3BgUploaderBackgroundEvents`): main thread.
   @objc public static func handleEventsForBackgroundURLSession(
     _ identifier: String, completionHandler: @escaping () -> Void
   ) -> Bool {
@@ -196,31 +178,18 @@ public final class S3BgUploaderImpl: NSObject {
       return false
     }
     let impl = shared
-    impl.session.addSystemCompletion(completionHandler)
+    // Stored (with background time) before the session exists: opening
+    // creates it, and iOS then delivers its events.
+    impl.wakes.received(completionHandler)
     Task.detached {
       do {
-        // Opening recreates the session; iOS then delivers its events and
-        // `urlSessionDidFinishEvents` leads to drainAfterWakeUp.
         _ = try await impl.engine()
       } catch {
         NSLog("s3bgu: the upload queue could not be opened in the background: %@", "\(error)")
-        impl.session.callSystemCompletions()
+        impl.wakes.openFailed()
       }
     }
     return true
-  }
-
-  private func continuedProcessing() -> ContinuedProcessingProtocol? {
-    continued as? ContinuedProcessingProtocol
-  }
-
-  /// After the person started work (uploadFile, resume) in the foreground.
-  private func userStartedWork(_ engine: UploadEngine) {
-    continuedProcessing()?.beginIfNeeded(engine: engine) { [weak self] in
-      // It expired (time, resources, or the person stopped it): the
-      // background session carries the parts on.
-      self?.enterHandoff()
-    }
   }
 
   // MARK: events
@@ -245,21 +214,26 @@ public final class S3BgUploaderImpl: NSObject {
     }
   }
 
-  /// Subscribes the current sink to `engine`, unless it already has a
-  /// subscription or another module replaced it meanwhile.
+  /// Subscribes the current sink to `engine`, unless it is subscribed to
+  /// it already or another module replaced it meanwhile; a subscription to
+  /// an engine closed since (a queue set aside) is replaced.
   private func subscribeEvents(_ engine: UploadEngine) throws {
-    guard let current = sink.with({ $0 }) else {
+    let target = ObjectIdentifier(engine)
+    guard let current = sink.with({ $0 }), current.engine != target else {
       return
     }
     let subscription = try engine.subscribeJson(observer: JsEvents(emit: current.emit))
-    let kept = sink.with { state -> Bool in
-      guard state?.owner == current.owner, state?.subscription == nil else {
-        return false
+    let replaced = sink.with { state -> (kept: Bool, old: Subscription?) in
+      guard state?.owner == current.owner, state?.engine != target else {
+        return (false, nil)
       }
+      let old = state?.subscription
       state?.subscription = subscription
-      return true
+      state?.engine = target
+      return (true, old)
     }
-    if !kept {
+    replaced.old?.cancel()
+    if !replaced.kept {
       subscription.cancel()
     }
   }
@@ -285,7 +259,6 @@ public final class S3BgUploaderImpl: NSObject {
   ) {
     call(resolve, reject) { engine in
       try await engine.setConfigJson(configJson: configJson)
-      await self.refreshSessionSettings(engine)
       return nil
     }
   }
@@ -295,13 +268,13 @@ public final class S3BgUploaderImpl: NSObject {
     resolve: @escaping (Any?) -> Void, reject: @escaping (String, String) -> Void
   ) {
     call(resolve, reject) { engine in
-      // A file outside the app's container (a document picker's) is kept
-      // as a bookmark, which the opener resolves again after a relaunch.
-      let source = BookmarkURI.forPath(path) ?? path
+      // In the container: a path kept under its root. Outside it: the
+      // picker's bookmark, or one made now, or a refusal.
+      let source = try FileSource.forUpload(path)
       let json = try await engine.uploadFileJson(
         path: source, transferId: transferId, fileName: fileName,
         userParamsJson: userParamsJson)
-      self.userStartedWork(engine)
+      await self.continued?.requestIfUseful(engine: engine)
       return try parseJson(json)
     }
   }
@@ -323,7 +296,7 @@ public final class S3BgUploaderImpl: NSObject {
     call(resolve, reject) { engine in
       let json = try await engine.resumeJson(
         uploadId: uploadId?.doubleValue, transferId: transferId)
-      self.userStartedWork(engine)
+      await self.continued?.requestIfUseful(engine: engine)
       return try parseJson(json)
     }
   }
@@ -371,7 +344,7 @@ public final class S3BgUploaderImpl: NSObject {
   @objc public func setAsideQueue(
     _ resolve: @escaping (Any?) -> Void, reject: @escaping (String, String) -> Void
   ) {
-    Task.detached {
+    calls.enqueue {
       do {
         resolve(try await self.setAsideAndReopen())
       } catch {
@@ -381,47 +354,98 @@ public final class S3BgUploaderImpl: NSObject {
     }
   }
 
-  /// The spec's `setAsideQueue`: only while the queue cannot be opened as
-  /// damaged (`database_corrupt`, which every other call then rejects with);
-  /// another open failure is rethrown, and a healthy queue is refused.
-  /// The engine moves the file aside and keeps it; the fresh queue opens as
-  /// at launch, and the events follow it. Resolves with the kept file's path.
+  /// The spec's `setAsideQueue`: only for a damaged queue (`database_corrupt`,
+  /// found when opening it, or by a call since), never for a healthy one or
+  /// another failure. Runs in the calls' order and through the opening
+  /// slot: only the failed open (or the damaged engine) still current is
+  /// set aside. The engine moves the file aside and keeps it; the fresh
+  /// queue opens as at launch and the events follow it. Resolves with the
+  /// kept file's path.
   private func setAsideAndReopen() async throws -> String {
+    let current = openingTask()
+    var engineFound: UploadEngine?
     do {
-      _ = try await engine()
-    } catch let failure as UploaderError where failure.errorCode() == "database_corrupt" {
-      // Only a damaged queue: a full disk or a queue in use is not set aside.
-      let aside = try setAsideDatabase(dbPath: Self.queuePath())
-      // The file is moved: its path is the answer even if the fresh queue
-      // does not open now (another caller's failed open may still hold the
-      // slot); the next call opens it.
-      do {
-        let engine = try await self.engine()
-        try subscribeEvents(engine)
-      } catch {
-        NSLog("s3bgu: the fresh queue or its events are not ready yet: %@", "\(error)")
-      }
-      return aside
+      engineFound = try await current.value
+    } catch where Self.isDamaged(error) {
+      engineFound = nil
     }
-    throw UploaderError.InvalidArgument(
-      detail: "the queue opened normally: there is nothing to set aside")
+    if let engine = engineFound {
+      guard damaged.with({ $0 === engine }) else {
+        throw UploaderError.InvalidArgument(
+          detail: "the queue opened normally: there is nothing to set aside")
+      }
+      // Damage found after the open: the engine closes before its file moves.
+      await engine.shutdown()
+    }
+    let kept = try opening.with { slot -> String? in
+      guard slot == current else {
+        return nil
+      }
+      let kept = try setAsideDatabase(dbPath: Self.queuePath())
+      slot = nil
+      return kept
+    }
+    guard let kept else {
+      throw UploaderError.InvalidArgument(detail: "the queue was set aside already")
+    }
+    damaged.with { $0 = nil }
+    opened.with { $0 = nil }
+    // The file is moved: its path is the answer even if the fresh queue
+    // does not open now (the next call tries again).
+    do {
+      let engine = try await self.engine()
+      try subscribeEvents(engine)
+    } catch {
+      NSLog("s3bgu: the fresh queue or its events are not ready yet: %@", "\(error)")
+    }
+    return kept
   }
 
-  /// Runs one promise call off the calling thread: the engine's JSON
-  /// result resolves it, its `JsError.Rejected(code, detail)` rejects it.
+  /// Runs one promise call after the calls made before it (JavaScript may
+  /// fire `pause` then `resume` without awaiting): the engine's JSON result
+  /// resolves it, its `JsError.Rejected(code, detail)` rejects it.
   private func call(
     _ resolve: @escaping (Any?) -> Void, _ reject: @escaping (String, String) -> Void,
     _ body: @escaping (UploadEngine) async throws -> Any?
   ) {
-    Task.detached {
+    calls.enqueue {
+      var engineUsed: UploadEngine?
       do {
         let engine = try await self.engine()
+        engineUsed = engine
         resolve(try await body(engine))
-      } catch let JsError.Rejected(code, detail) {
-        reject(code, detail)
       } catch {
+        if Self.isDamaged(error), let engine = engineUsed {
+          // The queue is damaged under an open engine: setAsideQueue may
+          // now set it aside.
+          self.damaged.with { $0 = engine }
+        }
         let (code, message) = rejection(of: error)
         reject(code, message)
+      }
+    }
+  }
+}
+
+/// One call at a time, in the order they were made.
+final class SerialCalls: @unchecked Sendable {
+  private final class Link {
+    var previous: Task<Void, Never>?
+    init(_ previous: Task<Void, Never>?) {
+      self.previous = previous
+    }
+  }
+
+  private let last = Locked<Task<Void, Never>?>(nil)
+
+  func enqueue(_ body: @escaping () async -> Void) {
+    last.with { slot in
+      // The link is cut once waited for: finished calls are not kept.
+      let link = Link(slot)
+      slot = Task.detached {
+        await link.previous?.value
+        link.previous = nil
+        await body()
       }
     }
   }
@@ -436,6 +460,9 @@ func parseJson(_ json: String) throws -> Any {
 /// A failure outside the JSON calls (opening the queue): the engine gives
 /// its stable code and its message, as the JSON calls' `JsError` does.
 func rejection(of error: Error) -> (String, String) {
+  if case JsError.Rejected(let code, let detail) = error {
+    return (code, detail)
+  }
   guard let failure = error as? UploaderError else {
     return ("internal", "\(error)")
   }

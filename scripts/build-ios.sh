@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the engine for iOS as a static xcframework where the podspec vendors
 # it: ios/S3bguCore.xcframework (slices ios-arm64 and
-# ios-arm64_x86_64-simulator; headers S3bguCoreFFI.h + module.modulemap, so
-# Swift imports the module S3bguCoreFFI).
+# ios-arm64_x86_64-simulator; header S3bguCoreFFI.h; the podspec points
+# Swift at ios/generated/S3bguCoreFFI.modulemap for the module S3bguCoreFFI).
 #
 #   scripts/build-ios.sh
 #
@@ -89,8 +89,9 @@ step "xcodebuild -create-xcframework"
 headers="$work/headers"
 mkdir -p "$headers"
 cp "$generated/S3bguCoreFFI.h" "$headers/"
-# Clang finds a module through a file named module.modulemap in a header dir.
-cp "$generated/S3bguCoreFFI.modulemap" "$headers/module.modulemap"
+# No module.modulemap here: the pod names the module map explicitly
+# (ios/generated/S3bguCoreFFI.modulemap, -fmodule-map-file in the podspec),
+# and a second definition of the module would clash with it.
 rm -rf "$out"
 xcodebuild -create-xcframework \
   -library "$device_lib" -headers "$headers" \
@@ -98,7 +99,7 @@ xcodebuild -create-xcframework \
   -output "$out"
 
 for slice in ios-arm64 ios-arm64_x86_64-simulator; do
-  for f in libs3bgu_core.a Headers/S3bguCoreFFI.h Headers/module.modulemap; do
+  for f in libs3bgu_core.a Headers/S3bguCoreFFI.h; do
     [ -s "$out/$slice/$f" ] || fail "the xcframework has no $slice/$f"
   done
 done

@@ -24,7 +24,6 @@ export const XCFRAMEWORK_FILES = [
   ...['ios-arm64', 'ios-arm64_x86_64-simulator'].flatMap(slice => [
     `ios/S3bguCore.xcframework/${slice}/libs3bgu_core.a`,
     `ios/S3bguCore.xcframework/${slice}/Headers/S3bguCoreFFI.h`,
-    `ios/S3bguCore.xcframework/${slice}/Headers/module.modulemap`,
   ]),
 ];
 

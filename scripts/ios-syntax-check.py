@@ -27,6 +27,7 @@ Objective-C snippets must be reported.
 """
 
 import pathlib
+import plistlib
 import re
 import sys
 
@@ -120,6 +121,15 @@ def check_file(path):
         return ([] if ok else ["not the module map uniffi writes for S3bguCoreFFI"]), [
             "pattern check (no grammar)"
         ]
+    if suffix == ".xcprivacy":
+        # A property list: parsed by the standard library's plist reader.
+        try:
+            plist = plistlib.loads(src)
+        except Exception as e:  # noqa: BLE001 - any parse error is the finding
+            return [f"not a property list: {e}"], []
+        if not isinstance(plist, dict):
+            return ["a privacy manifest is a dictionary at the top"], []
+        return [], ["property list parse"]
     return [f"no syntax check for *{suffix} files: add one to {pathlib.Path(__file__).name}"], []
 
 

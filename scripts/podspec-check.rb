@@ -9,9 +9,12 @@
 #    naming scripts/build-ios.sh.
 # 2. With it: iOS 15.1, the xcframework vendored, React Native's
 #    install_modules_dependencies called, and the source globs take every
-#    Swift / Objective-C++ / header file of ios/ plus the generated Swift
-#    bindings, and nothing else (the bindings' C header comes from the
-#    xcframework).
+#    Swift / Objective-C(++) / header file of ios/ plus the generated Swift
+#    bindings, and nothing else; one plain Objective-C public header under
+#    the module's directory name; the bindings' module map named explicitly
+#    (flags for the pod and the app, preserved files, a clear #error when
+#    the module is missing); the privacy manifest bundled and declaring the
+#    required-reason APIs the engine uses.
 
 require "fileutils"
 require "tmpdir"
@@ -99,11 +102,56 @@ Dir.mktmpdir do |dir|
   globs = Array(a["source_files"])
   taken = Dir.chdir(dir) { globs.flat_map { |g| Dir.glob(g) }.uniq.sort }
   wanted = Dir.chdir(dir) do
-    (Dir.glob("ios/*.{swift,mm,h}") + ["ios/generated/S3bguCore.swift"]).sort
+    (Dir.glob("ios/*.{swift,m,mm,h}") + ["ios/generated/S3bguCore.swift"]).sort
   end
   check(!wanted.empty? && taken == wanted, "sources: #{taken.join(', ')}")
   public = Dir.chdir(dir) { Dir.glob(a["public_header_files"].to_s) }
-  check(public == ["ios/S3BgUploader.h"], "public header #{public}")
+  check(public == ["ios/S3BgUploaderBackgroundEvents.h"], "public header #{public}")
+  hook = File.read(File.join(dir, "ios/S3BgUploaderBackgroundEvents.h"))
+  check(!hook.include?("__cplusplus") && !hook.include?("S3BgUploaderSpec"),
+        "the public header is plain Objective-C (no C++ branch, no codegen import)")
+  check(a["header_dir"] == "react_native_s3_bg_uploader",
+        "header_dir #{a['header_dir']} (#import <react_native_s3_bg_uploader/...>)")
+
+  # The C module of the bindings, named explicitly for the pod and the app.
+  map = File.join(dir, "ios", "generated", "S3bguCoreFFI.modulemap")
+  flag = "-fmodule-map-file=\"#{map}\""
+  kept = Dir.chdir(dir) { Array(a["preserve_paths"]).flat_map { |g| Dir.glob(g) }.sort }
+  check(kept == ["ios/generated/S3bguCoreFFI.h", "ios/generated/S3bguCoreFFI.modulemap"],
+        "preserve_paths keep the module map and its header: #{kept}")
+  %w[pod_target_xcconfig user_target_xcconfig].each do |key|
+    config = a[key] || {}
+    check(config["OTHER_SWIFT_FLAGS"].to_s.include?("-Xcc #{flag}"),
+          "#{key}: OTHER_SWIFT_FLAGS name the module map (#{config['OTHER_SWIFT_FLAGS']})")
+    check(config["SWIFT_INCLUDE_PATHS"].to_s.include?(File.dirname(map)),
+          "#{key}: SWIFT_INCLUDE_PATHS has the module map's directory")
+    check(config["OTHER_SWIFT_FLAGS"].to_s.start_with?("$(inherited)"), "#{key}: flags keep $(inherited)")
+  end
+  check(File.read(map).include?("module S3bguCoreFFI") && File.exist?(File.join(File.dirname(map), "S3bguCoreFFI.h")),
+        "the module map defines S3bguCoreFFI beside its header")
+  guard = File.read(File.join(dir, "ios/S3BgUploaderImpl.swift"))
+  check(guard.include?("#if !canImport(S3bguCoreFFI)") && guard.include?("#error("),
+        "a missing S3bguCoreFFI module stops the build with one message")
+
+  # The privacy manifest: bundled, well-formed, declaring the two
+  # required-reason API categories the engine uses.
+  bundles = a["resource_bundles"] || {}
+  files = bundles.values.flatten
+  check(files == ["ios/PrivacyInfo.xcprivacy"], "resource bundle with the privacy manifest: #{bundles}")
+  require "rexml/document"
+  manifest = File.join(dir, "ios/PrivacyInfo.xcprivacy")
+  begin
+    doc = REXML::Document.new(File.read(manifest))
+    strings = REXML::XPath.match(doc, "//string").map(&:text)
+    check(strings.include?("NSPrivacyAccessedAPICategoryFileTimestamp") && strings.include?("C617.1"),
+          "privacy manifest: file timestamps (C617.1)")
+    check(strings.include?("NSPrivacyAccessedAPICategorySystemBootTime") && strings.include?("35F9.1"),
+          "privacy manifest: system boot time (35F9.1)")
+    tracking = REXML::XPath.first(doc, "//key[text()='NSPrivacyTracking']")&.next_element&.name
+    check(tracking == "false", "privacy manifest: no tracking")
+  rescue REXML::ParseException => e
+    check(false, "privacy manifest is not well-formed XML: #{e.message.lines.first}")
+  end
 end
 
 puts $failures.zero? ? "podspec check: all passed" : "podspec check: #{$failures} failed"
