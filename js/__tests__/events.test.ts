@@ -142,4 +142,80 @@ describe('event fan-out', () => {
     );
     expect(fake.stateEvents.subscribes).toBe(0);
   });
+
+  it('replays the current state of every upload to the listeners that start the subscription', async () => {
+    // Added while nothing listened: the module's snapshot events for them
+    // were sent before any JavaScript listener existed.
+    const a = addUpload('/tmp/r1.bin');
+    const b = addUpload('/tmp/r2.bin');
+    fake.setState(b, 'PAUSED', { code: 'user_stopped', message: 'stopped' });
+    const first: Upload[] = [];
+    const sub = onStateChange(u => first.push(u));
+    await flush();
+    expect(first.map(u => [u.id, u.state])).toEqual([
+      [a, 'PENDING'],
+      [b, 'PAUSED'],
+    ]);
+    // A listener that joins the running subscription gets live events only.
+    const later: Upload[] = [];
+    const sub2 = onStateChange(u => later.push(u));
+    await flush();
+    expect(later).toEqual([]);
+    fake.setState(a, 'RUNNING');
+    expect(later.map(u => u.state)).toEqual(['RUNNING']);
+    expect(first.map(u => u.state)).toEqual(['PENDING', 'PAUSED', 'RUNNING']);
+    sub.remove();
+    sub2.remove();
+  });
+
+  it('leaves out of the replay what a live event already superseded', async () => {
+    const id = addUpload('/tmp/r3.bin');
+    let release: () => void = () => undefined;
+    const held = new Promise<void>(resolve => {
+      release = resolve;
+    });
+    // The snapshot is read now (PENDING) and answered after a newer event.
+    const snapshot = [{ ...(await fake.module.getUploads(id, null))[0]! }];
+    fake.module.getUploads.mockImplementationOnce(async () => {
+      await held;
+      return snapshot;
+    });
+    const seen: Upload[] = [];
+    const sub = onStateChange(u => seen.push(u));
+    fake.setState(id, 'RUNNING');
+    release();
+    await flush();
+    expect(seen.map(u => u.state)).toEqual(['RUNNING']);
+    sub.remove();
+  });
+
+  it('replays nothing when the snapshot cannot be read, and delivers live events', async () => {
+    const id = addUpload('/tmp/r4.bin');
+    fake.module.getUploads.mockImplementationOnce(async () => {
+      throw new Error('the queue is not open');
+    });
+    const seen: Upload[] = [];
+    const sub = onStateChange(u => seen.push(u));
+    await flush();
+    expect(seen).toEqual([]);
+    fake.setState(id, 'RUNNING');
+    expect(seen.map(u => u.state)).toEqual(['RUNNING']);
+    sub.remove();
+  });
+
+  it('replays nothing to listeners that left before the snapshot came', async () => {
+    addUpload('/tmp/r5.bin');
+    const seen: Upload[] = [];
+    const sub = onStateChange(u => seen.push(u));
+    sub.remove();
+    await flush();
+    expect(seen).toEqual([]);
+  });
 });
+
+/** Lets pending promise callbacks run. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>(resolve => setImmediate(resolve));
+  }
+}

@@ -205,6 +205,13 @@ const stateEvents = new EventFanout<NativeUpload, Upload>(
   'onStateChange',
   () => NativeS3BgUploader.onStateChange,
   toUpload,
+  {
+    // The native snapshot went out before any listener existed: the first
+    // listeners get the current state of every upload instead.
+    fetch: async () => (await call(() => NativeS3BgUploader.getUploads(null, null))).map(toUpload),
+    key: u => u.id,
+    time: u => u.updatedAtMs,
+  },
 );
 
 /**
@@ -215,9 +222,19 @@ export function onProgress(listener: (progress: UploadProgress) => void): Subscr
   return progressEvents.add(listener);
 }
 
-/** Calls `listener` with the new snapshot of an upload after each state change. */
+/**
+ * Calls `listener` with the new snapshot of an upload after each state
+ * change. A listener that starts the subscription (none was listening) also
+ * gets the current state of every upload once, soon after: events from
+ * before any listener existed are not kept.
+ */
 export function onStateChange(listener: (upload: Upload) => void): Subscription {
   return stateEvents.add(listener);
+}
+
+/** State changes without the replay (the hooks read their own snapshot). */
+export function onStateChangeLive(listener: (upload: Upload) => void): Subscription {
+  return stateEvents.add(listener, false);
 }
 
 /** Listener counts, for tests. */

@@ -3,7 +3,7 @@
  * engine's events, so a screen stays current without polling.
  */
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { getSummary, getUploads, matchesFilter, onProgress, onStateChange } from './api';
+import { getSummary, getUploads, matchesFilter, onProgress, onStateChangeLive } from './api';
 import { toUploadError, type UploadError } from './errors';
 import type { Summary, Upload, UploadFilter } from './types';
 import { checkFilter } from './validate';
@@ -120,7 +120,7 @@ function useUploadList(filter: UploadFilter | null | undefined): UploadsResult {
       return current.delete(u.id);
     };
 
-    const stateSub = onStateChange(u => {
+    const stateSub = onStateChangeLive(u => {
       if (uploads === null) {
         early.push(u);
       } else if (applyState(uploads, u)) {
@@ -263,7 +263,7 @@ export function useSummary(transferId?: string): SummaryResult {
       }
     };
 
-    const stateSub = onStateChange(onEvent);
+    const stateSub = onStateChangeLive(onEvent);
     const progressSub = onProgress(onEvent);
     read();
 

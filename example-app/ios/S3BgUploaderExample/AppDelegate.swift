@@ -40,7 +40,7 @@ class AppDelegate: UIResponder, UIApplicationDelegate {
     handleEventsForBackgroundURLSession identifier: String,
     completionHandler: @escaping () -> Void
   ) {
-    if S3BgUploader.handleEventsForBackgroundURLSession(identifier, completionHandler: completionHandler) {
+    if S3BgUploaderBackgroundEvents.handleEventsForBackgroundURLSession(identifier, completionHandler: completionHandler) {
       return
     }
     completionHandler()
