@@ -1,15 +1,18 @@
 'use strict';
 // Expo config plugin of react-native-s3-bg-uploader: the native settings an
-// app needs that the library cannot declare for it (layout in README,
-// "Expo"). Plain CommonJS so it runs in `expo prebuild` without a build step.
+// app needs that the library cannot declare for it.
+// README, "Expo (prebuild / development builds)" documents it.
+// Plain CommonJS so it runs in `expo prebuild` without a build step, on every
+// SDK the package claims (52 and later).
 
 const NAME = 'react-native-s3-bg-uploader';
 const TAG = 'react-native-s3-bg-uploader';
 
 // iOS: BGTask identifiers the library schedules are `<bundle id>.s3bgu.<name>`.
 const BG_TASK_IDENTIFIERS = '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*';
-// The one mode the module needs: BGContinuedProcessingTask (iOS 26) is a
-// BGProcessingTask. The background URLSession and beginBackgroundTask need none.
+// Kept for BGContinuedProcessingTask (iOS 26): Apple's pages read here do not
+// say whether it needs the mode. The background URLSession and
+// beginBackgroundTask need none, and nothing uses `fetch`.
 const BACKGROUND_MODES = ['processing'];
 // The pod's entry point for background-session events, a plain Objective-C
 // class so that Swift and Objective-C app delegates call the same thing. It
