@@ -70,7 +70,7 @@ npx eslint --max-warnings 0 js example-app/App.tsx example-app/src
 
 step "prettier --check"
 npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}' \
-  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs
+  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs scripts/check-samples.mjs
 
 step "jest"
 npx jest --ci
