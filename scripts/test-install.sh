@@ -227,8 +227,13 @@ check_version() {
   step "RN $version: the documentation's TypeScript samples, compiled as this app compiles its code"
   # Every ts/tsx block of the README, against the installed package's types,
   # with the template's tsconfig and TypeScript (scripts/check-samples.mjs).
-  node "$root/scripts/check-samples.mjs" --app "$dir" "$root/README.md" ||
-    fail "a README sample does not compile in the React Native $version app"
+  # The documentation site's pages too, once there is one (docs/).
+  local pages=("$root/README.md")
+  if [ -d "$root/docs" ]; then
+    while IFS= read -r -d '' page; do pages+=("$page"); done < <(find "$root/docs" -path '*/node_modules' -prune -o \( -name '*.md' -o -name '*.mdx' \) -print0 | sort -z)
+  fi
+  node "$root/scripts/check-samples.mjs" --app "$dir" "${pages[@]}" ||
+    fail "a documentation sample does not compile in the React Native $version app"
 
   local platform bundle
   for platform in android ios; do
