@@ -193,5 +193,10 @@ install_started=$SECONDS
 ./scripts/test-install.sh
 echo "install step took $((SECONDS - install_started)) s"
 
+# The Expo plugin in real prebuilds: fresh apps of the oldest and the newest
+# SDK claimed, the README's app.json (apps cached in ~/.cache/s3bgu-ci/expo-apps).
+step "npx expo prebuild with the plugin, Expo SDK 52 and 58 (scripts/test-expo-prebuild.sh)"
+./scripts/test-expo-prebuild.sh
+
 echo
 echo "JS step passed in $((SECONDS - start))s"
