@@ -1,21 +1,29 @@
 'use strict';
 // Expo config plugin of react-native-s3-bg-uploader: the native settings an
-// app needs that the library cannot declare for it (layout in README,
-// "Expo"). Plain CommonJS so it runs in `expo prebuild` without a build step.
+// app needs that the library cannot declare for it.
+// README, "Expo (prebuild / development builds)" documents it.
+// Plain CommonJS so it runs in `expo prebuild` without a build step, on every
+// SDK the package claims (52 and later).
 
 const NAME = 'react-native-s3-bg-uploader';
 const TAG = 'react-native-s3-bg-uploader';
 
 // iOS: BGTask identifiers the library schedules are `<bundle id>.s3bgu.<name>`.
 const BG_TASK_IDENTIFIERS = '$(PRODUCT_BUNDLE_IDENTIFIER).s3bgu.*';
-// BGProcessingTask needs `processing`, BGAppRefreshTask needs `fetch`.
-const BACKGROUND_MODES = ['fetch', 'processing'];
-// The pod's Swift module and the static entry point of the iOS module. The
-// entry point returns true when the session is the library's; any other
-// session goes on to ExpoAppDelegate, which hands it to other modules.
-const IOS_MODULE_IMPORT = 'import react_native_s3_bg_uploader';
-const IOS_HOOK_CALL =
-  'S3BgUploader.handleEventsForBackgroundURLSession(identifier, completionHandler: completionHandler)';
+// Kept for BGContinuedProcessingTask (iOS 26): Apple's pages read here do not
+// say whether it needs the mode. The background URLSession and
+// beginBackgroundTask need none, and nothing uses `fetch`.
+const BACKGROUND_MODES = ['processing'];
+// The pod's entry point for background-session events, a plain Objective-C
+// class so that Swift and Objective-C app delegates call the same thing. It
+// returns false (and leaves the handler alone) for another session.
+const IOS_HOOK_CLASS = 'S3BgUploaderBackgroundEvents';
+const IOS_SWIFT_IMPORT = 'import react_native_s3_bg_uploader';
+const IOS_OBJC_IMPORT = `#import <react_native_s3_bg_uploader/${IOS_HOOK_CLASS}.h>`;
+const IOS_SWIFT_HOOK_CALL = `${IOS_HOOK_CLASS}.handleEventsForBackgroundURLSession(identifier, completionHandler: completionHandler)`;
+const IOS_OBJC_HOOK_CALL = `[${IOS_HOOK_CLASS} handleEventsForBackgroundURLSession:identifier completionHandler:completionHandler]`;
+// Where the README shows the hook; errors send the developer there.
+const README_HOOK_SECTION = 'iOS: the app delegate hook';
 
 // Android: the opt-in foreground-service fallback (below API 34, or when the
 // user-initiated job is refused). The library's manifest never declares it,
@@ -128,64 +136,170 @@ function applyInfoPlist(infoPlist, options) {
 }
 
 /**
- * AppDelegate.swift: forwards background URLSession events to the library,
- * so uploads the system finished while the app was suspended or terminated
- * are committed. Tagged blocks: applying twice changes nothing.
+ * The hook as a Swift method of the app delegate. `override`: the class is
+ * an ExpoAppDelegate, whose own method hands other sessions to Expo modules.
  */
-function applyAppDelegate(contents, language, mergeContents) {
-  if (language !== 'swift') {
-    throw new S3BgUploaderPluginError(
-      `the app delegate is ${
-        language === 'objcpp' || language === 'objc' ? 'Objective-C' : language
-      }; ` +
-        'only a Swift AppDelegate (Expo SDK 53 and later) can be patched. Add the background session ' +
-        'hook by hand (README, "iOS: the app delegate line") and set the option ios.appDelegate to false.',
-    );
-  }
-  const classLine =
-    /^\s*(?:@\w+\s+)*(?:public\s+|open\s+|final\s+|internal\s+)*class\s+AppDelegate\s*:[^\n]*\{\s*$/m;
-  if (!classLine.test(contents)) {
-    throw new S3BgUploaderPluginError(
-      'no `class AppDelegate: ... {` line found in AppDelegate.swift; add the background session hook by ' +
-        'hand (README) and set the option ios.appDelegate to false.',
-    );
-  }
-  const overrides = /class\s+AppDelegate\s*:\s*(?:\w+\.)?ExpoAppDelegate\b/.test(contents);
-  const lastImport = [...contents.matchAll(/^(?:@\w+\s+)?(?:\w+\s+)?import\s+\S+.*$/gm)].pop();
-  if (!lastImport) {
-    throw new S3BgUploaderPluginError('no import line found in AppDelegate.swift');
-  }
-  let src = mergeContents({
-    src: contents,
-    newSrc: IOS_MODULE_IMPORT,
-    tag: `${TAG}-import`,
-    anchor: new RegExp(`^${escapeRegExp(lastImport[0])}$`, 'm'),
-    offset: 1,
-    comment: '//',
-  }).contents;
-  const superCall = overrides
-    ? '    super.application(application, handleEventsForBackgroundURLSession: identifier, completionHandler: completionHandler)'
-    : '    completionHandler()';
-  const method = [
-    `  ${overrides ? 'public override ' : ''}func application(`,
-    '    _ application: UIApplication,',
-    '    handleEventsForBackgroundURLSession identifier: String,',
-    '    completionHandler: @escaping () -> Void',
-    '  ) {',
-    `    if ${IOS_HOOK_CALL} {`,
-    '      return',
-    '    }',
-    superCall,
+function swiftHookMethod({ override }) {
+  return [
+    `${override ? 'public override ' : ''}func application(`,
+    '  _ application: UIApplication,',
+    '  handleEventsForBackgroundURLSession identifier: String,',
+    '  completionHandler: @escaping () -> Void',
+    ') {',
+    `  if ${IOS_SWIFT_HOOK_CALL} {`,
+    '    return',
     '  }',
+    override
+      ? '  super.application(application, handleEventsForBackgroundURLSession: identifier, completionHandler: completionHandler)'
+      : '  completionHandler()',
+    '}',
   ].join('\n');
-  src = mergeContents({
-    src,
-    newSrc: method,
-    tag: `${TAG}-background-session`,
-    anchor: classLine,
-    offset: 1,
+}
+
+/**
+ * The hook as an Objective-C method. `callSuper`: the class is Expo's
+ * EXAppDelegateWrapper (SDK 52), which forwards the event to Expo modules;
+ * React Native's RCTAppDelegate has no such method, so there the handler is
+ * called directly.
+ */
+function objcHookMethod({ callSuper }) {
+  return [
+    '- (void)application:(UIApplication *)application',
+    '    handleEventsForBackgroundURLSession:(NSString *)identifier',
+    '                      completionHandler:(void (^)(void))completionHandler',
+    '{',
+    `  if (${IOS_OBJC_HOOK_CALL}) {`,
+    '    return;',
+    '  }',
+    callSuper
+      ? '  [super application:application handleEventsForBackgroundURLSession:identifier completionHandler:completionHandler];'
+      : '  completionHandler();',
+    '}',
+  ].join('\n');
+}
+
+// Tagged blocks of our own (Expo's CodeGenerator is exported only from SDK
+// 54 on). The begin line may carry any suffix, so blocks written by Expo's
+// merge in earlier versions of this plugin are found and replaced too.
+function blockPattern(tag, comment) {
+  const c = escapeRegExp(comment);
+  const t = escapeRegExp(tag);
+  return new RegExp(
+    `^[ \\t]*${c} @generated begin ${t}(?:[ \\t].*)?\\n[\\s\\S]*?^[ \\t]*${c} @generated end ${t}[ \\t]*(?:\\n|$)`,
+    'gm',
+  );
+}
+
+function removeBlock(src, tag, comment) {
+  return src.replace(blockPattern(tag, comment), '');
+}
+
+/** Puts the tagged lines before line `index` (0-based) of `src`. */
+function insertBlock(src, { tag, comment, body, index, indent = '' }) {
+  const lines = src.split('\n');
+  const block = [
+    `${comment} @generated begin ${tag} - ${NAME} config plugin (rewritten at each prebuild)`,
+    ...body.split('\n').map(l => (l ? indent + l : l)),
+    `${comment} @generated end ${tag}`,
+  ];
+  lines.splice(index, 0, ...block);
+  return lines.join('\n');
+}
+
+function lineIndexOf(src, match) {
+  return src.slice(0, match.index).split('\n').length - 1;
+}
+
+// One line (no \s: it would run across lines and move the match's start).
+const SWIFT_CLASS_LINE =
+  /^[ \t]*(?:@\w+[ \t]+)*(?:(?:public|open|final|internal)[ \t]+)*class[ \t]+AppDelegate[ \t]*:[^\n]*\{[ \t]*$/m;
+const OBJC_IMPLEMENTATION = /^@implementation\s+AppDelegate\b.*$/m;
+const HANDLES_EVENTS = /handleEventsForBackgroundURLSession/;
+
+function cannotPatch(file, why) {
+  return new S3BgUploaderPluginError(
+    `${why} in ${file}. Add the hook by hand (README, "${README_HOOK_SECTION}") ` +
+      'and set the option ios.appDelegate to false.',
+  );
+}
+
+/**
+ * Forwards background URLSession events to the library, so parts the system
+ * finished while the app was suspended or terminated are committed. Swift
+ * (Expo SDK 53 and later) and Objective-C(++) (SDK 52's AppDelegate.mm).
+ * `header` is the Objective-C delegate's .h text when it could be read.
+ * Applying it again to its own output changes nothing.
+ */
+function applyAppDelegate(contents, language, header = null) {
+  if (language === 'swift') return applySwiftAppDelegate(contents);
+  if (language === 'objc' || language === 'objcpp') return applyObjcAppDelegate(contents, header);
+  throw cannotPatch('the app delegate', `unsupported app delegate language "${language}"`);
+}
+
+function applySwiftAppDelegate(contents) {
+  const tagImport = `${TAG}-import`;
+  const tagHook = `${TAG}-background-session`;
+  let src = removeBlock(removeBlock(contents, tagImport, '//'), tagHook, '//');
+  const classLine = SWIFT_CLASS_LINE.exec(src);
+  if (!classLine) throw cannotPatch('AppDelegate.swift', 'no `class AppDelegate: ... {` line');
+  if (HANDLES_EVENTS.test(src)) {
+    throw cannotPatch(
+      'AppDelegate.swift',
+      'the app delegate already handles background URLSession events',
+    );
+  }
+  const imports = [...src.matchAll(/^(?:@\w+\s+)?(?:\w+\s+)?import\s+\S+.*$/gm)];
+  if (!imports.length) throw cannotPatch('AppDelegate.swift', 'no import line found');
+  const override = /class\s+AppDelegate\s*:\s*(?:\w+\.)?ExpoAppDelegate\b/.test(classLine[0]);
+  // The method first: it sits below the imports, so their line numbers hold.
+  src = insertBlock(src, {
+    tag: tagHook,
+    comment: '  //',
+    body: swiftHookMethod({ override }),
+    index: lineIndexOf(src, classLine) + 1,
+    indent: '  ',
+  });
+  src = insertBlock(src, {
+    tag: tagImport,
     comment: '//',
-  }).contents;
+    body: IOS_SWIFT_IMPORT,
+    index: lineIndexOf(src, imports[imports.length - 1]) + 1,
+  });
+  return src;
+}
+
+function applyObjcAppDelegate(contents, header) {
+  const tagImport = `${TAG}-import`;
+  const tagHook = `${TAG}-background-session`;
+  let src = removeBlock(removeBlock(contents, tagImport, '//'), tagHook, '//');
+  const implementation = OBJC_IMPLEMENTATION.exec(src);
+  if (!implementation) throw cannotPatch('AppDelegate.mm', 'no `@implementation AppDelegate` line');
+  const endLine = /^@end\b/m.exec(src.slice(implementation.index));
+  if (!endLine)
+    throw cannotPatch('AppDelegate.mm', 'no `@end` after `@implementation AppDelegate`');
+  if (HANDLES_EVENTS.test(src)) {
+    throw cannotPatch(
+      'AppDelegate.mm',
+      'the app delegate already handles background URLSession events',
+    );
+  }
+  const imports = [...src.matchAll(/^[ \t]*(?:#import|#include|@import)\b.*$/gm)];
+  if (!imports.length) throw cannotPatch('AppDelegate.mm', 'no #import line found');
+  const callSuper =
+    typeof header === 'string' &&
+    /@interface\s+AppDelegate\s*:\s*EXAppDelegateWrapper\b/.test(header);
+  src = insertBlock(src, {
+    tag: tagHook,
+    comment: '//',
+    body: objcHookMethod({ callSuper }),
+    index: lineIndexOf(src, { index: implementation.index + endLine.index }),
+  });
+  src = insertBlock(src, {
+    tag: tagImport,
+    comment: '//',
+    body: IOS_OBJC_IMPORT,
+    index: lineIndexOf(src, imports[imports.length - 1]) + 1,
+  });
   return src;
 }
 
@@ -248,11 +362,23 @@ function loadConfigPlugins() {
   );
 }
 
-function withS3BgUploader(config, rawOptions) {
+/** Reads the Objective-C app delegate's header beside it; null when there is none. */
+function readHeaderOf(appDelegatePath) {
+  if (typeof appDelegatePath !== 'string' || !/\.mm?$/.test(appDelegatePath)) return null;
+  try {
+    return require('fs').readFileSync(appDelegatePath.replace(/\.mm?$/, '.h'), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The plugin over a given copy of Expo's config-plugins API. Only functions
+ * every SDK the package claims (52 and later) exports are used.
+ */
+function withS3BgUploader(config, rawOptions, plugins = loadConfigPlugins()) {
   const options = validateOptions(rawOptions);
-  const plugins = loadConfigPlugins();
-  const { withInfoPlist, withAppDelegate, withAndroidManifest, AndroidConfig, CodeGenerator } =
-    plugins;
+  const { withInfoPlist, withAppDelegate, withAndroidManifest, AndroidConfig } = plugins;
 
   config = withInfoPlist(config, mod => {
     mod.modResults = applyInfoPlist(mod.modResults, options);
@@ -260,11 +386,8 @@ function withS3BgUploader(config, rawOptions) {
   });
   if (options.ios.appDelegate) {
     config = withAppDelegate(config, mod => {
-      mod.modResults.contents = applyAppDelegate(
-        mod.modResults.contents,
-        mod.modResults.language,
-        CodeGenerator.mergeContents,
-      );
+      const { contents, language, path } = mod.modResults;
+      mod.modResults.contents = applyAppDelegate(contents, language, readHeaderOf(path));
       return mod;
     });
   }
@@ -286,22 +409,40 @@ try {
   // Only the run-once key uses it.
 }
 
+/** The plugin bound to one copy of config-plugins (tests pass each SDK's own). */
+function createPlugin(plugins) {
+  return function plugin(config, options) {
+    return plugins.createRunOncePlugin(
+      (c, o) => withS3BgUploader(c, o, plugins),
+      NAME,
+      version,
+    )(config, options);
+  };
+}
+
 function plugin(config, options) {
-  const { createRunOncePlugin } = loadConfigPlugins();
-  return createRunOncePlugin(withS3BgUploader, NAME, version)(config, options);
+  return createPlugin(loadConfigPlugins())(config, options);
 }
 
 module.exports = plugin;
+module.exports.createPlugin = createPlugin;
 module.exports.withS3BgUploader = withS3BgUploader;
 module.exports.validateOptions = validateOptions;
 module.exports.applyInfoPlist = applyInfoPlist;
 module.exports.applyAppDelegate = applyAppDelegate;
 module.exports.applyAndroidManifest = applyAndroidManifest;
+module.exports.removeBlock = removeBlock;
+module.exports.swiftHookMethod = swiftHookMethod;
+module.exports.objcHookMethod = objcHookMethod;
 module.exports.constants = {
   BG_TASK_IDENTIFIERS,
   BACKGROUND_MODES,
-  IOS_MODULE_IMPORT,
-  IOS_HOOK_CALL,
+  IOS_HOOK_CLASS,
+  IOS_SWIFT_IMPORT,
+  IOS_OBJC_IMPORT,
+  IOS_SWIFT_HOOK_CALL,
+  IOS_OBJC_HOOK_CALL,
+  README_HOOK_SECTION,
   FGS_SERVICE,
   FGS_PERMISSIONS,
   ICON_META_DATA,

@@ -9,6 +9,9 @@
 //   node scripts/check-pack.mjs                     rules; binaries checked if present
 //   node scripts/check-pack.mjs --require-binaries  the release: every .so and the
 //                                                   xcframework must be in the tarball
+//   node scripts/check-pack.mjs --warn-missing-binaries
+//                                 what `npm pack` runs (prepack): says on stderr which
+//                                 engine binaries the tarball will lack; never fails
 //
 // Needs the library built first (npm run build): the pack runs with
 // --ignore-scripts so that its JSON is the only output.
@@ -116,6 +119,42 @@ export function requiredFiles({ requireBinaries = false } = {}) {
   return [...new Set(required)].sort();
 }
 
+/** The engine binaries the working tree lacks, each with the script that builds it. */
+export function missingBinaries(root = ROOT) {
+  const missing = [];
+  for (const abi of ABIS) {
+    const f = `android/src/main/jniLibs/${abi}/libs3bgu_core.so`;
+    if (!existsSync(path.join(root, f)))
+      missing.push({ file: f, build: 'scripts/build-android.sh' });
+  }
+  for (const f of XCFRAMEWORK_FILES) {
+    if (!existsSync(path.join(root, f))) {
+      missing.push({ file: f, build: 'scripts/build-ios.sh (macOS, Xcode)' });
+    }
+  }
+  return missing;
+}
+
+/** The warning `npm pack` prints from a checkout without (all) the binaries; null when complete. */
+export function missingBinariesWarning(missing) {
+  if (missing.length === 0) return null;
+  const byScript = new Map();
+  for (const { file, build } of missing) {
+    byScript.set(build, [...(byScript.get(build) || []), file]);
+  }
+  const lines = [
+    'react-native-s3-bg-uploader: WARNING: this package is being packed without engine binaries.',
+    'An app that installs the tarball cannot build (Gradle and `pod install` stop and name the',
+    'script to run). Missing:',
+  ];
+  for (const [build, files] of byScript) {
+    lines.push(`  ${files.length} file(s), built by ${build}:`);
+    for (const f of files) lines.push(`    ${f}`);
+  }
+  lines.push('See README, "Building the native binaries and releasing".');
+  return lines.join('\n');
+}
+
 /** Every rule applied to a list of packed paths; returns the problems found. */
 export function checkPackedPaths(paths, required) {
   const problems = [];
@@ -150,6 +189,12 @@ export function formatSize(bytes) {
 }
 
 function main() {
+  if (process.argv.includes('--warn-missing-binaries')) {
+    // Runs inside `npm pack`: stdout may be npm's JSON, so the warning goes to stderr.
+    const warning = missingBinariesWarning(missingBinaries());
+    if (warning) console.error(warning);
+    return;
+  }
   const requireBinaries = process.argv.includes('--require-binaries');
   const pack = dryRunPack();
   const paths = pack.files.map(f => f.path).sort();

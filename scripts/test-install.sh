@@ -69,7 +69,9 @@ echo "$(basename "$tarball"): $(wc -c <"$tarball") bytes, android/build.gradle: 
 scratch_app() {
   local version=$1 dir=$2 spec template
   spec="$(recipe "$version")"
-  if [ -f "$dir/.s3bgu-recipe" ] && [ "$(cat "$dir/.s3bgu-recipe")" = "$spec" ] && [ -d "$dir/node_modules/react-native" ]; then
+  # The marker also names what the app keeps of the template's dev tooling.
+  local marker="$spec; dev: babel cli metro typescript"
+  if [ -f "$dir/.s3bgu-recipe" ] && [ "$(cat "$dir/.s3bgu-recipe")" = "$marker" ] && [ -d "$dir/node_modules/react-native" ]; then
     echo "cached: $dir ($spec)"
     return
   fi
@@ -87,7 +89,8 @@ scratch_app() {
     const [file, spec] = process.argv.slice(1);
     const p = JSON.parse(fs.readFileSync(file, "utf8"));
     const pins = Object.fromEntries(spec.split(" ").slice(1).map(kv => kv.split(/=(?=[^=]*$)/)));
-    const keepDev = /^(@babel\/|@react-native-community\/cli|@react-native\/(babel-preset|metro-config|typescript-config)$)/;
+    // TypeScript and the type packages stay: the README samples are compiled with them.
+    const keepDev = /^(@babel\/|@react-native-community\/cli|@react-native\/(babel-preset|metro-config|typescript-config)$|typescript$|@types\/(react|jest)$)/;
     delete p.dependencies["@react-native/new-app-screen"];
     p.devDependencies = Object.fromEntries(Object.entries(p.devDependencies).filter(([k]) => keepDev.test(k)));
     for (const [name, version] of Object.entries(pins)) {
@@ -108,7 +111,7 @@ export default function App() {
 EOF
   rm -rf "$dir/__tests__"
   (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --prefer-offline) || fail "npm install of the scratch app failed"
-  echo "$spec" >"$dir/.s3bgu-recipe"
+  echo "$marker" >"$dir/.s3bgu-recipe"
 }
 
 check_version() {
@@ -220,6 +223,17 @@ check_version() {
     fi
   fi
   echo "android: ${java_spec#"$out/"}, jni/$lib_name.h, jni/$lib_name-generated.cpp"
+
+  step "RN $version: the documentation's TypeScript samples, compiled as this app compiles its code"
+  # Every ts/tsx block of the README, against the installed package's types,
+  # with the template's tsconfig and TypeScript (scripts/check-samples.mjs).
+  # The documentation site's pages too, once there is one (docs/).
+  local pages=("$root/README.md")
+  if [ -d "$root/docs" ]; then
+    while IFS= read -r -d '' page; do pages+=("$page"); done < <(find "$root/docs" -path '*/node_modules' -prune -o \( -name '*.md' -o -name '*.mdx' \) -print0 | sort -z)
+  fi
+  node "$root/scripts/check-samples.mjs" --app "$dir" "${pages[@]}" ||
+    fail "a documentation sample does not compile in the React Native $version app"
 
   local platform bundle
   for platform in android ios; do

@@ -70,7 +70,7 @@ npx eslint --max-warnings 0 js example-app/App.tsx example-app/src
 
 step "prettier --check"
 npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}' \
-  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs
+  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs scripts/check-samples.mjs
 
 step "jest"
 npx jest --ci
@@ -192,6 +192,11 @@ step "install the tarball into scratch apps (scripts/test-install.sh)"
 install_started=$SECONDS
 ./scripts/test-install.sh
 echo "install step took $((SECONDS - install_started)) s"
+
+# The Expo plugin in real prebuilds: fresh apps of the oldest and the newest
+# SDK claimed, the README's app.json (apps cached in ~/.cache/s3bgu-ci/expo-apps).
+step "npx expo prebuild with the plugin, Expo SDK 52 and 58 (scripts/test-expo-prebuild.sh)"
+./scripts/test-expo-prebuild.sh
 
 echo
 echo "JS step passed in $((SECONDS - start))s"

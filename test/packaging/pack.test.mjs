@@ -2,6 +2,7 @@
 // the rules; the release workflow runs the same script with
 // --require-binaries). Needs `npm run build` first.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +14,8 @@ import {
   checkPackedPaths,
   dryRunPack,
   formatSize,
+  missingBinaries,
+  missingBinariesWarning,
   requiredFiles,
 } from '../../scripts/check-pack.mjs';
 
@@ -112,6 +115,15 @@ test('built binaries (jniLibs, xcframework) are packed', t => {
     for (const f of XCFRAMEWORK_FILES) place(f);
     const paths = dryRunPack().files.map(f => f.path);
     assert.deepEqual(checkPackedPaths(paths, requiredFiles({ requireBinaries: true })), []);
+    // With every binary present, the pack's warning step says nothing.
+    assert.deepEqual(missingBinaries(), []);
+    const quiet = spawnSync(
+      process.execPath,
+      ['scripts/check-pack.mjs', '--warn-missing-binaries'],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    assert.equal(quiet.status, 0);
+    assert.equal(quiet.stdout + quiet.stderr, '');
     t.diagnostic(
       `${ABIS.length} .so and ${XCFRAMEWORK_FILES.length} xcframework files listed (${created.length} placeholders)`,
     );
@@ -122,4 +134,36 @@ test('built binaries (jniLibs, xcframework) are packed', t => {
     if (!hadXcframework)
       rmSync(path.join(ROOT, 'ios/S3bguCore.xcframework'), { recursive: true, force: true });
   }
+});
+
+test('npm pack from a checkout without engine binaries warns on stderr, naming each file and its script', t => {
+  // The real command (prepack builds lib/ and runs the check), in the tree as it is.
+  const missing = missingBinaries();
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--loglevel=error'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  // stdout stays npm's JSON: the warning must not break `npm pack --json`.
+  const [pack] = JSON.parse(r.stdout);
+  assert.ok(pack.entryCount > 0);
+  if (missing.length === 0) {
+    assert.ok(!r.stderr.includes('WARNING'), 'a checkout with every binary packs quietly');
+  } else {
+    assert.match(r.stderr, /react-native-s3-bg-uploader: WARNING: .* without engine binaries/);
+    for (const { file } of missing) assert.ok(r.stderr.includes(file), `${file} is named`);
+  }
+  t.diagnostic(`${missing.length} binary files missing in this tree`);
+
+  // Each script is named for the files it builds, and nothing is said when nothing is missing.
+  const some = missingBinariesWarning([
+    { file: 'android/src/main/jniLibs/x86/libs3bgu_core.so', build: 'scripts/build-android.sh' },
+  ]);
+  assert.match(
+    some,
+    /1 file\(s\), built by scripts\/build-android\.sh:\n {4}android\/src\/main\/jniLibs\/x86\/libs3bgu_core\.so/,
+  );
+  assert.ok(!some.includes('build-ios'));
+  assert.equal(missingBinariesWarning([]), null);
 });
