@@ -6,7 +6,7 @@
 #
 #   scripts/build-ios.sh
 #
-# Needs: macOS with Xcode (xcodebuild, ld, libtool, strip, lipo, nm, otool), rustup, network for
+# Needs: macOS with Xcode (xcodebuild, ld, libtool, nmedit, strip, lipo, nm, otool), rustup, network for
 # the first run (rustup targets). Honours CARGO_TARGET_DIR.
 #
 # What it guarantees, or it fails:
@@ -32,7 +32,7 @@ fail() { echo "build-ios: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 
 [ "$(uname -s)" = Darwin ] || fail "needs macOS with Xcode (xcodebuild -create-xcframework)"
-for tool in xcodebuild ld libtool strip lipo nm otool; do
+for tool in xcodebuild ld libtool nmedit strip lipo nm otool; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool not found (install Xcode and its command line tools)"
 done
 
@@ -88,6 +88,10 @@ prelink() {
   # (unless -keep_private_externs). -force_load takes every member of the
   # archive (the engine, std, compiler builtins, SQLite's C objects).
   xcrun ld -r -arch "$arch" -exported_symbols_list "$exported" -force_load "$in" -o "$work/$triple/s3bgu_core.o"
+  # nmedit(1) -s: every defined global not in the list becomes static. A
+  # no-op after the line above, unless a linker version ignores the list with
+  # -r; the check below fails the build if anything stays global either way.
+  xcrun nmedit -s "$exported" "$work/$triple/s3bgu_core.o"
   rm -f "$out"
   xcrun libtool -static -o "$out" "$work/$triple/s3bgu_core.o"
   cp "$out" "$unstripped/$triple/libs3bgu_core.a"
