@@ -143,8 +143,10 @@ function UploaderScreen() {
       <Text style={styles.label}>
         Backend (reference backend: s3bgu serve --listen 0.0.0.0:8080)
       </Text>
+      {/* The testIDs are the e2e flows' handles (example-app/e2e); the library has none. */}
       <TextInput
         style={styles.input}
+        testID="backend-url"
         value={backendUrl}
         onChangeText={text => {
           setBackendUrl(text);
@@ -171,6 +173,7 @@ function UploaderScreen() {
         <SmallButton
           label={configured ? 'Config applied ✓' : 'Apply config'}
           onPress={applyConfig}
+          testID="apply-config"
         />
       </View>
 
@@ -178,6 +181,7 @@ function UploaderScreen() {
       <View style={styles.line}>
         <TextInput
           style={[styles.input, styles.grow]}
+          testID="transfer-id"
           value={transferId}
           onChangeText={setTransferId}
           autoCapitalize="none"
@@ -191,13 +195,14 @@ function UploaderScreen() {
       <View style={styles.line}>
         <TextInput
           style={[styles.input, styles.grow]}
+          testID="path-input"
           value={path}
           onChangeText={setPath}
           autoCapitalize="none"
           autoCorrect={false}
           placeholder="/absolute/path or file:// URI"
         />
-        <SmallButton label="Add" onPress={addPath} />
+        <SmallButton label="Add" onPress={addPath} testID="add-path" />
       </View>
 
       {failure ? (

@@ -2,7 +2,10 @@
 # Builds the engine for Android and places it where the library's Gradle
 # build packs it: android/src/main/jniLibs/<abi>/libs3bgu_core.so.
 #
-#   scripts/build-android.sh
+#   scripts/build-android.sh [ABI...]      default: all four
+#
+# One ABI per run lets CI build them in parallel jobs (each is a fat-LTO
+# link of its own); the bindings check runs on whichever ABI is built.
 #
 # Needs: rustup, the Android NDK (ANDROID_NDK_HOME, or ANDROID_NDK_ROOT, or
 # ANDROID_HOME/ndk/<version>; r27 or newer), network for the first run
@@ -15,20 +18,39 @@
 #     pages; Google Play requires it); relocations packed (API 23+ format);
 #   - every uniffi symbol the committed Kotlin bindings call is exported;
 #   - the Kotlin bindings generated from the built library equal the
-#     committed ones (android/src/main/java/com/s3bguploader/core).
+#     committed ones (android/src/main/java/com/s3bguploader/core);
+#   - each stripped library is at most 3.5 MiB (check-android-libs.sh); the
+#     unstripped ones stay in android/build/unstripped/<abi> (not packed)
+#     for symbolicating crashes (ndk-stack).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 CARGO_NDK_VERSION=4.1.2
 API_LEVEL=24
-ABIS=(arm64-v8a armeabi-v7a x86_64 x86)
-TRIPLES=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android)
+ALL_ABIS=(arm64-v8a armeabi-v7a x86_64 x86)
+ALL_TRIPLES=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android)
 out="$root/android/src/main/jniLibs"
+unstripped="$root/android/build/unstripped"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
 fail() { echo "build-android: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
+
+ABIS=()
+TRIPLES=()
+[ $# -gt 0 ] || set -- "${ALL_ABIS[@]}"
+for abi in "$@"; do
+  found=""
+  for i in "${!ALL_ABIS[@]}"; do
+    if [ "${ALL_ABIS[$i]}" = "$abi" ]; then
+      ABIS+=("$abi")
+      TRIPLES+=("${ALL_TRIPLES[$i]}")
+      found=1
+    fi
+  done
+  [ -n "$found" ] || fail "unknown ABI '$abi' (known: ${ALL_ABIS[*]})"
+done
 
 # -- tools ----------------------------------------------------------------------
 ndk="${ANDROID_NDK_HOME:-${ANDROID_NDK_ROOT:-}}"
@@ -45,7 +67,11 @@ llvm_bin="$(find "$ndk/toolchains/llvm/prebuilt" -mindepth 2 -maxdepth 2 -type d
 if [ ! -x "$llvm_bin/llvm-readelf" ] || [ ! -x "$llvm_bin/llvm-strip" ]; then
   fail "no llvm-readelf/llvm-strip in $ndk/toolchains/llvm/prebuilt/*/bin"
 fi
-echo "NDK: $ndk"
+# r27 is the first NDK whose toolchain supports 16 KB pages by default and
+# that cargo-ndk 4 documents; the runner images ship r27 as their default.
+ndk_revision="$(awk -F' *= *' '$1 == "Pkg.Revision" { print $2 }' "$ndk/source.properties" 2>/dev/null || true)"
+[ "${ndk_revision%%.*}" -ge 27 ] 2>/dev/null || fail "NDK at $ndk is ${ndk_revision:-of unknown version}: r27 or newer is needed"
+echo "NDK: $ndk ($ndk_revision)"
 
 if [ "$(cargo ndk --version 2>/dev/null || true)" != "cargo-ndk $CARGO_NDK_VERSION" ]; then
   step "installing cargo-ndk $CARGO_NDK_VERSION"
@@ -56,7 +82,7 @@ rustup target add "${TRIPLES[@]}"
 
 # -- build ------------------------------------------------------------------------
 step "cargo ndk build (profile mobile, API $API_LEVEL, ${ABIS[*]})"
-rm -rf "$out"
+for abi in "${ABIS[@]}"; do rm -rf "${out:?}/$abi" "${unstripped:?}/$abi"; done
 target_args=()
 for abi in "${ABIS[@]}"; do target_args+=(-t "$abi"); done
 # Linker flags go through RUSTFLAGS because cargo-ndk keeps the linker
@@ -82,13 +108,15 @@ RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-Wl,-z,max-page-size=16384 -C li
   rustc --locked -p s3bgu-core --lib --crate-type cdylib --profile mobile
 
 step "bindings: generated from the built library = committed"
-"$root/scripts/check-bindings.sh" kotlin "$target_dir/aarch64-linux-android/mobile/libs3bgu_core.so"
+"$root/scripts/check-bindings.sh" kotlin "$target_dir/${TRIPLES[0]}/mobile/libs3bgu_core.so"
 
 step "strip (the dynamic symbol table stays: JNA looks the functions up there)"
 libs=()
 for abi in "${ABIS[@]}"; do
   lib="$out/$abi/libs3bgu_core.so"
   [ -s "$lib" ] || fail "cargo-ndk wrote no $lib"
+  mkdir -p "$unstripped/$abi"
+  cp "$lib" "$unstripped/$abi/libs3bgu_core.so"
   "$llvm_bin/llvm-strip" --strip-all "$lib"
   libs+=("$lib")
 done

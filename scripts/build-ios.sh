@@ -6,7 +6,7 @@
 #
 #   scripts/build-ios.sh
 #
-# Needs: macOS with Xcode (xcodebuild, lipo, nm, otool), rustup, network for
+# Needs: macOS with Xcode (xcodebuild, ld, libtool, nmedit, strip, lipo, nm, otool), rustup, network for
 # the first run (rustup targets). Honours CARGO_TARGET_DIR.
 #
 # What it guarantees, or it fails:
@@ -26,12 +26,13 @@ SIMULATORS=(aarch64-apple-ios-sim x86_64-apple-ios)
 out="$root/ios/S3bguCore.xcframework"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 generated="$root/ios/generated"
+unstripped="$root/ios/build/unstripped"
 
 fail() { echo "build-ios: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 
 [ "$(uname -s)" = Darwin ] || fail "needs macOS with Xcode (xcodebuild -create-xcframework)"
-for tool in xcodebuild lipo nm otool; do
+for tool in xcodebuild ld libtool nmedit strip lipo nm otool; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool not found (install Xcode and its command line tools)"
 done
 
@@ -57,31 +58,76 @@ step "bindings: generated from the built library = committed"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+# True when dotted version $1 <= $2 (sort -V is not in every sort).
+version_le() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, "."); m = split(b, y, ".")
+    for (i = 1; i <= (n > m ? n : m); i++) {
+      if ((x[i] + 0) < (y[i] + 0)) exit 0
+      if ((x[i] + 0) > (y[i] + 0)) exit 1
+    }
+    exit 0
+  }'
+}
+
+step "hide everything but the uniffi functions (one prelinked object per slice)"
+# The exported-symbols list is the check's own reading of the header (Mach-O
+# names: leading _), so what is exported and what is checked cannot differ.
+exported="$work/exported.txt"
+"$root/scripts/check-archive-symbols.sh" --list --prefix _ "$generated/S3bguCoreFFI.h" >"$exported"
+[ -s "$exported" ] || fail "no function found in $generated/S3bguCoreFFI.h"
+rm -rf "$unstripped"
+prelink() {
+  local triple=$1 arch=$2 in out
+  in="$target_dir/$triple/mobile/libs3bgu_core.a"
+  out="$work/$triple/libs3bgu_core.a"
+  mkdir -p "$work/$triple" "$unstripped/$triple"
+  # ld(1): -r with -exported_symbols_list makes every global not listed a
+  # private extern, and -r then turns private externs into local symbols
+  # (unless -keep_private_externs). -force_load takes every member of the
+  # archive (the engine, std, compiler builtins, SQLite's C objects).
+  xcrun ld -r -arch "$arch" -exported_symbols_list "$exported" -force_load "$in" -o "$work/$triple/s3bgu_core.o"
+  # nmedit(1) -s: every defined global not in the list becomes static. A
+  # no-op after the line above, unless a linker version ignores the list with
+  # -r; the check below fails the build if anything stays global either way.
+  xcrun nmedit -s "$exported" "$work/$triple/s3bgu_core.o"
+  rm -f "$out"
+  xcrun libtool -static -o "$out" "$work/$triple/s3bgu_core.o"
+  cp "$out" "$unstripped/$triple/libs3bgu_core.a"
+  # -S: debug symbols only; the local symbols stay for the app's dSYM.
+  xcrun strip -S "$out"
+  printf '%-28s %10s bytes (%s unstripped)\n' "$triple" "$(wc -c <"$out" | tr -d ' ')" "$(wc -c <"$unstripped/$triple/libs3bgu_core.a" | tr -d ' ')"
+}
+prelink "$DEVICE" arm64
+prelink aarch64-apple-ios-sim arm64
+prelink x86_64-apple-ios x86_64
+device_lib="$work/$DEVICE/libs3bgu_core.a"
+
 step "lipo: one simulator library (arm64 + x86_64)"
 sim_lib="$work/simulator/libs3bgu_core.a"
 mkdir -p "$work/simulator"
 sim_inputs=()
-for triple in "${SIMULATORS[@]}"; do sim_inputs+=("$target_dir/$triple/mobile/libs3bgu_core.a"); done
+for triple in "${SIMULATORS[@]}"; do sim_inputs+=("$work/$triple/libs3bgu_core.a"); done
 lipo -create "${sim_inputs[@]}" -output "$sim_lib"
 lipo -info "$sim_lib"
 
-step "checks: deployment target and exported functions of each slice"
-# Every function the generated C header declares, as Mach-O names (leading _).
-wanted="$work/wanted.txt"
-grep -oE '\b(uniffi|ffi)_s3bgu_core_[A-Za-z0-9_]+\(' "$generated/S3bguCoreFFI.h" | tr -d '(' | sed 's/^/_/' | sort -u >"$wanted"
-[ -s "$wanted" ] || fail "no function found in $generated/S3bguCoreFFI.h"
+step "checks: only the uniffi functions global, deployment target of each slice"
 for lib in "$device_lib" "$sim_lib"; do
-  # nm on a fat archive prints every architecture: a symbol must be in each.
+  # nm on a fat archive prints every architecture: each is checked alone.
   for arch in $(lipo -archs "$lib"); do
-    missing="$(comm -23 "$wanted" <(nm -gU -arch "$arch" "$lib" 2>/dev/null | awk 'NF >= 3 { print $3 }' | sort -u))"
-    [ -z "$missing" ] || fail "$lib ($arch) lacks $(wc -l <<<"$missing") functions of S3bguCoreFFI.h, e.g. $(head -n 3 <<<"$missing" | tr '\n' ' ')"
+    "$root/scripts/check-archive-symbols.sh" --prefix _ --arch "$arch" "$lib" "$generated/S3bguCoreFFI.h" ||
+      fail "$lib ($arch): the global symbols are not exactly the uniffi functions"
     # Members built by rustup's std may target an older iOS; none may be newer
     # than the app's floor, or linking a 15.1 app warns and may not run.
-    minos="$(otool -arch "$arch" -l "$lib" | awk '$1 == "minos" { print $2 }' | sort -uV | tail -n 1)"
+    minos=""
+    for v in $(otool -arch "$arch" -l "$lib" | awk '$1 == "minos" { print $2 }'); do
+      if [ -z "$minos" ] || ! version_le "$v" "$minos"; then minos="$v"; fi
+    done
     [ -n "$minos" ] || fail "$lib ($arch) has no LC_BUILD_VERSION minos"
-    [ "$(printf '%s\n%s\n' "$minos" "$IPHONEOS_DEPLOYMENT_TARGET" | sort -V | tail -n 1)" = "$IPHONEOS_DEPLOYMENT_TARGET" ] ||
+    version_le "$minos" "$IPHONEOS_DEPLOYMENT_TARGET" ||
       fail "$lib ($arch) has objects built for iOS $minos, newer than $IPHONEOS_DEPLOYMENT_TARGET"
-    echo "ok   $lib ($arch): $(wc -l <"$wanted") functions of S3bguCoreFFI.h defined, newest minos $minos"
+    echo "ok   $lib ($arch): newest minos $minos"
   done
 done
 
@@ -104,5 +150,8 @@ for slice in ios-arm64 ios-arm64_x86_64-simulator; do
   done
 done
 [ -s "$out/Info.plist" ] || fail "the xcframework has no Info.plist"
+for slice in ios-arm64 ios-arm64_x86_64-simulator; do
+  printf 'slice %-28s %10s bytes\n' "$slice" "$(wc -c <"$out/$slice/libs3bgu_core.a" | tr -d ' ')"
+done
 du -sh "$out"
 echo "build-ios: done ($out)"

@@ -5,17 +5,22 @@
 #      for apps targeting Android 15+);
 #   2. every uniffi symbol the committed Kotlin bindings call through JNA is
 #      exported (defined, in .dynsym), so no call fails at run time with
-#      "Error looking up function".
+#      "Error looking up function";
+#   3. the library is at most S3BGU_MAX_LIB_BYTES (default 3.5 MiB, the
+#      benchmark's budget for one ABI's stripped engine): each size is
+#      printed.
 #
 #   scripts/check-android-libs.sh LIB.so...
 #
 # READELF picks the tool (default: llvm-readelf, else readelf); the NDK's
 # llvm-readelf reads every Android ABI, binutils' readelf does too.
 # S3BGU_BINDINGS overrides the Kotlin file the symbol list is read from.
+# Portable to macOS's own tools (bash 3.2, BSD grep/sed): no GNU-only options.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bindings="${S3BGU_BINDINGS:-$root/android/src/main/java/com/s3bguploader/core/s3bgu_core.kt}"
 min_align=16384
+max_bytes="${S3BGU_MAX_LIB_BYTES:-3670016}"
 
 if [ $# -eq 0 ]; then
   echo "usage: $0 LIB.so..." >&2
@@ -30,7 +35,10 @@ command -v "$readelf" >/dev/null 2>&1 || { echo "check-android-libs: $readelf no
 
 wanted="$(mktemp)"
 trap 'rm -f "$wanted"' EXIT
-grep -oE '\b(uniffi|ffi)_s3bgu_core_[A-Za-z0-9_]+' "$bindings" | sort -u >"$wanted"
+# A name preceded by a non-identifier character (GNU grep's \b is not BSD's).
+# No match is reported below, not by grep's status under pipefail.
+{ grep -oE '(^|[^A-Za-z0-9_])(uniffi|ffi)_s3bgu_core_[A-Za-z0-9_]+' "$bindings" || true; } |
+  sed 's/^[^a-z]*//' | LC_ALL=C sort -u >"$wanted"
 [ -s "$wanted" ] || { echo "check-android-libs: no uniffi symbol named in $bindings" >&2; exit 2; }
 
 failed=0
@@ -59,13 +67,20 @@ for lib in "$@"; do
     failed=1
   fi
   # Defined dynamic symbols: the section index column is UND for imports.
-  missing="$(comm -23 "$wanted" <("$readelf" --dyn-syms -W "$lib" | awk '$7 != "UND" && NF >= 8 { print $8 }' | sed 's/@.*//' | sort -u))"
+  missing="$(comm -23 "$wanted" <("$readelf" --dyn-syms -W "$lib" | awk '$7 != "UND" && NF >= 8 { print $8 }' | sed 's/@.*//' | LC_ALL=C sort -u))"
   if [ -n "$missing" ]; then
     echo "FAIL $lib: $(wc -l <<<"$missing") uniffi symbols the bindings call are not exported, e.g. $(head -n 3 <<<"$missing" | tr '\n' ' ')"
     failed=1
   fi
-  if [ -z "$bad_align" ] && [ -z "$missing" ]; then
-    echo "ok   $lib: $count LOAD segments aligned >= 16 KB, $(wc -l <"$wanted") uniffi symbols exported"
+  size="$(wc -c <"$lib" | tr -d ' ')"
+  too_big=""
+  if [ "$size" -gt "$max_bytes" ]; then
+    echo "FAIL $lib: $size bytes, above the budget of $max_bytes bytes (S3BGU_MAX_LIB_BYTES)"
+    too_big=1
+    failed=1
+  fi
+  if [ -z "$bad_align" ] && [ -z "$missing" ] && [ -z "$too_big" ]; then
+    echo "ok   $lib: $count LOAD segments aligned >= 16 KB, $(wc -l <"$wanted" | tr -d ' ') uniffi symbols exported, $size bytes (budget $max_bytes)"
   fi
 done
 exit $failed

@@ -33,7 +33,10 @@ export function UploadRow({ upload, onPause, onResume, onCancel }: Props) {
         <Text style={styles.name} numberOfLines={1}>
           {upload.fileName}
         </Text>
-        <Text style={[styles.state, { color }]}>{upload.state}</Text>
+        {/* testID: the e2e flows (example-app/e2e) wait on this file's state. */}
+        <Text style={[styles.state, { color }]} testID={`state-${upload.fileName}`}>
+          {upload.state}
+        </Text>
       </View>
       <ProgressBar value={done} color={color} />
       <Text style={styles.detail}>
@@ -55,10 +58,19 @@ export function UploadRow({ upload, onPause, onResume, onCancel }: Props) {
   );
 }
 
-export function SmallButton({ label, onPress }: { label: string; onPress: () => void }) {
+export function SmallButton({
+  label,
+  onPress,
+  testID,
+}: {
+  label: string;
+  onPress: () => void;
+  testID?: string;
+}) {
   return (
     <Pressable
       accessibilityRole="button"
+      testID={testID}
       onPress={onPress}
       style={({ pressed }) => [styles.button, pressed && styles.pressed]}
     >
