@@ -4,7 +4,7 @@ mod check;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
-use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
+use s3bgu_backend::{serve, BackendError, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
 use s3bgu_core::{
     Config, NewUpload, RetryPolicy, Selector, UploadInfo, UploadState, Uploader, UploaderOptions,
 };
@@ -87,6 +87,15 @@ struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, default_value = DEFAULT_STORE)]
     store: PathBuf,
+    /// Port of the embedded store, on the --listen address
+    /// [default: the --listen port + 1; any free port when that is 0]
+    #[arg(long, value_name = "PORT", conflicts_with = "s3_endpoint")]
+    store_port: Option<u16>,
+    /// The store's base URL as the app reaches it, named by the part URLs
+    /// (behind a proxy or a port forward) [default: the host each request
+    /// came in on, with the store's port]
+    #[arg(long, value_name = "URL")]
+    store_public_url: Option<url::Url>,
     /// An S3-compatible endpoint (path-style) to use instead of the embedded store.
     #[arg(long, requires_all = ["bucket", "access_key", "secret_key"])]
     s3_endpoint: Option<url::Url>,
@@ -440,28 +449,91 @@ async fn run_serve(a: ServeArgs) -> ExitCode {
         }),
         None => StoreChoice::Embedded { dir: a.store },
     };
+    // Next to the backend's port, so one firewall rule covers both.
+    let store_port = a.store_port.unwrap_or(match a.listen.port() {
+        0 | u16::MAX => 0,
+        p => p + 1,
+    });
     let running = match serve(ServeOptions {
         listen: a.listen,
         store,
         part_size: a.part_size,
         url_ttl: a.url_ttl.map(Duration::from_secs),
+        store_port,
+        store_public_url: a.store_public_url.clone(),
     })
     .await
     {
         Ok(r) => r,
+        Err(e @ BackendError::Listen { what, .. }) if what.contains("store") => {
+            return fail(format!("{e} (choose another port with --store-port)"))
+        }
+        Err(e @ BackendError::Listen { .. }) => {
+            return fail(format!("{e} (choose another address with --listen)"))
+        }
         Err(e) => return fail(e),
     };
-    println!(
-        "listening on {}",
-        running.url.as_str().trim_end_matches('/')
-    );
-    eprintln!(
-        "s3 store at {}",
-        running.store_url.as_str().trim_end_matches('/')
-    );
+    let local = running.url.as_str().trim_end_matches('/').to_owned();
+    // Scripts read the first line: the URL to use, the LAN one when there is one.
+    let shown = running.lan_url.as_ref().map_or(local.clone(), |u| {
+        u.as_str().trim_end_matches('/').to_owned()
+    });
+    println!("listening on {shown}");
+    let store_port = running.store_url.port_or_known_default().unwrap_or(0);
+    if a.listen.ip().is_unspecified() {
+        println!("on every interface; from this machine also {local}");
+        match &running.lan_url {
+            Some(_) => {
+                let ports = if embedded {
+                    format!("ports {} and {store_port}", a.listen.port())
+                } else {
+                    format!("port {}", a.listen.port())
+                };
+                println!("an app on this network ({ports} open in the firewall):");
+                print_set_config(&shown);
+            }
+            None => {
+                println!("no network address found: connect this machine to the phone's network")
+            }
+        }
+    } else if a.listen.ip().is_loopback() {
+        println!(
+            "only this machine can reach it (and an iOS simulator; an Android emulator              at http://10.0.2.2:{}); for a phone: --listen 0.0.0.0:{}",
+            a.listen.port(),
+            a.listen.port()
+        );
+        print_set_config(&shown);
+    } else {
+        print_set_config(&shown);
+    }
+    if embedded {
+        let names = match &a.store_public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("the host each request came in on, port {store_port}"),
+        };
+        eprintln!(
+            "s3 store at {} (part URLs name {names})",
+            running.store_url.as_str().trim_end_matches('/')
+        );
+    } else {
+        eprintln!(
+            "s3 store at {}",
+            running.store_url.as_str().trim_end_matches('/')
+        );
+    }
     let _ = tokio::signal::ctrl_c().await;
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The app's configuration for a backend at `base` (the reference routes).
+fn print_set_config(base: &str) {
+    println!("  setConfig({{");
+    println!("    startUploadApi: '{base}/startUpload',");
+    println!("    getUploadUrlsApi: '{base}/getUploadUrls',");
+    println!("    completeApi: '{base}/complete',");
+    println!("    abortApi: '{base}/abort',");
+    println!("  }});");
 }
 
 /// The marker beside a queue database whose uploads use the embedded backend.
@@ -489,6 +561,8 @@ async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
         store: StoreChoice::Embedded { dir: dir.clone() },
         part_size: None,
         url_ttl: None,
+        store_port: 0,
+        store_public_url: None,
     })
     .await
     .map_err(|e| format!("cannot start the embedded backend: {e}"))?;
