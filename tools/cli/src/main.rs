@@ -423,6 +423,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // Quiet unless asked: the CLI prints its own results and errors.
     let filter = tracing_subscriber::EnvFilter::try_from_env("S3BGU_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
@@ -432,13 +436,25 @@ fn init_logging() {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Colour codes only for a person at a terminal; https://no-color.org.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    // The engine's retries are shown whatever S3BGU_LOG says.
+    let retries = output::RetryLayer.with_filter(
+        tracing_subscriber::filter::Targets::new().with_target("s3bgu_core", tracing::Level::INFO),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(retries)
         .try_init();
 }
 
 async fn run_serve(a: ServeArgs) -> ExitCode {
+    let embedded = a.s3_endpoint.is_none();
     let store = match a.s3_endpoint {
         Some(endpoint) => StoreChoice::External(StoreTarget {
             endpoint,
