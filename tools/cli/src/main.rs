@@ -588,9 +588,45 @@ async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
     Ok(running)
 }
 
+/// `value` as an absolute http(s) URL, or an error naming `flag` (the
+/// engine's own error would name the app's config field).
+fn check_url_flag(flag: &str, value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(u) if u.scheme() != "http" && u.scheme() != "https" && !value.contains("://") => Err(
+            format!("{flag} {value} has no scheme: write http://{value} or https://{value}"),
+        ),
+        Ok(u) => Err(format!(
+            "{flag} {value}: the scheme must be http or https, not {}",
+            u.scheme()
+        )),
+        Err(url::ParseError::RelativeUrlWithoutBase) => Err(format!(
+            "{flag} {value} has no scheme: write http://{value} or https://{value}"
+        )),
+        Err(e) => Err(format!("{flag} {value} is not a URL: {e}")),
+    }
+}
+
+/// The backend flags' URLs, each checked under its own flag name.
+fn check_backend_urls(b: &BackendArgs) -> Result<(), String> {
+    for (flag, value) in [
+        ("--backend", &b.backend),
+        ("--start-url", &b.start_url),
+        ("--urls-url", &b.urls_url),
+        ("--complete-url", &b.complete_url),
+        ("--abort-url", &b.abort_url),
+    ] {
+        if let Some(v) = value {
+            check_url_flag(flag, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// The configuration the flags ask for, on top of `base` (the stored one);
 /// `None` when neither names a backend.
 fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Result<Option<Config>, String> {
+    check_backend_urls(b)?;
     let mut c = if let Some(url) = &b.backend {
         let mut c = Config::for_base_url(url);
         if let Some(old) = &base {
@@ -903,6 +939,23 @@ fn run_recover(a: RecoverArgs) -> ExitCode {
     }
 }
 
+/// `status` when some upload is FAILED (resumable).
+const EXIT_SOME_FAILED: u8 = 3;
+/// `status` when none failed but some are not finished (queued, running,
+/// paused: `s3bgu resume` goes on).
+const EXIT_SOME_UNFINISHED: u8 = 4;
+
+/// What `status` answers for a queue: 0 when nothing is left to do.
+fn status_exit(list: &[UploadInfo]) -> u8 {
+    if list.iter().any(|u| u.state == UploadState::Failed) {
+        EXIT_SOME_FAILED
+    } else if list.iter().any(|u| !u.state.is_final()) {
+        EXIT_SOME_UNFINISHED
+    } else {
+        0
+    }
+}
+
 async fn run_status(a: StatusArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
@@ -912,7 +965,7 @@ async fn run_status(a: StatusArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     output::report(&list, a.json, None);
-    ExitCode::SUCCESS
+    ExitCode::from(status_exit(&list))
 }
 
 #[cfg(test)]
