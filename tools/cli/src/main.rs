@@ -57,8 +57,22 @@ enum Command {
 #[derive(Args)]
 struct CheckArgs {
     /// Base URL of the backend (B/startUpload, B/getUploadUrls, B/complete, B/abort).
-    #[arg(long)]
-    backend: String,
+    #[arg(long, conflicts_with_all = ["start_url", "urls_url", "complete_url", "abort_url"],
+          required_unless_present = "start_url")]
+    backend: Option<String>,
+    /// The startUpload route of a backend with its own route names (with
+    /// --urls-url and --complete-url).
+    #[arg(long, requires_all = ["urls_url", "complete_url"])]
+    start_url: Option<String>,
+    /// The getUploadUrls route.
+    #[arg(long, requires_all = ["start_url", "complete_url"])]
+    urls_url: Option<String>,
+    /// The complete route (the check appends /{uploadId}/{key}).
+    #[arg(long, requires_all = ["start_url", "urls_url"])]
+    complete_url: Option<String>,
+    /// The abort route; without it the abort point is not asked.
+    #[arg(long, requires = "start_url")]
+    abort_url: Option<String>,
     /// A header sent with every backend call, as 'Name: value' (repeatable).
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
@@ -896,8 +910,39 @@ async fn finish(s: Session) -> ExitCode {
 }
 
 async fn run_check(a: CheckArgs) -> ExitCode {
+    let flags = [
+        ("--backend", &a.backend),
+        ("--start-url", &a.start_url),
+        ("--urls-url", &a.urls_url),
+        ("--complete-url", &a.complete_url),
+        ("--abort-url", &a.abort_url),
+    ];
+    for (flag, value) in flags {
+        if let Some(v) = value {
+            if let Err(e) = check_url_flag(flag, v) {
+                return fail(e);
+            }
+        }
+    }
+    let (shown, routes) = match (a.backend, a.start_url, a.urls_url, a.complete_url) {
+        (Some(base), ..) => (
+            base.trim_end_matches('/').to_owned(),
+            check::Routes::under(&base),
+        ),
+        (None, Some(start), Some(urls), Some(complete)) => (
+            start.clone(),
+            check::Routes {
+                start,
+                urls,
+                complete,
+                abort: a.abort_url,
+            },
+        ),
+        _ => return fail("pass --backend URL, or --start-url, --urls-url and --complete-url"),
+    };
     let opts = check::CheckOptions {
-        backend: a.backend,
+        backend: shown,
+        routes,
         headers: a.headers,
         params: a.params,
     };
