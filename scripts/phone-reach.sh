@@ -30,10 +30,16 @@ phone_ip="${subnet%.0}.2"
 server=""
 
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  # The script's verdict, not the stopped server's.
+  local status=$?
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
   $SUDO ip netns del "$ns" 2>/dev/null || true
   $SUDO ip link del "$host_if" 2>/dev/null || true
   $SUDO rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 
