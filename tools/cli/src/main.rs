@@ -41,7 +41,8 @@ enum Command {
     Add(AddArgs),
     /// Finish every unfinished upload in the queue database.
     Resume(ResumeArgs),
-    /// Show the uploads in the queue database.
+    /// Show the uploads in the queue database. Exits 0 when nothing is left
+    /// to do, 3 if an upload FAILED, 4 if some are not finished yet.
     Status(StatusArgs),
     /// Print a file's fileHash (XXH3-128, 32 hex digits).
     Hash { file: PathBuf },
@@ -510,14 +511,16 @@ async fn run_serve(a: ServeArgs) -> ExitCode {
     });
     println!("listening on {shown}");
     let store_port = running.store_url.port_or_known_default().unwrap_or(0);
+    // The port bound, also when --listen asked for any (0).
+    let port = running.url.port_or_known_default().unwrap_or(0);
     if a.listen.ip().is_unspecified() {
         println!("on every interface; from this machine also {local}");
         match &running.lan_url {
             Some(_) => {
                 let ports = if embedded {
-                    format!("ports {} and {store_port}", a.listen.port())
+                    format!("ports {port} and {store_port}")
                 } else {
-                    format!("port {}", a.listen.port())
+                    format!("port {port}")
                 };
                 println!("an app on this network ({ports} open in the firewall):");
                 print_set_config(&shown);
@@ -528,9 +531,8 @@ async fn run_serve(a: ServeArgs) -> ExitCode {
         }
     } else if a.listen.ip().is_loopback() {
         println!(
-            "only this machine can reach it (and an iOS simulator; an Android emulator              at http://10.0.2.2:{}); for a phone: --listen 0.0.0.0:{}",
-            a.listen.port(),
-            a.listen.port()
+            "only this machine can reach it (and an iOS simulator; an Android emulator \
+             at http://10.0.2.2:{port}); for a phone: --listen 0.0.0.0:{port}"
         );
         print_set_config(&shown);
     } else {
