@@ -154,6 +154,10 @@ impl UploadListener for Bars {
         match event {
             UploadEvent::Progress(p) => {
                 if let Some(b) = bars.get(&p.id) {
+                    // Bytes confirmed again: a retry notice is old news.
+                    if p.uploaded_bytes > b.position() && b.message().starts_with("retrying") {
+                        b.set_message(s3bgu_core::UploadState::Running.as_str());
+                    }
                     b.set_position(p.uploaded_bytes);
                 }
             }
@@ -376,6 +380,56 @@ mod tests {
             assert_eq!(bar.position(), u.uploaded_bytes);
             assert!(bar.per_sec() < 1.0, "{} B/s", bar.per_sec());
         }
+    }
+
+    #[test]
+    fn a_retry_shows_on_the_bar_until_bytes_move_again() {
+        // Bars as on a terminal, drawn nowhere.
+        let bars = Bars {
+            inner: Some(Arc::new(BarsInner {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+                bars: Mutex::new(HashMap::new()),
+            })),
+            names: Arc::new(Mutex::new(HashMap::new())),
+        };
+        bars.add([upload(100, 10, UploadState::Running)].iter());
+        let notice = RetryNotice {
+            upload: 1,
+            part: Some(1),
+            attempts: 2,
+            max_attempts: 8,
+            retry_in_ms: 500,
+            reason: "part upload timed out".into(),
+        };
+        assert!(bars.retrying(&notice));
+        let message = || {
+            let inner = bars.inner.as_ref().unwrap();
+            lock(&inner.bars)[&1].message()
+        };
+        assert!(
+            message().starts_with("retrying: part 1: attempt 2 of 8"),
+            "{}",
+            message()
+        );
+        let progress = |bytes| {
+            UploadEvent::Progress(s3bgu_core::Progress {
+                id: 1,
+                transfer_id: "t".into(),
+                uploaded_bytes: bytes,
+                total_bytes: 100,
+                parts_done: 0,
+                parts_total: 2,
+            })
+        };
+        bars.on_event(&progress(10));
+        assert!(message().starts_with("retrying"), "no new bytes yet");
+        bars.on_event(&progress(60));
+        assert_eq!(message(), "RUNNING");
+        // Another session's upload is not this one's to show.
+        assert!(!bars.retrying(&RetryNotice {
+            upload: 7,
+            ..notice
+        }));
     }
 
     #[test]
