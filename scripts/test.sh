@@ -52,6 +52,11 @@ ruby scripts/podspec-check.rb
 step "cargo test (engine, reference backend, test harness, CLI)"
 cargo test --workspace --locked
 
+# A phone's view of `s3bgu serve --listen 0.0.0.0:PORT`: a client in another
+# network namespace (veth pair) uploads through the server's address there.
+step "s3bgu serve from another network namespace (scripts/phone-reach.sh)"
+./scripts/phone-reach.sh
+
 step "Kotlin on the JVM (generated bindings, JNA, the engine and s3bgu serve)"
 kotlin_started=$SECONDS
 ./bindings/kotlin-test/run.sh

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::error::ErrorCode;
-use crate::failure::{describe_reqwest, is_transient_status, retry_after, Failure};
+use crate::failure::{
+    describe_reqwest, is_transient_status, request_failure, retry_after, Failure,
+};
 use crate::redact;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
@@ -103,10 +105,10 @@ impl BackendClient<'_> {
         for (name, value) in &self.config.headers {
             req = req.header(name.as_str(), value.as_str());
         }
-        let resp = req.send().await.map_err(|e| Failure::Transient {
-            detail: format!("{} {}", call.name(), describe_reqwest(e)),
-            retry_after: None,
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| request_failure(e, call.name(), ErrorCode::BackendUnavailable))?;
         let status = resp.status().as_u16();
         let ra = retry_after(resp.headers());
         let body = read_limited(resp).await.map_err(|e| match e {

@@ -81,6 +81,25 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..=599).contains(&status)
 }
 
+/// A request that got no answer: retried, unless the server does not speak
+/// TLS on an https:// URL (a plain-HTTP server): then `code` at once,
+/// since waiting cannot change the URL. `what` names the call.
+pub(crate) fn request_failure(e: reqwest::Error, what: &str, code: ErrorCode) -> Failure {
+    if crate::tls::not_tls(&e) {
+        return Failure::fatal(
+            code,
+            format!(
+                "{what} failed: this server does not speak TLS; \
+                 use http:// for a plain-HTTP server, or its HTTPS port"
+            ),
+        );
+    }
+    Failure::Transient {
+        detail: format!("{what} {}", describe_reqwest(e)),
+        retry_after: None,
+    }
+}
+
 /// A reqwest error described without its URL (presigned URLs carry signatures).
 pub(crate) fn describe_reqwest(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();

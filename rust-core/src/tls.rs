@@ -449,38 +449,54 @@ impl ServerCertVerifier for EngineVerifier {
     }
 }
 
-/// Why a request failed, when the cause is the server's certificate: a
-/// sentence for the upload's error message, or `None` for other failures.
-pub(crate) fn trust_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// The rustls error behind a request failure, if TLS is what failed.
+fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         // TLS errors arrive wrapped in io::Error, whose `source` skips them.
         let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(s);
-        let mut found = None;
         while let Some(i) = inner {
             if let Some(r) = i.downcast_ref::<rustls::Error>() {
-                found = Some(r);
-                break;
+                return Some(r);
             }
             inner = i
                 .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
                 .map(|e| e as &(dyn std::error::Error + 'static));
         }
-        if let Some(rustls::Error::InvalidCertificate(c)) = found {
-            use rustls::CertificateError as C;
-            let why = match c {
-                C::NotValidForName | C::NotValidForNameContext { .. } => {
-                    "the server's TLS certificate is for another host name"
-                }
-                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                    "the server's TLS certificate is expired or not valid yet"
-                }
-                _ => "the server's TLS certificate is not trusted (add its CA to extraRootCertificatesPem if it is a private one)",
-            };
-            return Some(why.to_owned());
-        }
         source = s.source();
     }
     None
+}
+
+/// Why a request failed, when the cause is the server's certificate: a
+/// sentence for the upload's error message, or `None` for other failures.
+pub(crate) fn trust_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let Some(rustls::Error::InvalidCertificate(c)) = rustls_cause(e) else {
+        return None;
+    };
+    use rustls::CertificateError as C;
+    let why = match c {
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's TLS certificate is for another host name"
+        }
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's TLS certificate is expired or not valid yet"
+        }
+        _ => "the server's TLS certificate is not trusted (add its CA to extraRootCertificatesPem if it is a private one)",
+    };
+    Some(why.to_owned())
+}
+
+/// True when an https:// request failed because the server answered
+/// something that is not TLS at all (a plain-HTTP server answers the
+/// handshake with an HTTP error page). No retry can change that.
+pub(crate) fn not_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    use rustls::InvalidMessage as M;
+    matches!(
+        rustls_cause(e),
+        Some(rustls::Error::InvalidMessage(
+            M::InvalidContentType | M::UnknownProtocolVersion
+        ))
+    )
 }

@@ -5,7 +5,7 @@
 
 use crate::buffer::{BufPool, PooledBuf};
 use crate::error::ErrorCode;
-use crate::failure::{describe_reqwest, is_transient_status, retry_after, Failure};
+use crate::failure::{is_transient_status, request_failure, retry_after, Failure};
 use crate::hash::{file_error, FileStamp};
 use crate::redact;
 use crate::source::{FileOpener, COPY_FIRST};
@@ -348,10 +348,11 @@ pub(crate) async fn put_part(http: &reqwest::Client, job: PartJob<'_>) -> Result
                 )
                 .into());
             }
-            return Err(Failure::Transient {
-                detail: format!("part upload {}", describe_reqwest(e)),
-                retry_after: None,
-            });
+            return Err(request_failure(
+                e,
+                "part upload",
+                ErrorCode::StorageUnavailable,
+            ));
         }
     };
     let status = resp.status().as_u16();

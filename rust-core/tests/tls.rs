@@ -126,3 +126,54 @@ async fn roots_survive_a_restart_of_the_engine() {
     assert_eq!(list[0].state, UploadState::Completed, "{:?}", list[0].error);
     uploader.shutdown().await;
 }
+
+/// A plain-HTTP server that answers anything with a 400 page (what an HTTP
+/// server says to a TLS handshake) and counts the connections it got.
+async fn plain_http_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_a_plain_http_server_fails_at_once_saying_so() {
+    let h = harness().await;
+    let (addr, connections) = plain_http_server().await;
+    let env = env(&h, 4).await;
+    let mut config = config_for(&h, 4);
+    config.start_upload_url = format!("https://{addr}/startUpload");
+    env.uploader.set_config(config).await.unwrap();
+    let path = env.file("not-tls.bin", 1000);
+    let u = env.add(&path, "t").await;
+    let failed = env.settle(u.id).await;
+    assert_eq!(failed.state, UploadState::Failed);
+    let e = failed.error.unwrap();
+    assert_eq!(e.code, ErrorCode::BackendUnavailable, "{e}");
+    assert!(e.message.contains("does not speak TLS"), "{e}");
+    // One attempt: retrying cannot turn the server into a TLS one.
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{e}"
+    );
+}

@@ -4,15 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::IncomingStream;
+use axum::Extension;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::config::{BackendError, BackendOptions};
+use crate::config::{BackendError, BackendOptions, PartUrlBase};
 use crate::empty::{check_hash_and_size, complete_empty, is_empty_upload_key, EmptyOutcome};
 use crate::keys::{
     check_client_key, is_md5_hex_lower, multipart_etag, part_size_for, sanitize_file_name, unquote,
@@ -35,6 +38,7 @@ pub struct Backend {
 
 struct Inner {
     store: Store,
+    part_url_base: PartUrlBase,
     part_size: u64,
     url_ttl: Duration,
     key_prefix: String,
@@ -47,6 +51,7 @@ impl Backend {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                part_url_base: opts.part_url_base,
                 part_size: opts.part_size,
                 url_ttl: opts.url_ttl,
                 key_prefix: opts.key_prefix,
@@ -62,6 +67,51 @@ impl Backend {
             .route("/abort/{upload_id}/{*key}", post(abort))
             .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
             .with_state(self.inner)
+    }
+}
+
+/// The local address a connection came in on: serve the router with
+/// `into_make_service_with_connect_info::<LocalAddr>()` for
+/// [`PartUrlBase::RequestAddress`] to see it.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddr(pub Option<std::net::SocketAddr>);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for LocalAddr {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        LocalAddr(stream.io().local_addr().ok())
+    }
+}
+
+/// The base the part URLs of one request name (`None`: the store endpoint).
+fn part_url_base(
+    inner: &Inner,
+    host: Option<&HeaderValue>,
+    local: Option<std::net::SocketAddr>,
+) -> Option<url::Url> {
+    match &inner.part_url_base {
+        PartUrlBase::Store => None,
+        PartUrlBase::Fixed(base) => Some(base.clone()),
+        PartUrlBase::RequestAddress { port } => {
+            let mut base = inner.store.endpoint().clone();
+            // The host the client used to reach us (a LAN address, a name,
+            // an emulator's alias of the machine), else the local address
+            // the connection came in on.
+            let named = host
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .is_some_and(|a| base.set_host(Some(a.host())).is_ok());
+            if !named {
+                // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
+                let ip = local?.ip().to_canonical();
+                if ip.is_unspecified() {
+                    return None;
+                }
+                base.set_ip_host(ip).ok()?;
+            }
+            base.set_port(Some(*port)).ok()?;
+            Some(base)
+        }
     }
 }
 
@@ -187,8 +237,15 @@ async fn start_upload(
 
 async fn get_upload_urls(
     State(inner): State<Arc<Inner>>,
+    local: Option<Extension<ConnectInfo<LocalAddr>>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let base = part_url_base(
+        &inner,
+        headers.get(axum::http::header::HOST),
+        local.and_then(|Extension(ConnectInfo(a))| a.0),
+    );
     let req = json_object(body)?;
     let key = string_field(&req, "key")?;
     let upload_id = string_field(&req, "uploadId")?;
@@ -216,10 +273,14 @@ async fn get_upload_urls(
             })?;
         // An empty file's one part is stored as a whole object (see empty.rs).
         let url = match (empty, number) {
-            (false, _) => inner
+            (false, _) => {
+                inner
+                    .store
+                    .presign_part(key, upload_id, number, inner.url_ttl, base.as_ref())
+            }
+            (true, 1) => inner
                 .store
-                .presign_part(key, upload_id, number, inner.url_ttl),
-            (true, 1) => inner.store.presign_put_object(key, inner.url_ttl),
+                .presign_put_object(key, inner.url_ttl, base.as_ref()),
             (true, _) => return Err(ApiError::bad_request("an empty file has only part 1")),
         };
         urls.insert(number.to_string(), Value::String(url.into()));

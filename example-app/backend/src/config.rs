@@ -52,6 +52,23 @@ pub struct BackendOptions {
     /// Root certificates (DER) trusted for the backend's own calls to the
     /// store, on top of the bundled ones: a store behind a private CA.
     pub store_root_certificates_der: Vec<Vec<u8>>,
+    /// The address the presigned part URLs name.
+    pub part_url_base: PartUrlBase,
+}
+
+/// Where the presigned part URLs point. The backend's own calls always use
+/// the store endpoint; clients may have to reach the same store another way
+/// (a phone cannot use the server's loopback address).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PartUrlBase {
+    /// The store endpoint, as the backend reaches it.
+    #[default]
+    Store,
+    /// This base URL: the store as clients reach it.
+    Fixed(url::Url),
+    /// The local address each request came in on, with this port: a client
+    /// that reached the backend at an address reaches the store there too.
+    RequestAddress { port: u16 },
 }
 
 impl BackendOptions {
@@ -62,6 +79,7 @@ impl BackendOptions {
             url_ttl: Duration::from_secs(3600),
             key_prefix: "uploads/".to_owned(),
             store_root_certificates_der: Vec::new(),
+            part_url_base: PartUrlBase::Store,
         }
     }
 
@@ -90,6 +108,9 @@ impl BackendOptions {
                 "key_prefix must be at most 512 bytes, not start with '/', and contain no '.' or '..' segments or control characters".to_owned(),
             ));
         }
+        if let PartUrlBase::Fixed(base) = &self.part_url_base {
+            check_public_base(base)?;
+        }
         let store = &self.store;
         if store.bucket.is_empty() {
             return Err(BackendError::InvalidOption(
@@ -110,10 +131,42 @@ impl BackendOptions {
     }
 }
 
+/// A base URL clients are given for the store: http(s), a host, nothing
+/// that would end up beside a signature (credentials, query, fragment).
+fn check_public_base(base: &url::Url) -> Result<(), BackendError> {
+    if !matches!(base.scheme(), "http" | "https")
+        || base.host_str().is_none()
+        || !base.username().is_empty()
+        || base.password().is_some()
+        || base.query().is_some()
+        || base.fragment().is_some()
+    {
+        return Err(BackendError::InvalidOption(format!(
+            "the store's public URL must be http(s)://HOST[:PORT][/PATH] without credentials, query or fragment, got {}",
+            without_secrets(base)
+        )));
+    }
+    Ok(())
+}
+
+/// A URL fit for a message: no password, no query.
+fn without_secrets(u: &url::Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("invalid option: {0}")]
     InvalidOption(String),
     #[error("bad store endpoint: {0}")]

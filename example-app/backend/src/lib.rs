@@ -14,10 +14,10 @@ mod keys;
 mod serve;
 mod store;
 
-pub use api::Backend;
-pub use config::{BackendError, BackendOptions, StoreTarget};
+pub use api::{Backend, LocalAddr};
+pub use config::{BackendError, BackendOptions, PartUrlBase, StoreTarget};
 pub use embedded::{embedded_credentials, store_service, EMBEDDED_ACCESS_KEY, EMBEDDED_BUCKET};
-pub use serve::{serve, RunningBackend, ServeOptions, StoreChoice};
+pub use serve::{lan_address, serve, RunningBackend, ServeOptions, StoreChoice};
 
 #[cfg(test)]
 mod tests;

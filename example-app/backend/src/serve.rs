@@ -10,8 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::api::Backend;
-use crate::config::{BackendError, BackendOptions, StoreTarget};
+use crate::api::{Backend, LocalAddr};
+use crate::config::{BackendError, BackendOptions, PartUrlBase, StoreTarget};
 use crate::embedded::{embedded_credentials, store_service, EMBEDDED_BUCKET};
 
 /// Region the embedded store signs with; s3s-fs accepts any.
@@ -32,6 +32,14 @@ pub struct ServeOptions {
     pub store: StoreChoice,
     pub part_size: Option<u64>,
     pub url_ttl: Option<Duration>,
+    /// Port of the embedded store, on the listen address's IP (0: any free
+    /// one). A fixed port lets a firewall rule or a phone's config outlive
+    /// a restart.
+    pub store_port: u16,
+    /// The store's base URL as clients reach it, named by the part URLs.
+    /// `None`: for the embedded store, the address each request came in on
+    /// (with the store's port); for an external store, its endpoint.
+    pub store_public_url: Option<url::Url>,
 }
 
 /// A backend being served. Dropping it stops the servers abruptly;
@@ -41,6 +49,9 @@ pub struct RunningBackend {
     pub url: url::Url,
     /// Endpoint of the S3 store the backend uses (embedded or external).
     pub store_url: url::Url,
+    /// The backend at this machine's LAN address, when it listens on every
+    /// interface and the machine has one: what a phone on the network uses.
+    pub lan_url: Option<url::Url>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -80,7 +91,11 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningBackend, BackendError> {
         StoreChoice::Embedded { dir } => {
             let (access_key, secret_key) = embedded_credentials(&dir)?;
             let service = store_service(&dir, &access_key, &secret_key)?;
-            let listener = TcpListener::bind(SocketAddr::new(opts.listen.ip(), 0)).await?;
+            let listener = bind(
+                SocketAddr::new(opts.listen.ip(), opts.store_port),
+                "the embedded store",
+            )
+            .await?;
             let endpoint = http_url(listener.local_addr()?)?;
             let target = StoreTarget {
                 endpoint,
@@ -94,8 +109,16 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningBackend, BackendError> {
         StoreChoice::External(target) => (target, None),
     };
     let store_url = target.endpoint.clone();
+    let part_url_base = match (opts.store_public_url, &store) {
+        (Some(base), _) => PartUrlBase::Fixed(base),
+        (None, Some((listener, _))) => PartUrlBase::RequestAddress {
+            port: listener.local_addr()?.port(),
+        },
+        (None, None) => PartUrlBase::Store,
+    };
 
     let mut backend_opts = BackendOptions::new(target);
+    backend_opts.part_url_base = part_url_base;
     if let Some(part_size) = opts.part_size {
         backend_opts.part_size = part_size;
     }
@@ -103,8 +126,16 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningBackend, BackendError> {
         backend_opts.url_ttl = url_ttl;
     }
     let router = Backend::new(backend_opts)?.router();
-    let listener = TcpListener::bind(opts.listen).await?;
-    let url = http_url(listener.local_addr()?)?;
+    let listener = bind(opts.listen, "the backend").await?;
+    let local = listener.local_addr()?;
+    let url = http_url(local)?;
+    let lan_url = if local.ip().is_unspecified() {
+        lan_address()
+            .map(|ip| http_url(SocketAddr::new(ip, local.port())))
+            .transpose()?
+    } else {
+        None
+    };
 
     let mut tasks = Vec::new();
     if let Some((store_listener, service)) = store {
@@ -116,7 +147,9 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningBackend, BackendError> {
     }
     let mut backend_stop = stop.subscribe();
     tasks.push(tokio::spawn(async move {
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        // The local address of each connection decides the part URLs' host.
+        let app = router.into_make_service_with_connect_info::<LocalAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = backend_stop.changed().await;
         });
         if let Err(e) = server.await {
@@ -127,9 +160,27 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningBackend, BackendError> {
     Ok(RunningBackend {
         url,
         store_url,
+        lan_url,
         stop,
         tasks,
     })
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, BackendError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BackendError::Listen { addr, what, source })
+}
+
+/// This machine's address on its network: the source address of the route
+/// to an outside address. A UDP connect only picks the route, nothing is
+/// sent. `None` without a route out.
+pub fn lan_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    // TEST-NET-3 (RFC 5737): never a real peer, routed like any outside address.
+    socket.connect((Ipv4Addr::new(203, 0, 113, 1), 9)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// The URL clients use to reach a listener. A wildcard address is not

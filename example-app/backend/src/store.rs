@@ -71,6 +71,7 @@ pub(crate) struct ObjectHead {
 }
 
 pub(crate) struct Store {
+    endpoint: url::Url,
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
@@ -109,6 +110,7 @@ impl Store {
             .build()
             .map_err(|e| BackendError::HttpClient(e.without_url().to_string()))?;
         Ok(Self {
+            endpoint: endpoint.clone(),
             bucket,
             credentials,
             http,
@@ -136,14 +138,41 @@ impl Store {
         Ok(upload_id.to_owned())
     }
 
+    /// The store endpoint (as the backend reaches it).
+    pub(crate) fn endpoint(&self) -> &url::Url {
+        &self.endpoint
+    }
+
+    /// The bucket as seen from `base` (the store's address for clients), or
+    /// the backend's own view. The signature covers the host, so a URL has
+    /// to be signed for the address the client will send it to.
+    fn bucket_at(&self, base: Option<&url::Url>) -> std::borrow::Cow<'_, Bucket> {
+        let Some(base) = base else {
+            return std::borrow::Cow::Borrowed(&self.bucket);
+        };
+        match Bucket::new(
+            base.clone(),
+            UrlStyle::Path,
+            self.bucket.name().to_owned(),
+            self.bucket.region().to_owned(),
+        ) {
+            Ok(b) => std::borrow::Cow::Owned(b),
+            // Checked when the options were validated; the store's own
+            // address is the safe fallback.
+            Err(_) => std::borrow::Cow::Borrowed(&self.bucket),
+        }
+    }
+
     pub(crate) fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         part: u16,
         ttl: Duration,
+        base: Option<&url::Url>,
     ) -> url::Url {
-        UploadPart::new(&self.bucket, Some(&self.credentials), key, part, upload_id).sign(ttl)
+        let bucket = self.bucket_at(base);
+        UploadPart::new(&bucket, Some(&self.credentials), key, part, upload_id).sign(ttl)
     }
 
     /// Returns the ETag of the new object.
@@ -189,8 +218,14 @@ impl Store {
 
     /// A URL that stores the whole object in one PUT: how empty files are
     /// uploaded, since some stores refuse an empty part.
-    pub(crate) fn presign_put_object(&self, key: &str, ttl: Duration) -> url::Url {
-        PutObject::new(&self.bucket, Some(&self.credentials), key).sign(ttl)
+    pub(crate) fn presign_put_object(
+        &self,
+        key: &str,
+        ttl: Duration,
+        base: Option<&url::Url>,
+    ) -> url::Url {
+        let bucket = self.bucket_at(base);
+        PutObject::new(&bucket, Some(&self.credentials), key).sign(ttl)
     }
 
     /// `Ok(Some(etag))` if the object exists, `Ok(None)` if it does not.

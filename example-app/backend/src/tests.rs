@@ -28,6 +28,8 @@ impl Fixture {
             },
             part_size: Some(5 * MIB),
             url_ttl,
+            store_port: 0,
+            store_public_url: None,
         })
         .await
         .expect("serve");
@@ -405,6 +407,8 @@ async fn uploads_survive_a_restart() {
         },
         part_size: None,
         url_ttl: None,
+        store_port: 0,
+        store_public_url: None,
     };
 
     let first = serve(opts(&store)).await.expect("serve");
@@ -477,4 +481,193 @@ async fn small_non_last_part_is_a_bad_request() {
             .is_some_and(|e| e.contains("EntityTooSmall")),
         "{v}"
     );
+}
+
+/// A backend listening on every interface, as `s3bgu serve --listen
+/// 0.0.0.0:PORT` for a phone.
+async fn serve_on_every_interface(
+    store: &Path,
+    store_public_url: Option<url::Url>,
+) -> RunningBackend {
+    serve(ServeOptions {
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        store: StoreChoice::Embedded {
+            dir: store.to_owned(),
+        },
+        part_size: None,
+        url_ttl: None,
+        store_port: 0,
+        store_public_url,
+    })
+    .await
+    .expect("serve")
+}
+
+async fn post_json(http: &reqwest::Client, url: url::Url, body: Value) -> Value {
+    let res = http
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert!(res.status().is_success(), "{}", res.status());
+    serde_json::from_str(&res.text().await.expect("body")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_on_the_network_gets_part_urls_it_can_reach() {
+    let lan = crate::lan_address()
+        .expect("this test needs a non-loopback IPv4 address with a route (none found)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = serve_on_every_interface(&dir.path().join("store"), None).await;
+    let port = running.url.port().expect("port");
+    let lan_url = running.lan_url.clone().expect("a LAN URL");
+    assert_eq!(lan_url.host_str(), Some(lan.to_string().as_str()));
+    let store_port = running.store_url.port().expect("store port");
+
+    // Everything through the LAN address, as a phone would.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let base: url::Url = format!("http://{lan}:{port}/").parse().expect("url");
+    let data = pattern(1000, 9);
+    let hash = "00112233445566778899aabbccddeeff";
+    let started = post_json(
+        &http,
+        base.join("startUpload").expect("join"),
+        json!({ "fileName": "lan.bin", "fileHash": hash, "fileSize": data.len() }),
+    )
+    .await;
+    let (key, upload_id) = (
+        started["key"].as_str().expect("key"),
+        started["uploadId"].as_str().expect("uploadId"),
+    );
+    let urls = post_json(
+        &http,
+        base.join("getUploadUrls").expect("join"),
+        json!({ "key": key, "uploadId": upload_id, "parts": [1] }),
+    )
+    .await;
+    let part_url: url::Url = urls["urls"]["1"]
+        .as_str()
+        .expect("url")
+        .parse()
+        .expect("part url");
+    // Not the server's loopback: the address the request came in on.
+    assert_eq!(
+        (part_url.host_str(), part_url.port()),
+        (Some(lan.to_string().as_str()), Some(store_port)),
+        "{}",
+        part_url.origin().ascii_serialization()
+    );
+    let res = http
+        .put(part_url)
+        .body(data.clone())
+        .send()
+        .await
+        .expect("put");
+    assert!(res.status().is_success(), "{}", res.status());
+    let etag = res.headers()["etag"].to_str().expect("etag").to_owned();
+    let done = base
+        .join(&Fixture::complete_path(key, upload_id))
+        .expect("join");
+    post_json(
+        &http,
+        done,
+        json!({ "parts": [{ "PartNumber": 1, "ETag": etag }] }),
+    )
+    .await;
+    let stored =
+        std::fs::read(dir.path().join("store").join(EMBEDDED_BUCKET).join(key)).expect("object");
+    assert_eq!(stored, data);
+
+    // A client that names the machine otherwise (an emulator's alias, a
+    // host name) gets that name back, and loopback stays loopback.
+    let alias = post_json_with_host(&http, &running, "machine.example:8080", key, upload_id).await;
+    assert_eq!(alias.host_str(), Some("machine.example"));
+    assert_eq!(alias.port(), Some(store_port));
+    let local = post_json(
+        &http,
+        running.url.join("getUploadUrls").expect("join"),
+        json!({ "key": key, "uploadId": upload_id, "parts": [1] }),
+    )
+    .await;
+    assert!(
+        local["urls"]["1"]
+            .as_str()
+            .expect("url")
+            .starts_with(&format!("http://127.0.0.1:{store_port}/")),
+        "{local}"
+    );
+    running.shutdown().await;
+}
+
+/// The part URL answered to a request whose Host header says `host`.
+async fn post_json_with_host(
+    http: &reqwest::Client,
+    running: &RunningBackend,
+    host: &str,
+    key: &str,
+    upload_id: &str,
+) -> url::Url {
+    let res = http
+        .post(running.url.join("getUploadUrls").expect("join"))
+        .header("host", host)
+        .body(json!({ "key": key, "uploadId": upload_id, "parts": [1] }).to_string())
+        .send()
+        .await
+        .expect("post");
+    let v: Value = serde_json::from_str(&res.text().await.expect("body")).expect("json");
+    v["urls"]["1"]
+        .as_str()
+        .expect("url")
+        .parse()
+        .expect("part url")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_store_url_is_what_part_urls_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public: url::Url = "https://uploads.example.org:9443/".parse().expect("url");
+    let running = serve_on_every_interface(&dir.path().join("store"), Some(public)).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let started = post_json(
+        &http,
+        running.url.join("startUpload").expect("join"),
+        json!({ "fileName": "p.bin", "fileHash": "00112233445566778899aabbccddeeff", "fileSize": 3 }),
+    )
+    .await;
+    let url = post_json_with_host(
+        &http,
+        &running,
+        "ignored.example:1",
+        started["key"].as_str().expect("key"),
+        started["uploadId"].as_str().expect("uploadId"),
+    )
+    .await;
+    assert_eq!(
+        url.origin().ascii_serialization(),
+        "https://uploads.example.org:9443"
+    );
+    running.shutdown().await;
+
+    let bad = serve(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        store: StoreChoice::Embedded {
+            dir: dir.path().join("store"),
+        },
+        part_size: None,
+        url_ttl: None,
+        store_port: 0,
+        store_public_url: Some("http://u:secret-pw@h.example/".parse().expect("url")),
+    })
+    .await;
+    let e = bad
+        .err()
+        .expect("credentials in the public URL are refused");
+    assert!(!e.to_string().contains("secret-pw"), "{e}");
 }

@@ -328,7 +328,7 @@ impl Engine {
                     tracing::warn!(upload = id, "abort given up: {detail}");
                     true
                 } else {
-                    self.record_call_retry(id, attempts, retry_after);
+                    let _ = self.record_call_retry(id, attempts, retry_after);
                     false
                 }
             }
@@ -355,12 +355,14 @@ impl Engine {
     }
 
     /// Records a failed backend call and when to try again (persisted).
+    /// Records a failed call's retry; the wait before it (`None` if the
+    /// database failed and the upload with it).
     pub(super) fn record_call_retry(
         &mut self,
         id: UploadId,
         attempts: u32,
         retry_after: Option<Duration>,
-    ) {
+    ) -> Option<Duration> {
         let policy = self
             .config
             .as_ref()
@@ -373,11 +375,13 @@ impl Engine {
             write::set_attempts(&tx, id, attempts, next)?;
             Ok(tx.commit()?)
         }) {
-            return self.db_failed(id, e);
+            self.db_failed(id, e);
+            return None;
         }
         let t = self.uploads.get_mut(&id).expect("upload exists");
         t.row.attempts = attempts;
         t.row.next_attempt_at = next;
+        Some(delay)
     }
 
     pub(super) fn on_call_failure(&mut self, id: UploadId, f: Failure, unavailable: ErrorCode) {
@@ -423,13 +427,17 @@ impl Engine {
                     format!("{detail} (gave up after {attempts} attempts)"),
                 ),
             );
-        } else {
+        } else if let Some(delay) = self.record_call_retry(id, attempts, retry_after) {
+            // Structured fields: the CLI shows them as "attempt N of M,
+            // next try in ..." (tools/cli/src/output.rs).
             tracing::info!(
                 upload = id,
                 attempts,
-                "backend call failed, will retry: {detail}"
+                max_attempts = max,
+                retry_in_ms = delay.as_millis() as u64,
+                reason = %detail,
+                "backend call failed, will retry"
             );
-            self.record_call_retry(id, attempts, retry_after);
         }
     }
 
@@ -460,13 +468,17 @@ impl Engine {
                 ),
             );
         }
+        let delay = policy.backoff(attempts, retry_after);
         tracing::info!(
             upload = id,
             part = number,
             attempts,
-            "part failed, will retry: {detail}"
+            max_attempts = policy.max_attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            reason = %detail,
+            "part failed, will retry"
         );
-        let next = now_ms() + policy.backoff(attempts, retry_after).as_millis() as i64;
+        let next = now_ms() + delay.as_millis() as i64;
         let tx = self.store.transaction();
         if let Err(e) = tx.and_then(|tx| {
             write::part_attempts(&tx, id, number, attempts, next)?;

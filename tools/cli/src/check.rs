@@ -71,8 +71,32 @@ const POINTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The backend's routes.
+pub struct Routes {
+    pub start: String,
+    pub urls: String,
+    pub complete: String,
+    /// `None`: the app does not tell the backend on cancel.
+    pub abort: Option<String>,
+}
+
+impl Routes {
+    /// The reference backend's route names under `base`.
+    pub fn under(base: &str) -> Routes {
+        let base = base.trim_end_matches('/');
+        Routes {
+            start: format!("{base}/startUpload"),
+            urls: format!("{base}/getUploadUrls"),
+            complete: format!("{base}/complete"),
+            abort: Some(format!("{base}/abort")),
+        }
+    }
+}
+
 pub struct CheckOptions {
+    /// What the report names (the base URL, or the start route).
     pub backend: String,
+    pub routes: Routes,
     pub headers: Vec<(String, String)>,
     pub params: Vec<(String, String)>,
 }
@@ -80,8 +104,13 @@ pub struct CheckOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Verdict {
     Passed,
-    Failed { seen: String, expected: String },
+    Failed {
+        seen: String,
+        expected: String,
+    },
     Skipped(String),
+    /// Left out on purpose (no route given for it): not a failure.
+    NotAsked(String),
 }
 
 /// What happened to every point so far.
@@ -137,10 +166,14 @@ impl Report {
             .unwrap_or_else(|| Verdict::Skipped("not reached".to_owned()))
     }
 
+    fn not_asked(&mut self, point: &'static str, why: impl Into<String>) {
+        self.verdicts.insert(point, Verdict::NotAsked(why.into()));
+    }
+
     fn all_passed(&self) -> bool {
         POINTS
             .iter()
-            .all(|(id, _)| self.verdict(id) == Verdict::Passed)
+            .all(|(id, _)| matches!(self.verdict(id), Verdict::Passed | Verdict::NotAsked(_)))
     }
 
     fn to_json(&self, backend: &str) -> Value {
@@ -164,6 +197,10 @@ impl Report {
                         p["status"] = "not_checked".into();
                         p["why"] = why.into();
                     }
+                    Verdict::NotAsked(why) => {
+                        p["status"] = "not_asked".into();
+                        p["why"] = why.into();
+                    }
                 }
                 p
             })
@@ -173,7 +210,7 @@ impl Report {
 
     fn print_text(&self, backend: &str) {
         println!("checking the backend at {backend}");
-        let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+        let (mut passed, mut failed, mut skipped, mut not_asked) = (0, 0, 0, 0);
         for (id, title) in POINTS {
             match self.verdict(id) {
                 Verdict::Passed => {
@@ -192,10 +229,19 @@ impl Report {
                     skipped += 1;
                     println!("not checked  {id}: {title}: {why}");
                 }
+                Verdict::NotAsked(why) => {
+                    not_asked += 1;
+                    println!("not asked    {id}: {title}: {why}");
+                }
             }
         }
+        let not_asked = if not_asked > 0 {
+            format!(", {not_asked} not asked")
+        } else {
+            String::new()
+        };
         println!(
-            "{} points: {passed} passed, {failed} failed, {skipped} not checked",
+            "{} points: {passed} passed, {failed} failed, {skipped} not checked{not_asked}",
             POINTS.len()
         );
     }
@@ -253,7 +299,7 @@ enum Stop {
 
 struct Checker {
     http: reqwest::Client,
-    base: String,
+    routes: Routes,
     headers: Vec<(String, String)>,
     params: Map<String, Value>,
     report: Report,
@@ -271,10 +317,6 @@ pub async fn run(opts: CheckOptions, as_json: bool) -> Result<bool, String> {
         params.insert(k.clone(), Value::String(v.clone()));
     }
     let base = opts.backend.trim_end_matches('/').to_owned();
-    match url::Url::parse(&base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        _ => return Err("--backend must be an absolute http(s) URL".to_owned()),
-    }
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300))
@@ -282,7 +324,7 @@ pub async fn run(opts: CheckOptions, as_json: bool) -> Result<bool, String> {
         .map_err(|e| format!("cannot set up HTTP: {}", e.without_url()))?;
     let mut c = Checker {
         http,
-        base: base.clone(),
+        routes: opts.routes,
         headers: opts.headers,
         params,
         report: Report::new(),
@@ -423,8 +465,14 @@ impl Checker {
     async fn check_bad_start(&mut self) {
         let mut body = self.params.clone();
         body.insert("fileName".into(), "incomplete.bin".into());
-        let url = format!("{}/startUpload", self.base);
+        let url = self.routes.start.clone();
         match self.post(&url, &Value::Object(body)).await {
+            // No such route (a wrong base URL) is not the refusal asked for.
+            Ok(a) if matches!(a.status, 404 | 405) => self.report.fail(
+                "start-bad-request",
+                format!("{}: no such route", a.describe()),
+                "a 4xx about the missing fields from the startUpload route (is the base URL or --start-url right?)",
+            ),
             Ok(a) if (400..500).contains(&a.status) => self.report.pass("start-bad-request"),
             Ok(a) => self.report.fail(
                 "start-bad-request",
@@ -560,7 +608,7 @@ impl Checker {
         body.insert("fileName".into(), name.into());
         body.insert("fileHash".into(), file_hash(data).into());
         body.insert("fileSize".into(), size.into());
-        let url = format!("{}/startUpload", self.base);
+        let url = self.routes.start.clone();
         const SHAPE: &str = "2xx with a JSON object: key and uploadId non-empty strings, partSize a positive integer";
         let answer = match self.post(&url, &Value::Object(body)).await {
             Ok(a) => a,
@@ -664,7 +712,7 @@ impl Checker {
     async fn urls(&mut self, s: &Started, batch: &[u32]) -> Result<Vec<String>, Stop> {
         const SHAPE: &str =
             "2xx with {\"urls\": {\"<part>\": \"http(s)://...\"}} naming every part asked for";
-        let url = format!("{}/getUploadUrls", self.base);
+        let url = self.routes.urls.clone();
         let body = json!({ "key": s.key, "uploadId": s.upload_id, "parts": batch });
         let answer = match self.post(&url, &body).await {
             Ok(a) => a,
@@ -738,20 +786,24 @@ impl Checker {
     }
 
     async fn complete(&self, s: &Started, parts: &[Value]) -> Result<Answer, String> {
-        let url =
-            s3bgu_core::complete_url(&format!("{}/complete", self.base), &s.upload_id, &s.key);
+        let url = s3bgu_core::complete_url(&self.routes.complete, &s.upload_id, &s.key);
         self.post(&url, &json!({ "parts": parts })).await
     }
 
     async fn abort(&self, s: &Started) -> Result<Answer, String> {
-        let url = s3bgu_core::complete_url(&format!("{}/abort", self.base), &s.upload_id, &s.key);
+        let Some(route) = &self.routes.abort else {
+            return Err("no abort route given".to_owned());
+        };
+        let url = s3bgu_core::complete_url(route, &s.upload_id, &s.key);
         self.post(&url, &json!({})).await
     }
 
-    /// Frees an upload the check will not finish; whatever the answer (the
-    /// abort point is checked on its own).
+    /// Frees an upload the check will not finish, if there is an abort
+    /// route; whatever the answer (the abort point is checked on its own).
     async fn abort_quietly(&self, s: &Started) {
-        let _ = self.abort(s).await;
+        if self.routes.abort.is_some() {
+            let _ = self.abort(s).await;
+        }
     }
 
     async fn check_repeat_complete(&mut self, s: &Started, parts: &[Value], what: &str) {
@@ -772,6 +824,12 @@ impl Checker {
 
     async fn check_abort(&mut self) {
         const POINT: &str = "abort";
+        if self.routes.abort.is_none() {
+            return self.report.not_asked(
+                POINT,
+                "no --abort-url given (the app would not tell the backend on cancel)",
+            );
+        }
         let data = content(1, 30);
         let started = match self.start("cancelled.bin", &data).await {
             Ok(s) => s,

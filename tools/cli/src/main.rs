@@ -4,7 +4,7 @@ mod check;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
-use s3bgu_backend::{serve, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
+use s3bgu_backend::{serve, BackendError, RunningBackend, ServeOptions, StoreChoice, StoreTarget};
 use s3bgu_core::{
     Config, NewUpload, RetryPolicy, Selector, UploadInfo, UploadState, Uploader, UploaderOptions,
 };
@@ -41,7 +41,8 @@ enum Command {
     Add(AddArgs),
     /// Finish every unfinished upload in the queue database.
     Resume(ResumeArgs),
-    /// Show the uploads in the queue database.
+    /// Show the uploads in the queue database. Exits 0 when nothing is left
+    /// to do, 3 if an upload FAILED, 4 if some are not finished yet.
     Status(StatusArgs),
     /// Print a file's fileHash (XXH3-128, 32 hex digits).
     Hash { file: PathBuf },
@@ -57,8 +58,22 @@ enum Command {
 #[derive(Args)]
 struct CheckArgs {
     /// Base URL of the backend (B/startUpload, B/getUploadUrls, B/complete, B/abort).
-    #[arg(long)]
-    backend: String,
+    #[arg(long, conflicts_with_all = ["start_url", "urls_url", "complete_url", "abort_url"],
+          required_unless_present = "start_url")]
+    backend: Option<String>,
+    /// The startUpload route of a backend with its own route names (with
+    /// --urls-url and --complete-url).
+    #[arg(long, requires_all = ["urls_url", "complete_url"])]
+    start_url: Option<String>,
+    /// The getUploadUrls route.
+    #[arg(long, requires_all = ["start_url", "complete_url"])]
+    urls_url: Option<String>,
+    /// The complete route (the check appends /{uploadId}/{key}).
+    #[arg(long, requires_all = ["start_url", "urls_url"])]
+    complete_url: Option<String>,
+    /// The abort route; without it the abort point is not asked.
+    #[arg(long, requires = "start_url")]
+    abort_url: Option<String>,
     /// A header sent with every backend call, as 'Name: value' (repeatable).
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
@@ -87,6 +102,15 @@ struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, default_value = DEFAULT_STORE)]
     store: PathBuf,
+    /// Port of the embedded store, on the --listen address
+    /// [default: the --listen port + 1; any free port when that is 0]
+    #[arg(long, value_name = "PORT", conflicts_with = "s3_endpoint")]
+    store_port: Option<u16>,
+    /// The store's base URL as the app reaches it, named by the part URLs
+    /// (behind a proxy or a port forward) [default: the host each request
+    /// came in on, with the store's port]
+    #[arg(long, value_name = "URL")]
+    store_public_url: Option<url::Url>,
     /// An S3-compatible endpoint (path-style) to use instead of the embedded store.
     #[arg(long, requires_all = ["bucket", "access_key", "secret_key"])]
     s3_endpoint: Option<url::Url>,
@@ -414,6 +438,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // Quiet unless asked: the CLI prints its own results and errors.
     let filter = tracing_subscriber::EnvFilter::try_from_env("S3BGU_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
@@ -423,13 +451,25 @@ fn init_logging() {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Colour codes only for a person at a terminal; https://no-color.org.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    // The engine's retries are shown whatever S3BGU_LOG says.
+    let retries = output::RetryLayer.with_filter(
+        tracing_subscriber::filter::Targets::new().with_target("s3bgu_core", tracing::Level::INFO),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(retries)
         .try_init();
 }
 
 async fn run_serve(a: ServeArgs) -> ExitCode {
+    let embedded = a.s3_endpoint.is_none();
     let store = match a.s3_endpoint {
         Some(endpoint) => StoreChoice::External(StoreTarget {
             endpoint,
@@ -440,28 +480,88 @@ async fn run_serve(a: ServeArgs) -> ExitCode {
         }),
         None => StoreChoice::Embedded { dir: a.store },
     };
+    // Next to the backend's port, so one firewall rule covers both.
+    let store_port = a.store_port.unwrap_or(match a.listen.port() {
+        0 | u16::MAX => 0,
+        p => p + 1,
+    });
     let running = match serve(ServeOptions {
         listen: a.listen,
         store,
         part_size: a.part_size,
         url_ttl: a.url_ttl.map(Duration::from_secs),
+        store_port,
+        store_public_url: a.store_public_url.clone(),
     })
     .await
     {
         Ok(r) => r,
+        Err(e @ BackendError::Listen { what, .. }) if what.contains("store") => {
+            return fail(format!("{e} (choose another port with --store-port)"))
+        }
+        Err(e @ BackendError::Listen { .. }) => {
+            return fail(format!("{e} (choose another address with --listen)"))
+        }
         Err(e) => return fail(e),
     };
-    println!(
-        "listening on {}",
-        running.url.as_str().trim_end_matches('/')
-    );
+    let local = running.url.as_str().trim_end_matches('/').to_owned();
+    // Scripts read the first line: the URL to use, the LAN one when there is one.
+    let shown = running.lan_url.as_ref().map_or(local.clone(), |u| {
+        u.as_str().trim_end_matches('/').to_owned()
+    });
+    println!("listening on {shown}");
+    let store_port = running.store_url.port_or_known_default().unwrap_or(0);
+    // The port bound, also when --listen asked for any (0).
+    let port = running.url.port_or_known_default().unwrap_or(0);
+    if a.listen.ip().is_unspecified() {
+        println!("on every interface; from this machine also {local}");
+        match &running.lan_url {
+            Some(_) => {
+                let ports = if embedded {
+                    format!("ports {port} and {store_port}")
+                } else {
+                    format!("port {port}")
+                };
+                println!("an app on this network ({ports} open in the firewall):");
+                print_set_config(&shown);
+            }
+            None => {
+                println!("no network address found: connect this machine to the phone's network")
+            }
+        }
+    } else if a.listen.ip().is_loopback() {
+        println!(
+            "only this machine can reach it (and an iOS simulator; an Android emulator \
+             at http://10.0.2.2:{port}); for a phone: --listen 0.0.0.0:{port}"
+        );
+        print_set_config(&shown);
+    } else {
+        print_set_config(&shown);
+    }
+    // Scripts read this line's last word (bench/bench.py).
     eprintln!(
         "s3 store at {}",
         running.store_url.as_str().trim_end_matches('/')
     );
+    if embedded {
+        match &a.store_public_url {
+            Some(u) => eprintln!("part URLs name {}", u.as_str().trim_end_matches('/')),
+            None => eprintln!("part URLs name the host each request came in on, port {store_port}"),
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
     running.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The app's configuration for a backend at `base` (the reference routes).
+fn print_set_config(base: &str) {
+    println!("  setConfig({{");
+    println!("    startUploadApi: '{base}/startUpload',");
+    println!("    getUploadUrlsApi: '{base}/getUploadUrls',");
+    println!("    completeApi: '{base}/complete',");
+    println!("    abortApi: '{base}/abort',");
+    println!("  }});");
 }
 
 /// The marker beside a queue database whose uploads use the embedded backend.
@@ -489,6 +589,8 @@ async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
         store: StoreChoice::Embedded { dir: dir.clone() },
         part_size: None,
         url_ttl: None,
+        store_port: 0,
+        store_public_url: None,
     })
     .await
     .map_err(|e| format!("cannot start the embedded backend: {e}"))?;
@@ -498,9 +600,45 @@ async fn start_embedded(db: &Path) -> Result<RunningBackend, String> {
     Ok(running)
 }
 
+/// `value` as an absolute http(s) URL, or an error naming `flag` (the
+/// engine's own error would name the app's config field).
+fn check_url_flag(flag: &str, value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(u) if u.scheme() != "http" && u.scheme() != "https" && !value.contains("://") => Err(
+            format!("{flag} {value} has no scheme: write http://{value} or https://{value}"),
+        ),
+        Ok(u) => Err(format!(
+            "{flag} {value}: the scheme must be http or https, not {}",
+            u.scheme()
+        )),
+        Err(url::ParseError::RelativeUrlWithoutBase) => Err(format!(
+            "{flag} {value} has no scheme: write http://{value} or https://{value}"
+        )),
+        Err(e) => Err(format!("{flag} {value} is not a URL: {e}")),
+    }
+}
+
+/// The backend flags' URLs, each checked under its own flag name.
+fn check_backend_urls(b: &BackendArgs) -> Result<(), String> {
+    for (flag, value) in [
+        ("--backend", &b.backend),
+        ("--start-url", &b.start_url),
+        ("--urls-url", &b.urls_url),
+        ("--complete-url", &b.complete_url),
+        ("--abort-url", &b.abort_url),
+    ] {
+        if let Some(v) = value {
+            check_url_flag(flag, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// The configuration the flags ask for, on top of `base` (the stored one);
 /// `None` when neither names a backend.
 fn config_from_flags(b: &BackendArgs, base: Option<Config>) -> Result<Option<Config>, String> {
+    check_backend_urls(b)?;
     let mut c = if let Some(url) = &b.backend {
         let mut c = Config::for_base_url(url);
         if let Some(old) = &base {
@@ -770,8 +908,39 @@ async fn finish(s: Session) -> ExitCode {
 }
 
 async fn run_check(a: CheckArgs) -> ExitCode {
+    let flags = [
+        ("--backend", &a.backend),
+        ("--start-url", &a.start_url),
+        ("--urls-url", &a.urls_url),
+        ("--complete-url", &a.complete_url),
+        ("--abort-url", &a.abort_url),
+    ];
+    for (flag, value) in flags {
+        if let Some(v) = value {
+            if let Err(e) = check_url_flag(flag, v) {
+                return fail(e);
+            }
+        }
+    }
+    let (shown, routes) = match (a.backend, a.start_url, a.urls_url, a.complete_url) {
+        (Some(base), ..) => (
+            base.trim_end_matches('/').to_owned(),
+            check::Routes::under(&base),
+        ),
+        (None, Some(start), Some(urls), Some(complete)) => (
+            start.clone(),
+            check::Routes {
+                start,
+                urls,
+                complete,
+                abort: a.abort_url,
+            },
+        ),
+        _ => return fail("pass --backend URL, or --start-url, --urls-url and --complete-url"),
+    };
     let opts = check::CheckOptions {
-        backend: a.backend,
+        backend: shown,
+        routes,
         headers: a.headers,
         params: a.params,
     };
@@ -813,6 +982,23 @@ fn run_recover(a: RecoverArgs) -> ExitCode {
     }
 }
 
+/// `status` when some upload is FAILED (resumable).
+const EXIT_SOME_FAILED: u8 = 3;
+/// `status` when none failed but some are not finished (queued, running,
+/// paused: `s3bgu resume` goes on).
+const EXIT_SOME_UNFINISHED: u8 = 4;
+
+/// What `status` answers for a queue: 0 when nothing is left to do.
+fn status_exit(list: &[UploadInfo]) -> u8 {
+    if list.iter().any(|u| u.state == UploadState::Failed) {
+        EXIT_SOME_FAILED
+    } else if list.iter().any(|u| !u.state.is_final()) {
+        EXIT_SOME_UNFINISHED
+    } else {
+        0
+    }
+}
+
 async fn run_status(a: StatusArgs) -> ExitCode {
     if !a.db.exists() {
         return fail(format!("no queue database at {}", a.db.display()));
@@ -822,7 +1008,7 @@ async fn run_status(a: StatusArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     output::report(&list, a.json, None);
-    ExitCode::SUCCESS
+    ExitCode::from(status_exit(&list))
 }
 
 #[cfg(test)]

@@ -93,8 +93,9 @@ fn status_of(db: &Path, id: i64) -> serde_json::Value {
         .arg(db)
         .output()
         .unwrap();
+    // 0: nothing left to do, 3: some failed, 4: some unfinished.
     assert!(
-        out.status.success(),
+        matches!(out.status.code(), Some(0 | 3 | 4)),
         "s3bgu status failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -207,3 +207,76 @@ async fn secrets_in_answers_are_not_printed() {
         assert!(!text.contains(secret), "{secret} printed: {text}");
     }
 }
+
+/// Runs the checker with `--json` and the given flags (no --backend).
+fn check_with(args: &[&str]) -> (bool, Value) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run s3bgu");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_base_url_fails_even_the_bad_request_point() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    // Every route under it answers 404.
+    let wrong = format!("{}/api/v2", h.backend_url);
+    let (ok, v) = check_with(&["--backend", &wrong]);
+    assert!(!ok);
+    assert_eq!(v["passed"], false);
+    assert!(with_status(&v, "passed").is_empty(), "{v:#}");
+    let bad = v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "start-bad-request")
+        .unwrap();
+    assert_eq!(bad["status"], "failed", "{bad}");
+    assert!(bad["seen"].as_str().unwrap().contains("404"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_with_their_own_names_are_checked_one_by_one() {
+    let h = Harness::start(HarnessOptions::default()).await;
+    let route = |name: &str| format!("{}/{name}", h.backend_url);
+    let (start, urls, complete, abort) = (
+        route("startUpload"),
+        route("getUploadUrls"),
+        route("complete"),
+        route("abort"),
+    );
+    let (ok, v) = check_with(&[
+        "--start-url",
+        &start,
+        "--urls-url",
+        &urls,
+        "--complete-url",
+        &complete,
+        "--abort-url",
+        &abort,
+    ]);
+    assert_all_pass(&h, &v, ok);
+
+    // Without an abort route the abort point is left out, not failed.
+    let (ok, v) = check_with(&[
+        "--start-url",
+        &start,
+        "--urls-url",
+        &urls,
+        "--complete-url",
+        &complete,
+    ]);
+    assert!(ok, "{v:#}");
+    assert_eq!(with_status(&v, "passed").len(), ALL_POINTS - 1, "{v:#}");
+    assert_eq!(with_status(&v, "not_asked"), set(&["abort"]), "{v:#}");
+}

@@ -457,8 +457,9 @@ fn killed_on_the_embedded_backend_resumes_on_it() {
 
 fn s3bgu_core_state(dir: &Path) -> String {
     let out = run(s3bgu(dir).args(["status", "--json"]));
+    // 0: nothing left to do, 3: some failed, 4: some unfinished.
     assert!(
-        out.status.success(),
+        matches!(out.status.code(), Some(0 | 3 | 4)),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -25,9 +25,18 @@ async fn ca_cert_flag_trusts_a_private_ca_and_nothing_else_does() {
     let pem = dir.path().join("ca.pem");
     std::fs::write(&pem, ca.pem()).unwrap();
 
-    // Without the flag the private CA is unknown: the upload fails, typed.
+    // Without the flag the private CA is unknown: the upload fails, typed
+    // (two quick attempts: the default policy retries for about a minute).
     let out = Command::new(BIN)
-        .args(["upload", "--json", "--backend", &h.backend_url, "--db"])
+        .args([
+            "upload",
+            "--json",
+            "--max-attempts",
+            "2",
+            "--retry-base-delay",
+            "50ms",
+        ])
+        .args(["--backend", &h.backend_url, "--db"])
         .arg(dir.path().join("untrusted.db"))
         .arg(&file)
         .output()
