@@ -10,7 +10,7 @@
 #               the upload must finish there (the runner waits for the
 #               backend's complete call before bringing the app back);
 #   killed      the app's process is killed once two parts are stored
-#               (`adb shell am kill` / `xcrun simctl terminate`), relaunched,
+#               (`adb shell kill -9` as root / `xcrun simctl terminate`), relaunched,
 #               and must finish with no stored part sent again.
 #
 #   example-app/e2e/run.sh android APK      (emulator from adb / ANDROID_SERIAL)
@@ -94,6 +94,11 @@ if [ "$platform" = android ]; then
   # The part URLs are signed for the store's loopback address, so the app
   # must reach exactly that host and port: adb reverse maps the emulator's
   # localhost ports to this machine's (10.0.2.2 would change the signed host).
+  # Root first (restarting adbd drops reverse mappings): `am kill` spares a
+  # process that runs a job or a foreground service, as this app does while
+  # it uploads, so the kill below is a signal, which needs root (emulator
+  # images without Google Play allow it).
+  adb root >/dev/null && adb wait-for-device
   for url in "$backend_url" "$store_url"; do
     adb reverse "tcp:$(port_of "$url")" "tcp:$(port_of "$url")"
   done
@@ -101,8 +106,12 @@ if [ "$platform" = android ]; then
   files_dir="/sdcard/Android/data/$app_id/files"
   place_file() { adb shell mkdir -p "$files_dir" && adb push "$1" "$files_dir/$2" >/dev/null && echo "$files_dir/$2"; }
   to_background() { adb shell input keyevent KEYCODE_HOME; }
-  # am kill only ends a process in the background, as the system would.
-  kill_app() { adb shell input keyevent KEYCODE_HOME; sleep 1; adb shell am kill "$app_id"; }
+  # SIGKILL, as the low-memory killer ends a process: no callback runs.
+  kill_app() {
+    local pid
+    pid="$(app_pid)"
+    [ -n "$pid" ] && adb shell kill -9 "$pid"
+  }
   app_pid() { adb shell pidof "$app_id" 2>/dev/null | tr -d '\r' || true; }
 else
   udid="${IOS_UDID:-booted}"
@@ -178,6 +187,9 @@ scenario() {
       local pid
       pid="$(app_pid)"
       [ -n "$pid" ] || { log "no process of the app to kill"; return 1; }
+      # Parts first stored after this mark were on their way at the kill:
+      # sending them again is right; parts stored before it must not be.
+      ask mark-kill
       kill_app
       sleep 2
       # The system may start a new process for the app's scheduled work; the

@@ -104,7 +104,7 @@ function writeZip(file, entries) {
 }
 
 /** An APK-like zip: a manifest, a dex, and both libraries for each ABI. */
-function apk(name, override = {}) {
+function apk(name, override = {}, extra = []) {
   const entries = [
     { name: 'AndroidManifest.xml', data: Buffer.from('<manifest/>'), deflate: true },
     { name: 'classes.dex', data: Buffer.alloc(5000, 7), deflate: true },
@@ -116,6 +116,7 @@ function apk(name, override = {}) {
       entries.push({ name: entryName, data: aligned, align: 16384, ...override[entryName] });
     }
   }
+  entries.push(...extra);
   return writeZip(path.join(work, `${name}.apk`), entries);
 }
 
@@ -155,6 +156,23 @@ test('check-apk: a library linked for 4 KB pages -> fails on its LOAD segments',
   assert.match(
     r.out,
     /FAIL lib\/x86_64\/libreactnative\.so: LOAD segments aligned below 16 KB: 0x1000/,
+  );
+});
+
+test('check-apk: a 32-bit ABI holds only this package to 16 KB pages', () => {
+  // React Native's and the NDK's 32-bit libraries are built for 4 KB pages
+  // (the NDK aligns 64-bit ABIs only): listed, not failed.
+  const theirs = { name: 'lib/armeabi-v7a/libc++_shared.so', data: pages4k, align: 4096 };
+  const ok = check(apk('rn32', {}, [theirs]));
+  assert.equal(ok.code, 0, ok.out);
+  assert.match(ok.out, /note lib\/armeabi-v7a\/libc\+\+_shared\.so: .*not held to 16 KB pages/);
+  // The engine is held to them on every ABI.
+  const ours = { name: 'lib/armeabi-v7a/libs3bgu_core.so', data: pages4k, align: 4096 };
+  const bad = check(apk('ours32', {}, [ours]));
+  assert.equal(bad.code, 1, bad.out);
+  assert.match(
+    bad.out,
+    /FAIL lib\/armeabi-v7a\/libs3bgu_core\.so: .*(16 KB boundary|LOAD segments)/,
   );
 });
 

@@ -94,6 +94,9 @@ test('an upload through it: parts counted, none stored twice, one complete, obje
   assert.equal(await ask('part-puts'), '3');
   assert.equal(await ask('ok-part-puts'), '3');
   assert.equal(await ask('parts-stored-twice'), '0');
+  // After a kill mark, parts stored before it still count (none here).
+  assert.equal(await ask('mark-kill'), 'ok');
+  assert.equal(await ask('parts-stored-twice'), '0');
   assert.equal(await ask('completes'), '1');
   const same = files(header.store).filter(
     p => statSync(p).size === data.length && readFileSync(p).equals(data),

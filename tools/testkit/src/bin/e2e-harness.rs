@@ -15,6 +15,8 @@
 //! `delay-puts MS` (every part PUT waits MS first; 0: off) -> `ok`;
 //! `part-puts` -> part PUTs received; `ok-part-puts` -> those answered 2xx;
 //! `parts-stored-twice` -> parts of an upload answered 2xx more than once
+//! (after `mark-kill`: only parts first stored before the mark);
+//! `mark-kill` -> `ok`, the moment the app's process is killed
 //! (a completed part sent again); `completes` -> complete calls received.
 
 use s3bgu_testkit::{Harness, HarnessOptions, Route};
@@ -25,16 +27,24 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: e2e-harness [--store DIR] [--part-size BYTES]";
 
-fn parts_stored_twice(harness: &Harness) -> usize {
-    let mut ok: BTreeMap<(String, u32), u32> = BTreeMap::new();
-    for r in harness.stats.store_requests() {
+/// Parts of an upload answered 2xx more than once. With `confirmed_before`
+/// (the number of store requests seen when the app was killed), only parts
+/// first stored before that count: a PUT still on its way at the kill may
+/// be stored after it, its answer lost with the process, and sending that
+/// part again is right.
+fn parts_stored_twice(harness: &Harness, confirmed_before: Option<usize>) -> usize {
+    let mut ok: BTreeMap<(String, u32), (usize, u32)> = BTreeMap::new();
+    for (i, r) in harness.stats.store_requests().into_iter().enumerate() {
         if let (Some(part), Some(status)) = (r.part, r.status) {
             if (200..300).contains(&status) {
-                *ok.entry(part).or_default() += 1;
+                let entry = ok.entry(part).or_insert((i, 0));
+                entry.1 += 1;
             }
         }
     }
-    ok.values().filter(|&&n| n > 1).count()
+    ok.values()
+        .filter(|&&(first, n)| n > 1 && confirmed_before.is_none_or(|mark| first < mark))
+        .count()
 }
 
 fn main() {
@@ -70,6 +80,7 @@ fn main() {
     println!("store-url {}", harness.store_url);
     println!("store {}", harness.store_dir.display());
     let _ = std::io::stdout().flush();
+    let mut killed_at: Option<usize> = None;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut words = line.split_whitespace();
@@ -80,7 +91,13 @@ fn main() {
             }
             (Some("part-puts"), None) => harness.stats.total_part_puts().to_string(),
             (Some("ok-part-puts"), None) => harness.stats.ok_part_puts().to_string(),
-            (Some("parts-stored-twice"), None) => parts_stored_twice(&harness).to_string(),
+            (Some("parts-stored-twice"), None) => {
+                parts_stored_twice(&harness, killed_at).to_string()
+            }
+            (Some("mark-kill"), None) => {
+                killed_at = Some(harness.stats.store_requests().len());
+                "ok".to_string()
+            }
             (Some("completes"), None) => harness.stats.backend_calls(Route::Complete).to_string(),
             _ => format!("error: unknown command {line:?}"),
         };
