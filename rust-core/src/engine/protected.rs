@@ -139,6 +139,9 @@ impl Engine {
                 ),
             ));
             self.notify_state(id);
+        } else {
+            // A run waiting for "idle" looks again.
+            self.changes.send_modify(|n| *n += 1);
         }
     }
 
