@@ -780,3 +780,33 @@ async fn a_locked_file_waits_unstaged_in_handoff_mode() {
         "each part handed off once"
     );
 }
+
+/// Should the report of the unlock never come, a waiting upload is tried
+/// again after the retry backoff; once its file reads, it goes on and its
+/// record no longer says it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_the_unlock_ends_after_the_backoff_without_a_report() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let opener = TestOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    e.uploader.set_protected_data_available(false);
+    let path = e.file("clip.mov", PART * 2 + 9);
+    let u = add_uri(&e.uploader, "clip.mov", "t").await.unwrap();
+    opener.fault("clip.mov", Some(Fault::Revoked));
+    wait_for(&e.uploader, u.id, "waiting for the unlock", |x| {
+        x.error.is_some()
+    })
+    .await;
+    // Unlocked, but the platform's report is lost.
+    opener.fault("clip.mov", None);
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_eq!(done.error, None);
+    assert_object(&h, &done, &path);
+    let upload_id = done.upload_id.as_deref().unwrap();
+    for n in 1..=done.parts_total {
+        assert_eq!(h.stats.part_puts(upload_id, n), 1, "part {n}");
+    }
+    assert_eq!(e.uploader.status().await.unwrap().waiting_for_unlock, 0);
+}

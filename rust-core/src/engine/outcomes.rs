@@ -94,8 +94,10 @@ impl Engine {
             }
             outcome => outcome,
         };
-        let read_since_wait = matches!(outcome, Outcome::Part { result: Ok(_), .. })
-            && self.read_since_unlock_wait(id, ticket);
+        let read_since_wait = matches!(
+            outcome,
+            Outcome::Part { result: Ok(_), .. } | Outcome::Staged { result: Ok(_), .. }
+        ) && self.read_since_unlock_wait(id, ticket);
         match outcome {
             Outcome::Start(r) => self.on_start(id, r),
             Outcome::Urls { fetched_at, result } => self.on_urls(id, fetched_at, result),
