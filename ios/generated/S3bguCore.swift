@@ -2125,6 +2125,19 @@ public protocol UploadEngineProtocol: AnyObject, Sendable {
     func setAppState(state: AppState, seq: UInt64) throws 
     
     /**
+     * Whether files protected while the device is locked can be read
+     * (iOS: `UIApplication.isProtectedDataAvailable`, then
+     * `protectedDataWillBecomeUnavailable` / `protectedDataDidBecomeAvailable`).
+     * The engine assumes `true` until told; report it at every launch
+     * before the network. While `false`, an upload whose file the system
+     * refuses (EPERM/EACCES, or the opener's `PermissionRevoked`/`Failed`)
+     * waits instead of failing: no attempt counted, idle reason
+     * `WAITING_FOR_UNLOCK`, its record's error says so; `true` sends it on.
+     * Android never calls it. Non-blocking; any thread.
+     */
+    func setProtectedDataAvailable(available: Bool) throws 
+    
+    /**
      * The OS stops run `id` (Android `onStopJob`, an iOS expiration
      * handler): work stops at a checkpoint; the verdict is returned here
      * and by `run_background`. Async, returns within milliseconds.
@@ -2998,6 +3011,26 @@ open func setAppState(state: AppState, seq: UInt64)throws   {try rustCallWithErr
 }
     
     /**
+     * Whether files protected while the device is locked can be read
+     * (iOS: `UIApplication.isProtectedDataAvailable`, then
+     * `protectedDataWillBecomeUnavailable` / `protectedDataDidBecomeAvailable`).
+     * The engine assumes `true` until told; report it at every launch
+     * before the network. While `false`, an upload whose file the system
+     * refuses (EPERM/EACCES, or the opener's `PermissionRevoked`/`Failed`)
+     * waits instead of failing: no attempt counted, idle reason
+     * `WAITING_FOR_UNLOCK`, its record's error says so; `true` sends it on.
+     * Android never calls it. Non-blocking; any thread.
+     */
+open func setProtectedDataAvailable(available: Bool)throws   {try rustCallWithError(FfiConverterTypeUploaderError_lift) {
+        uniffiCallStatus in
+    uniffi_s3bgu_core_fn_method_uploadengine_set_protected_data_available(
+            self.uniffiCloneHandle(),
+        FfiConverterBool.lower(available),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * The OS stops run `id` (Android `onStopJob`, an iOS expiration
      * handler): work stops at a checkpoint; the verdict is returned here
      * and by `run_background`. Async, returns within milliseconds.
@@ -3387,6 +3420,11 @@ public struct EngineStatus: Equatable, Hashable {
      */
     public var stagedBytes: UInt64
     public var stagingPeak: UInt64
+    /**
+     * Active uploads waiting for the device's unlock (their files are
+     * protected while it is locked).
+     */
+    public var waitingForUnlock: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3414,7 +3452,11 @@ public struct EngineStatus: Equatable, Hashable {
          */tasksHandedOff: UInt32, tasksHandedOffTotal: UInt64, 
         /**
          * Bytes of staged part files now, and at most since open.
-         */stagedBytes: UInt64, stagingPeak: UInt64) {
+         */stagedBytes: UInt64, stagingPeak: UInt64, 
+        /**
+         * Active uploads waiting for the device's unlock (their files are
+         * protected while it is locked).
+         */waitingForUnlock: UInt32) {
         self.running = running
         self.online = online
         self.metered = metered
@@ -3428,6 +3470,7 @@ public struct EngineStatus: Equatable, Hashable {
         self.tasksHandedOffTotal = tasksHandedOffTotal
         self.stagedBytes = stagedBytes
         self.stagingPeak = stagingPeak
+        self.waitingForUnlock = waitingForUnlock
     }
 
     
@@ -3458,7 +3501,8 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
                 tasksHandedOff: FfiConverterUInt32.read(from: &buf), 
                 tasksHandedOffTotal: FfiConverterUInt64.read(from: &buf), 
                 stagedBytes: FfiConverterUInt64.read(from: &buf), 
-                stagingPeak: FfiConverterUInt64.read(from: &buf)
+                stagingPeak: FfiConverterUInt64.read(from: &buf), 
+                waitingForUnlock: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -3476,6 +3520,7 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.tasksHandedOffTotal, into: &buf)
         FfiConverterUInt64.write(value.stagedBytes, into: &buf)
         FfiConverterUInt64.write(value.stagingPeak, into: &buf)
+        FfiConverterUInt32.write(value.waitingForUnlock, into: &buf)
     }
 }
 
@@ -5676,6 +5721,11 @@ public enum IdleReason: Equatable, Hashable {
      * (or wait for staging room). Safe to let the app be suspended.
      */
     case handedOff
+    /**
+     * Uploads remain, but their files are protected while the device is
+     * locked: they go on after `set_protected_data_available(true)`.
+     */
+    case waitingForUnlock
 
 
 
@@ -5709,6 +5759,8 @@ public struct FfiConverterTypeIdleReason: FfiConverterRustBuffer {
         
         case 6: return .handedOff
         
+        case 7: return .waitingForUnlock
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -5739,6 +5791,10 @@ public struct FfiConverterTypeIdleReason: FfiConverterRustBuffer {
         
         case .handedOff:
             writeInt(&buf, Int32(6))
+        
+        
+        case .waitingForUnlock:
+            writeInt(&buf, Int32(7))
         
         }
     }
@@ -8021,6 +8077,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() != 34428) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_s3bgu_core_checksum_method_uploadengine_set_protected_data_available() != 12738) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() != 37176) {

@@ -74,6 +74,9 @@ pub struct EngineStatus {
     pub staging_peak: u64,
     /// The engine has requests or staging of its own in progress.
     pub engine_busy: bool,
+    /// Active uploads whose file was refused while the device's protected
+    /// data was unavailable: they wait for it (`set_protected_data_available`).
+    pub waiting_for_unlock: u32,
     /// Uploads held in the engine's working set (every one but the
     /// finished ones): the scheduler's work per event grows with this.
     pub tracked: u32,
@@ -99,6 +102,10 @@ pub enum IdleReason {
     /// waits for staging room); the engine has nothing to do until the
     /// platform reports a task's end.
     HandedOff,
+    /// Uploads remain, but their files are protected while the device is
+    /// locked (iOS data protection): they go on once the platform reports
+    /// protected data available again (or after the retry backoff).
+    WaitingForUnlock,
 }
 
 impl IdleReason {
@@ -110,6 +117,7 @@ impl IdleReason {
             IdleReason::AllPaused => "all_paused",
             IdleReason::AuthRequired => "auth_required",
             IdleReason::HandedOff => "handed_off",
+            IdleReason::WaitingForUnlock => "waiting_for_unlock",
         }
     }
 }
@@ -123,7 +131,14 @@ impl EngineStatus {
             if !self.network_allowed {
                 Some(IdleReason::WaitingForNetwork)
             } else {
-                (self.handoff && !self.engine_busy).then_some(IdleReason::HandedOff)
+                let all_wait_for_unlock = self.waiting_for_unlock >= self.active;
+                if self.engine_busy {
+                    None
+                } else if self.handoff {
+                    Some(IdleReason::HandedOff)
+                } else {
+                    all_wait_for_unlock.then_some(IdleReason::WaitingForUnlock)
+                }
             }
         } else if self.auth_paused > 0 {
             Some(IdleReason::AuthRequired)
@@ -189,6 +204,22 @@ mod tests {
             ..handed.clone()
         };
         assert_eq!(staging.idle_reason(), None);
+        // Every active upload waits for the device's unlock: nothing to run.
+        let locked = EngineStatus {
+            waiting_for_unlock: 2,
+            ..busy.clone()
+        };
+        assert_eq!(locked.idle_reason(), Some(IdleReason::WaitingForUnlock));
+        let one_locked = EngineStatus {
+            waiting_for_unlock: 1,
+            ..busy.clone()
+        };
+        assert_eq!(one_locked.idle_reason(), None);
+        let locked_busy = EngineStatus {
+            engine_busy: true,
+            ..locked.clone()
+        };
+        assert_eq!(locked_busy.idle_reason(), None);
         let auth = EngineStatus {
             active: 0,
             network_allowed: false,

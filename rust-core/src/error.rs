@@ -132,6 +132,12 @@ impl std::error::Error for UploadError {}
 pub(crate) enum Error {
     #[error("{0}")]
     Public(#[from] UploadError),
+    /// An upload's file could not be opened or read for lack of permission
+    /// (`file_unreadable`). Final, unless the device's protected data was
+    /// unavailable meanwhile (iOS data protection while locked): then the
+    /// engine waits instead.
+    #[error("{0}")]
+    FileDenied(UploadError),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database error: {0}")]
@@ -142,7 +148,7 @@ impl Error {
     #[cfg(test)]
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
-            Error::Public(e) => e.code,
+            Error::Public(e) | Error::FileDenied(e) => e.code,
             Error::Sqlite(e) if is_corrupt(e) => ErrorCode::DatabaseCorrupt,
             Error::Sqlite(_) | Error::Json(_) => ErrorCode::Database,
         }
@@ -152,7 +158,7 @@ impl Error {
 impl From<Error> for UploadError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Public(e) => e,
+            Error::Public(e) | Error::FileDenied(e) => e,
             Error::Sqlite(e) => {
                 let code = if is_corrupt(&e) {
                     ErrorCode::DatabaseCorrupt

@@ -24,6 +24,10 @@ pub(crate) enum Failure {
     /// aborted, e.g. by a lifecycle rule): its parts are lost and a fresh
     /// multipart upload is needed.
     UploadGone { detail: String },
+    /// The upload's file could not be opened or read for lack of
+    /// permission: final, unless the device's protected data was
+    /// unavailable during the attempt (the engine decides).
+    FileDenied(UploadError),
     /// Final for this upload.
     Fatal(UploadError),
 }
@@ -36,7 +40,10 @@ impl Failure {
 
 impl From<crate::error::Error> for Failure {
     fn from(e: crate::error::Error) -> Self {
-        Failure::Fatal(e.into())
+        match e {
+            crate::error::Error::FileDenied(e) => Failure::FileDenied(e),
+            e => Failure::Fatal(e.into()),
+        }
     }
 }
 

@@ -59,10 +59,13 @@ pub(crate) fn file_error(path: &Path, e: &std::io::Error) -> crate::error::Error
             ErrorCode::FileNotFound,
             format!("{} does not exist", path.display()),
         ),
-        std::io::ErrorKind::PermissionDenied => err(
-            ErrorCode::FileUnreadable,
-            format!("{} cannot be read (permission denied)", path.display()),
-        ),
+        // Also what iOS data protection answers while the device is locked.
+        std::io::ErrorKind::PermissionDenied => {
+            crate::error::Error::FileDenied(crate::error::UploadError::new(
+                ErrorCode::FileUnreadable,
+                format!("{} cannot be read (permission denied)", path.display()),
+            ))
+        }
         _ => err(
             ErrorCode::FileUnreadable,
             format!("reading {} failed: {e}", path.display()),

@@ -9,9 +9,13 @@
 //! |---|---|---|
 //! | not reported yet, or no network reported | sends nothing | reports app state and network |
 //! | foreground | sends itself; keeps `prehandoff_window` parts with the transport | nothing |
-//! | background, in a long run (job, service, continued task) | sends itself | maps the run's verdict |
+//! | background or about to be suspended, in a long run (job, service, continued task) | sends itself | maps the run's verdict |
 //! | background, in a short run (background window, session wake) | hands parts off (sends itself without a transport) | maps the verdict |
-//! | background without a run, or about to be suspended | hands parts off; without a transport it stops at a checkpoint | schedules a run |
+//! | background without a long run, or about to be suspended without one | hands parts off; without a transport it stops at a checkpoint | schedules a run |
+//!
+//! "About to be suspended" is what the expiry of a short window reports; a
+//! long run under way then keeps the process alive (iOS: a continued task
+//! outlives the background window), so only its end hands parts off.
 
 use crate::engine::phone::PhoneCommand;
 use crate::engine::Command;
@@ -28,7 +32,8 @@ pub enum AppState {
     /// platform was granted ([`BackgroundRun`]).
     Background,
     /// About to be suspended (iOS: a background window expires): whatever is
-    /// not with the platform's transport stops at a checkpoint.
+    /// not with the platform's transport stops at a checkpoint, unless a
+    /// long run is under way (it keeps the process alive until it ends).
     Suspending,
 }
 
@@ -318,7 +323,8 @@ pub(crate) fn decide(
     }
     match state {
         AppState::Foreground => Mode::Direct,
-        AppState::Background if long => Mode::Direct,
+        // A long run keeps the process alive past a short window's expiry.
+        AppState::Background | AppState::Suspending if long => Mode::Direct,
         AppState::Background | AppState::Suspending if transport => Mode::Handoff,
         AppState::Background if short => Mode::Direct,
         AppState::Background | AppState::Suspending => Mode::Stopped,
@@ -368,9 +374,30 @@ mod tests {
         assert_eq!(d(Background, &[BackgroundWindow], true), Mode::Handoff);
         assert_eq!(d(Background, &[SessionWake], false), Mode::Direct);
         assert_eq!(d(Background, &[SessionWake, Job], true), Mode::Direct);
-        // About to be suspended: no direct request would survive.
-        assert_eq!(d(Suspending, &[ContinuedProcessing], true), Mode::Handoff);
-        assert_eq!(d(Suspending, &[Job], false), Mode::Stopped);
+        // About to be suspended without a long run: no direct request
+        // would survive.
+        assert_eq!(d(Suspending, &[], true), Mode::Handoff);
+        assert_eq!(d(Suspending, &[BackgroundWindow], true), Mode::Handoff);
+        assert_eq!(d(Suspending, &[SessionWake], false), Mode::Stopped);
+        assert_eq!(d(Suspending, &[], false), Mode::Stopped);
+    }
+
+    #[test]
+    fn a_long_run_outlives_the_background_window() {
+        let d = |s, r: &[RunKind], t| decide(s, true, r.iter().copied(), t);
+        // iOS: the window expires while a continued task runs: the process
+        // is not suspended, the engine keeps sending.
+        assert_eq!(d(Suspending, &[ContinuedProcessing], true), Mode::Direct);
+        assert_eq!(
+            d(Suspending, &[ContinuedProcessing, BackgroundWindow], true),
+            Mode::Direct
+        );
+        assert_eq!(d(Suspending, &[Job], false), Mode::Direct);
+        // The run ends, the state still suspending or background: hand-off
+        // with a transport, stopped without.
+        assert_eq!(d(Suspending, &[], true), Mode::Handoff);
+        assert_eq!(d(Suspending, &[], false), Mode::Stopped);
+        assert_eq!(d(Background, &[], true), Mode::Handoff);
     }
 
     #[test]

@@ -267,21 +267,19 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<OpenedUri> 
                 ),
             ))
         }
+        // Both may be data protection on a locked device: the engine tells.
         Ok(Err(FileOpenError::PermissionRevoked { reason })) => {
-            return Err(err(
-                ErrorCode::FileUnreadable,
-                format!(
-                    "permission to read {label} is gone{}: pick the file again, or {COPY_FIRST} \
-                     while the permission lasts",
-                    clean(&reason)
-                ),
-            ))
+            return Err(denied(format!(
+                "permission to read {label} is gone{}: pick the file again, or {COPY_FIRST} \
+                 while the permission lasts",
+                clean(&reason)
+            )))
         }
         Ok(Err(FileOpenError::Failed { reason })) => {
-            return Err(err(
-                ErrorCode::FileUnreadable,
-                format!("{label} cannot be opened{}: {COPY_FIRST}", clean(&reason)),
-            ))
+            return Err(denied(format!(
+                "{label} cannot be opened{}: {COPY_FIRST}",
+                clean(&reason)
+            )))
         }
         Err(_) => {
             return Err(err(
@@ -324,6 +322,12 @@ pub(crate) fn open_uri(opener: &dyn FileOpener, uri: &str) -> Result<OpenedUri> 
     descriptor_stamp(&file, &label)?;
     let replacement = replacement.filter(|new| usable_replacement(uri, new));
     Ok(OpenedUri { file, replacement })
+}
+
+/// An open refused by the opener: `file_unreadable`, or not now while the
+/// device's protected data is unavailable.
+fn denied(message: String) -> crate::error::Error {
+    crate::error::Error::FileDenied(UploadError::new(ErrorCode::FileUnreadable, message))
 }
 
 /// Whether the opener's replacement for `uri` can be stored: a URI for the

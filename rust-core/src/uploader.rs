@@ -466,6 +466,16 @@ impl Uploader {
         let _ = self.commands.send(Command::SetNetwork(state));
     }
 
+    /// Whether files protected while the device is locked can be read now
+    /// (iOS: `isProtectedDataAvailable` and its notifications; the engine
+    /// assumes they can until told). While they cannot, an upload whose
+    /// file is refused (permission denied) waits, with no attempt counted,
+    /// instead of failing with `file_unreadable`; it goes on when they can
+    /// again. Non-blocking.
+    pub fn set_protected_data_available(&self, available: bool) {
+        let _ = self.commands.send(Command::SetProtectedData(available));
+    }
+
     /// Running flag, network and counts, taken in one step.
     pub async fn status(&self) -> Result<EngineStatus, UploadError> {
         self.call(Command::Status).await

@@ -627,3 +627,186 @@ async fn uri_adds_are_hashed_at_most_two_at_a_time() {
     );
     up.shutdown().await;
 }
+
+/// The retry attempts stored for an upload's parts.
+fn stored_attempts(db: &Path, id: i64) -> u32 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT COALESCE(SUM(attempts), 0) FROM parts WHERE upload = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// iOS data protection: while the device is locked, its files are refused
+/// (the opener answers `PermissionRevoked`). Reported unavailable, that is
+/// "not now": the upload waits with no attempt counted, more refusals than
+/// the retry policy's attempts fail nothing, and once protected data is
+/// reported available again it finishes, byte-identical, each part sent
+/// once. Reported available, the same refusal fails the upload as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_locked_by_data_protection_waits_for_the_unlock() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let opener = TestOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    let path = e.file("clip.mov", PART * 5 + 123);
+    h.faults.delay_puts(Duration::from_millis(200));
+    let u = add_uri(&e.uploader, "clip.mov", "t").await.unwrap();
+    wait_for(&e.uploader, u.id, "a part sent", |x| x.parts_done >= 1).await;
+
+    // The device locks: the platform reports it, then files are refused.
+    e.uploader.set_protected_data_available(false);
+    opener.fault("clip.mov", Some(Fault::Revoked));
+    let locked_at = opener.calls("clip.mov");
+    let waiting = wait_for(&e.uploader, u.id, "waiting for the unlock", |x| {
+        x.error.is_some()
+    })
+    .await;
+    assert_eq!(waiting.state, UploadState::Running);
+    let why = waiting.error.clone().unwrap();
+    assert_eq!(why.code, ErrorCode::FileUnreadable);
+    assert!(why.message.contains("unlocked"), "{}", why.message);
+    // More refusals than the policy's attempts (fast_retry: 4): none counts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while opener.calls("clip.mov") < locked_at + 6 {
+        assert!(Instant::now() < deadline, "the engine stopped asking");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = e.uploader.status().await.unwrap();
+        if s.idle_reason() == Some(s3bgu_core::IdleReason::WaitingForUnlock) {
+            assert_eq!(s.waiting_for_unlock, 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never idle for the lock: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = get(&e.uploader, u.id).await;
+    assert_eq!(during.state, UploadState::Running);
+    assert!(during.parts_done < during.parts_total);
+    assert_eq!(stored_attempts(&e.db(), u.id), 0, "no attempt counted");
+    eprintln!(
+        "figures locked: {} refused opens, {} of {} parts done",
+        opener.calls("clip.mov") - locked_at,
+        during.parts_done,
+        during.parts_total
+    );
+
+    // Unlocked: the platform reports it; the wait ends at once.
+    h.faults.delay_puts(Duration::ZERO);
+    opener.fault("clip.mov", None);
+    e.uploader.set_protected_data_available(true);
+    let resumed = get(&e.uploader, u.id).await;
+    assert_eq!(resumed.error, None, "the waiting text is gone");
+    assert_eq!(e.uploader.status().await.unwrap().waiting_for_unlock, 0);
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    let upload_id = done.upload_id.as_deref().unwrap();
+    for n in 1..=done.parts_total {
+        assert_eq!(h.stats.part_puts(upload_id, n), 1, "part {n}");
+    }
+
+    // Protected data available: a refusal is the failure it always was.
+    let other = e.file("other.mov", PART + 7);
+    let o = add_uri(&e.uploader, "other.mov", "t").await.unwrap();
+    opener.fault("other.mov", Some(Fault::Revoked));
+    let failed = e.settle(o.id).await;
+    assert_eq!(failed.state, UploadState::Failed);
+    let err = failed.error.unwrap();
+    assert_eq!(err.code, ErrorCode::FileUnreadable, "{}", err.message);
+    assert!(err.message.contains("permission"), "{}", err.message);
+    assert!(!err.message.contains("unlocked"), "{}", err.message);
+    drop(other);
+}
+
+/// The same in hand-off mode (iOS in the background): staging a part opens
+/// the file. Refused while the device is locked, nothing is staged or
+/// handed off and nothing fails; once unlocked, every part is staged,
+/// carried by the transport and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_file_waits_unstaged_in_handoff_mode() {
+    use common::transport::TestTransport;
+    let h = harness().await;
+    let e = env(&h, 2).await;
+    let opener = TestOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    let t = Arc::new(TestTransport::default());
+    t.set_reporter(e.uploader.task_reporter());
+    e.uploader.set_part_transport(
+        Some(t.clone() as Arc<dyn s3bgu_core::PartTransport>),
+        s3bgu_core::HandoffSettings::default(),
+    );
+    e.uploader.set_handoff(true).await.unwrap();
+    e.uploader.set_protected_data_available(false);
+    let path = e.file("clip.mov", PART * 3 + 5);
+    let u = add_uri(&e.uploader, "clip.mov", "t").await.unwrap();
+    opener.fault("clip.mov", Some(Fault::Revoked));
+    let waiting = wait_for(&e.uploader, u.id, "waiting for the unlock", |x| {
+        x.error.is_some()
+    })
+    .await;
+    assert_eq!(waiting.state, UploadState::Running);
+    assert!(
+        waiting.error.unwrap().message.contains("unlocked"),
+        "the record says why"
+    );
+    let refused_at = opener.calls("clip.mov");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while opener.calls("clip.mov") < refused_at + 2 {
+        assert!(Instant::now() < deadline, "never asked again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = e.uploader.status().await.unwrap();
+    assert_eq!(s.waiting_for_unlock, 1);
+    assert!(t.submitted.lock().unwrap().is_empty(), "nothing handed off");
+    assert_eq!(stored_attempts(&e.db(), u.id), 0, "no attempt counted");
+
+    opener.fault("clip.mov", None);
+    e.uploader.set_protected_data_available(true);
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_object(&h, &done, &path);
+    let upload_id = done.upload_id.as_deref().unwrap();
+    for n in 1..=done.parts_total {
+        assert_eq!(h.stats.part_puts(upload_id, n), 1, "part {n}");
+    }
+    assert_eq!(
+        t.submitted.lock().unwrap().len() as u32,
+        done.parts_total,
+        "each part handed off once"
+    );
+}
+
+/// Should the report of the unlock never come, a waiting upload is tried
+/// again after the retry backoff; once its file reads, it goes on and its
+/// record no longer says it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_the_unlock_ends_after_the_backoff_without_a_report() {
+    let h = harness().await;
+    let e = env(&h, 1).await;
+    let opener = TestOpener::new(e.dir.path());
+    e.uploader.set_file_opener(Some(opener.clone()));
+    e.uploader.set_protected_data_available(false);
+    let path = e.file("clip.mov", PART * 2 + 9);
+    let u = add_uri(&e.uploader, "clip.mov", "t").await.unwrap();
+    opener.fault("clip.mov", Some(Fault::Revoked));
+    wait_for(&e.uploader, u.id, "waiting for the unlock", |x| {
+        x.error.is_some()
+    })
+    .await;
+    // Unlocked, but the platform's report is lost.
+    opener.fault("clip.mov", None);
+    let done = e.settle(u.id).await;
+    assert_eq!(done.state, UploadState::Completed, "{:?}", done.error);
+    assert_eq!(done.error, None);
+    assert_object(&h, &done, &path);
+    let upload_id = done.upload_id.as_deref().unwrap();
+    for n in 1..=done.parts_total {
+        assert_eq!(h.stats.part_puts(upload_id, n), 1, "part {n}");
+    }
+    assert_eq!(e.uploader.status().await.unwrap().waiting_for_unlock, 0);
+}

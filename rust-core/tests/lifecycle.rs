@@ -56,7 +56,7 @@ fn expected_mode(
     });
     match state {
         AppState::Foreground => "direct",
-        AppState::Background if long => "direct",
+        AppState::Background | AppState::Suspending if long => "direct",
         _ if transport => "handoff",
         AppState::Background if !runs.is_empty() => "direct",
         _ => "stopped",
@@ -770,6 +770,78 @@ async fn a_continued_task_expires_into_a_background_window() {
         "the session carried parts"
     );
     figures(&h, &p, "continued task into a background window").await;
+}
+
+/// iOS: the background window expires (SUSPENDING) while a
+/// continued-processing task runs. The task keeps the process alive, so the
+/// engine goes on sending itself; only when the task is stopped does the
+/// rest go to the session. Every part is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continued_task_outlives_the_background_window() {
+    let h = harness().await;
+    let mut p = Platform::new(&h, 1).await;
+    let f = p.file("a.bin", 6 * PART + 1);
+    let id = p.add(&f).await.id;
+    let t = p.attach(0);
+    h.faults.delay_puts(Duration::from_millis(300));
+    p.app(AppState::Foreground).await;
+    p.network().await;
+    p.runs.push(RunKind::ContinuedProcessing);
+    let (ran, stopped) = {
+        let u = &p.u;
+        let run = u.run_background(BackgroundRun {
+            id: "cp".into(),
+            kind: RunKind::ContinuedProcessing,
+            time_limit: None,
+        });
+        let script = async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while u.lifecycle_status().await.unwrap().runs.is_empty() {
+                assert!(Instant::now() < deadline, "the run never began");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The person leaves the app; its background window expires.
+            u.set_app_state(AppState::Background, 2);
+            u.set_app_state(AppState::Suspending, 3);
+            let s = u.lifecycle_status().await.unwrap();
+            assert_eq!(s.state, Some(AppState::Suspending));
+            assert_eq!(s.mode, "direct", "the continued task keeps it sending");
+            // Still sending itself after the expiry: more parts are stored.
+            let at_expiry = p.get(id).await.parts_done;
+            while p.get(id).await.parts_done < at_expiry + 2 {
+                assert!(Instant::now() < deadline, "nothing sent after the expiry");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(u.lifecycle_status().await.unwrap().mode, "direct");
+            assert!(
+                t.submitted.lock().unwrap().is_empty(),
+                "nothing handed off while the task runs"
+            );
+            u.stop_background_run("cp", StopCause::System)
+                .await
+                .unwrap()
+        };
+        tokio::join!(run, script)
+    };
+    p.seq = 3;
+    p.state = Some(AppState::Suspending);
+    p.runs.clear();
+    assert_eq!(ran.unwrap(), stopped);
+    assert_ne!(stopped, RunVerdict::Finished, "work was left at the stop");
+    // The task ended, still suspending: the session carries the rest.
+    p.check_mode().await;
+    assert_eq!(p.u.lifecycle_status().await.unwrap().mode, "handoff");
+    h.faults.delay_puts(Duration::ZERO);
+    let done = p
+        .wait_for(id, "completed", |u| u.state == UploadState::Completed)
+        .await;
+    assert_object(&h, &done, &f);
+    assert_each_part_stored_once(&h, &done);
+    assert!(
+        !t.submitted.lock().unwrap().is_empty(),
+        "the session carried the parts left at the stop"
+    );
+    figures(&h, &p, "continued task outlives the window").await;
 }
 
 /// A run in the background on this platform, to its verdict.

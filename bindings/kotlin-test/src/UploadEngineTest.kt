@@ -619,6 +619,31 @@ class UploadEngineTest {
     }
 
     @Test
+    fun aFileRefusedWhileTheDeviceIsLockedWaitsForTheUnlock() = runBlocking<Unit> {
+        val opener = DirectoryOpener(dir)
+        val f = file("locked.mov", 5 * MIB + 21)
+        open("protected.db", start = false).use { engine ->
+            engine.setConfig(config())
+            engine.setFileOpener(opener)
+            val added = engine.addFile(NewFile(DirectoryOpener.uri(f.name), "t", null, "{}"))
+            // iOS data protection: locked, the file is refused; not a failure.
+            engine.setProtectedDataAvailable(false)
+            opener.faults[f.name] = DirectoryOpener.Fault.REVOKED
+            assertEquals(IdleReason.WAITING_FOR_UNLOCK, withTimeout(60_000) { engine.runUntilIdle() })
+            val waiting = engine.one(added.id)
+            assertTrue(waiting.state.toString(), waiting.state == UploadState.INITIALIZED || waiting.state == UploadState.RUNNING)
+            assertTrue(waiting.error!!.message, waiting.error!!.message.contains("unlocked"))
+            assertEquals(1u, engine.status().waitingForUnlock)
+            opener.faults.clear()
+            engine.setProtectedDataAvailable(true)
+            assertEquals(IdleReason.IDLE, withTimeout(60_000) { engine.runUntilIdle() })
+            val done = engine.one(added.id)
+            assertEquals(done.error?.message, UploadState.COMPLETED, done.state)
+            assertStoredObject(done, f)
+        }
+    }
+
+    @Test
     fun closingTheUploaderAndTheSubscriptionFreesThem() = runBlocking<Unit> {
         val path = File(dir, "shared.db").path
         val a = UploadEngine.open(path, true)

@@ -96,6 +96,7 @@ impl Engine {
             }
             Command::Handoff(cmd) => self.handle_handoff(cmd),
             Command::Phone(cmd) => self.handle_phone(cmd),
+            Command::SetProtectedData(available) => self.set_protected_data(available),
             Command::Inspect(f) => {
                 // Events held for the sync come before the snapshot, as
                 // they would have without the hold.
@@ -157,6 +158,9 @@ impl Engine {
             if state.is_active() {
                 s.active += 1;
                 s.bytes_remaining += t.row.size.saturating_sub(t.uploaded_bytes());
+                if t.unlock_wait.is_some() {
+                    s.waiting_for_unlock += 1;
+                }
             } else if state == UploadState::Paused {
                 s.paused += 1;
                 if t.row
@@ -389,6 +393,8 @@ impl Engine {
             t.row.state = state;
             t.row.error = error.cloned();
             t.row.updated_at = now_ms();
+            // Any change of state ends a wait for the device's unlock.
+            t.unlock_wait = None;
         }
         if matches!(state, UploadState::Failed | UploadState::Completed) {
             self.drop_handoffs(id);

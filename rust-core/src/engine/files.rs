@@ -18,7 +18,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn check_file(&self, id: UploadId) -> std::result::Result<(), UploadError> {
+    pub(super) fn check_file(&self, id: UploadId) -> Result<()> {
         let row = &self.uploads[&id].row;
         if row.is_uri {
             return Ok(());
@@ -28,9 +28,9 @@ impl Engine {
         let Some(path) = self.local_path(row) else {
             return Ok(());
         };
-        let stamp = FileStamp::of(&path).map_err(UploadError::from)?;
+        let stamp = FileStamp::of(&path)?;
         if stamp.size != row.size || stamp.mtime_ns != row.mtime_ns {
-            return Err(UploadError::new(
+            return Err(err(
                 ErrorCode::FileChanged,
                 format!(
                     "{} changed after it was added (size {} -> {}); add it again to upload the new content",

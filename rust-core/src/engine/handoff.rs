@@ -464,7 +464,7 @@ impl Engine {
             // Picked, it could not be staged, and picked again on the next
             // pass at once: the loop would spin until an opener comes
             // (OpenerChanged wakes it then).
-            if self.waits_for_opener(t) {
+            if self.waits_for_opener(t) || t.waits_for_unlock(self.pass.ms) {
                 continue;
             }
             let part_size = t.row.part_size.unwrap_or(0);
@@ -504,7 +504,7 @@ impl Engine {
             }
             if checked.insert(id) {
                 if let Err(e) = self.check_file(id) {
-                    self.fail(id, e);
+                    self.file_check_failed(id, e);
                     continue;
                 }
                 if self.uploads[&id].row.state == UploadState::Initialized {

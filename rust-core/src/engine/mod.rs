@@ -10,6 +10,7 @@ pub(crate) mod handoff;
 mod lifecycle;
 mod outcomes;
 pub(crate) mod phone;
+mod protected;
 mod schedule;
 mod tracked;
 mod urls;
@@ -146,6 +147,8 @@ pub(crate) enum Command {
     Handoff(handoff::HandoffCommand),
     /// The phone lifecycle: app state, runs, OS progress.
     Phone(phone::PhoneCommand),
+    /// Whether files protected while the device is locked can be read.
+    SetProtectedData(bool),
 }
 
 pub(crate) type Inspector = Box<dyn FnOnce(Vec<UploadInfo>, Summary) + Send>;
@@ -194,6 +197,8 @@ struct TaskInfo {
     handle: AbortHandle,
     /// The multipart upload the task works on, when it started.
     multipart: Option<String>,
+    /// The protected-data fact's count when it started (`protected.rs`).
+    protected_stamp: u64,
 }
 
 /// The queue's rest being read; never ready when nothing is read.
@@ -251,6 +256,8 @@ pub(crate) struct Engine {
     handoff: handoff::Handoff,
     /// The app's state, runs and mode, as the platform reports them.
     phone: phone::Phone,
+    /// Whether files protected while the device is locked can be read.
+    protected: protected::Protected,
     /// When finished uploads past their retention are removed next.
     next_sweep: Instant,
     /// The clocks at open: retention sweeps trust the wall clock only as
@@ -329,6 +336,7 @@ impl Engine {
             own_commands: None,
             handoff: handoff::Handoff::new(),
             phone: phone::Phone::new(),
+            protected: protected::Protected::default(),
             next_sweep: Instant::now() + lifecycle::SWEEP_INTERVAL,
             opened,
             pass: PassClock::now(),

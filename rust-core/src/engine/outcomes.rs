@@ -77,6 +77,27 @@ impl Engine {
             self.retire_if_finished(id);
             return;
         };
+        // A file refused while the device's protected data was unavailable
+        // (now, or at some point of the attempt): not now, not a failure.
+        let outcome = match outcome {
+            Outcome::Part {
+                result: Err(Failure::FileDenied(refused)),
+                ..
+            }
+            | Outcome::Staged {
+                result:
+                    Err(crate::staging::StageError::Source(crate::error::Error::FileDenied(refused))),
+                ..
+            } if self.refusal_waits(id, info.protected_stamp) => {
+                self.wait_for_unlock(id, refused);
+                return self.retire_if_finished(id);
+            }
+            outcome => outcome,
+        };
+        let read_since_wait = matches!(
+            outcome,
+            Outcome::Part { result: Ok(_), .. } | Outcome::Staged { result: Ok(_), .. }
+        ) && self.read_since_unlock_wait(id, ticket);
         match outcome {
             Outcome::Start(r) => self.on_start(id, r),
             Outcome::Urls { fetched_at, result } => self.on_urls(id, fetched_at, result),
@@ -89,6 +110,10 @@ impl Engine {
                 len,
                 result,
             } => self.on_staged(id, number, task_id, len, result),
+        }
+        if read_since_wait {
+            // Its file reads again: no longer waiting for an unlock.
+            self.unlock_wait_over(id);
         }
         self.retire_if_finished(id);
     }
@@ -234,7 +259,7 @@ impl Engine {
                 }
                 if let Err(e) = self.check_file(id) {
                     if state.is_active() {
-                        self.fail(id, e);
+                        self.file_check_failed(id, e);
                     }
                     return;
                 }
@@ -404,7 +429,7 @@ impl Engine {
                 self.fail(id, UploadError::new(ErrorCode::BackendRejected, detail))
             }
             Failure::UploadGone { detail } => self.upload_gone(id, &detail),
-            Failure::Fatal(e) => self.fail(id, e),
+            Failure::FileDenied(e) | Failure::Fatal(e) => self.fail(id, e),
         }
     }
 
@@ -536,7 +561,7 @@ impl Engine {
                 self.fail(id, UploadError::new(ErrorCode::StorageRejected, detail))
             }
             Failure::UploadGone { detail } => self.upload_gone(id, &detail),
-            Failure::Fatal(e) => self.fail(id, e),
+            Failure::FileDenied(e) | Failure::Fatal(e) => self.fail(id, e),
         }
     }
 }

@@ -34,6 +34,7 @@ impl Engine {
             .uploads
             .get(&upload)
             .and_then(|t| t.row.upload_id.clone());
+        let protected_stamp = self.protected.stamp();
         self.tickets.insert(
             ticket,
             TaskInfo {
@@ -41,6 +42,7 @@ impl Engine {
                 kind,
                 handle,
                 multipart,
+                protected_stamp,
             },
         );
         ticket
@@ -162,7 +164,12 @@ impl Engine {
                 .enumerate()
                 .filter(|(_, p)| p.open())
                 .map(|(i, _)| i as u32 + 1);
-            if ahead < window && !t.busy.contains(&TaskKindTag::Urls) && t.due(now_ms) {
+            // A file waiting for the device's unlock needs no URLs yet.
+            if ahead < window
+                && !t.busy.contains(&TaskKindTag::Urls)
+                && t.due(now_ms)
+                && !t.waits_for_unlock(now_ms)
+            {
                 let want = (window - ahead).clamp(limit, MAX_URL_BATCH);
                 let missing: Vec<u32> = pending
                     .clone()
@@ -194,7 +201,7 @@ impl Engine {
             if !matches!(t.row.state, UploadState::Initialized | UploadState::Running) {
                 continue;
             }
-            if self.waits_for_opener(t) {
+            if self.waits_for_opener(t) || t.waits_for_unlock(now_ms) {
                 continue;
             }
             let ready: Vec<(u32, String)> = t
@@ -217,7 +224,7 @@ impl Engine {
         for (id, ready) in batches {
             // The file must still be the one that was added (never a mixed object).
             if let Err(e) = self.check_file(id) {
-                self.fail(id, e);
+                self.file_check_failed(id, e);
                 freed = true;
                 continue;
             }
@@ -424,6 +431,9 @@ impl Engine {
             }
             if !state.is_active() {
                 continue;
+            }
+            if let Some(retry) = t.unlock_retry_at().filter(|&ms| ms > pass.ms) {
+                wake = wake.min(at(retry));
             }
             for p in &t.parts {
                 if p.open() && p.next_attempt_at > pass.ms {

@@ -41,6 +41,9 @@ pub(super) struct Tracked {
     /// here (0: none since the queue was opened): complete waits until it
     /// is synced.
     pub(super) etags_commit: u64,
+    /// Its file was refused while the device's protected data was
+    /// unavailable: its parts wait (`protected.rs`).
+    pub(super) unlock_wait: Option<super::protected::UnlockWait>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +72,7 @@ impl Tracked {
             last_progress: None,
             secrets,
             etags_commit: 0,
+            unlock_wait: None,
         };
         t.set_parts(stored_parts);
         t

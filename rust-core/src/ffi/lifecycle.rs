@@ -219,6 +219,20 @@ impl UploadEngine {
         Ok(())
     }
 
+    /// Whether files protected while the device is locked can be read
+    /// (iOS: `UIApplication.isProtectedDataAvailable`, then
+    /// `protectedDataWillBecomeUnavailable` / `protectedDataDidBecomeAvailable`).
+    /// The engine assumes `true` until told; report it at every launch
+    /// before the network. While `false`, an upload whose file the system
+    /// refuses (EPERM/EACCES, or the opener's `PermissionRevoked`/`Failed`)
+    /// waits instead of failing: no attempt counted, idle reason
+    /// `WAITING_FOR_UNLOCK`, its record's error says so; `true` sends it on.
+    /// Android never calls it. Non-blocking; any thread.
+    pub fn set_protected_data_available(&self, available: bool) -> Result<()> {
+        self.uploader()?.set_protected_data_available(available);
+        Ok(())
+    }
+
     /// Runs the queue for a background runtime the OS granted and returns
     /// what to do: map the verdict to the OS's API and nothing else. A run
     /// begun while a file is being added (hashed) waits for that upload, so

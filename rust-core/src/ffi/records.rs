@@ -290,6 +290,9 @@ pub enum IdleReason {
     /// Hand-off mode: the remaining parts are with the [`PartTransport`]
     /// (or wait for staging room). Safe to let the app be suspended.
     HandedOff,
+    /// Uploads remain, but their files are protected while the device is
+    /// locked: they go on after `set_protected_data_available(true)`.
+    WaitingForUnlock,
 }
 
 impl From<background::IdleReason> for IdleReason {
@@ -301,6 +304,7 @@ impl From<background::IdleReason> for IdleReason {
             background::IdleReason::AllPaused => IdleReason::AllPaused,
             background::IdleReason::AuthRequired => IdleReason::AuthRequired,
             background::IdleReason::HandedOff => IdleReason::HandedOff,
+            background::IdleReason::WaitingForUnlock => IdleReason::WaitingForUnlock,
         }
     }
 }
@@ -329,6 +333,9 @@ pub struct EngineStatus {
     /// Bytes of staged part files now, and at most since open.
     pub staged_bytes: u64,
     pub staging_peak: u64,
+    /// Active uploads waiting for the device's unlock (their files are
+    /// protected while it is locked).
+    pub waiting_for_unlock: u32,
 }
 
 impl From<background::EngineStatus> for EngineStatus {
@@ -347,6 +354,7 @@ impl From<background::EngineStatus> for EngineStatus {
             tasks_handed_off_total: s.tasks_handed_off_total,
             staged_bytes: s.staged_bytes,
             staging_peak: s.staging_peak,
+            waiting_for_unlock: s.waiting_for_unlock,
         }
     }
 }

@@ -900,6 +900,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state(
     ): Int
+    external fun uniffi_s3bgu_core_checksum_method_uploadengine_set_protected_data_available(
+    ): Int
     external fun uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run(
     ): Int
     external fun uniffi_s3bgu_core_checksum_method_parttransport_submit(
@@ -1034,6 +1036,8 @@ internal object UniffiLib {
     external fun uniffi_s3bgu_core_fn_method_uploadengine_run_background(`ptr`: Long,`run`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_s3bgu_core_fn_method_uploadengine_set_app_state(`ptr`: Long,`state`: RustBuffer.ByValue,`seq`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_s3bgu_core_fn_method_uploadengine_set_protected_data_available(`ptr`: Long,`available`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_s3bgu_core_fn_method_uploadengine_stop_background_run(`ptr`: Long,`id`: RustBuffer.ByValue,`cause`: RustBuffer.ByValue,
     ): Long
@@ -1403,6 +1407,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_app_state() and 0xFFFF) != 34428) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_set_protected_data_available() and 0xFFFF) != 12738) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_s3bgu_core_checksum_method_uploadengine_stop_background_run() and 0xFFFF) != 37176) {
@@ -4088,6 +4095,19 @@ public interface UploadEngineInterface {
     fun `setAppState`(`state`: AppState, `seq`: kotlin.ULong)
     
     /**
+     * Whether files protected while the device is locked can be read
+     * (iOS: `UIApplication.isProtectedDataAvailable`, then
+     * `protectedDataWillBecomeUnavailable` / `protectedDataDidBecomeAvailable`).
+     * The engine assumes `true` until told; report it at every launch
+     * before the network. While `false`, an upload whose file the system
+     * refuses (EPERM/EACCES, or the opener's `PermissionRevoked`/`Failed`)
+     * waits instead of failing: no attempt counted, idle reason
+     * `WAITING_FOR_UNLOCK`, its record's error says so; `true` sends it on.
+     * Android never calls it. Non-blocking; any thread.
+     */
+    fun `setProtectedDataAvailable`(`available`: kotlin.Boolean)
+    
+    /**
      * The OS stops run `id` (Android `onStopJob`, an iOS expiration
      * handler): work stops at a checkpoint; the verdict is returned here
      * and by `run_background`. Async, returns within milliseconds.
@@ -5206,6 +5226,31 @@ open class UploadEngine: Disposable, AutoCloseable, UploadEngineInterface
 
     
     /**
+     * Whether files protected while the device is locked can be read
+     * (iOS: `UIApplication.isProtectedDataAvailable`, then
+     * `protectedDataWillBecomeUnavailable` / `protectedDataDidBecomeAvailable`).
+     * The engine assumes `true` until told; report it at every launch
+     * before the network. While `false`, an upload whose file the system
+     * refuses (EPERM/EACCES, or the opener's `PermissionRevoked`/`Failed`)
+     * waits instead of failing: no attempt counted, idle reason
+     * `WAITING_FOR_UNLOCK`, its record's error says so; `true` sends it on.
+     * Android never calls it. Non-blocking; any thread.
+     */
+    @Throws(UploaderException::class)override fun `setProtectedDataAvailable`(`available`: kotlin.Boolean)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(UploaderException) { _status ->
+    UniffiLib.uniffi_s3bgu_core_fn_method_uploadengine_set_protected_data_available(
+        it,
+        
+        FfiConverterBoolean.lower(`available`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * The OS stops run `id` (Android `onStopJob`, an iOS expiration
      * handler): work stops at a checkpoint; the verdict is returned here
      * and by `run_background`. Async, returns within milliseconds.
@@ -5747,6 +5792,12 @@ data class EngineStatus (
     var `stagedBytes`: kotlin.ULong
     , 
     var `stagingPeak`: kotlin.ULong
+    , 
+    /**
+     * Active uploads waiting for the device's unlock (their files are
+     * protected while it is locked).
+     */
+    var `waitingForUnlock`: kotlin.UInt
     
 ){
     
@@ -5776,6 +5827,7 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -5792,7 +5844,8 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterUInt.allocationSize(value.`tasksHandedOff`) +
             FfiConverterULong.allocationSize(value.`tasksHandedOffTotal`) +
             FfiConverterULong.allocationSize(value.`stagedBytes`) +
-            FfiConverterULong.allocationSize(value.`stagingPeak`)
+            FfiConverterULong.allocationSize(value.`stagingPeak`) +
+            FfiConverterUInt.allocationSize(value.`waitingForUnlock`)
     )
 
     override fun write(value: EngineStatus, buf: ByteBuffer) {
@@ -5809,6 +5862,7 @@ public object FfiConverterTypeEngineStatus: FfiConverterRustBuffer<EngineStatus>
             FfiConverterULong.write(value.`tasksHandedOffTotal`, buf)
             FfiConverterULong.write(value.`stagedBytes`, buf)
             FfiConverterULong.write(value.`stagingPeak`, buf)
+            FfiConverterUInt.write(value.`waitingForUnlock`, buf)
     }
 }
 
@@ -7355,7 +7409,12 @@ enum class IdleReason {
      * Hand-off mode: the remaining parts are with the [`PartTransport`]
      * (or wait for staging room). Safe to let the app be suspended.
      */
-    HANDED_OFF;
+    HANDED_OFF,
+    /**
+     * Uploads remain, but their files are protected while the device is
+     * locked: they go on after `set_protected_data_available(true)`.
+     */
+    WAITING_FOR_UNLOCK;
 
     
 
