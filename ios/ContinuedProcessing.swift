@@ -124,15 +124,18 @@ protocol ContinuedProcessingProtocol: AnyObject {
 
     private func launched(_ task: BGContinuedProcessingTask) {
       let expected = phase.with { phase -> Bool in
-        guard case .submitted = phase, lifecycle.isVisible else {
+        // On screen it is taken even after the bound; off screen the app
+        // has already handed its parts over and the session carries them.
+        if case .running = phase {
+          return false
+        }
+        guard lifecycle.isVisible else {
           return false
         }
         phase = .running(task)
         return true
       }
       guard expected, let engine = engineSlot.with({ $0 }) else {
-        // Too late (past the bound, or the app already left the screen and
-        // handed its parts over): the background session carries them.
         task.setTaskCompleted(success: false)
         return
       }
@@ -161,8 +164,9 @@ protocol ContinuedProcessingProtocol: AnyObject {
         guard let self else {
           return
         }
-        // Ended off screen with work left: the time to hand it over first.
-        if verdict != .finished, !self.lifecycle.isVisible {
+        // Ended off screen with work left: the time to hand it over first
+        // (unless its expiration did that already).
+        if self.isRunning(task), verdict != .finished, !self.lifecycle.isVisible {
           self.lifecycle.windows.beginRun(kind: .backgroundWindow)
         }
         self.complete(task, success: verdict == .finished)
@@ -183,6 +187,15 @@ protocol ContinuedProcessingProtocol: AnyObject {
       complete(task, success: false)
     }
 
+    private func isRunning(_ task: BGContinuedProcessingTask) -> Bool {
+      phase.with { phase -> Bool in
+        if case .running(let current) = phase {
+          return current === task
+        }
+        return false
+      }
+    }
+
     private func complete(_ task: BGContinuedProcessingTask, success: Bool) {
       let mine = phase.with { phase -> Bool in
         guard case .running(let current) = phase, current === task else {
@@ -199,7 +212,8 @@ protocol ContinuedProcessingProtocol: AnyObject {
 
     /// The engine's OS progress on the system's UI: bytes of this run.
     private static func show(_ p: OsProgress, on task: BGContinuedProcessingTask) {
-      task.progress.totalUnitCount = Int64(clamping: p.totalBytes)
+      // Nothing measurable yet: a negative total makes the progress indeterminate.
+      task.progress.totalUnitCount = p.indeterminate ? -1 : Int64(clamping: p.totalBytes)
       task.progress.completedUnitCount = Int64(clamping: p.doneBytes)
       task.updateTitle(p.title, subtitle: p.text)
     }

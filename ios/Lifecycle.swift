@@ -37,6 +37,12 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
     center.addObserver(
       self, selector: #selector(becameActive),
       name: UIApplication.didBecomeActiveNotification, object: nil)
+    center.addObserver(
+      self, selector: #selector(protectedDataGoing),
+      name: UIApplication.protectedDataWillBecomeUnavailableNotification, object: nil)
+    center.addObserver(
+      self, selector: #selector(protectedDataBack),
+      name: UIApplication.protectedDataDidBecomeAvailableNotification, object: nil)
     windows.onExpire = { [weak self] in self?.reportSuspending() }
   }
 
@@ -50,6 +56,7 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
     dispatchPrecondition(condition: .onQueue(.main))
     self.engine = engine
     windows.engine = engine
+    reportProtectedData()
     if report() == .background {
       windows.beginRun(kind: .backgroundWindow)
     }
@@ -65,7 +72,9 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
   }
 
   @objc private func enteringForeground() {
-    report()
+    // Still `.background` by applicationState at this moment; the
+    // notification itself says the app is coming on screen.
+    report(.foreground)
     windows.endAll()
   }
 
@@ -74,11 +83,31 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
     report()
   }
 
-  /// Reports the state UIKit gives now; main thread.
+  // "Will become unavailable" comes while the data is still readable: the
+  // fact reported is the one the notification announces.
+  @objc private func protectedDataGoing() {
+    reportProtectedData(false)
+  }
+
+  @objc private func protectedDataBack() {
+    reportProtectedData(true)
+  }
+
+  /// Whether files under data protection can be read (the device is
+  /// unlocked): while they cannot, the engine makes an upload whose file
+  /// will not open wait instead of failing it. Main thread.
+  private func reportProtectedData(_ available: Bool? = nil) {
+    try? engine?.setProtectedDataAvailable(
+      available: available ?? UIApplication.shared.isProtectedDataAvailable)
+  }
+
+  /// Reports the state UIKit gives now (or the one a notification
+  /// announces); main thread.
   @discardableResult
-  private func report() -> AppState {
+  private func report(_ announced: AppState? = nil) -> AppState {
     let state: AppState =
-      UIApplication.shared.applicationState == .background ? .background : .foreground
+      announced
+      ?? (UIApplication.shared.applicationState == .background ? .background : .foreground)
     visible.with { $0 = state == .foreground }
     if let engine {
       seq += 1
@@ -289,13 +318,13 @@ final class SessionWakes: @unchecked Sendable {
   /// Main thread, from the app delegate: stores the handler, begins the
   /// background time for it.
   func received(_ completion: @escaping () -> Void) {
-    let needsWindow = state.with { s -> Bool in
+    // The window is begun under the same lock that stores the handler, so
+    // a drain running meanwhile takes both or neither.
+    state.with { s in
       s.handlers.append(completion)
-      return s.window == nil
-    }
-    if needsWindow {
-      let id = windows.begin("wake")
-      state.with { $0.window = id }
+      if s.window == nil {
+        s.window = windows.begin("wake")
+      }
     }
     drainIfReady()
   }

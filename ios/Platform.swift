@@ -55,24 +55,30 @@ final class SecTrustVerifier: PlatformTrust, @unchecked Sendable {
 
 // MARK: files: stable roots and security-scoped bookmarks (rust-core/src/roots.rs, source.rs)
 
-/// The app's directories under the names the engine stores paths by: iOS
-/// moves the app's container with every update, so a file under one of
-/// these is kept as `<root>/<path under it>` and found again after it.
+/// The app's directories (and its bundle) under the names the engine stores
+/// paths by: iOS moves the app's container with every update, so a file
+/// under one of these is kept as `<root>/<path under it>` and found again
+/// after it.
 enum AppRoots {
   static func current() -> [FileRoot] {
     let fm = FileManager.default
-    var roots: [FileRoot] = []
+    var roots: [(String, String)] = []
     let named: [(String, FileManager.SearchPathDirectory)] = [
       ("documents", .documentDirectory), ("library", .libraryDirectory),
       ("caches", .cachesDirectory),
     ]
     for (name, directory) in named {
       if let url = fm.urls(for: directory, in: .userDomainMask).first {
-        roots.append(FileRoot(name: name, path: url.path))
+        roots.append((name, url.path))
       }
     }
-    roots.append(FileRoot(name: "tmp", path: NSTemporaryDirectory()))
-    return roots
+    roots.append(("tmp", NSTemporaryDirectory()))
+    roots.append(("bundle", Bundle.main.bundlePath))
+    // Resolved as `FileSource` resolves the files (on a device that drops
+    // a leading /private): the engine compares paths component by component.
+    return roots.map { name, path in
+      FileRoot(name: name, path: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
+    }
   }
 }
 

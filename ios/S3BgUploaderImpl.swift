@@ -125,6 +125,10 @@ public final class S3BgUploaderImpl: NSObject {
           eventsFinished: { [weak self] in self?.wakes.eventsFinished() }),
         extraRootsDer: roots)
       try engine.setPartTransport(transport: session, settings: HandoffSettings())
+      // Before the network (nothing is sent until that report): a file
+      // refused while the device is locked then waits instead of failing.
+      let unlocked = await MainActor.run { UIApplication.shared.isProtectedDataAvailable }
+      try engine.setProtectedDataAvailable(available: unlocked)
       network.reportTo { online, metered in
         try? engine.setNetworkState(online: online, metered: metered)
       }

@@ -800,8 +800,22 @@ async fn a_continued_task_outlives_the_background_window() {
                 assert!(Instant::now() < deadline, "the run never began");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            // The person leaves the app; its background window expires.
+            // The person leaves the app: the window begun then ends at once
+            // beside the continued task (it would only hold its time)...
             u.set_app_state(AppState::Background, 2);
+            let window = tokio::time::timeout(
+                Duration::from_secs(20),
+                u.run_background(BackgroundRun {
+                    id: "window".into(),
+                    kind: RunKind::BackgroundWindow,
+                    time_limit: None,
+                }),
+            )
+            .await
+            .expect("a window beside a continued task ends at once");
+            assert!(window.is_ok(), "{window:?}");
+            assert_eq!(u.lifecycle_status().await.unwrap().mode, "direct");
+            // ...and had it been held, its expiry would not stop the task.
             u.set_app_state(AppState::Suspending, 3);
             let s = u.lifecycle_status().await.unwrap();
             assert_eq!(s.state, Some(AppState::Suspending));

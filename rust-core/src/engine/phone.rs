@@ -329,9 +329,16 @@ impl Engine {
         if let Some(v) = self.phone.stopped.remove(id) {
             return Some(v);
         }
-        if !self.phone.runs.contains_key(id) {
+        let Some(kind) = self.phone.runs.get(id).map(|r| r.kind) else {
             // Never begun, or forgotten: nothing keeps it going.
             return Some(self.verdict(None, None));
+        };
+        if !kind.is_long() && self.phone.runs.values().any(|r| r.kind.is_long()) {
+            // A long run (a continued task) keeps the process and sends:
+            // a short window beside it has nothing to add and ends now
+            // rather than hold its background time to the expiry.
+            self.flush_durable();
+            return Some(self.stop_run(id, None));
         }
         // As a status query does: what is due starts first, and a complete
         // that waits for its sync gets it.
