@@ -165,6 +165,36 @@ describe('configToNativeJson', () => {
     expect(e.message).toContain(message);
   });
 
+  it.each([
+    ['requestTimeoutMs', 100],
+    ['requestTimeoutMs', 30_000],
+    ['requestTimeoutMs', 3_600_000],
+    ['stallTimeoutMs', 100],
+    ['stallTimeoutMs', 10_000],
+    ['stallTimeoutMs', 3_600_000],
+  ])('accepts retry.%s = %d and sends it to the engine as is', (name, ms) => {
+    const json = JSON.parse(configToNativeJson({ ...base, retry: { [name]: ms } }));
+    expect(json.retry).toEqual({ [name]: ms });
+  });
+
+  it.each([
+    ['requestTimeoutMs', 99],
+    ['requestTimeoutMs', 3_600_001],
+    ['requestTimeoutMs', 0],
+    ['requestTimeoutMs', 1500.5],
+    ['requestTimeoutMs', '30000'],
+    ['stallTimeoutMs', 99],
+    ['stallTimeoutMs', 3_600_001],
+    ['stallTimeoutMs', -1],
+    ['stallTimeoutMs', Number.NaN],
+  ])('refuses retry.%s = %p, naming the field and the bounds', (name, ms) => {
+    const e = failure(() =>
+      configToNativeJson({ ...base, retry: { [name]: ms } } as unknown as UploaderConfig),
+    );
+    expect(e.code).toBe('invalid_config');
+    expect(e.message).toContain(`retry.${name} must be an integer between 100 and 3600000`);
+  });
+
   it('accepts every documented notification placeholder', () => {
     const all =
       '{percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles} {completedTransfers} {totalTransfers}';

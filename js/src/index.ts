@@ -50,4 +50,10 @@ export type {
   UploadTarget,
   UploaderConfig,
 } from './types';
-export { MAX_PARALLEL_PARTS, NOTIFICATION_PLACEHOLDERS, RESERVED_USER_PARAMS } from './validate';
+export {
+  MAX_PARALLEL_PARTS,
+  MAX_TIMEOUT_MS,
+  MIN_TIMEOUT_MS,
+  NOTIFICATION_PLACEHOLDERS,
+  RESERVED_USER_PARAMS,
+} from './validate';

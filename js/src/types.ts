@@ -213,6 +213,17 @@ export interface RetryConfig {
   readonly maxDelayMs?: number;
   /** Presigned URL refreshes in a row for one part after 403s (0..100, default 4). */
   readonly maxUrlRefreshes?: number;
+  /**
+   * A backend call without a whole answer after this long is abandoned and
+   * counts as a failed attempt (100..3,600,000 ms, default 60,000).
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * A part upload that sends nothing and receives nothing for this long is
+   * abandoned and counts as a failed attempt (100..3,600,000 ms, default
+   * 60,000).
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /**

@@ -26,6 +26,9 @@ export const NOTIFICATION_PLACEHOLDERS: readonly string[] = [
 
 export const MAX_PARALLEL_PARTS = 32;
 const MAX_RETRY_DELAY_MS = 3_600_000;
+/** Bounds of `retry.requestTimeoutMs` and `retry.stallTimeoutMs` (the engine's). */
+export const MIN_TIMEOUT_MS = 100;
+export const MAX_TIMEOUT_MS = 3_600_000;
 // The engine's defaults, which apply to the delay the app leaves out.
 const DEFAULT_INITIAL_DELAY_MS = 1_000;
 const DEFAULT_MAX_DELAY_MS = 60_000;
@@ -175,7 +178,14 @@ const CONFIG_FIELDS = [
   'extraRootCertificatesPem',
   'finishedRetentionMs',
 ];
-const RETRY_FIELDS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxUrlRefreshes'];
+const RETRY_FIELDS = [
+  'maxAttempts',
+  'initialDelayMs',
+  'maxDelayMs',
+  'maxUrlRefreshes',
+  'requestTimeoutMs',
+  'stallTimeoutMs',
+];
 const NOTIFICATION_FIELDS = ['title', 'text'];
 
 /**
@@ -259,6 +269,11 @@ export function configToNativeJson(config: UploaderConfig): string {
     }
     if (retry.maxUrlRefreshes !== undefined) {
       r.maxUrlRefreshes = checkInteger('retry.maxUrlRefreshes', retry.maxUrlRefreshes, 0, 100);
+    }
+    for (const name of ['requestTimeoutMs', 'stallTimeoutMs'] as const) {
+      if (retry[name] !== undefined) {
+        r[name] = checkInteger(`retry.${name}`, retry[name], MIN_TIMEOUT_MS, MAX_TIMEOUT_MS);
+      }
     }
     out.retry = r;
   }
