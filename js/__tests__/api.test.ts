@@ -1,5 +1,6 @@
 import {
   DEFAULT_TRANSFER_ID,
+  ENGINE_ERROR_CODES,
   ERROR_CODES,
   UploadError,
   cancel,
@@ -384,7 +385,11 @@ describe('setAsideQueue', () => {
 });
 
 describe('error mapping', () => {
-  it.each(ERROR_CODES)('keeps the engine code %s', async code => {
+  it('lists every engine code, and native_module_missing of the JavaScript layer', () => {
+    expect(ERROR_CODES).toEqual([...ENGINE_ERROR_CODES, 'native_module_missing']);
+  });
+
+  it.each(ENGINE_ERROR_CODES)('keeps the engine code %s', async code => {
     fake.failNextCall(nativeRejection(code, `failed with ${code}`));
     const e = await rejection(getUploads());
     expect(e.code).toBe(code);

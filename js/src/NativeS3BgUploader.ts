@@ -162,4 +162,6 @@ export interface Spec extends TurboModule {
   readonly onStateChange: EventEmitter<NativeUpload>;
 }
 
-export default TurboModuleRegistry.getEnforcing<Spec>('S3BgUploader');
+// `get`, not `getEnforcing`: where the module is absent (Expo Go, the web,
+// Jest) importing the package must not throw; api.ts reports it per call.
+export default TurboModuleRegistry.get<Spec>('S3BgUploader');

@@ -3,7 +3,7 @@
  * makes one call to the native module; every failure is an `UploadError`.
  */
 import NativeS3BgUploader from './NativeS3BgUploader';
-import type { NativeProgress, NativeUpload } from './NativeS3BgUploader';
+import type { NativeProgress, NativeUpload, Spec } from './NativeS3BgUploader';
 import { UploadError, toUploadError } from './errors';
 import { EventFanout } from './events';
 import { toProgress, toSummary, toUpload } from './mapping';
@@ -30,7 +30,28 @@ import {
 /** The transfer of files added without a `transferId`. */
 export const DEFAULT_TRANSFER_ID = 'default';
 
-/** Runs a native call, turning any rejection into an `UploadError`. */
+/**
+ * What the first call says when the app was built without the native module
+ * (Expo Go, the web, Jest without a mock, an app not rebuilt after install).
+ */
+export const NATIVE_MODULE_MISSING_MESSAGE =
+  "react-native-s3-bg-uploader: the native module 'S3BgUploader' is not in this app build. " +
+  'Rebuild the app after installing the package, with the New Architecture on ' +
+  '(Expo: a development build with npx expo run:android / run:ios or EAS Build; Expo Go cannot load it). ' +
+  'There is no web implementation. In Jest, mock the module (jest.mock).';
+
+/**
+ * The native module, looked up at import without failing: its absence is
+ * reported by the first call that needs it, so importing never crashes.
+ */
+function native(): Spec {
+  if (NativeS3BgUploader === null || NativeS3BgUploader === undefined) {
+    throw new UploadError('native_module_missing', NATIVE_MODULE_MISSING_MESSAGE);
+  }
+  return NativeS3BgUploader;
+}
+
+/** Runs a native call, turning any rejection (or a missing module) into an `UploadError`. */
 async function call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -50,7 +71,7 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
  */
 export async function setConfig(config: UploaderConfig): Promise<void> {
   const json = configToNativeJson(config);
-  await call(() => NativeS3BgUploader.setConfig(json));
+  await call(() => native().setConfig(json));
 }
 
 /**
@@ -83,9 +104,7 @@ export async function uploadFile(path: string, options: UploadFileOptions = {}):
     fileName = options.fileName;
   }
   const params = userParamsToJson(options.userParams);
-  const upload = await call(() =>
-    NativeS3BgUploader.uploadFile(filePath, transferId, fileName, params),
-  );
+  const upload = await call(() => native().uploadFile(filePath, transferId, fileName, params));
   return toUpload(upload);
 }
 
@@ -104,7 +123,7 @@ async function changeState(
  * are sent again on resume. Resolves with the uploads that changed.
  */
 export function pause(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.pause(u, t), target);
+  return changeState((u, t) => native().pause(u, t), target);
 }
 
 /**
@@ -113,7 +132,7 @@ export function pause(target?: UploadTarget): Promise<Upload[]> {
  * that changed. New uploads start on their own; no call is needed.
  */
 export function resume(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.resume(u, t), target);
+  return changeState((u, t) => native().resume(u, t), target);
 }
 
 /**
@@ -122,7 +141,7 @@ export function resume(target?: UploadTarget): Promise<Upload[]> {
  * free the storage. Resolves with the uploads that changed.
  */
 export function cancel(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.cancel(u, t), target);
+  return changeState((u, t) => native().cancel(u, t), target);
 }
 
 /**
@@ -136,22 +155,20 @@ export function cancel(target?: UploadTarget): Promise<Upload[]> {
  */
 export async function forget(target?: UploadTarget): Promise<number> {
   const [uploadId, transferId] = targetToNative(target);
-  return call(() => NativeS3BgUploader.forget(uploadId, transferId));
+  return call(() => native().forget(uploadId, transferId));
 }
 
 /** Snapshots of the uploads that match the filter (all without one), in queue order. */
 export async function getUploads(filter?: UploadFilter): Promise<Upload[]> {
   const f = checkFilter(filter);
-  const list = await call(() =>
-    NativeS3BgUploader.getUploads(f.uploadId ?? null, f.transferId ?? null),
-  );
+  const list = await call(() => native().getUploads(f.uploadId ?? null, f.transferId ?? null));
   return list.map(toUpload).filter(u => matchesFilter(u, f));
 }
 
 /** The upload with this id, or null when there is none. */
 export async function getUpload(uploadId: number): Promise<Upload | null> {
   const id = checkUploadId(uploadId);
-  const list = await call(() => NativeS3BgUploader.getUploads(id, null));
+  const list = await call(() => native().getUploads(id, null));
   const found = list.find(u => u.id === id);
   return found ? toUpload(found) : null;
 }
@@ -159,7 +176,7 @@ export async function getUpload(uploadId: number): Promise<Upload | null> {
 /** Aggregate of one transfer, or of every upload without an id. */
 export async function getSummary(transferId?: string): Promise<Summary> {
   const t = transferId === undefined ? null : checkTransferId(transferId);
-  const summary = await call(() => NativeS3BgUploader.getSummary(t));
+  const summary = await call(() => native().getSummary(t));
   return toSummary(summary);
 }
 
@@ -182,7 +199,7 @@ export async function getSummary(transferId?: string): Promise<Summary> {
  *   moved (`database`).
  */
 export async function setAsideQueue(): Promise<string> {
-  return call(() => NativeS3BgUploader.setAsideQueue());
+  return call(() => native().setAsideQueue());
 }
 
 /** Whether an upload matches a (checked) filter. */
@@ -197,18 +214,18 @@ export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFil
 
 const progressEvents = new EventFanout<NativeProgress, UploadProgress>(
   'onProgress',
-  () => NativeS3BgUploader.onProgress,
+  () => native().onProgress,
   toProgress,
 );
 
 const stateEvents = new EventFanout<NativeUpload, Upload>(
   'onStateChange',
-  () => NativeS3BgUploader.onStateChange,
+  () => native().onStateChange,
   toUpload,
   {
     // The native snapshot went out before any listener existed: the first
     // listeners get the current state of every upload instead.
-    fetch: async () => (await call(() => NativeS3BgUploader.getUploads(null, null))).map(toUpload),
+    fetch: async () => (await call(() => native().getUploads(null, null))).map(toUpload),
     key: u => u.id,
     time: u => u.updatedAtMs,
   },

@@ -53,11 +53,15 @@ export class EventFanout<N, T> {
     }
     const starts = this.native === null;
     const entry: Entry<T> = { fn, awaiting: replay && (starts || this.live !== null) };
-    this.listeners.add(entry);
     if (starts) {
+      // Subscribed before the listener is counted: a failure (no native
+      // module) leaves nothing behind.
       const native = this.subscribe()(value => this.emit(value));
       this.native = native;
+      this.listeners.add(entry);
       this.replayTo(native);
+    } else {
+      this.listeners.add(entry);
     }
     let removed = false;
     return {

@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { getSummary, getUploads, matchesFilter, onProgress, onStateChangeLive } from './api';
 import { toUploadError, type UploadError } from './errors';
-import type { Summary, Upload, UploadFilter } from './types';
+import type { Subscription, Summary, Upload, UploadFilter } from './types';
 import { checkFilter } from './validate';
 
 export interface UploadsResult {
@@ -64,6 +64,28 @@ function filterKey(filter: UploadFilter | null | undefined): string {
   return JSON.stringify([filter.uploadId, filter.transferId, filter.fileHash, states.sort()]);
 }
 
+/**
+ * Takes every subscription, or none: when one cannot be taken (no native
+ * module in this build) the hook shows the error instead of throwing from
+ * an effect, which would unmount the app.
+ */
+function subscribeAll(
+  fail: (e: unknown) => void,
+  subscribers: ReadonlyArray<() => Subscription>,
+): Subscription[] | null {
+  const subs: Subscription[] = [];
+  try {
+    for (const subscribe of subscribers) {
+      subs.push(subscribe());
+    }
+    return subs;
+  } catch (e) {
+    subs.forEach(s => s.remove());
+    fail(e);
+    return null;
+  }
+}
+
 function byId(a: Upload, b: Upload): number {
   return a.id - b.id;
 }
@@ -120,27 +142,42 @@ function useUploadList(filter: UploadFilter | null | undefined): UploadsResult {
       return current.delete(u.id);
     };
 
-    const stateSub = onStateChangeLive(u => {
-      if (uploads === null) {
-        early.push(u);
-      } else if (applyState(uploads, u)) {
-        publish(uploads);
-      }
-    });
-    const progressSub = onProgress(p => {
-      // Progress before the snapshot is dropped: the snapshot is at least as new.
-      const known = uploads?.get(p.id);
-      if (uploads === null || known === undefined) {
-        return;
-      }
-      uploads.set(p.id, {
-        ...known,
-        uploadedBytes: p.uploadedBytes,
-        partsDone: p.partsDone,
-        partsTotal: p.partsTotal,
-      });
-      publish(uploads);
-    });
+    const fail = (e: unknown) => {
+      setLoaded(prev => ({
+        key,
+        round,
+        value: prev !== null && prev.key === key ? prev.value : EMPTY,
+        error: toUploadError(e),
+      }));
+    };
+    const subs = subscribeAll(fail, [
+      () =>
+        onStateChangeLive(u => {
+          if (uploads === null) {
+            early.push(u);
+          } else if (applyState(uploads, u)) {
+            publish(uploads);
+          }
+        }),
+      () =>
+        onProgress(p => {
+          // Progress before the snapshot is dropped: the snapshot is at least as new.
+          const known = uploads?.get(p.id);
+          if (uploads === null || known === undefined) {
+            return;
+          }
+          uploads.set(p.id, {
+            ...known,
+            uploadedBytes: p.uploadedBytes,
+            partsDone: p.partsDone,
+            partsTotal: p.partsTotal,
+          });
+          publish(uploads);
+        }),
+    ]);
+    if (subs === null) {
+      return undefined;
+    }
 
     getUploads(checked).then(
       list => {
@@ -157,20 +194,14 @@ function useUploadList(filter: UploadFilter | null | undefined): UploadsResult {
       },
       (e: unknown) => {
         if (active) {
-          setLoaded(prev => ({
-            key,
-            round,
-            value: prev !== null && prev.key === key ? prev.value : EMPTY,
-            error: toUploadError(e),
-          }));
+          fail(e);
         }
       },
     );
 
     return () => {
       active = false;
-      stateSub.remove();
-      progressSub.remove();
+      subs.forEach(s => s.remove());
     };
   }, [checked, key, round]);
 
@@ -263,8 +294,19 @@ export function useSummary(transferId?: string): SummaryResult {
       }
     };
 
-    const stateSub = onStateChangeLive(onEvent);
-    const progressSub = onProgress(onEvent);
+    const subs = subscribeAll(
+      e =>
+        setLoaded(prev => ({
+          key,
+          round,
+          value: prev !== null && prev.key === key ? prev.value : null,
+          error: toUploadError(e),
+        })),
+      [() => onStateChangeLive(onEvent), () => onProgress(onEvent)],
+    );
+    if (subs === null) {
+      return undefined;
+    }
     read();
 
     return () => {
@@ -272,8 +314,7 @@ export function useSummary(transferId?: string): SummaryResult {
       if (timer !== null) {
         clearTimeout(timer);
       }
-      stateSub.remove();
-      progressSub.remove();
+      subs.forEach(s => s.remove());
     };
   }, [key, round, transferId]);
 

@@ -32,7 +32,13 @@ export {
 export { UploadError, isUploadError, isUploadErrorCode } from './errors';
 export { SUMMARY_REFRESH_MS, useSummary, useUpload, useUploads } from './hooks';
 export type { SummaryResult, UploadResult, UploadsResult } from './hooks';
-export { ACTIVE_STATES, ERROR_CODES, FINAL_STATES, UPLOAD_STATES } from './types';
+export {
+  ACTIVE_STATES,
+  ENGINE_ERROR_CODES,
+  ERROR_CODES,
+  FINAL_STATES,
+  UPLOAD_STATES,
+} from './types';
 export type {
   JsonValue,
   NotificationConfig,

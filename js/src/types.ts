@@ -56,8 +56,10 @@ export const ACTIVE_STATES: readonly UploadState[] = ['PENDING', 'INITIALIZED', 
  * | `database_corrupt` | the queue database is damaged; it can be set aside (kept for inspection) to start an empty queue |
  * | `shutdown` | the engine was shut down while the call was waiting |
  * | `internal` | a bug (in the engine, the native module, or an unexpected native answer) |
+ *
+ * `ERROR_CODES` adds the code of the JavaScript layer: `native_module_missing`.
  */
-export const ERROR_CODES = [
+export const ENGINE_ERROR_CODES = [
   'invalid_config',
   'invalid_argument',
   'not_found',
@@ -76,6 +78,14 @@ export const ERROR_CODES = [
   'shutdown',
   'internal',
 ] as const;
+
+/**
+ * Every code an `UploadError` can carry: the engine's, and
+ * `native_module_missing` (the native module is not in this build: Expo Go,
+ * the web, a Jest run without a mock, an app not rebuilt after installing;
+ * raised by the first call, never at import).
+ */
+export const ERROR_CODES = [...ENGINE_ERROR_CODES, 'native_module_missing'] as const;
 
 export type UploadErrorCode = (typeof ERROR_CODES)[number];
 
