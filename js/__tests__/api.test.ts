@@ -160,28 +160,53 @@ describe('pause, resume and cancel', () => {
     await uploadFile('/tmp/3', { transferId: 'b' });
   });
 
-  const calls: Array<[string, (t?: UploadTarget) => Promise<unknown>, jest.Mock]> = [
+  const calls: Array<[string, (t: UploadTarget) => Promise<unknown>, jest.Mock]> = [
     ['pause', pause, native.pause],
     ['resume', resume, native.resume],
     ['cancel', cancel, native.cancel],
   ];
+  const withForget: typeof calls = [
+    ...calls,
+    ['forget', forget as (t: UploadTarget) => Promise<unknown>, native.forget],
+  ];
 
   it.each(calls)('%s maps each target to the native selector', async (_name, fn, mock) => {
-    await fn();
-    await fn({ uploadId: 2 });
+    await fn({ all: true });
+    await fn({ id: 2 });
     await fn({ transferId: 'a' });
+    // The deprecated alias of { id }.
+    await fn({ uploadId: 3 });
     expect(mock.mock.calls).toEqual([
       [null, null],
       [2, null],
       [null, 'a'],
+      [3, null],
     ]);
   });
 
-  it.each(calls)('%s refuses a bad target before reaching native', async (_name, fn, mock) => {
-    const e = await rejection(fn({ uploadId: 1, transferId: 'a' } as never));
+  it.each(withForget)('%s refuses a bad target before reaching native', async (_name, fn, mock) => {
+    const e = await rejection(fn({ id: 1, transferId: 'a' } as never));
     expect(e.code).toBe('invalid_argument');
     expect(mock).not.toHaveBeenCalled();
   });
+
+  it.each(withForget)(
+    '%s without a target, or with undefined, changes nothing and says how to reach every upload',
+    async (name, fn, mock) => {
+      const maybeTarget: UploadTarget | undefined = undefined;
+      for (const e of [
+        await rejection((fn as (t?: UploadTarget) => Promise<unknown>)()),
+        await rejection(fn(maybeTarget as unknown as UploadTarget)),
+      ]) {
+        expect(e.code).toBe('invalid_argument');
+        expect(e.message).toBe(
+          `${name} needs a target: { id }, { transferId } or { all: true } (every upload), got undefined`,
+        );
+      }
+      expect(mock).not.toHaveBeenCalled();
+      expect((await getUploads()).map(u => u.state)).toEqual(['PENDING', 'PENDING', 'PENDING']);
+    },
+  );
 
   it('resolves with the uploads that changed', async () => {
     const paused = await pause({ transferId: 'a' });
@@ -190,15 +215,15 @@ describe('pause, resume and cancel', () => {
       [2, 'PAUSED'],
     ]);
     expect(await pause({ transferId: 'a' })).toEqual([]);
-    const resumed = await resume();
+    const resumed = await resume({ all: true });
     expect(resumed.map(u => u.id)).toEqual([1, 2]);
-    const cancelled = await cancel();
+    const cancelled = await cancel({ all: true });
     expect(cancelled.map(u => u.state)).toEqual(['CANCELLED', 'CANCELLED', 'CANCELLED']);
   });
 
   it('maps not_found from native', async () => {
     fake.failNextCall(nativeRejection('not_found', 'no upload with id 99'));
-    const e = await rejection(cancel({ uploadId: 99 }));
+    const e = await rejection(cancel({ id: 99 }));
     expect(e.code).toBe('not_found');
   });
 });
@@ -213,9 +238,9 @@ describe('forget', () => {
   });
 
   it('maps each target to the native selector and resolves with the count', async () => {
-    expect(await forget({ uploadId: 1 })).toBe(1);
+    expect(await forget({ id: 1 })).toBe(1);
     expect(await forget({ transferId: 'a' })).toBe(0);
-    expect(await forget()).toBe(1);
+    expect(await forget({ all: true })).toBe(1);
     expect(native.forget.mock.calls).toEqual([
       [1, null],
       [null, 'a'],
@@ -225,13 +250,13 @@ describe('forget', () => {
   });
 
   it('refuses a bad target before reaching native', async () => {
-    const e = await rejection(forget({ uploadId: 1, transferId: 'a' } as never));
+    const e = await rejection(forget({ id: 1, transferId: 'a' } as never));
     expect(e.code).toBe('invalid_argument');
     expect(native.forget).not.toHaveBeenCalled();
   });
 
   it('passes the engine refusal of an unfinished upload on as a typed error', async () => {
-    const e = await rejection(forget({ uploadId: 2 }));
+    const e = await rejection(forget({ id: 2 }));
     expect(e.code).toBe('invalid_argument');
     expect(isUploadError(e, 'invalid_argument')).toBe(true);
     expect((await getUploads()).map(u => u.id)).toEqual([1, 2, 3]);
@@ -252,8 +277,11 @@ describe('queries', () => {
     expect((await getUploads({ transferId: 'a' })).map(u => u.id)).toEqual([1, 2]);
     expect(native.getUploads).toHaveBeenLastCalledWith(null, 'a');
 
-    expect((await getUploads({ uploadId: 3 })).map(u => u.id)).toEqual([3]);
+    expect((await getUploads({ id: 3 })).map(u => u.id)).toEqual([3]);
     expect(native.getUploads).toHaveBeenLastCalledWith(3, null);
+    // The deprecated alias of id.
+    expect((await getUploads({ uploadId: 2 })).map(u => u.id)).toEqual([2]);
+    expect(native.getUploads).toHaveBeenLastCalledWith(2, null);
 
     fake.setState(2, 'RUNNING');
     expect((await getUploads({ state: 'RUNNING' })).map(u => u.id)).toEqual([2]);
@@ -427,7 +455,18 @@ describe('error mapping', () => {
 describe('types', () => {
   it('refuses a target with both ids at compile time', () => {
     // @ts-expect-error a target names one upload or one transfer, not both
-    const both: UploadTarget = { uploadId: 1, transferId: 'a' };
+    const both: UploadTarget = { id: 1, transferId: 'a' };
     expect(both).toBeDefined();
+  });
+
+  it('refuses a missing or optional target at compile time', async () => {
+    const maybe = undefined as UploadTarget | undefined;
+    // @ts-expect-error every upload is { all: true }, never a missing target
+    await expect(cancel()).rejects.toThrow(UploadError);
+    // @ts-expect-error an optional target does not type-check either
+    await expect(forget(maybe)).rejects.toThrow(UploadError);
+    // @ts-expect-error all is true or absent
+    const notAll: UploadTarget = { all: false };
+    expect(notAll).toBeDefined();
   });
 });

@@ -333,22 +333,39 @@ describe('userParamsToJson', () => {
 
 describe('targets and filters', () => {
   it('maps targets to the native selector', () => {
-    expect(targetToNative(undefined)).toEqual([null, null]);
-    expect(targetToNative({ uploadId: 7 })).toEqual([7, null]);
-    expect(targetToNative({ transferId: 'trip' })).toEqual([null, 'trip']);
+    expect(targetToNative({ id: 7 }, 'pause')).toEqual([7, null]);
+    expect(targetToNative({ transferId: 'trip' }, 'pause')).toEqual([null, 'trip']);
+    expect(targetToNative({ all: true }, 'pause')).toEqual([null, null]);
+    // The deprecated alias of id.
+    expect(targetToNative({ uploadId: 7 }, 'pause')).toEqual([7, null]);
   });
 
   it.each([
-    [{}, 'pass nothing to target every upload'],
-    [{ uploadId: 1, transferId: 'x' }, 'either uploadId or transferId, not both'],
-    [{ uploadId: -1 }, 'uploadId must be an upload'],
-    [{ uploadId: '3' }, 'uploadId must be an upload'],
-    [{ transferId: '  ' }, 'transferId must be a non-empty string'],
-    ['all', 'the target must be { uploadId } or { transferId }, got a string'],
+    [undefined, 'cancel needs a target: { id }, { transferId } or { all: true } (every upload)'],
+    [null, 'cancel needs a target'],
+    [{}, 'must be { id }, { transferId } or { all: true }, got an empty object'],
+    [{ id: 1, transferId: 'x' }, 'one of id, transferId or all, not id and transferId'],
+    [{ transferId: 'x', all: true }, 'not transferId and all'],
+    [{ id: 1, uploadId: 1 }, 'names id and its deprecated alias uploadId'],
+    [{ all: false }, 'target.all must be true (every upload), got false'],
+    [{ all: 'yes' }, 'target.all must be true'],
+    [{ id: -1 }, "target.id must be an upload's id"],
+    [{ id: '3' }, "target.id must be an upload's id"],
+    [{ uploadId: 1.5 }, "target.uploadId must be an upload's id"],
+    [{ transferId: '  ' }, 'target.transferId must be a non-empty string'],
+    ['all', 'the target of cancel must be { id }, { transferId } or { all: true }, got a string'],
   ])('refuses the target %j', (target, message) => {
-    const e = failure(() => targetToNative(target as never));
+    const e = failure(() => targetToNative(target, 'cancel'));
     expect(e.code).toBe('invalid_argument');
     expect(e.message).toContain(message);
+  });
+
+  it('folds the deprecated filter.uploadId into id', () => {
+    expect(checkFilter({ uploadId: 3 })).toEqual({ id: 3, states: [] });
+    expect(checkFilter({ id: 3, transferId: 't' })).toEqual({ id: 3, transferId: 't', states: [] });
+    expect(failure(() => checkFilter({ id: 3, uploadId: 3 })).message).toContain(
+      'deprecated alias uploadId',
+    );
   });
 
   it('normalises filter states', () => {
@@ -361,6 +378,7 @@ describe('targets and filters', () => {
     expect(failure(() => checkFilter({ state: 'DONE' as never })).message).toContain(
       'filter.state has the unknown state "DONE"',
     );
+    expect(failure(() => checkFilter({ id: 1.5 })).message).toContain('filter.id');
     expect(failure(() => checkFilter({ uploadId: 1.5 })).message).toContain('filter.uploadId');
     expect(failure(() => checkFilter({ transferId: '' })).message).toContain('filter.transferId');
     expect(failure(() => checkFilter({ fileHash: 1 as never })).message).toContain(

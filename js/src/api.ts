@@ -18,6 +18,7 @@ import type {
   UploadTarget,
 } from './types';
 import {
+  type CheckedFilter,
   checkFilter,
   checkTransferId,
   checkUploadId,
@@ -65,7 +66,7 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
  * policy and notification texts. It is stored with the queue, so uploads
  * continue after a restart even before JavaScript runs again. Each call
  * replaces the whole configuration; after an `auth_required` pause, call it
- * with fresh headers, then `resume()`.
+ * with fresh headers, then `resume({ all: true })`.
  *
  * @throws UploadError `invalid_config` with the name of the offending field.
  */
@@ -109,67 +110,76 @@ export async function uploadFile(path: string, options: UploadFileOptions = {}):
 }
 
 async function changeState(
-  run: (uploadId: number | null, transferId: string | null) => Promise<NativeUpload[]>,
-  target: UploadTarget | undefined,
+  name: string,
+  run: (id: number | null, transferId: string | null) => Promise<NativeUpload[]>,
+  target: UploadTarget,
 ): Promise<Upload[]> {
-  const [uploadId, transferId] = targetToNative(target);
-  const changed = await call(() => run(uploadId, transferId));
+  const [id, transferId] = targetToNative(target, name);
+  const changed = await call(() => run(id, transferId));
   return changed.map(toUpload);
 }
 
 /**
- * Pauses unfinished uploads: one (`{ uploadId }`), one transfer
- * (`{ transferId }`), or every upload (no target). Parts in flight stop and
- * are sent again on resume. Resolves with the uploads that changed.
+ * Pauses unfinished uploads: one (`{ id }`), one transfer (`{ transferId }`),
+ * or every upload (`{ all: true }`). Parts in flight stop and are sent again
+ * on resume. Resolves with the uploads that changed.
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`):
+ *   every upload is only ever reached with `{ all: true }`.
  */
-export function pause(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => native().pause(u, t), target);
+export function pause(target: UploadTarget): Promise<Upload[]> {
+  return changeState('pause', (u, t) => native().pause(u, t), target);
 }
 
 /**
  * Resumes PAUSED and FAILED uploads (a FAILED one starts a fresh round of
- * retries): one, one transfer, or every upload. Resolves with the uploads
- * that changed. New uploads start on their own; no call is needed.
+ * retries): `{ id }`, `{ transferId }` or `{ all: true }`. Resolves with the
+ * uploads that changed. New uploads start on their own; no call is needed.
  */
-export function resume(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => native().resume(u, t), target);
+export function resume(target: UploadTarget): Promise<Upload[]> {
+  return changeState('resume', (u, t) => native().resume(u, t), target);
 }
 
 /**
- * Cancels unfinished uploads: one, one transfer, or every upload. Cancelled
- * is final; when `abortApi` is configured the backend is told so it can
- * free the storage. Resolves with the uploads that changed.
+ * Cancels unfinished uploads: `{ id }`, `{ transferId }` or `{ all: true }`.
+ * Cancelled is final; when `abortApi` is configured the backend is told so
+ * it can free the storage. Resolves with the uploads that changed.
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`),
+ *   so `cancel(maybeTarget)` with an unset variable cancels nothing.
  */
-export function cancel(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => native().cancel(u, t), target);
+export function cancel(target: UploadTarget): Promise<Upload[]> {
+  return changeState('cancel', (u, t) => native().cancel(u, t), target);
 }
 
 /**
- * Deletes finished uploads from the queue: one (`{ uploadId }`), one
- * transfer (`{ transferId }`), or all (no target). Finished means COMPLETED,
+ * Deletes finished uploads from the queue: one (`{ id }`), one transfer
+ * (`{ transferId }`), or all (`{ all: true }`). Finished means COMPLETED,
  * or CANCELLED with the abort call done; FAILED and PAUSED uploads can still
  * be resumed, so cancel them first. Naming one upload that is not finished
  * rejects with `invalid_argument`; a transfer or all skips unfinished ones.
  * Resolves with how many were deleted. Finished uploads are also deleted on
  * their own after `finishedRetentionMs` (default 7 days).
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`).
  */
-export async function forget(target?: UploadTarget): Promise<number> {
-  const [uploadId, transferId] = targetToNative(target);
-  return call(() => native().forget(uploadId, transferId));
+export async function forget(target: UploadTarget): Promise<number> {
+  const [id, transferId] = targetToNative(target, 'forget');
+  return call(() => native().forget(id, transferId));
 }
 
 /** Snapshots of the uploads that match the filter (all without one), in queue order. */
 export async function getUploads(filter?: UploadFilter): Promise<Upload[]> {
   const f = checkFilter(filter);
-  const list = await call(() => native().getUploads(f.uploadId ?? null, f.transferId ?? null));
+  const list = await call(() => native().getUploads(f.id ?? null, f.transferId ?? null));
   return list.map(toUpload).filter(u => matchesFilter(u, f));
 }
 
-/** The upload with this id, or null when there is none. */
-export async function getUpload(uploadId: number): Promise<Upload | null> {
-  const id = checkUploadId(uploadId);
-  const list = await call(() => native().getUploads(id, null));
-  const found = list.find(u => u.id === id);
+/** The upload with this id (`Upload.id`), or null when there is none. */
+export async function getUpload(id: number): Promise<Upload | null> {
+  const checked = checkUploadId(id);
+  const list = await call(() => native().getUploads(checked, null));
+  const found = list.find(u => u.id === checked);
   return found ? toUpload(found) : null;
 }
 
@@ -203,9 +213,9 @@ export async function setAsideQueue(): Promise<string> {
 }
 
 /** Whether an upload matches a (checked) filter. */
-export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFilter>): boolean {
+export function matchesFilter(upload: Upload, filter: CheckedFilter): boolean {
   return (
-    (filter.uploadId === undefined || upload.id === filter.uploadId) &&
+    (filter.id === undefined || upload.id === filter.id) &&
     (filter.transferId === undefined || upload.transferId === filter.transferId) &&
     (filter.fileHash === undefined || upload.fileHash === filter.fileHash) &&
     (filter.states.length === 0 || filter.states.includes(upload.state))

@@ -61,7 +61,12 @@ function filterKey(filter: UploadFilter | null | undefined): string {
       : typeof filter.state === 'string'
       ? [filter.state]
       : [...filter.state];
-  return JSON.stringify([filter.uploadId, filter.transferId, filter.fileHash, states.sort()]);
+  return JSON.stringify([
+    filter.id ?? filter.uploadId,
+    filter.transferId,
+    filter.fileHash,
+    states.sort(),
+  ]);
 }
 
 /**
@@ -224,10 +229,10 @@ export function useUploads(filter?: UploadFilter): UploadsResult {
   return useUploadList(filter);
 }
 
-/** One upload by id, kept current. Pass null or undefined to follow nothing. */
-export function useUpload(uploadId: number | null | undefined): UploadResult {
-  const none = uploadId === null || uploadId === undefined;
-  const result = useUploadList(none ? null : { uploadId });
+/** One upload by its `Upload.id`, kept current. Pass null or undefined to follow nothing. */
+export function useUpload(id: number | null | undefined): UploadResult {
+  const none = id === null || id === undefined;
+  const result = useUploadList(none ? null : { id });
   return {
     upload: result.uploads[0] ?? null,
     loading: result.loading,

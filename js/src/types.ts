@@ -101,7 +101,11 @@ export interface Upload {
   readonly id: number;
   /** Groups files; `DEFAULT_TRANSFER_ID` unless the app chose one. */
   readonly transferId: string;
-  /** Absolute path of the file on this device. */
+  /**
+   * The file as the engine opens it: an absolute path (a `file://` URI
+   * given to `uploadFile` is stored as its path), or the `content://`
+   * (Android) or `bookmark://` (iOS) URI as given.
+   */
   readonly path: string;
   readonly fileName: string;
   /** XXH3-128 of the file's content, 32 lowercase hex digits (the contract's `fileHash`). */
@@ -111,7 +115,11 @@ export interface Upload {
   readonly state: UploadState;
   /** Object key chosen by the backend, once startUpload answered. */
   readonly key: string | null;
-  /** S3 multipart upload id chosen by the backend, once startUpload answered. */
+  /**
+   * The S3 multipart upload id the backend's startUpload answered (null
+   * before): what the backend contract and the `s3bgu` CLI's JSON call
+   * `uploadId`. In this API the upload itself is always `id`.
+   */
   readonly multipartUploadId: string | null;
   /** Part size chosen by the backend, once startUpload answered. */
   readonly partSize: number | null;
@@ -172,13 +180,30 @@ export interface Summary {
   readonly completedTransfers: number;
 }
 
-/** Which uploads `pause`, `resume` and `cancel` apply to. */
+/**
+ * Which uploads `pause`, `resume`, `cancel` and `forget` apply to: one
+ * upload (`{ id }`, its `Upload.id`), one transfer (`{ transferId }`), or
+ * every upload (`{ all: true }`). There is no default: a target that is
+ * missing or `undefined` is refused, so an unset variable never reaches
+ * every upload.
+ */
 export type UploadTarget =
-  | { readonly uploadId: number; readonly transferId?: undefined }
-  | { readonly transferId: string; readonly uploadId?: undefined };
+  | { readonly id: number; readonly transferId?: undefined; readonly all?: undefined }
+  | { readonly transferId: string; readonly id?: undefined; readonly all?: undefined }
+  | { readonly all: true; readonly id?: undefined; readonly transferId?: undefined }
+  | {
+      /** @deprecated use `{ id }`: the same `Upload.id` under its own name. */
+      readonly uploadId: number;
+      readonly id?: undefined;
+      readonly transferId?: undefined;
+      readonly all?: undefined;
+    };
 
 /** Which uploads `getUploads` and `useUploads` return. Every field narrows. */
 export interface UploadFilter {
+  /** One upload, by its `Upload.id`. */
+  readonly id?: number;
+  /** @deprecated use `id`: the same `Upload.id` under its own name. */
   readonly uploadId?: number;
   readonly transferId?: string;
   /** One state, or any of several. */
@@ -254,7 +279,7 @@ export interface UploaderConfig {
   readonly startUploadApi: string;
   /** `POST` here returns presigned part URLs. */
   readonly getUploadUrlsApi: string;
-  /** `POST {completeApi}/{uploadId}/{key}` completes an upload. */
+  /** `POST {completeApi}/{uploadId}/{key}` completes an upload (`uploadId`: the multipart upload id). */
   readonly completeApi: string;
   /** Optional: `POST {abortApi}/{uploadId}/{key}` is sent when an upload is cancelled. */
   readonly abortApi?: string;
