@@ -14,6 +14,7 @@ import {
   setAsideQueue,
   setConfig,
   uploadFile,
+  uploadFiles,
   type UploadTarget,
 } from '../src';
 import { Platform } from 'react-native';
@@ -150,6 +151,95 @@ describe('uploadFile', () => {
     expect(e.message).toBe('/tmp/missing.bin does not exist');
     expect(isUploadError(e, 'file_not_found')).toBe(true);
     expect(isUploadError(e, 'database')).toBe(false);
+  });
+});
+
+describe('uploadFiles', () => {
+  it('adds the files in order, one at a time, and answers once with one result each', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const real = native.uploadFile.getMockImplementation()!;
+    native.uploadFile.mockImplementation(async (...args) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      // A hash takes a while: the next file must wait for this one.
+      await new Promise<void>(resolve => setTimeout(resolve, 1));
+      inFlight -= 1;
+      return real(...args);
+    });
+    const results = await uploadFiles(['/tmp/c', 'file:///tmp/a', '/tmp/b'], {
+      transferId: 'trip',
+    });
+    expect(most).toBe(1);
+    expect(native.uploadFile.mock.calls.map(c => c[0])).toEqual(['/tmp/c', '/tmp/a', '/tmp/b']);
+    expect(results.map(r => [r.upload?.path, r.upload?.transferId, r.error])).toEqual([
+      ['/tmp/c', 'trip', null],
+      ['/tmp/a', 'trip', null],
+      ['/tmp/b', 'trip', null],
+    ]);
+    expect(results.map(r => r.upload?.id)).toEqual([1, 2, 3]);
+  });
+
+  it('settles a refused file as its UploadError and still adds the ones after it', async () => {
+    fake.failNextCall(nativeRejection('invalid_config', 'call setConfig before adding files'));
+    const results = await uploadFiles(['/tmp/1', '/tmp/missing.bin', '/tmp/2', '/tmp/1']);
+    expect(results.map(r => r.error?.code ?? null)).toEqual([
+      'invalid_config',
+      'file_not_found',
+      null,
+      null,
+    ]);
+    expect(results[0]!.error).toBeInstanceOf(UploadError);
+    expect(results[0]!.upload).toBeNull();
+    expect(results[1]!.error?.message).toBe('/tmp/missing.bin does not exist');
+    // The first file was refused, so its second mention is its first add.
+    expect(results.map(r => r.upload?.path ?? null)).toEqual([null, null, '/tmp/2', '/tmp/1']);
+    expect(native.uploadFile).toHaveBeenCalledTimes(4);
+  });
+
+  it('gives the same upload for the same content twice in one transfer', async () => {
+    const [a, b] = await uploadFiles(['/tmp/same', '/tmp/same']);
+    expect(a!.upload!.id).toBe(b!.upload!.id);
+  });
+
+  it('takes per-file options over the batch ones (userParams replaced, not merged)', async () => {
+    await uploadFiles(
+      [
+        '/tmp/plain',
+        { path: '/tmp/named', fileName: 'Holiday.mp4' },
+        { path: '/tmp/own', transferId: 'other', userParams: { album: 2 } },
+      ],
+      { transferId: 'trip', userParams: { album: 1, owner: 'me' } },
+    );
+    expect(native.uploadFile.mock.calls).toEqual([
+      ['/tmp/plain', 'trip', null, '{"album":1,"owner":"me"}'],
+      ['/tmp/named', 'trip', 'Holiday.mp4', '{"album":1,"owner":"me"}'],
+      ['/tmp/own', 'other', null, '{"album":2}'],
+    ]);
+  });
+
+  it('answers an empty batch with an empty list', async () => {
+    expect(await uploadFiles([])).toEqual([]);
+    expect(native.uploadFile).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    [[['/tmp/a', 'ph://x']], 'files[1]: ph: URIs are not supported'],
+    [[['/tmp/a', { path: '/tmp/b', fileName: '' }]], 'files[1]: fileName must be a non-empty'],
+    [[['/tmp/a', { path: 'relative' }]], 'files[1]: the file path must be absolute'],
+    [[['/tmp/a', 7]], 'files[1]: must be a path or { path, ...options }, got number'],
+    [[['/tmp/a', null]], 'files[1]: must be a path or { path, ...options }, got null'],
+    [[[{ path: '/tmp/a', userParams: { fileHash: 'x' } }]], 'files[0]: userParams.fileHash'],
+    [['/tmp/a'], 'uploadFiles takes an array of paths or { path, ...options }, got string'],
+    [[['/tmp/a'], { transferId: ' ' }], 'transferId must be a non-empty string'],
+    [[['/tmp/a'], { fileName: 'x' }], 'uploadFiles takes fileName per file'],
+    [[['/tmp/a'], null], 'the options of uploadFiles must be an object'],
+  ])('refuses the whole batch %j before adding anything', async (args, message) => {
+    const [files, options] = args as [never, never];
+    const e = await rejection(uploadFiles(files, options));
+    expect(e.code).toBe('invalid_argument');
+    expect(e.message).toContain(message);
+    expect(native.uploadFile).not.toHaveBeenCalled();
   });
 });
 

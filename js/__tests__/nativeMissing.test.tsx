@@ -67,6 +67,7 @@ describe('without the native module', () => {
   it.each<[string, () => Promise<unknown>]>([
     ['setConfig', () => api.setConfig(config)],
     ['uploadFile', () => api.uploadFile('/tmp/a.bin')],
+    ['uploadFiles', () => api.uploadFiles(['/tmp/a.bin', '/tmp/b.bin'])],
     ['pause', () => api.pause({ all: true })],
     ['resume', () => api.resume({ id: 1 })],
     ['cancel', () => api.cancel({ transferId: 't' })],

@@ -13,6 +13,8 @@ import type {
   Upload,
   UploaderConfig,
   UploadFileOptions,
+  UploadFilesItem,
+  UploadFilesResult,
   UploadFilter,
   UploadProgress,
   UploadTarget,
@@ -91,22 +93,116 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  *   user params), `file_not_found`, `file_unreadable`, `database`.
  */
 export async function uploadFile(path: string, options: UploadFileOptions = {}): Promise<Upload> {
+  const args = uploadArgs(path, options, 'uploadFile');
+  return toUpload(await call(() => native().uploadFile(...args)));
+}
+
+type UploadArgs = [path: string, transferId: string, fileName: string | null, params: string];
+
+/** Checks one file and its options; `shared` are the batch's options under the item's own. */
+function uploadArgs(
+  path: unknown,
+  options: unknown,
+  fnName: string,
+  shared: UploadFileOptions = {},
+): UploadArgs {
   if (typeof options !== 'object' || options === null) {
-    throw new UploadError('invalid_argument', 'the options of uploadFile must be an object');
+    throw new UploadError('invalid_argument', `the options of ${fnName} must be an object`);
   }
+  const own = options as UploadFileOptions;
   const filePath = toFilePath(path);
+  const transferIdOption = own.transferId ?? shared.transferId;
   const transferId =
-    options.transferId === undefined ? DEFAULT_TRANSFER_ID : checkTransferId(options.transferId);
+    transferIdOption === undefined ? DEFAULT_TRANSFER_ID : checkTransferId(transferIdOption);
   let fileName: string | null = null;
-  if (options.fileName !== undefined) {
-    if (typeof options.fileName !== 'string' || options.fileName.length === 0) {
+  if (own.fileName !== undefined) {
+    if (typeof own.fileName !== 'string' || own.fileName.length === 0) {
       throw new UploadError('invalid_argument', 'fileName must be a non-empty string');
     }
-    fileName = options.fileName;
+    fileName = own.fileName;
   }
-  const params = userParamsToJson(options.userParams);
-  const upload = await call(() => native().uploadFile(filePath, transferId, fileName, params));
-  return toUpload(upload);
+  const params = userParamsToJson(own.userParams ?? shared.userParams);
+  return [filePath, transferId, fileName, params];
+}
+
+/**
+ * Adds several files, in the order given, one after the other (each is
+ * hashed before the next starts), and resolves once with one result per
+ * file, in the same order: `{ upload, error: null }` for a file added (or
+ * found already in its transfer, as `uploadFile` does; the same content twice
+ * gives the same upload twice), `{ upload: null, error }` for a file the
+ * engine refused (`file_not_found`, `file_unreadable`, `invalid_config`...).
+ * A refused file does not stop the others: every file is tried and has its
+ * result. The promise itself only rejects when the batch is malformed.
+ *
+ * Every item is checked before anything is added: a bad path or option
+ * anywhere rejects the whole batch with `invalid_argument` naming the item
+ * (`files[2]: ...`), and nothing is queued.
+ *
+ * @param files paths (as `uploadFile` takes them), or `{ path, ...options }`
+ *   objects for per-file options.
+ * @param options `transferId` and `userParams` for every file that does not
+ *   set its own (an item's `userParams` replaces these, it is not merged).
+ * @throws UploadError `invalid_argument` for a malformed batch,
+ *   `native_module_missing` when the app was built without the module.
+ */
+export async function uploadFiles(
+  files: readonly (string | UploadFilesItem)[],
+  options: Omit<UploadFileOptions, 'fileName'> = {},
+): Promise<UploadFilesResult[]> {
+  if (!Array.isArray(files)) {
+    throw new UploadError(
+      'invalid_argument',
+      `uploadFiles takes an array of paths or { path, ...options }, got ${
+        files === null ? 'null' : typeof files
+      }`,
+    );
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new UploadError('invalid_argument', 'the options of uploadFiles must be an object');
+  }
+  if ((options as UploadFileOptions).fileName !== undefined) {
+    throw new UploadError(
+      'invalid_argument',
+      'uploadFiles takes fileName per file ({ path, fileName }), not for the whole batch',
+    );
+  }
+  // Checked in a first pass, shared options included, so a mistake adds nothing.
+  const shared = uploadArgs('/', options, 'uploadFiles');
+  const sharedOptions: UploadFileOptions = {
+    transferId: shared[1],
+    userParams: options.userParams,
+  };
+  const batch = files.map((item: unknown, i): UploadArgs => {
+    try {
+      if (typeof item === 'string') {
+        return uploadArgs(item, {}, 'uploadFiles', sharedOptions);
+      }
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new UploadError(
+          'invalid_argument',
+          `must be a path or { path, ...options }, got ${item === null ? 'null' : typeof item}`,
+        );
+      }
+      const { path, ...own } = item as UploadFilesItem;
+      return uploadArgs(path, own, 'uploadFiles', sharedOptions);
+    } catch (e) {
+      const err = toUploadError(e);
+      throw new UploadError(err.code, `files[${i}]: ${err.message}`, { cause: err });
+    }
+  });
+  // Without the native module every file would fail alike: say it once.
+  const nativeModule = native();
+  const results: UploadFilesResult[] = [];
+  for (const args of batch) {
+    try {
+      const upload = toUpload(await call(() => nativeModule.uploadFile(...args)));
+      results.push({ upload, error: null });
+    } catch (e) {
+      results.push({ upload: null, error: toUploadError(e) });
+    }
+  }
+  return results;
 }
 
 async function changeState(

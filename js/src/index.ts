@@ -28,6 +28,7 @@ export {
   setAsideQueue,
   setConfig,
   uploadFile,
+  uploadFiles,
 } from './api';
 export { UploadError, isUploadError, isUploadErrorCode } from './errors';
 export { SUMMARY_REFRESH_MS, useSummary, useUpload, useUploads } from './hooks';
@@ -50,6 +51,8 @@ export type {
   UploadErrorCode,
   UploadFailure,
   UploadFileOptions,
+  UploadFilesItem,
+  UploadFilesResult,
   UploadFilter,
   UploadProgress,
   UploadState,

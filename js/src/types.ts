@@ -2,6 +2,7 @@
  * Public types. States and error codes are the engine's (rust-core
  * `model.rs` and `error.rs`), spelled exactly as the engine spells them.
  */
+import type { UploadError } from './errors';
 
 /**
  * Life cycle of one upload:
@@ -237,6 +238,20 @@ export interface UploadFileOptions {
   /** The contract's `fileName`; defaults to the last segment of the path. */
   readonly fileName?: string;
 }
+
+/** One file of `uploadFiles` with options of its own. */
+export interface UploadFilesItem extends UploadFileOptions {
+  /** As `uploadFile` takes it: an absolute path, a `file://` URI, or a URI the platform opens. */
+  readonly path: string;
+}
+
+/**
+ * The result of one file of `uploadFiles`, at its index in the batch: the
+ * upload, or the `UploadError` the engine refused that file with.
+ */
+export type UploadFilesResult =
+  | { readonly upload: Upload; readonly error: null }
+  | { readonly upload: null; readonly error: UploadError };
 
 /** Retry policy for every call (backend calls and part uploads). */
 export interface RetryConfig {
