@@ -117,3 +117,15 @@ describe('without the native module', () => {
     expect(internals.listenerCounts()).toEqual({ progress: 0, stateChange: 0 });
   });
 });
+
+describe('in a Jest run with the React Native preset and nothing mocked', () => {
+  it('imports, and the first call says the module is missing', async () => {
+    let plain: Api | null = null;
+    jest.isolateModules(() => {
+      plain = require('../src');
+    });
+    const { getUploads, isUploadError } = plain as unknown as Api;
+    const e = await rejection(getUploads());
+    expect(isUploadError(e, 'native_module_missing')).toBe(true);
+  });
+});
