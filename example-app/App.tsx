@@ -132,9 +132,9 @@ function UploaderScreen() {
       }
     });
 
-  const onPause = (id: number) => run('pause', () => pause({ uploadId: id }));
-  const onResume = (id: number) => run('resume', () => resume({ uploadId: id }));
-  const onCancel = (id: number) => run('cancel', () => cancel({ uploadId: id }));
+  const onPause = (id: number) => run('pause', () => pause({ id }));
+  const onResume = (id: number) => run('resume', () => resume({ id }));
+  const onCancel = (id: number) => run('cancel', () => cancel({ id }));
 
   const header = (
     <View>
@@ -229,9 +229,15 @@ function UploaderScreen() {
       </View>
       <SummaryCard title="All uploads" />
       <View style={styles.line}>
-        <SmallButton label="Pause all" onPress={() => run('pause', () => pause())} />
-        <SmallButton label="Resume all" onPress={() => run('resume', () => resume())} />
-        <SmallButton label="Cancel all" onPress={() => run('cancel', () => cancel())} />
+        <SmallButton label="Pause all" onPress={() => run('pause', () => pause({ all: true }))} />
+        <SmallButton
+          label="Resume all"
+          onPress={() => run('resume', () => resume({ all: true }))}
+        />
+        <SmallButton
+          label="Cancel all"
+          onPress={() => run('cancel', () => cancel({ all: true }))}
+        />
       </View>
 
       <View style={[styles.line, styles.between]}>

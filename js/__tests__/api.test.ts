@@ -1,5 +1,6 @@
 import {
   DEFAULT_TRANSFER_ID,
+  ENGINE_ERROR_CODES,
   ERROR_CODES,
   UploadError,
   cancel,
@@ -13,6 +14,7 @@ import {
   setAsideQueue,
   setConfig,
   uploadFile,
+  uploadFiles,
   type UploadTarget,
 } from '../src';
 import { Platform } from 'react-native';
@@ -152,6 +154,95 @@ describe('uploadFile', () => {
   });
 });
 
+describe('uploadFiles', () => {
+  it('adds the files in order, one at a time, and answers once with one result each', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const real = native.uploadFile.getMockImplementation()!;
+    native.uploadFile.mockImplementation(async (...args) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      // A hash takes a while: the next file must wait for this one.
+      await new Promise<void>(resolve => setTimeout(resolve, 1));
+      inFlight -= 1;
+      return real(...args);
+    });
+    const results = await uploadFiles(['/tmp/c', 'file:///tmp/a', '/tmp/b'], {
+      transferId: 'trip',
+    });
+    expect(most).toBe(1);
+    expect(native.uploadFile.mock.calls.map(c => c[0])).toEqual(['/tmp/c', '/tmp/a', '/tmp/b']);
+    expect(results.map(r => [r.upload?.path, r.upload?.transferId, r.error])).toEqual([
+      ['/tmp/c', 'trip', null],
+      ['/tmp/a', 'trip', null],
+      ['/tmp/b', 'trip', null],
+    ]);
+    expect(results.map(r => r.upload?.id)).toEqual([1, 2, 3]);
+  });
+
+  it('settles a refused file as its UploadError and still adds the ones after it', async () => {
+    fake.failNextCall(nativeRejection('invalid_config', 'call setConfig before adding files'));
+    const results = await uploadFiles(['/tmp/1', '/tmp/missing.bin', '/tmp/2', '/tmp/1']);
+    expect(results.map(r => r.error?.code ?? null)).toEqual([
+      'invalid_config',
+      'file_not_found',
+      null,
+      null,
+    ]);
+    expect(results[0]!.error).toBeInstanceOf(UploadError);
+    expect(results[0]!.upload).toBeNull();
+    expect(results[1]!.error?.message).toBe('/tmp/missing.bin does not exist');
+    // The first file was refused, so its second mention is its first add.
+    expect(results.map(r => r.upload?.path ?? null)).toEqual([null, null, '/tmp/2', '/tmp/1']);
+    expect(native.uploadFile).toHaveBeenCalledTimes(4);
+  });
+
+  it('gives the same upload for the same content twice in one transfer', async () => {
+    const [a, b] = await uploadFiles(['/tmp/same', '/tmp/same']);
+    expect(a!.upload!.id).toBe(b!.upload!.id);
+  });
+
+  it('takes per-file options over the batch ones (userParams replaced, not merged)', async () => {
+    await uploadFiles(
+      [
+        '/tmp/plain',
+        { path: '/tmp/named', fileName: 'Holiday.mp4' },
+        { path: '/tmp/own', transferId: 'other', userParams: { album: 2 } },
+      ],
+      { transferId: 'trip', userParams: { album: 1, owner: 'me' } },
+    );
+    expect(native.uploadFile.mock.calls).toEqual([
+      ['/tmp/plain', 'trip', null, '{"album":1,"owner":"me"}'],
+      ['/tmp/named', 'trip', 'Holiday.mp4', '{"album":1,"owner":"me"}'],
+      ['/tmp/own', 'other', null, '{"album":2}'],
+    ]);
+  });
+
+  it('answers an empty batch with an empty list', async () => {
+    expect(await uploadFiles([])).toEqual([]);
+    expect(native.uploadFile).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    [[['/tmp/a', 'ph://x']], 'files[1]: ph: URIs are not supported'],
+    [[['/tmp/a', { path: '/tmp/b', fileName: '' }]], 'files[1]: fileName must be a non-empty'],
+    [[['/tmp/a', { path: 'relative' }]], 'files[1]: the file path must be absolute'],
+    [[['/tmp/a', 7]], 'files[1]: must be a path or { path, ...options }, got number'],
+    [[['/tmp/a', null]], 'files[1]: must be a path or { path, ...options }, got null'],
+    [[[{ path: '/tmp/a', userParams: { fileHash: 'x' } }]], 'files[0]: userParams.fileHash'],
+    [['/tmp/a'], 'uploadFiles takes an array of paths or { path, ...options }, got string'],
+    [[['/tmp/a'], { transferId: ' ' }], 'transferId must be a non-empty string'],
+    [[['/tmp/a'], { fileName: 'x' }], 'uploadFiles takes fileName per file'],
+    [[['/tmp/a'], null], 'the options of uploadFiles must be an object'],
+  ])('refuses the whole batch %j before adding anything', async (args, message) => {
+    const [files, options] = args as [never, never];
+    const e = await rejection(uploadFiles(files, options));
+    expect(e.code).toBe('invalid_argument');
+    expect(e.message).toContain(message);
+    expect(native.uploadFile).not.toHaveBeenCalled();
+  });
+});
+
 describe('pause, resume and cancel', () => {
   beforeEach(async () => {
     await uploadFile('/tmp/1', { transferId: 'a' });
@@ -159,28 +250,53 @@ describe('pause, resume and cancel', () => {
     await uploadFile('/tmp/3', { transferId: 'b' });
   });
 
-  const calls: Array<[string, (t?: UploadTarget) => Promise<unknown>, jest.Mock]> = [
+  const calls: Array<[string, (t: UploadTarget) => Promise<unknown>, jest.Mock]> = [
     ['pause', pause, native.pause],
     ['resume', resume, native.resume],
     ['cancel', cancel, native.cancel],
   ];
+  const withForget: typeof calls = [
+    ...calls,
+    ['forget', forget as (t: UploadTarget) => Promise<unknown>, native.forget],
+  ];
 
   it.each(calls)('%s maps each target to the native selector', async (_name, fn, mock) => {
-    await fn();
-    await fn({ uploadId: 2 });
+    await fn({ all: true });
+    await fn({ id: 2 });
     await fn({ transferId: 'a' });
+    // The deprecated alias of { id }.
+    await fn({ uploadId: 3 });
     expect(mock.mock.calls).toEqual([
       [null, null],
       [2, null],
       [null, 'a'],
+      [3, null],
     ]);
   });
 
-  it.each(calls)('%s refuses a bad target before reaching native', async (_name, fn, mock) => {
-    const e = await rejection(fn({ uploadId: 1, transferId: 'a' } as never));
+  it.each(withForget)('%s refuses a bad target before reaching native', async (_name, fn, mock) => {
+    const e = await rejection(fn({ id: 1, transferId: 'a' } as never));
     expect(e.code).toBe('invalid_argument');
     expect(mock).not.toHaveBeenCalled();
   });
+
+  it.each(withForget)(
+    '%s without a target, or with undefined, changes nothing and says how to reach every upload',
+    async (name, fn, mock) => {
+      const maybeTarget: UploadTarget | undefined = undefined;
+      for (const e of [
+        await rejection((fn as (t?: UploadTarget) => Promise<unknown>)()),
+        await rejection(fn(maybeTarget as unknown as UploadTarget)),
+      ]) {
+        expect(e.code).toBe('invalid_argument');
+        expect(e.message).toBe(
+          `${name} needs a target: { id }, { transferId } or { all: true } (every upload), got undefined`,
+        );
+      }
+      expect(mock).not.toHaveBeenCalled();
+      expect((await getUploads()).map(u => u.state)).toEqual(['PENDING', 'PENDING', 'PENDING']);
+    },
+  );
 
   it('resolves with the uploads that changed', async () => {
     const paused = await pause({ transferId: 'a' });
@@ -189,15 +305,15 @@ describe('pause, resume and cancel', () => {
       [2, 'PAUSED'],
     ]);
     expect(await pause({ transferId: 'a' })).toEqual([]);
-    const resumed = await resume();
+    const resumed = await resume({ all: true });
     expect(resumed.map(u => u.id)).toEqual([1, 2]);
-    const cancelled = await cancel();
+    const cancelled = await cancel({ all: true });
     expect(cancelled.map(u => u.state)).toEqual(['CANCELLED', 'CANCELLED', 'CANCELLED']);
   });
 
   it('maps not_found from native', async () => {
     fake.failNextCall(nativeRejection('not_found', 'no upload with id 99'));
-    const e = await rejection(cancel({ uploadId: 99 }));
+    const e = await rejection(cancel({ id: 99 }));
     expect(e.code).toBe('not_found');
   });
 });
@@ -212,9 +328,9 @@ describe('forget', () => {
   });
 
   it('maps each target to the native selector and resolves with the count', async () => {
-    expect(await forget({ uploadId: 1 })).toBe(1);
+    expect(await forget({ id: 1 })).toBe(1);
     expect(await forget({ transferId: 'a' })).toBe(0);
-    expect(await forget()).toBe(1);
+    expect(await forget({ all: true })).toBe(1);
     expect(native.forget.mock.calls).toEqual([
       [1, null],
       [null, 'a'],
@@ -224,13 +340,13 @@ describe('forget', () => {
   });
 
   it('refuses a bad target before reaching native', async () => {
-    const e = await rejection(forget({ uploadId: 1, transferId: 'a' } as never));
+    const e = await rejection(forget({ id: 1, transferId: 'a' } as never));
     expect(e.code).toBe('invalid_argument');
     expect(native.forget).not.toHaveBeenCalled();
   });
 
   it('passes the engine refusal of an unfinished upload on as a typed error', async () => {
-    const e = await rejection(forget({ uploadId: 2 }));
+    const e = await rejection(forget({ id: 2 }));
     expect(e.code).toBe('invalid_argument');
     expect(isUploadError(e, 'invalid_argument')).toBe(true);
     expect((await getUploads()).map(u => u.id)).toEqual([1, 2, 3]);
@@ -251,8 +367,11 @@ describe('queries', () => {
     expect((await getUploads({ transferId: 'a' })).map(u => u.id)).toEqual([1, 2]);
     expect(native.getUploads).toHaveBeenLastCalledWith(null, 'a');
 
-    expect((await getUploads({ uploadId: 3 })).map(u => u.id)).toEqual([3]);
+    expect((await getUploads({ id: 3 })).map(u => u.id)).toEqual([3]);
     expect(native.getUploads).toHaveBeenLastCalledWith(3, null);
+    // The deprecated alias of id.
+    expect((await getUploads({ uploadId: 2 })).map(u => u.id)).toEqual([2]);
+    expect(native.getUploads).toHaveBeenLastCalledWith(2, null);
 
     fake.setState(2, 'RUNNING');
     expect((await getUploads({ state: 'RUNNING' })).map(u => u.id)).toEqual([2]);
@@ -384,7 +503,11 @@ describe('setAsideQueue', () => {
 });
 
 describe('error mapping', () => {
-  it.each(ERROR_CODES)('keeps the engine code %s', async code => {
+  it('lists every engine code, and native_module_missing of the JavaScript layer', () => {
+    expect(ERROR_CODES).toEqual([...ENGINE_ERROR_CODES, 'native_module_missing']);
+  });
+
+  it.each(ENGINE_ERROR_CODES)('keeps the engine code %s', async code => {
     fake.failNextCall(nativeRejection(code, `failed with ${code}`));
     const e = await rejection(getUploads());
     expect(e.code).toBe(code);
@@ -422,7 +545,18 @@ describe('error mapping', () => {
 describe('types', () => {
   it('refuses a target with both ids at compile time', () => {
     // @ts-expect-error a target names one upload or one transfer, not both
-    const both: UploadTarget = { uploadId: 1, transferId: 'a' };
+    const both: UploadTarget = { id: 1, transferId: 'a' };
     expect(both).toBeDefined();
+  });
+
+  it('refuses a missing or optional target at compile time', async () => {
+    const maybe = undefined as UploadTarget | undefined;
+    // @ts-expect-error every upload is { all: true }, never a missing target
+    await expect(cancel()).rejects.toThrow(UploadError);
+    // @ts-expect-error an optional target does not type-check either
+    await expect(forget(maybe)).rejects.toThrow(UploadError);
+    // @ts-expect-error all is true or absent
+    const notAll: UploadTarget = { all: false };
+    expect(notAll).toBeDefined();
   });
 });

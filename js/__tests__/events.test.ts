@@ -1,5 +1,12 @@
 import { listenerCounts } from '../src/api';
-import { onProgress, onStateChange, type Upload, type UploadProgress } from '../src';
+import {
+  UploadError,
+  isUploadError,
+  onProgress,
+  onStateChange,
+  type Upload,
+  type UploadProgress,
+} from '../src';
 import { fake } from './helpers/fakeNative';
 
 jest.mock('../src/NativeS3BgUploader', () => require('./helpers/fakeNative').mockModule);
@@ -136,12 +143,26 @@ describe('event fan-out', () => {
     expect(fake.stateEvents.handlers.size).toBe(0);
   });
 
-  it('refuses a listener that is not a function', () => {
-    expect(() => onStateChange(undefined as never)).toThrow(
-      'onStateChange needs a listener function',
-    );
-    expect(fake.stateEvents.subscribes).toBe(0);
-  });
+  it.each([
+    ['onStateChange', onStateChange as (l: never) => unknown, undefined, 'undefined'],
+    ['onStateChange', onStateChange as (l: never) => unknown, null, 'null'],
+    ['onProgress', onProgress as (l: never) => unknown, 'listener', 'string'],
+  ])(
+    'refuses a listener that is not a function: %s(%p) throws UploadError invalid_argument',
+    (name, subscribe, listener, kind) => {
+      let thrown: unknown;
+      try {
+        subscribe(listener as never);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(UploadError);
+      expect(isUploadError(thrown, 'invalid_argument')).toBe(true);
+      expect((thrown as Error).message).toBe(`${name} needs a listener function, got ${kind}`);
+      expect(fake.stateEvents.subscribes + fake.progressEvents.subscribes).toBe(0);
+      expect(listenerCounts()).toEqual({ progress: 0, stateChange: 0 });
+    },
+  );
 
   it('replays the current state of every upload to the listeners that start the subscription', async () => {
     // Added while nothing listened: the module's snapshot events for them

@@ -89,13 +89,19 @@ describe.each(codegens)('TurboModule spec read by codegen %s', (_version, combin
 });
 
 describe('TurboModule spec at runtime', () => {
-  it("looks the module up with getEnforcing under codegen's name", () => {
+  it("looks the module up under codegen's name, without throwing when it is absent", () => {
     const module = { marker: true };
-    const getEnforcing = jest.fn(() => module);
-    jest.isolateModules(() => {
-      jest.doMock('react-native', () => ({ TurboModuleRegistry: { getEnforcing } }));
-      expect(require('../src/NativeS3BgUploader').default).toBe(module);
-    });
-    expect(getEnforcing).toHaveBeenCalledWith('S3BgUploader');
+    for (const found of [module, null]) {
+      const get = jest.fn(() => found);
+      const getEnforcing = jest.fn(() => {
+        throw new Error('getEnforcing throws at import where the module is absent');
+      });
+      jest.isolateModules(() => {
+        jest.doMock('react-native', () => ({ TurboModuleRegistry: { get, getEnforcing } }));
+        expect(require('../src/NativeS3BgUploader').default).toBe(found);
+      });
+      expect(get).toHaveBeenCalledWith('S3BgUploader');
+      expect(getEnforcing).not.toHaveBeenCalled();
+    }
   });
 });

@@ -165,6 +165,36 @@ describe('configToNativeJson', () => {
     expect(e.message).toContain(message);
   });
 
+  it.each([
+    ['requestTimeoutMs', 100],
+    ['requestTimeoutMs', 30_000],
+    ['requestTimeoutMs', 3_600_000],
+    ['stallTimeoutMs', 100],
+    ['stallTimeoutMs', 10_000],
+    ['stallTimeoutMs', 3_600_000],
+  ])('accepts retry.%s = %d and sends it to the engine as is', (name, ms) => {
+    const json = JSON.parse(configToNativeJson({ ...base, retry: { [name]: ms } }));
+    expect(json.retry).toEqual({ [name]: ms });
+  });
+
+  it.each([
+    ['requestTimeoutMs', 99],
+    ['requestTimeoutMs', 3_600_001],
+    ['requestTimeoutMs', 0],
+    ['requestTimeoutMs', 1500.5],
+    ['requestTimeoutMs', '30000'],
+    ['stallTimeoutMs', 99],
+    ['stallTimeoutMs', 3_600_001],
+    ['stallTimeoutMs', -1],
+    ['stallTimeoutMs', Number.NaN],
+  ])('refuses retry.%s = %p, naming the field and the bounds', (name, ms) => {
+    const e = failure(() =>
+      configToNativeJson({ ...base, retry: { [name]: ms } } as unknown as UploaderConfig),
+    );
+    expect(e.code).toBe('invalid_config');
+    expect(e.message).toContain(`retry.${name} must be an integer between 100 and 3600000`);
+  });
+
   it('accepts every documented notification placeholder', () => {
     const all =
       '{percentage} {uploadedSize} {totalSize} {completedFiles} {totalFiles} {completedTransfers} {totalTransfers}';
@@ -303,22 +333,39 @@ describe('userParamsToJson', () => {
 
 describe('targets and filters', () => {
   it('maps targets to the native selector', () => {
-    expect(targetToNative(undefined)).toEqual([null, null]);
-    expect(targetToNative({ uploadId: 7 })).toEqual([7, null]);
-    expect(targetToNative({ transferId: 'trip' })).toEqual([null, 'trip']);
+    expect(targetToNative({ id: 7 }, 'pause')).toEqual([7, null]);
+    expect(targetToNative({ transferId: 'trip' }, 'pause')).toEqual([null, 'trip']);
+    expect(targetToNative({ all: true }, 'pause')).toEqual([null, null]);
+    // The deprecated alias of id.
+    expect(targetToNative({ uploadId: 7 }, 'pause')).toEqual([7, null]);
   });
 
   it.each([
-    [{}, 'pass nothing to target every upload'],
-    [{ uploadId: 1, transferId: 'x' }, 'either uploadId or transferId, not both'],
-    [{ uploadId: -1 }, 'uploadId must be an upload'],
-    [{ uploadId: '3' }, 'uploadId must be an upload'],
-    [{ transferId: '  ' }, 'transferId must be a non-empty string'],
-    ['all', 'the target must be { uploadId } or { transferId }, got a string'],
+    [undefined, 'cancel needs a target: { id }, { transferId } or { all: true } (every upload)'],
+    [null, 'cancel needs a target'],
+    [{}, 'must be { id }, { transferId } or { all: true }, got an empty object'],
+    [{ id: 1, transferId: 'x' }, 'one of id, transferId or all, not id and transferId'],
+    [{ transferId: 'x', all: true }, 'not transferId and all'],
+    [{ id: 1, uploadId: 1 }, 'names id and its deprecated alias uploadId'],
+    [{ all: false }, 'target.all must be true (every upload), got false'],
+    [{ all: 'yes' }, 'target.all must be true'],
+    [{ id: -1 }, "target.id must be an upload's id"],
+    [{ id: '3' }, "target.id must be an upload's id"],
+    [{ uploadId: 1.5 }, "target.uploadId must be an upload's id"],
+    [{ transferId: '  ' }, 'target.transferId must be a non-empty string'],
+    ['all', 'the target of cancel must be { id }, { transferId } or { all: true }, got a string'],
   ])('refuses the target %j', (target, message) => {
-    const e = failure(() => targetToNative(target as never));
+    const e = failure(() => targetToNative(target, 'cancel'));
     expect(e.code).toBe('invalid_argument');
     expect(e.message).toContain(message);
+  });
+
+  it('folds the deprecated filter.uploadId into id', () => {
+    expect(checkFilter({ uploadId: 3 })).toEqual({ id: 3, states: [] });
+    expect(checkFilter({ id: 3, transferId: 't' })).toEqual({ id: 3, transferId: 't', states: [] });
+    expect(failure(() => checkFilter({ id: 3, uploadId: 3 })).message).toContain(
+      'deprecated alias uploadId',
+    );
   });
 
   it('normalises filter states', () => {
@@ -331,6 +378,7 @@ describe('targets and filters', () => {
     expect(failure(() => checkFilter({ state: 'DONE' as never })).message).toContain(
       'filter.state has the unknown state "DONE"',
     );
+    expect(failure(() => checkFilter({ id: 1.5 })).message).toContain('filter.id');
     expect(failure(() => checkFilter({ uploadId: 1.5 })).message).toContain('filter.uploadId');
     expect(failure(() => checkFilter({ transferId: '' })).message).toContain('filter.transferId');
     expect(failure(() => checkFilter({ fileHash: 1 as never })).message).toContain(

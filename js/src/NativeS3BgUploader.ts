@@ -18,7 +18,8 @@
  *     { "startUploadUrl": str, "uploadUrlsUrl": str, "completeUrl": str,
  *       "abortUrl"?: str, "headers"?: [[name, value], ...],
  *       "maxPartsInFlight"?: int,
- *       "retry"?: { "maxAttempts"?, "baseDelayMs"?, "maxDelayMs"?, "maxUrlRefreshes"? },
+ *       "retry"?: { "maxAttempts"?, "baseDelayMs"?, "maxDelayMs"?, "maxUrlRefreshes"?,
+ *                   "requestTimeoutMs"?, "stallTimeoutMs"? },
  *       "network"?: "any" | "unmetered",
  *       "notification"?: { "title"?: str, "text"?: str },
  *       "extraRootCertificatesPem"?: [str, ...],
@@ -161,4 +162,6 @@ export interface Spec extends TurboModule {
   readonly onStateChange: EventEmitter<NativeUpload>;
 }
 
-export default TurboModuleRegistry.getEnforcing<Spec>('S3BgUploader');
+// `get`, not `getEnforcing`: where the module is absent (Expo Go, the web,
+// Jest) importing the package must not throw; api.ts reports it per call.
+export default TurboModuleRegistry.get<Spec>('S3BgUploader');

@@ -3,7 +3,7 @@
  * makes one call to the native module; every failure is an `UploadError`.
  */
 import NativeS3BgUploader from './NativeS3BgUploader';
-import type { NativeProgress, NativeUpload } from './NativeS3BgUploader';
+import type { NativeProgress, NativeUpload, Spec } from './NativeS3BgUploader';
 import { UploadError, toUploadError } from './errors';
 import { EventFanout } from './events';
 import { toProgress, toSummary, toUpload } from './mapping';
@@ -13,11 +13,14 @@ import type {
   Upload,
   UploaderConfig,
   UploadFileOptions,
+  UploadFilesItem,
+  UploadFilesResult,
   UploadFilter,
   UploadProgress,
   UploadTarget,
 } from './types';
 import {
+  type CheckedFilter,
   checkFilter,
   checkTransferId,
   checkUploadId,
@@ -30,7 +33,28 @@ import {
 /** The transfer of files added without a `transferId`. */
 export const DEFAULT_TRANSFER_ID = 'default';
 
-/** Runs a native call, turning any rejection into an `UploadError`. */
+/**
+ * What the first call says when the app was built without the native module
+ * (Expo Go, the web, Jest without a mock, an app not rebuilt after install).
+ */
+export const NATIVE_MODULE_MISSING_MESSAGE =
+  "react-native-s3-bg-uploader: the native module 'S3BgUploader' is not in this app build. " +
+  'Rebuild the app after installing the package, with the New Architecture on ' +
+  '(Expo: a development build with npx expo run:android / run:ios or EAS Build; Expo Go cannot load it). ' +
+  'There is no web implementation. In Jest, mock the module (jest.mock).';
+
+/**
+ * The native module, looked up at import without failing: its absence is
+ * reported by the first call that needs it, so importing never crashes.
+ */
+function native(): Spec {
+  if (NativeS3BgUploader === null || NativeS3BgUploader === undefined) {
+    throw new UploadError('native_module_missing', NATIVE_MODULE_MISSING_MESSAGE);
+  }
+  return NativeS3BgUploader;
+}
+
+/** Runs a native call, turning any rejection (or a missing module) into an `UploadError`. */
 async function call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -44,13 +68,13 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
  * policy and notification texts. It is stored with the queue, so uploads
  * continue after a restart even before JavaScript runs again. Each call
  * replaces the whole configuration; after an `auth_required` pause, call it
- * with fresh headers, then `resume()`.
+ * with fresh headers, then `resume({ all: true })`.
  *
  * @throws UploadError `invalid_config` with the name of the offending field.
  */
 export async function setConfig(config: UploaderConfig): Promise<void> {
   const json = configToNativeJson(config);
-  await call(() => NativeS3BgUploader.setConfig(json));
+  await call(() => native().setConfig(json));
 }
 
 /**
@@ -69,97 +93,196 @@ export async function setConfig(config: UploaderConfig): Promise<void> {
  *   user params), `file_not_found`, `file_unreadable`, `database`.
  */
 export async function uploadFile(path: string, options: UploadFileOptions = {}): Promise<Upload> {
+  const args = uploadArgs(path, options, 'uploadFile');
+  return toUpload(await call(() => native().uploadFile(...args)));
+}
+
+type UploadArgs = [path: string, transferId: string, fileName: string | null, params: string];
+
+/** Checks one file and its options; `shared` are the batch's options under the item's own. */
+function uploadArgs(
+  path: unknown,
+  options: unknown,
+  fnName: string,
+  shared: UploadFileOptions = {},
+): UploadArgs {
   if (typeof options !== 'object' || options === null) {
-    throw new UploadError('invalid_argument', 'the options of uploadFile must be an object');
+    throw new UploadError('invalid_argument', `the options of ${fnName} must be an object`);
   }
+  const own = options as UploadFileOptions;
   const filePath = toFilePath(path);
+  const transferIdOption = own.transferId ?? shared.transferId;
   const transferId =
-    options.transferId === undefined ? DEFAULT_TRANSFER_ID : checkTransferId(options.transferId);
+    transferIdOption === undefined ? DEFAULT_TRANSFER_ID : checkTransferId(transferIdOption);
   let fileName: string | null = null;
-  if (options.fileName !== undefined) {
-    if (typeof options.fileName !== 'string' || options.fileName.length === 0) {
+  if (own.fileName !== undefined) {
+    if (typeof own.fileName !== 'string' || own.fileName.length === 0) {
       throw new UploadError('invalid_argument', 'fileName must be a non-empty string');
     }
-    fileName = options.fileName;
+    fileName = own.fileName;
   }
-  const params = userParamsToJson(options.userParams);
-  const upload = await call(() =>
-    NativeS3BgUploader.uploadFile(filePath, transferId, fileName, params),
-  );
-  return toUpload(upload);
+  const params = userParamsToJson(own.userParams ?? shared.userParams);
+  return [filePath, transferId, fileName, params];
+}
+
+/**
+ * Adds several files, in the order given, one after the other (each is
+ * hashed before the next starts), and resolves once with one result per
+ * file, in the same order: `{ upload, error: null }` for a file added (or
+ * found already in its transfer, as `uploadFile` does; the same content twice
+ * gives the same upload twice), `{ upload: null, error }` for a file the
+ * engine refused (`file_not_found`, `file_unreadable`, `invalid_config`...).
+ * A refused file does not stop the others: every file is tried and has its
+ * result. The promise itself only rejects when the batch is malformed.
+ *
+ * Every item is checked before anything is added: a bad path or option
+ * anywhere rejects the whole batch with `invalid_argument` naming the item
+ * (`files[2]: ...`), and nothing is queued.
+ *
+ * @param files paths (as `uploadFile` takes them), or `{ path, ...options }`
+ *   objects for per-file options.
+ * @param options `transferId` and `userParams` for every file that does not
+ *   set its own (an item's `userParams` replaces these, it is not merged).
+ * @throws UploadError `invalid_argument` for a malformed batch,
+ *   `native_module_missing` when the app was built without the module.
+ */
+export async function uploadFiles(
+  files: readonly (string | UploadFilesItem)[],
+  options: Omit<UploadFileOptions, 'fileName'> = {},
+): Promise<UploadFilesResult[]> {
+  if (!Array.isArray(files)) {
+    throw new UploadError(
+      'invalid_argument',
+      `uploadFiles takes an array of paths or { path, ...options }, got ${
+        files === null ? 'null' : typeof files
+      }`,
+    );
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new UploadError('invalid_argument', 'the options of uploadFiles must be an object');
+  }
+  if ((options as UploadFileOptions).fileName !== undefined) {
+    throw new UploadError(
+      'invalid_argument',
+      'uploadFiles takes fileName per file ({ path, fileName }), not for the whole batch',
+    );
+  }
+  // Checked in a first pass, shared options included, so a mistake adds nothing.
+  const shared = uploadArgs('/', options, 'uploadFiles');
+  const sharedOptions: UploadFileOptions = {
+    transferId: shared[1],
+    userParams: options.userParams,
+  };
+  const batch = files.map((item: unknown, i): UploadArgs => {
+    try {
+      if (typeof item === 'string') {
+        return uploadArgs(item, {}, 'uploadFiles', sharedOptions);
+      }
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new UploadError(
+          'invalid_argument',
+          `must be a path or { path, ...options }, got ${item === null ? 'null' : typeof item}`,
+        );
+      }
+      const { path, ...own } = item as UploadFilesItem;
+      return uploadArgs(path, own, 'uploadFiles', sharedOptions);
+    } catch (e) {
+      const err = toUploadError(e);
+      throw new UploadError(err.code, `files[${i}]: ${err.message}`, { cause: err });
+    }
+  });
+  // Without the native module every file would fail alike: say it once.
+  const nativeModule = native();
+  const results: UploadFilesResult[] = [];
+  for (const args of batch) {
+    try {
+      const upload = toUpload(await call(() => nativeModule.uploadFile(...args)));
+      results.push({ upload, error: null });
+    } catch (e) {
+      results.push({ upload: null, error: toUploadError(e) });
+    }
+  }
+  return results;
 }
 
 async function changeState(
-  run: (uploadId: number | null, transferId: string | null) => Promise<NativeUpload[]>,
-  target: UploadTarget | undefined,
+  name: string,
+  run: (id: number | null, transferId: string | null) => Promise<NativeUpload[]>,
+  target: UploadTarget,
 ): Promise<Upload[]> {
-  const [uploadId, transferId] = targetToNative(target);
-  const changed = await call(() => run(uploadId, transferId));
+  const [id, transferId] = targetToNative(target, name);
+  const changed = await call(() => run(id, transferId));
   return changed.map(toUpload);
 }
 
 /**
- * Pauses unfinished uploads: one (`{ uploadId }`), one transfer
- * (`{ transferId }`), or every upload (no target). Parts in flight stop and
- * are sent again on resume. Resolves with the uploads that changed.
+ * Pauses unfinished uploads: one (`{ id }`), one transfer (`{ transferId }`),
+ * or every upload (`{ all: true }`). Parts in flight stop and are sent again
+ * on resume. Resolves with the uploads that changed.
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`):
+ *   every upload is only ever reached with `{ all: true }`.
  */
-export function pause(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.pause(u, t), target);
+export function pause(target: UploadTarget): Promise<Upload[]> {
+  return changeState('pause', (u, t) => native().pause(u, t), target);
 }
 
 /**
  * Resumes PAUSED and FAILED uploads (a FAILED one starts a fresh round of
- * retries): one, one transfer, or every upload. Resolves with the uploads
- * that changed. New uploads start on their own; no call is needed.
+ * retries): `{ id }`, `{ transferId }` or `{ all: true }`. Resolves with the
+ * uploads that changed. New uploads start on their own; no call is needed.
  */
-export function resume(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.resume(u, t), target);
+export function resume(target: UploadTarget): Promise<Upload[]> {
+  return changeState('resume', (u, t) => native().resume(u, t), target);
 }
 
 /**
- * Cancels unfinished uploads: one, one transfer, or every upload. Cancelled
- * is final; when `abortApi` is configured the backend is told so it can
- * free the storage. Resolves with the uploads that changed.
+ * Cancels unfinished uploads: `{ id }`, `{ transferId }` or `{ all: true }`.
+ * Cancelled is final; when `abortApi` is configured the backend is told so
+ * it can free the storage. Resolves with the uploads that changed.
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`),
+ *   so `cancel(maybeTarget)` with an unset variable cancels nothing.
  */
-export function cancel(target?: UploadTarget): Promise<Upload[]> {
-  return changeState((u, t) => NativeS3BgUploader.cancel(u, t), target);
+export function cancel(target: UploadTarget): Promise<Upload[]> {
+  return changeState('cancel', (u, t) => native().cancel(u, t), target);
 }
 
 /**
- * Deletes finished uploads from the queue: one (`{ uploadId }`), one
- * transfer (`{ transferId }`), or all (no target). Finished means COMPLETED,
+ * Deletes finished uploads from the queue: one (`{ id }`), one transfer
+ * (`{ transferId }`), or all (`{ all: true }`). Finished means COMPLETED,
  * or CANCELLED with the abort call done; FAILED and PAUSED uploads can still
  * be resumed, so cancel them first. Naming one upload that is not finished
  * rejects with `invalid_argument`; a transfer or all skips unfinished ones.
  * Resolves with how many were deleted. Finished uploads are also deleted on
  * their own after `finishedRetentionMs` (default 7 days).
+ *
+ * @throws UploadError `invalid_argument` without a target (or `undefined`).
  */
-export async function forget(target?: UploadTarget): Promise<number> {
-  const [uploadId, transferId] = targetToNative(target);
-  return call(() => NativeS3BgUploader.forget(uploadId, transferId));
+export async function forget(target: UploadTarget): Promise<number> {
+  const [id, transferId] = targetToNative(target, 'forget');
+  return call(() => native().forget(id, transferId));
 }
 
 /** Snapshots of the uploads that match the filter (all without one), in queue order. */
 export async function getUploads(filter?: UploadFilter): Promise<Upload[]> {
   const f = checkFilter(filter);
-  const list = await call(() =>
-    NativeS3BgUploader.getUploads(f.uploadId ?? null, f.transferId ?? null),
-  );
+  const list = await call(() => native().getUploads(f.id ?? null, f.transferId ?? null));
   return list.map(toUpload).filter(u => matchesFilter(u, f));
 }
 
-/** The upload with this id, or null when there is none. */
-export async function getUpload(uploadId: number): Promise<Upload | null> {
-  const id = checkUploadId(uploadId);
-  const list = await call(() => NativeS3BgUploader.getUploads(id, null));
-  const found = list.find(u => u.id === id);
+/** The upload with this id (`Upload.id`), or null when there is none. */
+export async function getUpload(id: number): Promise<Upload | null> {
+  const checked = checkUploadId(id);
+  const list = await call(() => native().getUploads(checked, null));
+  const found = list.find(u => u.id === checked);
   return found ? toUpload(found) : null;
 }
 
 /** Aggregate of one transfer, or of every upload without an id. */
 export async function getSummary(transferId?: string): Promise<Summary> {
   const t = transferId === undefined ? null : checkTransferId(transferId);
-  const summary = await call(() => NativeS3BgUploader.getSummary(t));
+  const summary = await call(() => native().getSummary(t));
   return toSummary(summary);
 }
 
@@ -182,13 +305,13 @@ export async function getSummary(transferId?: string): Promise<Summary> {
  *   moved (`database`).
  */
 export async function setAsideQueue(): Promise<string> {
-  return call(() => NativeS3BgUploader.setAsideQueue());
+  return call(() => native().setAsideQueue());
 }
 
 /** Whether an upload matches a (checked) filter. */
-export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFilter>): boolean {
+export function matchesFilter(upload: Upload, filter: CheckedFilter): boolean {
   return (
-    (filter.uploadId === undefined || upload.id === filter.uploadId) &&
+    (filter.id === undefined || upload.id === filter.id) &&
     (filter.transferId === undefined || upload.transferId === filter.transferId) &&
     (filter.fileHash === undefined || upload.fileHash === filter.fileHash) &&
     (filter.states.length === 0 || filter.states.includes(upload.state))
@@ -197,18 +320,18 @@ export function matchesFilter(upload: Upload, filter: ReturnType<typeof checkFil
 
 const progressEvents = new EventFanout<NativeProgress, UploadProgress>(
   'onProgress',
-  () => NativeS3BgUploader.onProgress,
+  () => native().onProgress,
   toProgress,
 );
 
 const stateEvents = new EventFanout<NativeUpload, Upload>(
   'onStateChange',
-  () => NativeS3BgUploader.onStateChange,
+  () => native().onStateChange,
   toUpload,
   {
     // The native snapshot went out before any listener existed: the first
     // listeners get the current state of every upload instead.
-    fetch: async () => (await call(() => NativeS3BgUploader.getUploads(null, null))).map(toUpload),
+    fetch: async () => (await call(() => native().getUploads(null, null))).map(toUpload),
     key: u => u.id,
     time: u => u.updatedAtMs,
   },

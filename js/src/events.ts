@@ -3,6 +3,7 @@
  * every JavaScript listener, taken when the first listener arrives and
  * given back when the last one leaves.
  */
+import { UploadError } from './errors';
 import type { Subscription } from './types';
 
 type NativeSubscribe<N> = (handler: (value: N) => void) => { remove(): void };
@@ -45,15 +46,22 @@ export class EventFanout<N, T> {
    */
   add(fn: (value: T) => void, replay = true): Subscription {
     if (typeof fn !== 'function') {
-      throw new TypeError(`${this.name} needs a listener function`);
+      throw new UploadError(
+        'invalid_argument',
+        `${this.name} needs a listener function, got ${fn === null ? 'null' : typeof fn}`,
+      );
     }
     const starts = this.native === null;
     const entry: Entry<T> = { fn, awaiting: replay && (starts || this.live !== null) };
-    this.listeners.add(entry);
     if (starts) {
+      // Subscribed before the listener is counted: a failure (no native
+      // module) leaves nothing behind.
       const native = this.subscribe()(value => this.emit(value));
       this.native = native;
+      this.listeners.add(entry);
       this.replayTo(native);
+    } else {
+      this.listeners.add(entry);
     }
     let removed = false;
     return {

@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { getSummary, getUploads, matchesFilter, onProgress, onStateChangeLive } from './api';
 import { toUploadError, type UploadError } from './errors';
-import type { Summary, Upload, UploadFilter } from './types';
+import type { Subscription, Summary, Upload, UploadFilter } from './types';
 import { checkFilter } from './validate';
 
 export interface UploadsResult {
@@ -61,7 +61,34 @@ function filterKey(filter: UploadFilter | null | undefined): string {
       : typeof filter.state === 'string'
       ? [filter.state]
       : [...filter.state];
-  return JSON.stringify([filter.uploadId, filter.transferId, filter.fileHash, states.sort()]);
+  return JSON.stringify([
+    filter.id ?? filter.uploadId,
+    filter.transferId,
+    filter.fileHash,
+    states.sort(),
+  ]);
+}
+
+/**
+ * Takes every subscription, or none: when one cannot be taken (no native
+ * module in this build) the hook shows the error instead of throwing from
+ * an effect, which would unmount the app.
+ */
+function subscribeAll(
+  fail: (e: unknown) => void,
+  subscribers: ReadonlyArray<() => Subscription>,
+): Subscription[] | null {
+  const subs: Subscription[] = [];
+  try {
+    for (const subscribe of subscribers) {
+      subs.push(subscribe());
+    }
+    return subs;
+  } catch (e) {
+    subs.forEach(s => s.remove());
+    fail(e);
+    return null;
+  }
 }
 
 function byId(a: Upload, b: Upload): number {
@@ -120,27 +147,42 @@ function useUploadList(filter: UploadFilter | null | undefined): UploadsResult {
       return current.delete(u.id);
     };
 
-    const stateSub = onStateChangeLive(u => {
-      if (uploads === null) {
-        early.push(u);
-      } else if (applyState(uploads, u)) {
-        publish(uploads);
-      }
-    });
-    const progressSub = onProgress(p => {
-      // Progress before the snapshot is dropped: the snapshot is at least as new.
-      const known = uploads?.get(p.id);
-      if (uploads === null || known === undefined) {
-        return;
-      }
-      uploads.set(p.id, {
-        ...known,
-        uploadedBytes: p.uploadedBytes,
-        partsDone: p.partsDone,
-        partsTotal: p.partsTotal,
-      });
-      publish(uploads);
-    });
+    const fail = (e: unknown) => {
+      setLoaded(prev => ({
+        key,
+        round,
+        value: prev !== null && prev.key === key ? prev.value : EMPTY,
+        error: toUploadError(e),
+      }));
+    };
+    const subs = subscribeAll(fail, [
+      () =>
+        onStateChangeLive(u => {
+          if (uploads === null) {
+            early.push(u);
+          } else if (applyState(uploads, u)) {
+            publish(uploads);
+          }
+        }),
+      () =>
+        onProgress(p => {
+          // Progress before the snapshot is dropped: the snapshot is at least as new.
+          const known = uploads?.get(p.id);
+          if (uploads === null || known === undefined) {
+            return;
+          }
+          uploads.set(p.id, {
+            ...known,
+            uploadedBytes: p.uploadedBytes,
+            partsDone: p.partsDone,
+            partsTotal: p.partsTotal,
+          });
+          publish(uploads);
+        }),
+    ]);
+    if (subs === null) {
+      return undefined;
+    }
 
     getUploads(checked).then(
       list => {
@@ -157,20 +199,14 @@ function useUploadList(filter: UploadFilter | null | undefined): UploadsResult {
       },
       (e: unknown) => {
         if (active) {
-          setLoaded(prev => ({
-            key,
-            round,
-            value: prev !== null && prev.key === key ? prev.value : EMPTY,
-            error: toUploadError(e),
-          }));
+          fail(e);
         }
       },
     );
 
     return () => {
       active = false;
-      stateSub.remove();
-      progressSub.remove();
+      subs.forEach(s => s.remove());
     };
   }, [checked, key, round]);
 
@@ -193,10 +229,10 @@ export function useUploads(filter?: UploadFilter): UploadsResult {
   return useUploadList(filter);
 }
 
-/** One upload by id, kept current. Pass null or undefined to follow nothing. */
-export function useUpload(uploadId: number | null | undefined): UploadResult {
-  const none = uploadId === null || uploadId === undefined;
-  const result = useUploadList(none ? null : { uploadId });
+/** One upload by its `Upload.id`, kept current. Pass null or undefined to follow nothing. */
+export function useUpload(id: number | null | undefined): UploadResult {
+  const none = id === null || id === undefined;
+  const result = useUploadList(none ? null : { id });
   return {
     upload: result.uploads[0] ?? null,
     loading: result.loading,
@@ -263,8 +299,19 @@ export function useSummary(transferId?: string): SummaryResult {
       }
     };
 
-    const stateSub = onStateChangeLive(onEvent);
-    const progressSub = onProgress(onEvent);
+    const subs = subscribeAll(
+      e =>
+        setLoaded(prev => ({
+          key,
+          round,
+          value: prev !== null && prev.key === key ? prev.value : null,
+          error: toUploadError(e),
+        })),
+      [() => onStateChangeLive(onEvent), () => onProgress(onEvent)],
+    );
+    if (subs === null) {
+      return undefined;
+    }
     read();
 
     return () => {
@@ -272,8 +319,7 @@ export function useSummary(transferId?: string): SummaryResult {
       if (timer !== null) {
         clearTimeout(timer);
       }
-      stateSub.remove();
-      progressSub.remove();
+      subs.forEach(s => s.remove());
     };
   }, [key, round, transferId]);
 

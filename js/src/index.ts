@@ -28,11 +28,18 @@ export {
   setAsideQueue,
   setConfig,
   uploadFile,
+  uploadFiles,
 } from './api';
 export { UploadError, isUploadError, isUploadErrorCode } from './errors';
 export { SUMMARY_REFRESH_MS, useSummary, useUpload, useUploads } from './hooks';
 export type { SummaryResult, UploadResult, UploadsResult } from './hooks';
-export { ACTIVE_STATES, ERROR_CODES, FINAL_STATES, UPLOAD_STATES } from './types';
+export {
+  ACTIVE_STATES,
+  ENGINE_ERROR_CODES,
+  ERROR_CODES,
+  FINAL_STATES,
+  UPLOAD_STATES,
+} from './types';
 export type {
   JsonValue,
   NotificationConfig,
@@ -44,10 +51,18 @@ export type {
   UploadErrorCode,
   UploadFailure,
   UploadFileOptions,
+  UploadFilesItem,
+  UploadFilesResult,
   UploadFilter,
   UploadProgress,
   UploadState,
   UploadTarget,
   UploaderConfig,
 } from './types';
-export { MAX_PARALLEL_PARTS, NOTIFICATION_PLACEHOLDERS, RESERVED_USER_PARAMS } from './validate';
+export {
+  MAX_PARALLEL_PARTS,
+  MAX_TIMEOUT_MS,
+  MIN_TIMEOUT_MS,
+  NOTIFICATION_PLACEHOLDERS,
+  RESERVED_USER_PARAMS,
+} from './validate';

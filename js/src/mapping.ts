@@ -19,7 +19,8 @@ export function toUpload(n: NativeUpload): Upload {
     size: n.size,
     state: n.state as UploadState,
     key: n.key ?? null,
-    // Renamed: in this API `uploadId` means `Upload.id`.
+    // The contract's (and the CLI JSON's) `uploadId`, named for what it is:
+    // in this API an upload is `id`, and `uploadId` is only a deprecated alias of it.
     multipartUploadId: n.uploadId ?? null,
     partSize: n.partSize ?? null,
     partsTotal: n.partsTotal,

@@ -2,6 +2,7 @@
  * Public types. States and error codes are the engine's (rust-core
  * `model.rs` and `error.rs`), spelled exactly as the engine spells them.
  */
+import type { UploadError } from './errors';
 
 /**
  * Life cycle of one upload:
@@ -56,8 +57,10 @@ export const ACTIVE_STATES: readonly UploadState[] = ['PENDING', 'INITIALIZED', 
  * | `database_corrupt` | the queue database is damaged; it can be set aside (kept for inspection) to start an empty queue |
  * | `shutdown` | the engine was shut down while the call was waiting |
  * | `internal` | a bug (in the engine, the native module, or an unexpected native answer) |
+ *
+ * `ERROR_CODES` adds the code of the JavaScript layer: `native_module_missing`.
  */
-export const ERROR_CODES = [
+export const ENGINE_ERROR_CODES = [
   'invalid_config',
   'invalid_argument',
   'not_found',
@@ -77,6 +80,14 @@ export const ERROR_CODES = [
   'internal',
 ] as const;
 
+/**
+ * Every code an `UploadError` can carry: the engine's, and
+ * `native_module_missing` (the native module is not in this build: Expo Go,
+ * the web, a Jest run without a mock, an app not rebuilt after installing;
+ * raised by the first call, never at import).
+ */
+export const ERROR_CODES = [...ENGINE_ERROR_CODES, 'native_module_missing'] as const;
+
 export type UploadErrorCode = (typeof ERROR_CODES)[number];
 
 /** Why an upload is FAILED or PAUSED by the engine (as stored in the queue). */
@@ -91,7 +102,11 @@ export interface Upload {
   readonly id: number;
   /** Groups files; `DEFAULT_TRANSFER_ID` unless the app chose one. */
   readonly transferId: string;
-  /** Absolute path of the file on this device. */
+  /**
+   * The file as the engine opens it: an absolute path (a `file://` URI
+   * given to `uploadFile` is stored as its path), or the `content://`
+   * (Android) or `bookmark://` (iOS) URI as given.
+   */
   readonly path: string;
   readonly fileName: string;
   /** XXH3-128 of the file's content, 32 lowercase hex digits (the contract's `fileHash`). */
@@ -101,7 +116,11 @@ export interface Upload {
   readonly state: UploadState;
   /** Object key chosen by the backend, once startUpload answered. */
   readonly key: string | null;
-  /** S3 multipart upload id chosen by the backend, once startUpload answered. */
+  /**
+   * The S3 multipart upload id the backend's startUpload answered (null
+   * before): what the backend contract and the `s3bgu` CLI's JSON call
+   * `uploadId`. In this API the upload itself is always `id`.
+   */
   readonly multipartUploadId: string | null;
   /** Part size chosen by the backend, once startUpload answered. */
   readonly partSize: number | null;
@@ -162,13 +181,30 @@ export interface Summary {
   readonly completedTransfers: number;
 }
 
-/** Which uploads `pause`, `resume` and `cancel` apply to. */
+/**
+ * Which uploads `pause`, `resume`, `cancel` and `forget` apply to: one
+ * upload (`{ id }`, its `Upload.id`), one transfer (`{ transferId }`), or
+ * every upload (`{ all: true }`). There is no default: a target that is
+ * missing or `undefined` is refused, so an unset variable never reaches
+ * every upload.
+ */
 export type UploadTarget =
-  | { readonly uploadId: number; readonly transferId?: undefined }
-  | { readonly transferId: string; readonly uploadId?: undefined };
+  | { readonly id: number; readonly transferId?: undefined; readonly all?: undefined }
+  | { readonly transferId: string; readonly id?: undefined; readonly all?: undefined }
+  | { readonly all: true; readonly id?: undefined; readonly transferId?: undefined }
+  | {
+      /** @deprecated use `{ id }`: the same `Upload.id` under its own name. */
+      readonly uploadId: number;
+      readonly id?: undefined;
+      readonly transferId?: undefined;
+      readonly all?: undefined;
+    };
 
 /** Which uploads `getUploads` and `useUploads` return. Every field narrows. */
 export interface UploadFilter {
+  /** One upload, by its `Upload.id`. */
+  readonly id?: number;
+  /** @deprecated use `id`: the same `Upload.id` under its own name. */
   readonly uploadId?: number;
   readonly transferId?: string;
   /** One state, or any of several. */
@@ -203,6 +239,20 @@ export interface UploadFileOptions {
   readonly fileName?: string;
 }
 
+/** One file of `uploadFiles` with options of its own. */
+export interface UploadFilesItem extends UploadFileOptions {
+  /** As `uploadFile` takes it: an absolute path, a `file://` URI, or a URI the platform opens. */
+  readonly path: string;
+}
+
+/**
+ * The result of one file of `uploadFiles`, at its index in the batch: the
+ * upload, or the `UploadError` the engine refused that file with.
+ */
+export type UploadFilesResult =
+  | { readonly upload: Upload; readonly error: null }
+  | { readonly upload: null; readonly error: UploadError };
+
 /** Retry policy for every call (backend calls and part uploads). */
 export interface RetryConfig {
   /** Consecutive failures of one call before the upload FAILS (1..100, default 8). */
@@ -213,6 +263,17 @@ export interface RetryConfig {
   readonly maxDelayMs?: number;
   /** Presigned URL refreshes in a row for one part after 403s (0..100, default 4). */
   readonly maxUrlRefreshes?: number;
+  /**
+   * A backend call without a whole answer after this long is abandoned and
+   * counts as a failed attempt (100..3,600,000 ms, default 60,000).
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * A part upload that sends nothing and receives nothing for this long is
+   * abandoned and counts as a failed attempt (100..3,600,000 ms, default
+   * 60,000).
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /**
@@ -233,7 +294,7 @@ export interface UploaderConfig {
   readonly startUploadApi: string;
   /** `POST` here returns presigned part URLs. */
   readonly getUploadUrlsApi: string;
-  /** `POST {completeApi}/{uploadId}/{key}` completes an upload. */
+  /** `POST {completeApi}/{uploadId}/{key}` completes an upload (`uploadId`: the multipart upload id). */
   readonly completeApi: string;
   /** Optional: `POST {abortApi}/{uploadId}/{key}` is sent when an upload is cancelled. */
   readonly abortApi?: string;

@@ -7,7 +7,7 @@
  */
 import { Platform } from 'react-native';
 import { UploadError } from './errors';
-import type { UploaderConfig, UploadFilter, UploadTarget } from './types';
+import type { UploaderConfig, UploadFilter } from './types';
 import { UPLOAD_STATES, type UploadState } from './types';
 
 /** The contract's own startUpload fields: user params may not use them. */
@@ -26,6 +26,9 @@ export const NOTIFICATION_PLACEHOLDERS: readonly string[] = [
 
 export const MAX_PARALLEL_PARTS = 32;
 const MAX_RETRY_DELAY_MS = 3_600_000;
+/** Bounds of `retry.requestTimeoutMs` and `retry.stallTimeoutMs` (the engine's). */
+export const MIN_TIMEOUT_MS = 100;
+export const MAX_TIMEOUT_MS = 3_600_000;
 // The engine's defaults, which apply to the delay the app leaves out.
 const DEFAULT_INITIAL_DELAY_MS = 1_000;
 const DEFAULT_MAX_DELAY_MS = 60_000;
@@ -175,7 +178,14 @@ const CONFIG_FIELDS = [
   'extraRootCertificatesPem',
   'finishedRetentionMs',
 ];
-const RETRY_FIELDS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxUrlRefreshes'];
+const RETRY_FIELDS = [
+  'maxAttempts',
+  'initialDelayMs',
+  'maxDelayMs',
+  'maxUrlRefreshes',
+  'requestTimeoutMs',
+  'stallTimeoutMs',
+];
 const NOTIFICATION_FIELDS = ['title', 'text'];
 
 /**
@@ -259,6 +269,11 @@ export function configToNativeJson(config: UploaderConfig): string {
     }
     if (retry.maxUrlRefreshes !== undefined) {
       r.maxUrlRefreshes = checkInteger('retry.maxUrlRefreshes', retry.maxUrlRefreshes, 0, 100);
+    }
+    for (const name of ['requestTimeoutMs', 'stallTimeoutMs'] as const) {
+      if (retry[name] !== undefined) {
+        r[name] = checkInteger(`retry.${name}`, retry[name], MIN_TIMEOUT_MS, MAX_TIMEOUT_MS);
+      }
     }
     out.retry = r;
   }
@@ -454,7 +469,7 @@ export function checkTransferId(value: unknown, name = 'transferId'): string {
 }
 
 /** Checks an upload id (`Upload.id`) and returns it. */
-export function checkUploadId(value: unknown, name = 'uploadId'): number {
+export function checkUploadId(value: unknown, name = 'id'): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw argumentError(
       `${name} must be an upload's id (a non-negative integer), got ${String(value)}`,
@@ -463,44 +478,82 @@ export function checkUploadId(value: unknown, name = 'uploadId'): number {
   return value;
 }
 
-/** The native selector of a target: [uploadId, transferId], both null for everything. */
-export function targetToNative(target: UploadTarget | undefined): [number | null, string | null] {
+const TARGET_SHAPES = '{ id }, { transferId } or { all: true }';
+
+/**
+ * The native selector of a target: [id, transferId], both null for every
+ * upload. Every upload only when asked for with `{ all: true }`: a missing
+ * target is a mistake (an unset variable), not a wish to reach everything.
+ * `call` names the function in the messages.
+ */
+export function targetToNative(target: unknown, call: string): [number | null, string | null] {
   if (target === undefined || target === null) {
-    return [null, null];
-  }
-  if (!isPlainObject(target)) {
     throw argumentError(
-      `the target must be { uploadId } or { transferId }, got ${describe(target)}`,
+      `${call} needs a target: ${TARGET_SHAPES} (every upload), got ${String(target)}`,
     );
   }
-  const { uploadId, transferId } = target as { uploadId?: unknown; transferId?: unknown };
-  if (uploadId !== undefined && transferId !== undefined) {
-    throw argumentError('the target must name either uploadId or transferId, not both');
+  if (!isPlainObject(target)) {
+    throw argumentError(`the target of ${call} must be ${TARGET_SHAPES}, got ${describe(target)}`);
+  }
+  const { id, uploadId, transferId, all } = target;
+  if (id !== undefined && uploadId !== undefined) {
+    throw argumentError(
+      `the target of ${call} names id and its deprecated alias uploadId: keep id`,
+    );
+  }
+  const named = [
+    id !== undefined || uploadId !== undefined ? 'id' : null,
+    transferId !== undefined ? 'transferId' : null,
+    all !== undefined ? 'all' : null,
+  ].filter(n => n !== null);
+  if (named.length > 1) {
+    throw argumentError(
+      `the target of ${call} must name one of id, transferId or all, not ${named.join(' and ')}`,
+    );
+  }
+  if (id !== undefined) {
+    return [checkUploadId(id, 'target.id'), null];
   }
   if (uploadId !== undefined) {
-    return [checkUploadId(uploadId), null];
+    return [checkUploadId(uploadId, 'target.uploadId'), null];
   }
   if (transferId !== undefined) {
-    return [null, checkTransferId(transferId)];
+    return [null, checkTransferId(transferId, 'target.transferId')];
   }
-  throw argumentError(
-    'the target must be { uploadId } or { transferId }; pass nothing to target every upload',
-  );
+  if (all !== undefined) {
+    if (all !== true) {
+      throw argumentError(`target.all must be true (every upload), got ${String(all)}`);
+    }
+    return [null, null];
+  }
+  throw argumentError(`the target of ${call} must be ${TARGET_SHAPES}, got an empty object`);
 }
 
-/** Validates a filter and returns its states as a list (empty: any state). */
-export function checkFilter(
-  filter: UploadFilter | undefined,
-): UploadFilter & { states: readonly UploadState[] } {
+/** A checked filter: the deprecated `uploadId` folded into `id`, states as a list (empty: any state). */
+export type CheckedFilter = {
+  readonly id?: number;
+  readonly transferId?: string;
+  readonly fileHash?: string;
+  readonly states: readonly UploadState[];
+};
+
+/** Validates a filter and returns it checked. */
+export function checkFilter(filter: UploadFilter | undefined): CheckedFilter {
   if (filter === undefined) {
     return { states: [] };
   }
   if (!isPlainObject(filter)) {
     throw argumentError(`the filter must be an object, got ${describe(filter)}`);
   }
-  if (filter.uploadId !== undefined) {
-    checkUploadId(filter.uploadId, 'filter.uploadId');
+  if (filter.id !== undefined && filter.uploadId !== undefined) {
+    throw argumentError('the filter names id and its deprecated alias uploadId: keep id');
   }
+  const id =
+    filter.id !== undefined
+      ? checkUploadId(filter.id, 'filter.id')
+      : filter.uploadId !== undefined
+      ? checkUploadId(filter.uploadId, 'filter.uploadId')
+      : undefined;
   if (filter.transferId !== undefined) {
     checkTransferId(filter.transferId, 'filter.transferId');
   }
@@ -518,5 +571,17 @@ export function checkFilter(
       );
     }
   }
-  return { ...filter, states: raw as readonly UploadState[] };
+  const checked: { -readonly [K in keyof CheckedFilter]: CheckedFilter[K] } = {
+    states: raw as readonly UploadState[],
+  };
+  if (id !== undefined) {
+    checked.id = id;
+  }
+  if (filter.transferId !== undefined) {
+    checked.transferId = filter.transferId as string;
+  }
+  if (filter.fileHash !== undefined) {
+    checked.fileHash = filter.fileHash as string;
+  }
+  return checked;
 }

@@ -12,7 +12,7 @@ pub const MAX_PARTS_IN_FLIGHT: u32 = 32;
 /// How long finished uploads are kept by default: a week.
 pub const DEFAULT_FINISHED_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// The longest retention that can be set (ten years); 0 keeps them forever.
-const MAX_FINISHED_RETENTION_MS: u64 = 3650 * 24 * 3600 * 1000;
+pub(crate) const MAX_FINISHED_RETENTION_MS: u64 = 3650 * 24 * 3600 * 1000;
 /// Bounds of `retry.maxAttempts`.
 pub const MAX_ATTEMPTS_RANGE: RangeInclusive<u32> = 1..=100;
 /// The longest `retry.maxDelayMs` (an hour).

@@ -240,11 +240,11 @@ mod tests {
     fn the_javascript_api_lists_exactly_the_engine_codes_and_states() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../js/src/types.ts");
         let ts = std::fs::read_to_string(path).expect("js/src/types.ts");
-        let mut js_codes = ts_array(&ts, "ERROR_CODES");
+        let mut js_codes = ts_array(&ts, "ENGINE_ERROR_CODES");
         let mut codes: Vec<String> = ALL_CODES.iter().map(|c| c.as_str().to_owned()).collect();
         js_codes.sort();
         codes.sort();
-        assert_eq!(js_codes, codes, "ERROR_CODES in js/src/types.ts");
+        assert_eq!(js_codes, codes, "ENGINE_ERROR_CODES in js/src/types.ts");
         for c in ALL_CODES {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
         }

@@ -14,7 +14,7 @@
 //! ids travel as JSON integers without loss.
 
 use crate::background::NetworkPolicy;
-use crate::config::{Config, RetryPolicy};
+use crate::config::{Config, RetryPolicy, MAX_FINISHED_RETENTION_MS, TIMEOUT_MS_RANGE};
 use crate::error::{ErrorCode, UploadError};
 use crate::model::{Selector, Summary, UploadEvent, UploadInfo};
 use serde::Serialize;
@@ -48,7 +48,7 @@ fn describe(v: &Value) -> &'static str {
     }
 }
 
-const CONFIG_FIELDS: [&str; 10] = [
+const CONFIG_FIELDS: [&str; 11] = [
     "startUploadUrl",
     "uploadUrlsUrl",
     "completeUrl",
@@ -59,12 +59,15 @@ const CONFIG_FIELDS: [&str; 10] = [
     "network",
     "notification",
     "extraRootCertificatesPem",
+    "finishedRetentionMs",
 ];
-const RETRY_FIELDS: [&str; 4] = [
+const RETRY_FIELDS: [&str; 6] = [
     "maxAttempts",
     "baseDelayMs",
     "maxDelayMs",
     "maxUrlRefreshes",
+    "requestTimeoutMs",
+    "stallTimeoutMs",
 ];
 const NOTIFICATION_FIELDS: [&str; 2] = ["title", "text"];
 
@@ -238,6 +241,7 @@ pub fn config_from_json(json: &str) -> Result<Config, UploadError> {
         let r = object("retry", v)?;
         check_keys("retry", r, &RETRY_FIELDS)?;
         let d = RetryPolicy::default();
+        let (t_min, t_max) = (*TIMEOUT_MS_RANGE.start(), *TIMEOUT_MS_RANGE.end());
         let get = |key: &str, min: u64, max: u64, default: u64| match field(r, key) {
             Some(v) => integer(&format!("retry.{key}"), v, min, max),
             None => Ok(default),
@@ -247,7 +251,8 @@ pub fn config_from_json(json: &str) -> Result<Config, UploadError> {
             base_delay_ms: get("baseDelayMs", 0, 3_600_000, d.base_delay_ms)?,
             max_delay_ms: get("maxDelayMs", 0, 3_600_000, d.max_delay_ms)?,
             max_url_refreshes: get("maxUrlRefreshes", 0, 100, d.max_url_refreshes.into())? as u32,
-            ..d
+            request_timeout_ms: get("requestTimeoutMs", t_min, t_max, d.request_timeout_ms)?,
+            stall_timeout_ms: get("stallTimeoutMs", t_min, t_max, d.stall_timeout_ms)?,
         };
     }
     if let Some(v) = field(obj, "network") {
@@ -283,12 +288,14 @@ pub fn config_from_json(json: &str) -> Result<Config, UploadError> {
                 .push(string(&format!("extraRootCertificatesPem[{i}]"), pem)?);
         }
     }
+    if let Some(v) = field(obj, "finishedRetentionMs") {
+        c.finished_retention_ms = integer("finishedRetentionMs", v, 0, MAX_FINISHED_RETENTION_MS)?;
+    }
     c.validate().map_err(UploadError::from)?;
     Ok(c)
 }
 
-/// The configuration in the shape `config_from_json` reads (the time-outs,
-/// which JavaScript cannot set, are left out).
+/// The configuration in the shape `config_from_json` reads.
 pub fn config_to_json(c: &Config) -> String {
     let mut o = Map::new();
     o.insert("startUploadUrl".into(), c.start_upload_url.clone().into());
@@ -311,6 +318,8 @@ pub fn config_to_json(c: &Config) -> String {
             "baseDelayMs": c.retry.base_delay_ms,
             "maxDelayMs": c.retry.max_delay_ms,
             "maxUrlRefreshes": c.retry.max_url_refreshes,
+            "requestTimeoutMs": c.retry.request_timeout_ms,
+            "stallTimeoutMs": c.retry.stall_timeout_ms,
         }),
     );
     let network = match c.network_policy {
@@ -330,6 +339,7 @@ pub fn config_to_json(c: &Config) -> String {
         "extraRootCertificatesPem".into(),
         c.extra_root_certificates_pem.clone().into(),
     );
+    o.insert("finishedRetentionMs".into(), c.finished_retention_ms.into());
     Value::Object(o).to_string()
 }
 

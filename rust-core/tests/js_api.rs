@@ -78,7 +78,7 @@ impl Spec {
         Spec {
             code: code_of(SPEC),
             states: ts_array(&types, "UPLOAD_STATES"),
-            codes: ts_array(&types, "ERROR_CODES"),
+            codes: ts_array(&types, "ENGINE_ERROR_CODES"),
         }
     }
 

@@ -117,14 +117,21 @@ fn config_json_round_trips_and_defaults_apply() {
         "abortUrl": "https://api.example.com/abort",
         "headers": [["Authorization", "Bearer x"], ["authorization", "twice"]],
         "maxPartsInFlight": 7,
-        "retry": { "maxAttempts": 3, "baseDelayMs": 5, "maxDelayMs": 50, "maxUrlRefreshes": 1 },
+        "retry": { "maxAttempts": 3, "baseDelayMs": 5, "maxDelayMs": 50, "maxUrlRefreshes": 1,
+                   "requestTimeoutMs": 30_000, "stallTimeoutMs": 100 },
         "network": "unmetered",
         "notification": { "title": "{percentage}%", "text": "{totalFiles}" },
         "extraRootCertificatesPem": [],
+        "finishedRetentionMs": 0,
     });
     let c = config_from_json(&full.to_string()).unwrap();
     assert_eq!(c.headers.len(), 2);
     assert_eq!(c.network_policy, NetworkPolicy::UnmeteredOnly);
+    assert_eq!(
+        (c.retry.request_timeout_ms, c.retry.stall_timeout_ms),
+        (30_000, 100)
+    );
+    assert_eq!(c.finished_retention_ms, 0);
     let again: Value = serde_json::from_str(&config_to_json(&c)).unwrap();
     assert_eq!(again, full);
     assert_eq!(config_from_json(&again.to_string()).unwrap(), c);
