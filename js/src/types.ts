@@ -129,7 +129,11 @@ export interface Upload {
   readonly partsDone: number;
   /** Bytes of confirmed parts plus bytes of parts in flight. */
   readonly uploadedBytes: number;
-  /** Set when the upload is FAILED, or PAUSED because of `auth_required` or `user_stopped`. */
+  /**
+   * Set when the upload is FAILED, or PAUSED because of `auth_required` or
+   * `user_stopped`; also on an active upload whose file is protected while
+   * the device is locked (iOS, `file_unreadable`): it waits for the unlock.
+   */
   readonly error: UploadFailure | null;
   /** Milliseconds since the Unix epoch. */
   readonly createdAtMs: number;
