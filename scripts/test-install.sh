@@ -227,11 +227,10 @@ check_version() {
   step "RN $version: the documentation's TypeScript samples, compiled as this app compiles its code"
   # Every ts/tsx block of the README, against the installed package's types,
   # with the template's tsconfig and TypeScript (scripts/check-samples.mjs).
-  # The documentation site's pages too, once there is one (docs/).
+  # The documentation site's pages too (docs/content; not docs/build, which
+  # holds a copy of them and the generated API reference).
   local pages=("$root/README.md")
-  if [ -d "$root/docs" ]; then
-    while IFS= read -r -d '' page; do pages+=("$page"); done < <(find "$root/docs" -path '*/node_modules' -prune -o \( -name '*.md' -o -name '*.mdx' \) -print0 | sort -z)
-  fi
+  while IFS= read -r -d '' page; do pages+=("$page"); done < <(find "$root/docs/content" -name '*.md' -print0 | sort -z)
   node "$root/scripts/check-samples.mjs" --app "$dir" "${pages[@]}" ||
     fail "a documentation sample does not compile in the React Native $version app"
 

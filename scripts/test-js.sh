@@ -70,7 +70,8 @@ npx eslint --max-warnings 0 js example-app/App.tsx example-app/src
 
 step "prettier --check"
 npx prettier --check 'js/**/*.{ts,tsx}' 'example-app/App.tsx' 'example-app/src/**/*.{ts,tsx}' \
-  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs scripts/check-samples.mjs
+  app.plugin.js 'plugin/**/*.js' 'test/packaging/*.mjs' scripts/check-pack.mjs scripts/check-samples.mjs \
+  'docs/test/*.mjs'
 
 step "jest"
 npx jest --ci
@@ -121,6 +122,12 @@ node --test --test-reporter=spec --test-reporter-destination=stdout \
 awk '$1 == "#" && $2 == "pass" { p = $3 } $1 == "#" && $2 == "fail" { f = $3 }
   END { printf "packaging: %d passed, %d failed\n", p, f }' "$gen/packaging.tap"
 [ "$packaging_status" = 0 ] || fail "packaging tests failed"
+
+# The documentation site: MkDocs --strict over the pages and the TypeDoc API
+# reference (a broken link or anchor fails), and its link-check tests. The
+# pages' TypeScript samples are compiled by test-install.sh below.
+step "documentation site (docs/build.sh)"
+./docs/build.sh
 
 # -- the example app ----------------------------------------------------------
 cd "$root/example-app"
