@@ -3,15 +3,18 @@
  * S3-compatible storage through your backend's presigned URLs.
  *
  * ```ts
- * import { setConfig, uploadFile, useUploads } from 'react-native-s3-bg-uploader';
+ * import { setConfig, uploadFile } from 'react-native-s3-bg-uploader';
  *
- * await setConfig({
- *   startUploadApi: 'https://api.example.com/uploads/start',
- *   getUploadUrlsApi: 'https://api.example.com/uploads/urls',
- *   completeApi: 'https://api.example.com/uploads/complete',
- *   headers: { Authorization: `Bearer ${token}` },
- * });
- * const upload = await uploadFile('file:///path/to/video.mp4', { transferId: 'trip-2024' });
+ * // At every launch, before the first upload.
+ * export async function startUploads(token: string): Promise<void> {
+ *   await setConfig({
+ *     startUploadApi: 'https://api.example.com/uploads/start',
+ *     getUploadUrlsApi: 'https://api.example.com/uploads/urls',
+ *     completeApi: 'https://api.example.com/uploads/complete',
+ *     headers: { Authorization: `Bearer ${token}` },
+ *   });
+ *   await uploadFile('file:///path/to/video.mp4', { transferId: 'trip-2024' });
+ * }
  * ```
  */
 export {
