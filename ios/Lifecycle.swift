@@ -56,7 +56,6 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
     dispatchPrecondition(condition: .onQueue(.main))
     self.engine = engine
     windows.engine = engine
-    reportProtectedData()
     if report() == .background {
       windows.beginRun(kind: .backgroundWindow)
     }
@@ -95,10 +94,10 @@ final class AppLifecycle: NSObject, @unchecked Sendable {
 
   /// Whether files under data protection can be read (the device is
   /// unlocked): while they cannot, the engine makes an upload whose file
-  /// will not open wait instead of failing it. Main thread.
-  private func reportProtectedData(_ available: Bool? = nil) {
-    try? engine?.setProtectedDataAvailable(
-      available: available ?? UIApplication.shared.isProtectedDataAvailable)
+  /// will not open wait instead of failing it. The open reports the state
+  /// at launch; these notifications report its changes. Main thread.
+  private func reportProtectedData(_ available: Bool) {
+    try? engine?.setProtectedDataAvailable(available: available)
   }
 
   /// Reports the state UIKit gives now (or the one a notification

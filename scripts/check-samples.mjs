@@ -53,15 +53,14 @@ export function extractSamples(markdown, source) {
   return samples;
 }
 
+/** A sample's syntax tree, as TSX. */
+function parseSample(ts, code) {
+  return ts.createSourceFile('sample.tsx', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TSX);
+}
+
 /** Lines (1-based) of `await` outside any function: top-level await. */
 export function topLevelAwaits(ts, code) {
-  const file = ts.createSourceFile(
-    'sample.tsx',
-    code,
-    ts.ScriptTarget.Latest,
-    true,
-    ts.ScriptKind.TSX,
-  );
+  const file = parseSample(ts, code);
   const found = [];
   const visit = node => {
     if (ts.isFunctionLike(node) || ts.isClassLike(node)) return;
@@ -76,13 +75,7 @@ export function topLevelAwaits(ts, code) {
 
 /** Components a sample declares at top level: capitalised functions without parameters. */
 export function declaredComponents(ts, code) {
-  const file = ts.createSourceFile(
-    'sample.tsx',
-    code,
-    ts.ScriptTarget.Latest,
-    true,
-    ts.ScriptKind.TSX,
-  );
+  const file = parseSample(ts, code);
   const names = [];
   for (const s of file.statements) {
     if (
